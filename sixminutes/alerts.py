@@ -1,0 +1,204 @@
+"""Alerts: the record, deduplication per (plugin, key or msg, window), and threshold rules.
+
+Plugins raise alerts through ``ctx.alert``; threshold rules watch a ratio or a mean of
+the built-in series and fire once per (rule, labels, window) when it crosses its
+bound with enough samples behind it, so one bad call never pages anyone.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Callable
+
+from .stats import cached_key as _key
+
+if TYPE_CHECKING:
+    from .call import Call
+    from .store import Store
+
+__all__ = ["Alert", "Alerts", "Rule", "DEFAULT_RULES", "rules_from_config"]
+
+
+@dataclass
+class Alert:
+    """One alert row: the seed's record plus any fields the raiser added."""
+
+    id: str
+    timestamp: int
+    time: float
+    msg: str
+    plugin: str
+    key: Any
+    count: int
+    profile: str
+    direction: str
+    account: str
+    duration: dict[str, int]
+    doc: dict | None
+    fields: dict[str, Any] = field(default_factory=dict)
+    seq: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        data = {name: getattr(self, name) for name in (
+            "id", "timestamp", "time", "msg", "plugin", "key", "count",
+            "profile", "direction", "account", "duration")}
+        data.update(self.fields)
+        data["doc"] = self.doc
+        return data
+
+
+def _hashable(key: Any) -> Any:
+    if isinstance(key, (list, tuple)):
+        return tuple(_hashable(k) for k in key)
+    if isinstance(key, dict):
+        return tuple(sorted((k, _hashable(v)) for k, v in key.items()))
+    try:
+        hash(key)
+    except TypeError:
+        return repr(key)
+    return key
+
+
+class Alerts:
+    """Every alert kept, deduplicated; listeners hear each new or updated alert."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._rows: dict[tuple, Alert] = {}
+        self._seq = 0
+        self.raised = 0
+        self.listeners: list[Callable[[Alert], None]] = []
+
+    def raise_alert(self, plugin: str, msg: str, key: Any, timestamp: int, call: Call,
+                    doc: Callable[[], dict | None], fields: dict[str, Any]) -> Alert:
+        """Add an alert, or count one more of the same (plugin, key or msg, window)."""
+        dedup = (plugin, _hashable(key) if key is not None else msg, timestamp)
+        alert = self._rows.get(dedup)
+        if alert is not None:
+            alert.count += 1
+        else:
+            self._seq += 1
+            digest = hashlib.sha1(repr(dedup).encode()).hexdigest()[:12]
+            alert = self._rows[dedup] = Alert(
+                id=f"{timestamp}-{digest}", timestamp=timestamp, time=self._clock(), msg=msg,
+                plugin=plugin, key=list(key) if isinstance(key, tuple) else key, count=1,
+                profile=call.profile, direction=call.direction, account=call.account,
+                duration={"billable": call.billsec, "total": call.duration},
+                doc=doc(), fields=dict(fields), seq=self._seq,
+            )
+            self.raised += 1
+        for listener in self.listeners:
+            listener(alert)
+        return alert
+
+    def list(self) -> list[Alert]:
+        """Newest first: by window, then by the order they were raised."""
+        return sorted(self._rows.values(), key=lambda a: (a.timestamp, a.seq), reverse=True)
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [alert.to_json() for alert in self.list()]
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def purge(self, before: int | None = None) -> int:
+        """Drop the alerts of windows older than ``before`` (all when None); return how many."""
+        dropped = [k for k, a in self._rows.items() if before is None or a.timestamp < before]
+        for k in dropped:
+            del self._rows[k]
+        return len(dropped)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A bound on ``series / per`` (a ratio) or, when ``per`` is None, on the mean of ``series``."""
+
+    name: str
+    series: str
+    per: str | None
+    op: str
+    bound: float
+    min_count: int
+    labels: tuple[str, ...] = ("direction", "profile")
+    severity: str = "warning"
+    enabled: bool = True
+
+    def crossed(self, value: float) -> bool:
+        return value > self.bound if self.op == ">" else value < self.bound
+
+    def describe(self, labels: dict[str, str], value: float, samples: int) -> str:
+        where = " ".join(labels[name] for name in self.labels)
+        if self.per is None:
+            what = f"mean {self.series} {value:.2f}"
+            bound = f"{self.bound:g}"
+        else:
+            what = f"{self.series}/{self.per} {value:.0%}"
+            bound = f"{self.bound:.0%}"
+        return f"{where}: {what} {self.op} {bound} over {samples} samples"
+
+
+DEFAULT_RULES: dict[str, Rule] = {
+    rule.name: rule for rule in (
+        Rule("zero_duration_ratio", "zero_duration", "calls", ">", 0.5, 20),
+        Rule("network_failure_ratio", "network_failures", "calls", ">", 0.2, 20, severity="critical"),
+        Rule("asr", "answered", "calls", "<", 0.2, 20),
+        Rule("account_zero_duration_ratio", "account_zero_duration", "account_calls", ">", 0.8, 20,
+             labels=("account", "direction")),
+        Rule("mos", "mos", None, "<", 3.5, 10),
+    )
+}
+
+
+def rules_from_config(tables: dict[str, dict[str, Any]]) -> list[Rule]:
+    """The default rules updated by ``[rules.<name>]`` tables; a new name defines a new rule."""
+    rules = dict(DEFAULT_RULES)
+    for name, table in tables.items():
+        table = dict(table)
+        if "labels" in table:
+            table["labels"] = tuple(table["labels"])
+        if table.get("op", ">") not in (">", "<"):
+            raise ValueError(f"rule {name}: op must be '>' or '<'")
+        base = rules.get(name)
+        try:
+            rules[name] = replace(base, **table) if base else Rule(name=name, **table)
+        except TypeError as error:
+            raise ValueError(f"rule {name}: {error}") from None
+    return [rule for rule in rules.values() if rule.enabled]
+
+
+class Thresholds:
+    """Checks the rules for the labels of each CDR, firing once per (rule, labels, window)."""
+
+    def __init__(self, rules: list[Rule]) -> None:
+        self.rules = rules
+        self._fired: dict[int, set[tuple]] = {}
+
+    def check(self, store: Store, timestamp: int, call: Call,
+              fire: Callable[[Rule, dict[str, str], float, int], None]) -> None:
+        fired = self._fired.get(timestamp)
+        if fired is None:
+            fired = self._fired[timestamp] = set()
+        window = store.window(timestamp)
+        for rule in self.rules:
+            labels = {name: getattr(call, name) for name in rule.labels}
+            once = (rule.name, *labels.values())
+            if once in fired:
+                continue
+            if rule.per is None:
+                total, samples = window.sum_count(_key(rule.series, labels))
+                if samples < rule.min_count:
+                    continue
+                value = total / samples
+            else:
+                _, samples = window.sum_count(_key(rule.per, labels))
+                if samples < rule.min_count:
+                    continue
+                value = window.sum_count(_key(rule.series, labels))[0] / samples
+            if rule.crossed(value):
+                fired.add(once)
+                fire(rule, labels, value, samples)
+
+    def purge(self, before: int | None = None) -> None:
+        for t in [t for t in self._fired if before is None or t < before]:
+            del self._fired[t]

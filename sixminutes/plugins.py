@@ -1,0 +1,191 @@
+"""Find, load, reload and isolate plugins, and the ``ctx`` handed to them.
+
+A plugin is a ``*.py`` file defining ``plugin(ctx)``, called once per accepted CDR.
+The built-in KPIs in ``sixminutes/builtin`` are loaded first, the same way, then the
+configured directories in order. A file whose name (stem) matches one already loaded
+replaces it, so a site can override a built-in; ``disabled`` names are skipped. An
+optional ``setup(options)`` receives the plugin's ``[plugins.<name>]`` table.
+"""
+from __future__ import annotations
+
+import importlib.util
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from .stats import Stat, cached_key as _key
+
+if TYPE_CHECKING:
+    from .call import Call, Decoded
+    from .store import Store
+
+__all__ = ["Context", "Duration", "Plugin", "PluginSet", "LoadError", "load_plugins", "BUILTIN_DIR"]
+
+BUILTIN_DIR = Path(__file__).parent / "builtin"
+
+class Duration:
+    """``ctx.duration``: billable (billsec) and total (duration) seconds, as the seed had."""
+
+    __slots__ = ("billable", "total")
+
+    def __init__(self, billable: int, total: int) -> None:
+        self.billable = billable
+        self.total = total
+
+
+class Context:
+    """What a plugin sees of one CDR, and the three things it may do: increment, alert, stat."""
+
+    __slots__ = ("call", "timestamp", "profile", "direction", "account", "from_", "to",
+                 "duration", "plugin_name", "_decoded", "_window", "_store", "_alert")
+
+    def __init__(self, decoded: Decoded, timestamp: int, store: Store,
+                 alert: Callable[..., None]) -> None:
+        call: Call = decoded.call
+        self.call = call
+        self.timestamp = timestamp
+        self.profile = call.profile
+        self.direction = call.direction
+        self.account = call.account
+        self.from_ = call.from_
+        self.to = call.to
+        self.duration = Duration(call.billsec, call.duration)
+        self.plugin_name = ""
+        self._decoded = decoded
+        self._store = store
+        self._window = store.window(timestamp)
+        self._alert = alert
+
+    @property
+    def doc(self) -> dict:
+        """The original CDR document (variables URL-decoded), built on first use."""
+        return self._decoded.doc
+
+    def increment(self, name: str, value: float = 1, **labels: Any) -> None:
+        """Add ``value`` to the series ``name{labels}`` of this CDR's window."""
+        self._window.add(_key(name, labels) if labels else name, value)
+
+    def stat(self, name: str, **labels: Any) -> Stat | None:
+        """This window's Stat of a series, or None when nothing was counted in it yet."""
+        return self._store.get(self.timestamp, _key(name, labels) if labels else name)
+
+    def alert(self, msg: str, key: Any = None, **fields: Any) -> None:
+        """Raise an alert; the same (plugin, key or msg, window) again only increments its count."""
+        self._alert(self, msg, key, fields)
+
+
+@dataclass
+class Plugin:
+    """One loaded plugin and how it has fared."""
+
+    name: str
+    path: str
+    fn: Callable[[Context], Any]
+    builtin: bool
+    errors: int = 0
+    last_error: str | None = None
+
+    def status(self) -> dict[str, Any]:
+        return {"name": self.name, "path": self.path, "builtin": self.builtin,
+                "errors": self.errors, "last_error": self.last_error}
+
+
+@dataclass(frozen=True)
+class LoadError:
+    """A plugin file that could not be loaded: where and why."""
+
+    file: str
+    line: int | None
+    error: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.error}"
+
+
+@dataclass
+class PluginSet:
+    """The plugins in the order they run, and the files that failed to load."""
+
+    plugins: list[Plugin] = field(default_factory=list)
+    errors: list[LoadError] = field(default_factory=list)
+
+    def run(self, ctx: Context) -> None:
+        """Call every plugin; one that raises is counted and the others still run."""
+        for p in self.plugins:
+            ctx.plugin_name = p.name
+            try:
+                p.fn(ctx)
+            except Exception as error:  # a plugin must never stop the others
+                p.errors += 1
+                p.last_error = _describe(error, p.path)
+
+    def names(self) -> list[str]:
+        return [p.name for p in self.plugins]
+
+
+def load_plugins(
+    dirs: Iterable[str | Path] = (),
+    disabled: Iterable[str] = (),
+    options: dict[str, dict] | None = None,
+    builtin: bool = True,
+) -> PluginSet:
+    """Load the built-ins then every directory; a broken file is reported, the rest load."""
+    options = options or {}
+    skip = set(disabled)
+    found: dict[str, tuple[Path, bool]] = {}
+    sources = ([(BUILTIN_DIR, True)] if builtin else []) + [(Path(d), False) for d in dirs]
+    result = PluginSet()
+    for directory, is_builtin in sources:
+        if not directory.is_dir():
+            result.errors.append(LoadError(str(directory), None, "not a directory"))
+            continue
+        for path in sorted(directory.glob("*.py")):
+            if not path.name.startswith("_"):
+                found[path.stem] = (path, is_builtin)  # a later directory overrides by name
+    for name, (path, is_builtin) in found.items():
+        if name in skip:
+            continue
+        fn = _load_file(name, path, options.get(name, {}), result.errors)
+        if fn is not None:
+            result.plugins.append(Plugin(name, str(path), fn, is_builtin))
+    return result
+
+
+def _load_file(name: str, path: Path, options: dict, errors: list[LoadError]) -> Callable | None:
+    try:
+        spec = importlib.util.spec_from_file_location(f"sixminutes_plugin_{name}", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        fn = getattr(module, "plugin", None)
+        if fn is None:
+            return None  # a helper file without plugin(ctx) is not a plugin
+        if not callable(fn):
+            raise TypeError("`plugin` is not callable")
+        setup = getattr(module, "setup", None)
+        if callable(setup):
+            setup(dict(options))
+        return fn
+    except BaseException as error:  # SyntaxError, ImportError, SystemExit in a user file
+        if isinstance(error, KeyboardInterrupt):
+            raise
+        errors.append(LoadError(str(path), _line_in(error, str(path)), _describe(error)))
+        return None
+
+
+def _line_in(error: BaseException, path: str) -> int | None:
+    if isinstance(error, SyntaxError) and error.filename == path:
+        return error.lineno
+    lines = [f.lineno for f in traceback.extract_tb(error.__traceback__) if f.filename == path]
+    return lines[-1] if lines else None
+
+
+def _describe(error: BaseException, path: str | None = None) -> str:
+    text = f"{type(error).__name__}: {error}"
+    if path is not None:
+        line = _line_in(error, path)
+        if line is not None:
+            text += f" (line {line})"
+    return text

@@ -1,0 +1,153 @@
+"""The Stat record and series keys: the two shapes every other part agrees on.
+
+A Stat is CouchDB's ``_stats`` reduce (and the seed's record): sum, count, sum of
+squares, min, max. It merges associatively, so windows can be combined and
+snapshots restored without losing precision. A series key is a Prometheus-style
+string, ``name{label="value",...}``, used as the key in JSON, SSE and the page.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+__all__ = ["Stat", "series_key", "cached_key", "parse_series_key", "SeriesKeyError"]
+
+
+@dataclass(slots=True)
+class Stat:
+    """Sum, count, squares, min, max of the values seen; mean and stddev are derived."""
+
+    sum: float = 0.0
+    count: int = 0
+    squares: float = 0.0
+    min: float = math.inf
+    max: float = -math.inf
+
+    @classmethod
+    def of(cls, *values: float) -> Stat:
+        stat = cls()
+        for value in values:
+            stat.add(value)
+        return stat
+
+    def add(self, value: float) -> None:
+        self.sum += value
+        self.count += 1
+        self.squares += value * value
+        if value < self.min:
+            self.min = value
+        if value > self.max:
+            self.max = value
+
+    def merge(self, other: Stat) -> Stat:
+        """A new Stat equal to the Stat of the union of both inputs."""
+        return Stat(
+            self.sum + other.sum,
+            self.count + other.count,
+            self.squares + other.squares,
+            min(self.min, other.min),
+            max(self.max, other.max),
+        )
+
+    @property
+    def mean(self) -> float | None:
+        return self.sum / self.count if self.count else None
+
+    @property
+    def stddev(self) -> float | None:
+        """Population standard deviation, as CouchDB's _stats consumers compute it."""
+        if not self.count:
+            return None
+        mean = self.sum / self.count
+        return math.sqrt(max(self.squares / self.count - mean * mean, 0.0))
+
+    def to_json(self) -> dict[str, float | int]:
+        return {
+            "sum": _number(self.sum),
+            "count": self.count,
+            "squares": _number(self.squares),
+            "min": _number(self.min),
+            "max": _number(self.max),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> Stat:
+        return cls(
+            float(data["sum"]),
+            int(data["count"]),
+            float(data["squares"]),
+            float(data["min"]),
+            float(data["max"]),
+        )
+
+
+def _number(value: float) -> float | int:
+    """Integral floats print as integers, so counts and sums of counts read naturally."""
+    if value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
+_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n"})
+
+
+def series_key(name: str, labels: dict[str, str] | None = None) -> str:
+    """``name{a="x",b="y"}`` with labels sorted by name and values escaped as Prometheus does."""
+    if not labels:
+        return name
+    inner = ",".join(
+        f'{label}="{str(value).translate(_ESCAPES)}"' for label, value in sorted(labels.items())
+    )
+    return f"{name}{{{inner}}}"
+
+
+_CACHE: dict[tuple, str] = {}
+
+
+def cached_key(name: str, labels: dict) -> str:
+    """:func:`series_key`, memoised: the same few thousand keys are built for every CDR."""
+    cache_key = (name, *labels.items())
+    key = _CACHE.get(cache_key)
+    if key is None:
+        if len(_CACHE) > 500_000:  # accounts come and go; keep the cache bounded
+            _CACHE.clear()
+        key = _CACHE[cache_key] = series_key(name, {k: str(v) for k, v in labels.items()})
+    return key
+
+
+class SeriesKeyError(ValueError):
+    """A string that is not a series key."""
+
+
+_NAME = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
+_LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"(,|\})')
+_UNESCAPES = {"\\\\": "\\", '\\"': '"', "\\n": "\n"}
+_UNESCAPE = re.compile(r"\\[\\\"n]")
+
+
+def parse_series_key(key: str) -> tuple[str, dict[str, str]]:
+    """The inverse of :func:`series_key`: ``(name, labels)``."""
+    match = _NAME.match(key)
+    if not match:
+        raise SeriesKeyError(f"not a series key: {key!r}")
+    name, pos = match.group(), match.end()
+    if pos == len(key):
+        return name, {}
+    if key[pos] != "{":
+        raise SeriesKeyError(f"not a series key: {key!r}")
+    pos += 1
+    labels: dict[str, str] = {}
+    if key[pos:] == "}":
+        return name, labels
+    while True:
+        match = _LABEL.match(key, pos)
+        if not match:
+            raise SeriesKeyError(f"bad labels in series key: {key!r}")
+        labels[match.group(1)] = _UNESCAPE.sub(lambda m: _UNESCAPES[m.group()], match.group(2))
+        pos = match.end()
+        if match.group(3) == "}":
+            break
+    if pos != len(key):
+        raise SeriesKeyError(f"trailing text in series key: {key!r}")
+    return name, labels
