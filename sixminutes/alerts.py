@@ -7,6 +7,7 @@ bound with enough samples behind it, so one bad call never pages anyone.
 from __future__ import annotations
 
 import hashlib
+import operator
 import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable
@@ -14,8 +15,8 @@ from typing import TYPE_CHECKING, Any, Callable
 from .stats import cached_key as _key
 
 if TYPE_CHECKING:
-    from .call import Call
-    from .store import Store
+    from .call import Call, Decoded
+    from .store import Cells, Store
 
 __all__ = ["Alert", "Alerts", "Rule", "DEFAULT_RULES", "rules_from_config"]
 
@@ -168,37 +169,55 @@ def rules_from_config(tables: dict[str, dict[str, Any]]) -> list[Rule]:
 
 
 class Thresholds:
-    """Checks the rules for the labels of each CDR, firing once per (rule, labels, window)."""
+    """Checks the rules for the label sets touched since the last check, once per (rule, labels, window).
+
+    CDRs only mark their labels as touched (one dict write); :meth:`check` runs the
+    rules over those, so a burst of a thousand CDRs from one carrier costs one check.
+    """
 
     def __init__(self, rules: list[Rule]) -> None:
         self.rules = rules
+        self._attrs = tuple(sorted({name for rule in rules for name in rule.labels}))
+        self._values = operator.attrgetter(*self._attrs) if self._attrs else (lambda call: ())
+        self._touched: dict[tuple, Decoded] = {}
         self._fired: dict[int, set[tuple]] = {}
 
-    def check(self, store: Store, timestamp: int, call: Call,
-              fire: Callable[[Rule, dict[str, str], float, int], None]) -> None:
-        fired = self._fired.get(timestamp)
-        if fired is None:
-            fired = self._fired[timestamp] = set()
-        window = store.window(timestamp)
-        for rule in self.rules:
-            labels = {name: getattr(call, name) for name in rule.labels}
-            once = (rule.name, *labels.values())
-            if once in fired:
-                continue
-            if rule.per is None:
-                total, samples = window.sum_count(_key(rule.series, labels))
-                if samples < rule.min_count:
+    def touch(self, timestamp: int, decoded: Decoded) -> None:
+        """Remember that this CDR's window and labels need checking; keep it as the sample."""
+        values = self._values(decoded.call)
+        if len(self._attrs) == 1:
+            values = (values,)
+        self._touched[(timestamp, *values)] = decoded
+
+    def check(self, store: Store) -> list[tuple[Rule, dict[str, str], float, int, int, Decoded]]:
+        """(rule, labels, value, samples, window, sample CDR) for each rule newly crossed."""
+        touched, self._touched = self._touched, {}
+        crossed = []
+        for (timestamp, *values), decoded in touched.items():
+            window = store.window(timestamp)
+            fired = self._fired.setdefault(timestamp, set())
+            attrs = dict(zip(self._attrs, values))
+            for rule in self.rules:
+                labels = {name: attrs[name] for name in rule.labels}
+                once = (rule.name, *labels.values())
+                if once in fired:
                     continue
-                value = total / samples
-            else:
-                _, samples = window.sum_count(_key(rule.per, labels))
-                if samples < rule.min_count:
-                    continue
-                value = window.sum_count(_key(rule.series, labels))[0] / samples
-            if rule.crossed(value):
-                fired.add(once)
-                fire(rule, labels, value, samples)
+                value, samples = self._measure(window, rule, labels)
+                if samples >= rule.min_count and rule.crossed(value):
+                    fired.add(once)
+                    crossed.append((rule, labels, value, samples, timestamp, decoded))
+        return crossed
+
+    @staticmethod
+    def _measure(window: Cells, rule: Rule, labels: dict[str, str]) -> tuple[float, int]:
+        total, samples = window.sum_count(_key(rule.per or rule.series, labels))
+        if not samples:
+            return 0.0, 0
+        if rule.per is None:
+            return total / samples, samples
+        return window.sum_count(_key(rule.series, labels))[0] / samples, samples
 
     def purge(self, before: int | None = None) -> None:
         for t in [t for t in self._fired if before is None or t < before]:
             del self._fired[t]
+        self._touched = {k: v for k, v in self._touched.items() if before is not None and k[0] >= before}

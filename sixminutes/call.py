@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import re
 from typing import Any
-from urllib.parse import unquote
 
 import msgspec
 import orjson
@@ -45,45 +44,59 @@ class Rejected(Exception):
 
 
 class _Vars(msgspec.Struct):
-    """The variables the Call is built from; every other variable is skipped unbuilt."""
+    """The variables the Call is built from; every other variable is skipped unbuilt.
 
-    end_epoch: Any = None
-    ccnq_profile: Any = None
-    sip_gateway_name: Any = None
-    sofia_profile_name: Any = None
-    ccnq_direction: Any = None
-    direction: Any = None
-    ccnq_account: Any = None
-    accountcode: Any = None
-    ccnq_from_e164: Any = None
-    sip_from_user: Any = None
-    ccnq_to_e164: Any = None
-    sip_to_user: Any = None
-    billsec: Any = None
-    duration: Any = None
-    answer_epoch: Any = None
-    sip_term_status: Any = None
-    sip_invite_failure_status: Any = None
-    hangup_cause: Any = None
-    hangup_cause_q850: Any = None
-    progress_mediamsec: Any = None
-    progressmsec: Any = None
-    rtp_audio_in_mos: Any = None
-    uuid: Any = None
+    Decoded with ``strict=False``, so msgspec turns FreeSWITCH's numeric strings into
+    numbers in C. A document whose values do not fit these types (a number where a
+    string is expected, ``billsec: "n/a"``) is decoded again leniently, see _Loose.
+    """
+
+    end_epoch: int | None = None
+    ccnq_profile: str | None = None
+    sip_gateway_name: str | None = None
+    sofia_profile_name: str | None = None
+    ccnq_direction: str | None = None
+    direction: str | None = None
+    ccnq_account: str | None = None
+    accountcode: str | None = None
+    ccnq_from_e164: str | None = None
+    sip_from_user: str | None = None
+    ccnq_to_e164: str | None = None
+    sip_to_user: str | None = None
+    billsec: int = 0
+    duration: int = 0
+    answer_epoch: int = 0
+    sip_term_status: str | None = None
+    sip_invite_failure_status: str | None = None
+    hangup_cause: str | None = None
+    hangup_cause_q850: str | None = None
+    progress_mediamsec: int = 0
+    progressmsec: int = 0
+    rtp_audio_in_mos: float | None = None
+    uuid: str | None = None
 
 
-class _Doc(msgspec.Struct, rename={"id_": "_id", "deleted_": "_deleted"}):
+_FIELDS = _Vars.__struct_fields__
+_INTS = frozenset(n for n in _FIELDS if _Vars.__annotations__[n].startswith("int"))
+
+_Loose = msgspec.defstruct("_Loose", [(name, Any, None) for name in _FIELDS])
+"""The same variables, any JSON type: the slow path for documents _Vars rejects."""
+
+
+def _doc_type(name: str, variables: type) -> type:
     """A CDR document or a CouchDB change row (``id``, ``deleted``, ``doc``)."""
+    return msgspec.defstruct(name, [
+        ("variables", variables | None, None),
+        ("id_", Any, None), ("deleted_", Any, None),
+        ("id", Any, None), ("deleted", Any, None),
+        ("doc", msgspec.Raw | None, None),
+    ], rename={"id_": "_id", "deleted_": "_deleted"})
 
-    variables: _Vars | None = None
-    id_: Any = None
-    deleted_: Any = None
-    id: Any = None
-    deleted: Any = None
-    doc: msgspec.Raw | None = None
 
-
-_decoder = msgspec.json.Decoder(_Doc)
+_Doc = _doc_type("_Doc", _Vars)
+_LooseDoc = _doc_type("_LooseDoc", _Loose)
+_decoder = msgspec.json.Decoder(_Doc, strict=False)
+_loose_decoder = msgspec.json.Decoder(_LooseDoc)
 # Bare non-finite tokens as FreeSWITCH >= 1.6 writes them in callStats; strings are
 # matched first so that a token inside a string is left alone.
 _NONFINITE = re.compile(rb'"(?:[^"\\]|\\.)*"|(-?(?:nan|NaN|NAN|inf|Infinity|INF)\b)')
@@ -159,29 +172,58 @@ def _decode_bytes(raw: bytes) -> Decoded:
         except UnicodeDecodeError as error:
             raise Rejected("bad_json", f"invalid UTF-8 at byte {error.start}") from None
     try:
-        parsed = _decoder.decode(raw)
-    except msgspec.ValidationError as error:
-        raise _shape_error(error) from None
-    except msgspec.DecodeError as error:
+        parsed = _parse(raw)
+    except msgspec.DecodeError as error:  # bare nan/inf tokens are the one invalid JSON we read
         fixed = _nonfinite_to_null(raw)
         if fixed == raw:
             raise Rejected("bad_json", str(error)) from None
         try:
-            parsed = _decoder.decode(fixed)
-        except msgspec.ValidationError as error2:
-            raise _shape_error(error2) from None
+            parsed = _parse(fixed)
         except msgspec.DecodeError:
             raise Rejected("bad_json", str(error)) from None
-    except RecursionError:
-        raise Rejected("bad_json", "nesting too deep") from None
     if parsed.variables is None and parsed.doc is not None:
         _check_row(parsed)
         return _decode_bytes(bytes(parsed.doc))  # a change row: the CDR is its `doc`
     doc_id = parsed.id_ if parsed.id_ is not None else parsed.id
     _check_id(doc_id, parsed.deleted_ or parsed.deleted)
-    if parsed.variables is None:
+    variables = parsed.variables
+    if variables is None:
         raise Rejected("no_variables")
-    return Decoded(_call(parsed.variables, doc_id), raw, None)
+    if isinstance(variables, _Loose):
+        variables = _tighten(variables)
+    return Decoded(_call(variables, doc_id), raw, None)
+
+
+def _parse(raw: bytes) -> Any:
+    """The typed decode, then the lenient one when a value has an unexpected type."""
+    try:
+        return _decoder.decode(raw)
+    except msgspec.ValidationError:
+        try:
+            return _loose_decoder.decode(raw)
+        except msgspec.ValidationError as error:
+            raise _shape_error(error) from None
+    except RecursionError:
+        raise Rejected("bad_json", "nesting too deep") from None
+
+
+def _tighten(loose: Any) -> _Vars:
+    """The lenient variables as _Vars: numbers parsed by hand, anything else as text."""
+    fields: dict[str, Any] = {}
+    for name in _FIELDS:
+        value = getattr(loose, name)
+        if value is None:
+            continue
+        if name in _INTS:
+            number = _int(value)
+            if number is None and name == "end_epoch":
+                raise Rejected("bad_end_epoch", f"not a number: {str(value)[:40]!r}")
+            fields[name] = number or 0 if name != "end_epoch" else number
+        elif name == "rtp_audio_in_mos":
+            fields[name] = _float(value)
+        else:
+            fields[name] = value if isinstance(value, str) else orjson.dumps(value).decode()
+    return _Vars(**fields)
 
 
 def _shape_error(error: msgspec.ValidationError) -> Rejected:
@@ -193,7 +235,7 @@ def _shape_error(error: msgspec.ValidationError) -> Rejected:
     return Rejected("not_object", message)
 
 
-def _check_row(row: _Doc) -> None:
+def _check_row(row: Any) -> None:
     if row.deleted or row.deleted_:
         raise Rejected("deleted", str(row.id))
 
@@ -216,69 +258,68 @@ def _decode_dict(doc: dict) -> Decoded:
         raise Rejected("no_variables")
     if not isinstance(variables, dict):
         raise Rejected("bad_variables", f"`variables` is {type(variables).__name__}")
-    fields = {k: variables.get(k) for k in _Vars.__struct_fields__}
-    return Decoded(_call(_Vars(**fields), doc_id), None, doc)
+    loose = _Loose(**{k: variables.get(k) for k in _FIELDS})
+    return Decoded(_call(_tighten(loose), doc_id), None, doc)
 
 
 def _call(v: _Vars, doc_id: Any) -> Call:
-    end_epoch = _int(v.end_epoch)
+    end_epoch = v.end_epoch
     if end_epoch is None:
-        what = "missing" if v.end_epoch is None else f"not a number: {str(v.end_epoch)[:40]!r}"
-        raise Rejected("bad_end_epoch", what)
+        raise Rejected("bad_end_epoch", "missing")
     if end_epoch < _EPOCH_2000:
         raise Rejected("bad_end_epoch", f"before 2000: {end_epoch}")
-    billsec = _int(v.billsec) or 0
-    answer_epoch = _int(v.answer_epoch) or 0
-    sip_code = _text(v.sip_term_status) or _text(v.sip_invite_failure_status) or "none"
-    pdd = _int(v.progress_mediamsec)
-    if not pdd or pdd <= 0:
-        pdd = _int(v.progressmsec)
-        if not pdd or pdd <= 0:
-            pdd = None
-    mos = _float(v.rtp_audio_in_mos)
-    if doc_id is None:
-        doc_id = _text(v.uuid)
+    billsec = v.billsec if v.billsec > 0 else 0
+    pdd = v.progress_mediamsec if v.progress_mediamsec > 0 else v.progressmsec
+    mos = v.rtp_audio_in_mos
+    if mos is not None and not math.isfinite(mos):
+        mos = None
     return Call(
-        id=doc_id,
-        profile=_text(v.ccnq_profile) or _text(v.sip_gateway_name)
-        or _text(v.sofia_profile_name) or "unknown",
-        direction=_text(v.ccnq_direction) or _text(v.direction) or "unknown",
-        account=_text(v.ccnq_account) or _text(v.accountcode) or "unknown",
-        from_=_text(v.ccnq_from_e164) or _text(v.sip_from_user) or "",
-        to=_text(v.ccnq_to_e164) or _text(v.sip_to_user) or "",
+        id=doc_id if doc_id is not None else _text(v.uuid),
+        profile=_text(v.ccnq_profile or v.sip_gateway_name or v.sofia_profile_name) or "unknown",
+        direction=_text(v.ccnq_direction or v.direction) or "unknown",
+        account=_text(v.ccnq_account or v.accountcode) or "unknown",
+        from_=_text(v.ccnq_from_e164 or v.sip_from_user) or "",
+        to=_text(v.ccnq_to_e164 or v.sip_to_user) or "",
         end_epoch=end_epoch,
-        billsec=max(billsec, 0),
-        duration=max(_int(v.duration) or 0, 0),
-        answered=answer_epoch > 0 or billsec > 0,
-        sip_code=sip_code,
+        billsec=billsec,
+        duration=v.duration if v.duration > 0 else 0,
+        answered=v.answer_epoch > 0 or billsec > 0,
+        sip_code=_text(v.sip_term_status or v.sip_invite_failure_status) or "none",
         hangup_cause=_text(v.hangup_cause) or "none",
         q850=_text(v.hangup_cause_q850),
-        pdd_ms=pdd,
+        pdd_ms=pdd if pdd > 0 else None,
         mos=mos,
     )
 
 
+_ESCAPED = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
+
+
+def _unescape(match: re.Match) -> str:
+    return bytes.fromhex(match.group().replace("%", "")).decode("utf-8", "replace")
+
+
 def _text(value: Any) -> str | None:
     """A variable as text: URL-decoded (FreeSWITCH's encode-values), None when absent or empty."""
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        return str(value)
-    if "%" in value:
-        return unquote(value, errors="replace")
-    return value
+    if type(value) is str:
+        if "%" in value:
+            return _ESCAPED.sub(_unescape, value)
+        return value or None
+    return None if value is None else str(value)
 
 
 def _int(value: Any) -> int | None:
-    if value is None or isinstance(value, bool):
+    if type(value) is str:
+        try:
+            return int(value)
+        except ValueError:
+            pass
+    elif value is None or type(value) is bool:
         return None
-    if isinstance(value, int):
+    elif type(value) is int:
         return value
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        number = _float(value)
-        return int(number) if number is not None else None
+    number = _float(value)
+    return int(number) if number is not None else None
 
 
 def _float(value: Any) -> float | None:

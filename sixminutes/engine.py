@@ -9,12 +9,12 @@ import time
 from collections import Counter
 from typing import Any
 
-from .alerts import Alerts, Rule, Thresholds, rules_from_config
+from .alerts import Alerts, Thresholds, rules_from_config
 from .call import Decoded, Rejected, decode
 from .config import Config
 from .plugins import Context, PluginSet, load_plugins
 from .store import Store
-from .windows import Clock, Retention, window_of
+from .windows import WINDOW, Clock, Retention, window_of
 
 __all__ = ["Engine"]
 
@@ -33,7 +33,10 @@ class Engine:
         self.accepted = 0
         self.rejected: Counter[str] = Counter()
         self.last_rejection: dict[str, str] = {}
+        self.check_every = 1000
         self._seen: dict[int, set[Any]] = {}
+        self._newest = 0
+        self._pending = 0
 
     def load_plugins(self) -> PluginSet:
         c = self.config
@@ -75,22 +78,31 @@ class Engine:
             if call.id in seen:
                 raise Rejected("duplicate", str(call.id))
             seen.add(call.id)
-        ctx = Context(decoded, timestamp, self.store, self._raise_alert)
-        self.plugins.run(ctx)
-        self.thresholds.check(self.store, timestamp, call,
-                              lambda rule, labels, value, samples:
-                              self._fire(ctx, rule, labels, value, samples))
+        self.plugins.run(Context(decoded, timestamp, self.store, self._raise_alert))
+        self.thresholds.touch(timestamp, decoded)
+        if timestamp > self._newest:
+            self._newest = timestamp
+            self.store.compact(timestamp - 2 * WINDOW)
+        self._pending += 1
+        if self._pending >= self.check_every:
+            self.flush()
+
+    def flush(self) -> None:
+        """Check the threshold rules over what arrived since the last check.
+
+        Runs every ``check_every`` CDRs; a live service also calls it every second and
+        a replay at its end, so that no crossing waits for more traffic.
+        """
+        self._pending = 0
+        for rule, labels, value, samples, timestamp, decoded in self.thresholds.check(self.store):
+            fields = {"rule": rule.name, "labels": labels, "value": value, "bound": rule.bound,
+                      "samples": samples, "severity": rule.severity}
+            self.alerts.raise_alert(rule.name, rule.describe(labels, value, samples),
+                                    list(labels.values()), timestamp, decoded.call,
+                                    lambda: decoded.doc, fields)
 
     def _raise_alert(self, ctx: Context, msg: str, key: Any, fields: dict[str, Any]) -> None:
         self.alerts.raise_alert(ctx.plugin_name, msg, key, ctx.timestamp, ctx.call,
-                                lambda: ctx.doc, fields)
-
-    def _fire(self, ctx: Context, rule: Rule, labels: dict[str, str], value: float,
-              samples: int) -> None:
-        fields = {"rule": rule.name, "labels": labels, "value": value, "bound": rule.bound,
-                  "samples": samples, "severity": rule.severity}
-        self.alerts.raise_alert(rule.name, rule.describe(labels, value, samples),
-                                list(labels.values()), ctx.timestamp, ctx.call,
                                 lambda: ctx.doc, fields)
 
     def purge(self) -> int | None:

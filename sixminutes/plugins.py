@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from .stats import Stat, cached_key as _key
+from .stats import _CACHE, Stat, cached_key as _key
 
 if TYPE_CHECKING:
     from .call import Call, Decoded
@@ -38,7 +38,7 @@ class Context:
     """What a plugin sees of one CDR, and the three things it may do: increment, alert, stat."""
 
     __slots__ = ("call", "timestamp", "profile", "direction", "account", "from_", "to",
-                 "duration", "plugin_name", "_decoded", "_window", "_store", "_alert")
+                 "duration", "plugin_name", "_decoded", "_cells", "_live", "_store", "_alert")
 
     def __init__(self, decoded: Decoded, timestamp: int, store: Store,
                  alert: Callable[..., None]) -> None:
@@ -54,7 +54,8 @@ class Context:
         self.plugin_name = ""
         self._decoded = decoded
         self._store = store
-        self._window = store.window(timestamp)
+        self._cells = store.window(timestamp)
+        self._live = self._cells.live
         self._alert = alert
 
     @property
@@ -64,7 +65,20 @@ class Context:
 
     def increment(self, name: str, value: float = 1, **labels: Any) -> None:
         """Add ``value`` to the series ``name{labels}`` of this CDR's window."""
-        self._window.add(_key(name, labels) if labels else name, value)
+        # Inlined (key cache, live cell update): this runs a dozen times per CDR.
+        if labels:
+            name = _CACHE.get((name, *labels.items())) or _key(name, labels)
+        cell = self._live.get(name)
+        if cell is None:
+            self._cells.add(name, value)
+            return
+        cell[0] += value
+        cell[1] += 1
+        cell[2] += value * value
+        if value < cell[3]:
+            cell[3] = value
+        elif value > cell[4]:
+            cell[4] = value
 
     def stat(self, name: str, **labels: Any) -> Stat | None:
         """This window's Stat of a series, or None when nothing was counted in it yet."""

@@ -1,9 +1,11 @@
-"""Window → series key → Stat, compact enough to hold 24 hours of every carrier and account.
+"""Window → series key → Stat, fast to update now and compact to keep for 24 hours.
 
-Each window keeps its Stats packed five doubles apiece in one ``array('d')``, found
-through a dict from series key to offset. Keys are shared between windows and the
-offsets are shared int objects, so a (window, series) cell costs a dict entry plus
-40 bytes (``bench/engine.py`` prints the figure).
+A window being filled holds each Stat as a five-item list ``[sum, count, squares,
+min, max]``, which Python updates quickly. Once the engine has moved on, the window
+is compacted: its Stats are packed five doubles apiece into one ``array('d')``,
+found through a dict from series key to offset, so a kept (window, series) cell
+costs a dict entry plus 40 bytes (``bench/engine.py`` prints the figure). A late CDR
+still updates a compacted window, through the slower packed path.
 """
 from __future__ import annotations
 
@@ -20,26 +22,39 @@ _PARSED: dict[str, tuple[str, dict[str, str]]] = {}
 
 
 def _offset(n: int) -> int:
-    """The shared int object for the n-th cell's offset (ints above 256 are not cached by Python)."""
+    """The shared int object for the n-th packed Stat (Python caches no int above 256)."""
     while n >= len(_OFFSETS):
         _OFFSETS.extend(range(5 * len(_OFFSETS), 10 * len(_OFFSETS), 5))
     return _OFFSETS[n]
 
 
-class _Window:
-    __slots__ = ("offsets", "values")
+class Cells:
+    """The Stats of one window: live lists in ``live``, packed ones in ``offsets``/``values``."""
+
+    __slots__ = ("live", "offsets", "values")
 
     def __init__(self) -> None:
+        self.live: dict[str, list] = {}
         self.offsets: dict[str, int] = {}
         self.values = array("d")
 
     def add(self, key: str, value: float) -> None:
-        i = self.offsets.get(key)
-        values = self.values
-        if i is None:
-            self.offsets[key] = _offset(len(self.offsets))
-            values.extend((value, 1.0, value * value, value, value))
+        """Count one value; callers on the hot path update ``live[key]`` themselves first."""
+        cell = self.live.get(key)
+        if cell is not None:
+            cell[0] += value
+            cell[1] += 1
+            cell[2] += value * value
+            if value < cell[3]:
+                cell[3] = value
+            elif value > cell[4]:
+                cell[4] = value
             return
+        i = self.offsets.get(key)
+        if i is None:
+            self.live[key] = [value, 1, value * value, value, value]
+            return
+        values = self.values
         values[i] += value
         values[i + 1] += 1.0
         values[i + 2] += value * value
@@ -49,55 +64,81 @@ class _Window:
             values[i + 4] = value
 
     def merge(self, key: str, stat: Stat) -> None:
+        current = self.get(key)
+        merged = stat if current is None else current.merge(stat)
+        i = self.offsets.get(key)
+        if i is not None:
+            self.values[i : i + 5] = array("d", _row(merged))
+        else:
+            self.live[sys.intern(key)] = [merged.sum, merged.count, merged.squares,
+                                          merged.min, merged.max]
+
+    def get(self, key: str) -> Stat | None:
+        cell = self.live.get(key)
+        if cell is not None:
+            return Stat(float(cell[0]), cell[1], float(cell[2]), float(cell[3]), float(cell[4]))
         i = self.offsets.get(key)
         if i is None:
-            self.offsets[sys.intern(key)] = _offset(len(self.offsets))
-            self.values.extend((stat.sum, float(stat.count), stat.squares, stat.min, stat.max))
-            return
-        merged = self.stat(i).merge(stat)
-        self.values[i : i + 5] = array(
-            "d", (merged.sum, float(merged.count), merged.squares, merged.min, merged.max)
-        )
+            return None
+        s, count, squares, low, high = self.values[i : i + 5]
+        return Stat(s, int(count), squares, low, high)
 
     def sum_count(self, key: str) -> tuple[float, int]:
         """Sum and count of a series, (0, 0) when absent: what threshold rules need, cheaply."""
+        cell = self.live.get(key)
+        if cell is not None:
+            return cell[0], cell[1]
         i = self.offsets.get(key)
         if i is None:
             return 0.0, 0
         return self.values[i], int(self.values[i + 1])
 
-    def stat(self, i: int) -> Stat:
-        s, count, squares, low, high = self.values[i : i + 5]
-        return Stat(s, int(count), squares, low, high)
+    def keys(self) -> list[str]:
+        return [*self.offsets, *self.live]
+
+    def __len__(self) -> int:
+        return len(self.offsets) + len(self.live)
+
+    def compact(self) -> None:
+        """Pack the live Stats into the array: slower to update, a third of the memory."""
+        if not self.live:
+            return
+        values = self.values
+        for key, cell in self.live.items():
+            self.offsets[key] = _offset(len(self.offsets))
+            values.extend((float(cell[0]), float(cell[1]), float(cell[2]),
+                           float(cell[3]), float(cell[4])))
+        self.live = {}
+
+
+def _row(stat: Stat) -> tuple[float, float, float, float, float]:
+    return (stat.sum, float(stat.count), stat.squares, stat.min, stat.max)
 
 
 class Store:
     """All windows kept, each mapping series keys to Stats."""
 
     def __init__(self) -> None:
-        self._windows: dict[int, _Window] = {}
+        self._windows: dict[int, Cells] = {}
+
+    def window(self, window: int) -> Cells:
+        """The cells of one window, created when first needed."""
+        cells = self._windows.get(window)
+        if cells is None:
+            cells = self._windows[window] = Cells()
+        return cells
 
     def add(self, window: int, key: str, value: float) -> None:
         """Count one value into a series of a window."""
         self.window(window).add(key, value)
-
-    def window(self, window: int) -> _Window:
-        """The cells of one window, created when first needed; ``.add(key, value)`` counts."""
-        w = self._windows.get(window)
-        if w is None:
-            w = self._windows[window] = _Window()
-        return w
 
     def merge(self, window: int, key: str, stat: Stat) -> None:
         """Fold a whole Stat into a series of a window (restore, combine)."""
         self.window(window).merge(key, stat)
 
     def get(self, window: int, key: str) -> Stat | None:
-        w = self._windows.get(window)
-        if w is None:
-            return None
-        i = w.offsets.get(key)
-        return None if i is None else w.stat(i)
+        cells = self._windows.get(window)
+        return None if cells is None else cells.get(key)
 
     def windows(self) -> list[int]:
         """The windows held, oldest first."""
@@ -106,7 +147,13 @@ class Store:
     @property
     def cells(self) -> int:
         """How many (window, series) Stats are held."""
-        return sum(len(w.offsets) for w in self._windows.values())
+        return sum(len(w) for w in self._windows.values())
+
+    def compact(self, before: int | None = None) -> None:
+        """Pack the windows older than ``before`` (all when None) into their compact form."""
+        for t, cells in self._windows.items():
+            if before is None or t < before:
+                cells.compact()
 
     def purge(self, before: int | None = None) -> list[int]:
         """Drop the windows older than ``before`` (all when None); return those dropped."""
@@ -131,11 +178,13 @@ class Store:
         for t in sorted(self._windows):
             if (start is not None and t < start) or (end is not None and t > end):
                 continue
-            w = self._windows[t]
-            for key, i in w.offsets.items():
+            cells = self._windows[t]
+            for key in cells.keys():
                 if (wanted is not None or labels) and not _matches(key, wanted, labels):
                     continue
-                yield t, key, w.stat(i)
+                stat = cells.get(key)
+                assert stat is not None
+                yield t, key, stat
 
     def to_json(
         self,

@@ -1,0 +1,1 @@
+"""Where CDR documents come from: CouchDB _changes, replay files, demo."""
