@@ -40,6 +40,11 @@ class Alert:
     fields: dict[str, Any] = field(default_factory=dict)
     seq: int = 0
 
+    @property
+    def subject(self) -> Any:
+        """What the alert is about across windows: its key, or its message when it has none."""
+        return _hashable(self.key) if self.key is not None else self.msg
+
     def to_json(self) -> dict[str, Any]:
         data = {name: getattr(self, name) for name in (
             "id", "timestamp", "time", "msg", "plugin", "key", "count",
@@ -129,7 +134,9 @@ class Rule:
         return value > self.bound if self.op == ">" else value < self.bound
 
     def describe(self, labels: dict[str, str], value: float, samples: int) -> str:
-        where = " ".join(labels[name] for name in self.labels)
+        where = " ".join(str(v) for k, v in labels.items() if k != "direction")
+        if "direction" in labels:
+            where = f"{where} ({labels['direction']})" if where else labels["direction"]
         if self.per is None:
             what = f"mean {self.series} {value:.2f}"
             bound = f"{self.bound:g}"

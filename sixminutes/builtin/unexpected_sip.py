@@ -15,5 +15,5 @@ def setup(options):
 def plugin(ctx):
     code = ctx.call.sip_code
     if code not in expected:
-        ctx.alert(f"{ctx.profile} ({ctx.direction}): unexpected SIP {code}",
+        ctx.alert(f"{ctx.profile}: unexpected SIP {code}",
                   key=[ctx.profile, code], code=code)

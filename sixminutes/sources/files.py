@@ -17,9 +17,9 @@ import os
 import re
 import stat
 import zlib
-from urllib.parse import unquote_to_bytes
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import orjson
 
@@ -51,7 +51,7 @@ class InputError(Exception):
 
 
 def total_bytes(paths: list[str]) -> int:
-    """Sum of the on-disk sizes of every file that `read_documents` will read, for a progress bar."""
+    """On-disk size of everything `read_documents` will read: the total of a progress bar."""
     return sum(os.stat(path).st_size for path in _expand(paths))
 
 
@@ -87,7 +87,8 @@ def _expand(paths: list[str]) -> list[str]:
 
 
 def _walk(top: str) -> list[str]:
-    """mod_json_cdr's log-dir and err-log-dir hold one `<uuid>.cdr.json` per CDR; other files are skipped."""
+    """mod_json_cdr's log-dir and err-log-dir hold one `<uuid>.cdr.json` per CDR (in dated
+    subdirectories when rotate=true); other files are skipped."""
 
     def fail(e: OSError) -> None:
         raise InputError(f"cannot read {e.filename}: {e.strerror or e}")

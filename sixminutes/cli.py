@@ -1,0 +1,121 @@
+"""The ``sixminutes`` command."""
+from __future__ import annotations
+
+import argparse
+import gzip
+import sys
+import time
+from typing import Sequence
+
+import orjson
+from tqdm import tqdm
+
+from . import __version__
+from .config import Config, ConfigError
+from .engine import Engine
+from .report import write_report
+from .sources.files import InputError, read_documents, total_bytes
+from .sources.synthetic import Generator
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sixminutes",
+        description="Real-time troubleshooting monitor for VoIP carriers running FreeSWITCH: "
+                    "CDRs into 6-minute windows, KPIs per carrier and account, alerts.")
+    parser.add_argument("--version", action="version", version=f"sixminutes {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    replay = commands.add_parser(
+        "replay", help="count CDR files offline and print a report",
+        description="Read FreeSWITCH CDRs from files and print, per 6-minute window and carrier "
+                    "(profile × direction): calls, ASR, NER, zero-duration %%, ACD, PDD, MOS and "
+                    "the top SIP error codes; then the alerts; then the rejected documents by "
+                    "reason. Inputs: a JSON document or array, JSON Lines, a directory of "
+                    "*.json files (mod_json_cdr's log-dir or err-log-dir), a CouchDB _changes or "
+                    "_all_docs?include_docs=true dump; any of them gzip-compressed. Windows are "
+                    "never purged in a replay.")
+    replay.add_argument("paths", nargs="+", metavar="PATH", help="files or directories to read")
+    replay.add_argument("--json", action="store_true",
+                        help='print one JSON object {"data", "alerts", "rejected"} instead of '
+                             "the report; data is exactly GET /6minutes/data's document")
+    replay.add_argument("--config", metavar="FILE",
+                        help="TOML configuration (plugins, rules); also $SIXMINUTES_CONFIG")
+    replay.add_argument("--plugins", metavar="DIR", action="append", default=[],
+                        help="a directory of plugin files, loaded after the built-ins "
+                             "(repeatable; a file named like a built-in replaces it)")
+    replay.add_argument("--disable", metavar="NAME", action="append", default=[],
+                        help="do not load the plugin NAME (a file stem, e.g. accounts; repeatable)")
+    replay.add_argument("--no-progress", action="store_true",
+                        help="no progress bar on stderr (it only shows on a terminal anyway)")
+    replay.add_argument("--max-alerts", type=int, default=100, metavar="N",
+                        help="alerts listed in the report (default 100; --json lists all)")
+
+    synth = commands.add_parser(
+        "synth", help="write synthetic FreeSWITCH CDRs (JSON Lines) to try things with",
+        description="Write realistic synthetic mod_json_cdr documents as JSON Lines (gzip when "
+                    "the file name ends in .gz), ending over the last HOURS hours: 20 carriers, "
+                    "thousands of accounts, one carrier in trouble (503s, zero-duration calls).")
+    synth.add_argument("--out", metavar="FILE", default="-", help="output file (default stdout)")
+    synth.add_argument("--count", type=int, default=2000, metavar="N", help="CDRs (default 2000)")
+    synth.add_argument("--hours", type=float, default=2.0, help="time span (default 2)")
+    synth.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _synth(args) if args.command == "synth" else _replay(args)
+    except (InputError, ConfigError) as error:
+        print(f"sixminutes: {error}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `sixminutes replay … | head`
+        return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    config = Config.load(args.config)
+    config.retention_hours = None
+    config.plugin_dirs += args.plugins
+    config.disabled += args.disable
+    try:
+        engine = Engine(config)
+    except ValueError as error:  # a bad rule in the config
+        raise ConfigError(str(error)) from None
+    size = total_bytes(args.paths)
+    with tqdm(total=size, unit="B", unit_scale=True, file=sys.stderr, desc="reading",
+              disable=True if args.no_progress else None, delay=0.5) as bar:
+        for item in read_documents(args.paths, progress=bar.update):
+            engine.feed(item)
+    engine.flush()
+    engine.store.compact()
+    if args.json:
+        result = {"data": engine.store.to_json(), "alerts": engine.alerts.to_json(),
+                  "rejected": dict(engine.rejected)}
+        sys.stdout.buffer.write(orjson.dumps(result, option=orjson.OPT_NON_STR_KEYS) + b"\n")
+    else:
+        write_report(engine, sys.stdout, args.max_alerts)
+    for error in engine.plugins.errors:
+        print(f"sixminutes: plugin not loaded: {error}", file=sys.stderr)
+    return 0
+
+
+def _synth(args: argparse.Namespace) -> int:
+    span = max(int(args.hours * 3600), 1)
+    docs = Generator(seed=args.seed).corpus(args.count, int(time.time()) - span, span)
+    try:
+        out = sys.stdout.buffer if args.out == "-" else (
+            gzip.open(args.out, "wb") if args.out.endswith(".gz") else open(args.out, "wb"))
+    except OSError as error:
+        raise InputError(f"cannot write {args.out}: {error.strerror}") from None
+    with out:
+        for raw, _truth in docs:
+            out.write(raw + b"\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""The replay report: what a person reads in a terminal after ``sixminutes replay``."""
+from __future__ import annotations
+
+import time
+from typing import TextIO
+
+from .board import CarrierRow, carrier_rows
+from .call import REASONS
+from .engine import Engine
+
+__all__ = ["write_report", "utc"]
+
+_COLUMNS = ("profile", "direction", "calls", "ASR%", "NER%", "zero%", "ACD s", "PDD s", "MOS",
+            "top SIP errors")
+
+
+def utc(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(epoch))
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f}"
+
+
+def _num(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _cells(row: CarrierRow) -> list[str]:
+    codes = " ".join(f"{code}×{count}" for code, count in row.top_codes())
+    return [row.profile, row.direction, str(row.calls), _pct(row.asr), _pct(row.ner),
+            _pct(row.zero_duration), _num(row.acd), _num(row.pdd, 2), _num(row.mos, 2), codes or "-"]
+
+
+def _table(rows: list[list[str]], out: TextIO, indent: str = "  ") -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        cells = [c.ljust(w) if i < 2 or i == len(r) - 1 else c.rjust(w)
+                 for i, (c, w) in enumerate(zip(r, widths))]
+        out.write(indent + "  ".join(cells).rstrip() + "\n")
+
+
+_SEVERITY = {"critical": 0, "warning": 1}
+
+
+def _write_alerts(engine: Engine, out: TextIO, max_alerts: int) -> None:
+    """One line per (plugin, message) with the windows it was raised in: since when, how often."""
+    alerts = engine.alerts.list()
+    groups: dict[tuple, list] = {}
+    for alert in alerts:
+        groups.setdefault((alert.plugin, alert.subject), []).append(alert)
+    out.write(f"\nAlerts: {len(alerts)} in {len(groups)} groups; threshold rules first, "
+              "then by how many windows they span\n")
+    ranked = sorted(groups.values(), key=lambda g: (
+        _SEVERITY.get(g[0].fields.get("severity"), 9), -len(g), -sum(a.count for a in g)))
+    for group in ranked[:max_alerts]:
+        first, last = min(a.timestamp for a in group), max(a.timestamp for a in group)
+        span = utc(first) if first == last else f"{utc(first)} → {utc(last)[11:]}"
+        seen = f"{len(group)} window{'s' if len(group) > 1 else ''}"
+        if "rule" not in group[0].fields:
+            seen += f", {sum(a.count for a in group)} CDRs"
+        out.write(f"  {group[0].plugin}: {group[0].msg}  [{seen}, {span}]\n")
+    if len(ranked) > max_alerts:
+        out.write(f"  … and {len(ranked) - max_alerts} more groups (all alerts with --json)\n")
+
+
+def write_report(engine: Engine, out: TextIO, max_alerts: int = 100) -> None:
+    """Windows with their carriers, then alerts, then rejected documents by reason."""
+    rows = carrier_rows(engine.store)
+    rejected = sum(engine.rejected.values())
+    out.write(f"sixminutes replay: {engine.accepted} CDRs accepted, {rejected} rejected, "
+              f"{len(engine.store.windows())} windows of 6 minutes\n")
+    by_window: dict[int, list[CarrierRow]] = {}
+    for row in rows:
+        by_window.setdefault(row.timestamp, []).append(row)
+    for t, window_rows in by_window.items():
+        out.write(f"\n{utc(t)}–{utc(t + 360)[11:]} UTC  (window {t})\n")
+        _table([list(_COLUMNS)] + [_cells(r) for r in window_rows], out)
+
+    _write_alerts(engine, out, max_alerts)
+
+    out.write(f"\nRejected: {rejected}\n")
+    for reason, count in engine.rejected.most_common():
+        meaning = REASONS.get(reason, "")
+        example = engine.last_rejection.get(reason, "")
+        example = f" — last: {example[:80]}" if example else ""
+        out.write(f"  {reason:<14} {count:>7}  {meaning}{example}\n")
+
+    broken = [p for p in engine.plugins.plugins if p.errors]
+    if broken or engine.plugins.errors:
+        out.write("\nPlugin problems:\n")
+        for error in engine.plugins.errors:
+            out.write(f"  failed to load {error}\n")
+        for p in broken:
+            out.write(f"  {p.name}: {p.errors} errors, last: {p.last_error}\n")
