@@ -15,10 +15,10 @@ $(BIN)/sixminutes: pyproject.toml
 
 setup: $(BIN)/sixminutes
 
-# Replay a freshly generated sample (2 hours of synthetic traffic) and print the report.
+# Replay a freshly generated sample (1 hour of synthetic traffic) and print the report.
 run: setup
 	mkdir -p samples
-	$(BIN)/sixminutes synth --count 4000 --hours 2 --out $(SAMPLE)
+	$(BIN)/sixminutes synth --count 12000 --hours 1 --out $(SAMPLE)
 	$(BIN)/sixminutes replay $(SAMPLE)
 
 test: setup
