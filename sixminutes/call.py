@@ -132,25 +132,29 @@ class Call(msgspec.Struct, gc=False):
 class Decoded:
     """A Call plus the means to build its whole document on demand."""
 
-    __slots__ = ("call", "_raw", "_doc")
+    __slots__ = ("call", "_source", "_doc")
 
-    def __init__(self, call: Call, raw: bytes | None, doc: dict | None) -> None:
+    def __init__(self, call: Call, source: bytes | dict) -> None:
         self.call = call
-        self._raw = raw
-        self._doc = doc
+        self._source: bytes | dict | None = source
+        self._doc: dict | None = None
 
     @property
     def doc(self) -> dict:
         """The whole document, with its variables URL-decoded; built once, on first use."""
         if self._doc is None:
-            try:
-                doc = orjson.loads(self._raw)
-            except orjson.JSONDecodeError:
-                doc = orjson.loads(_nonfinite_to_null(self._raw))
+            source = self._source
+            if isinstance(source, dict):
+                doc = dict(source)  # the caller's dict is left as it was
+            else:
+                try:
+                    doc = orjson.loads(source)
+                except orjson.JSONDecodeError:
+                    doc = orjson.loads(_nonfinite_to_null(source))
             variables = doc.get("variables")
             if isinstance(variables, dict):
-                doc["variables"] = {k: _text(v) for k, v in variables.items()}
-            self._doc = doc
+                doc["variables"] = {k: _unquoted(v) for k, v in variables.items()}
+            self._doc, self._source = doc, None
         return self._doc
 
 
@@ -191,7 +195,7 @@ def _decode_bytes(raw: bytes) -> Decoded:
         raise Rejected("no_variables")
     if isinstance(variables, _Loose):
         variables = _tighten(variables)
-    return Decoded(_call(variables, doc_id), raw, None)
+    return Decoded(_call(variables, doc_id), raw)
 
 
 def _parse(raw: bytes) -> Any:
@@ -259,7 +263,7 @@ def _decode_dict(doc: dict) -> Decoded:
     if not isinstance(variables, dict):
         raise Rejected("bad_variables", f"`variables` is {type(variables).__name__}")
     loose = _Loose(**{k: variables.get(k) for k in _FIELDS})
-    return Decoded(_call(_tighten(loose), doc_id), None, doc)
+    return Decoded(_call(_tighten(loose), doc_id), doc)
 
 
 def _call(v: _Vars, doc_id: Any) -> Call:
@@ -297,6 +301,13 @@ _ESCAPED = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
 
 def _unescape(match: re.Match) -> str:
     return bytes.fromhex(match.group().replace("%", "")).decode("utf-8", "replace")
+
+
+def _unquoted(value: Any) -> Any:
+    """A variable URL-decoded when it is encoded text, else unchanged."""
+    if type(value) is str and "%" in value:
+        return _ESCAPED.sub(_unescape, value)
+    return value
 
 
 def _text(value: Any) -> str | None:
