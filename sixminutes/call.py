@@ -89,7 +89,7 @@ def _doc_type(name: str, variables: type) -> type:
         ("variables", variables | None, None),
         ("id_", Any, None), ("deleted_", Any, None),
         ("id", Any, None), ("deleted", Any, None),
-        ("doc", msgspec.Raw | None, None),
+        ("doc", msgspec.Raw, msgspec.Raw()),  # empty when absent
     ], rename={"id_": "_id", "deleted_": "_deleted"})
 
 
@@ -158,15 +158,17 @@ class Decoded:
         return self._doc
 
 
-def decode(item: bytes | str | dict) -> Decoded:
-    """Decode one document (raw JSON or an already parsed dict); raise Rejected when it does not count."""
+def decode(item: bytes | dict) -> Decoded:
+    """Decode one document (raw JSON bytes or an already parsed dict); raise Rejected when it does not count.
+
+    Anything else (a number, a string, a list: what a JSON array may hold besides
+    documents) is ``not_object``; text to be parsed must be encoded to bytes first.
+    """
     if isinstance(item, dict):
         return _decode_dict(item)
-    if isinstance(item, str):
-        item = item.encode("utf-8", "surrogatepass")
-    elif not isinstance(item, bytes):
-        item = bytes(item)
-    return _decode_bytes(item)
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return _decode_bytes(bytes(item))
+    raise Rejected("not_object", f"a {type(item).__name__}, not a JSON object")
 
 
 def _decode_bytes(raw: bytes) -> Decoded:
@@ -185,7 +187,7 @@ def _decode_bytes(raw: bytes) -> Decoded:
             parsed = _parse(fixed)
         except msgspec.DecodeError:
             raise Rejected("bad_json", str(error)) from None
-    if parsed.variables is None and parsed.doc is not None:
+    if parsed.variables is None and parsed.doc and parsed.doc != b"null":
         _check_row(parsed)
         return _decode_bytes(bytes(parsed.doc))  # a change row: the CDR is its `doc`
     doc_id = parsed.id_ if parsed.id_ is not None else parsed.id
@@ -206,6 +208,12 @@ def _parse(raw: bytes) -> Any:
         try:
             return _loose_decoder.decode(raw)
         except msgspec.ValidationError as error:
+            # msgspec checks types before it reaches trailing garbage: `"a","b"` (a CSV
+            # line) fails as "not an object" although it is not JSON at all.
+            try:
+                msgspec.json.decode(raw)
+            except RecursionError:
+                raise Rejected("bad_json", "nesting too deep") from None
             raise _shape_error(error) from None
     except RecursionError:
         raise Rejected("bad_json", "nesting too deep") from None

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import sys
 import time
@@ -107,13 +108,13 @@ def _synth(args: argparse.Namespace) -> int:
     span = max(int(args.hours * 3600), 1)
     docs = Generator(seed=args.seed).corpus(args.count, int(time.time()) - span, span)
     try:
-        out = sys.stdout.buffer if args.out == "-" else (
+        out = contextlib.nullcontext(sys.stdout.buffer) if args.out == "-" else (
             gzip.open(args.out, "wb") if args.out.endswith(".gz") else open(args.out, "wb"))
     except OSError as error:
         raise InputError(f"cannot write {args.out}: {error.strerror}") from None
-    with out:
+    with out as file:
         for raw, _truth in docs:
-            out.write(raw + b"\n")
+            file.write(raw + b"\n")
     return 0
 
 

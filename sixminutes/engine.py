@@ -47,7 +47,7 @@ class Engine:
         self.plugins = self.load_plugins()
         return self.plugins
 
-    def feed(self, item: bytes | str | dict) -> str | None:
+    def feed(self, item: bytes | dict) -> str | None:
         """Count one document; return None when accepted, else the rejection reason."""
         try:
             decoded = decode(item)
