@@ -36,9 +36,16 @@ class Alert:
     direction: str
     account: str
     duration: dict[str, int]
-    doc: dict | None
+    sample: Decoded | dict | None  # the first CDR; its document is built only when shown
     fields: dict[str, Any] = field(default_factory=dict)
     seq: int = 0
+
+    @property
+    def doc(self) -> dict | None:
+        """The first CDR that raised the alert, as a document."""
+        if self.sample is not None and not isinstance(self.sample, dict):
+            self.sample = self.sample.doc
+        return self.sample
 
     @property
     def subject(self) -> Any:
@@ -76,11 +83,12 @@ class Alerts:
         self.raised = 0
         self.listeners: list[Callable[[Alert], None]] = []
 
-    def raise_alert(self, plugin: str, msg: str, key: Any, timestamp: int, call: Call,
-                    doc: Callable[[], dict | None], fields: dict[str, Any]) -> Alert:
+    def raise_alert(self, plugin: str, msg: str, key: Any, timestamp: int, sample: Decoded,
+                    fields: dict[str, Any]) -> Alert:
         """Add an alert, or count one more of the same (plugin, key or msg, window)."""
         dedup = (plugin, _hashable(key) if key is not None else msg, timestamp)
         alert = self._rows.get(dedup)
+        call = sample.call
         if alert is not None:
             alert.count += 1
         else:
@@ -91,7 +99,7 @@ class Alerts:
                 plugin=plugin, key=list(key) if isinstance(key, tuple) else key, count=1,
                 profile=call.profile, direction=call.direction, account=call.account,
                 duration={"billable": call.billsec, "total": call.duration},
-                doc=doc(), fields=dict(fields), seq=self._seq,
+                sample=sample, fields=dict(fields), seq=self._seq,
             )
             self.raised += 1
         for listener in self.listeners:
@@ -178,48 +186,50 @@ def rules_from_config(tables: dict[str, dict[str, Any]]) -> list[Rule]:
 class Thresholds:
     """Checks the rules for the label sets touched since the last check, once per (rule, labels, window).
 
-    CDRs only mark their labels as touched (one dict write); :meth:`check` runs the
-    rules over those, so a burst of a thousand CDRs from one carrier costs one check.
+    A CDR only marks its labels as touched (a dict write per label set); :meth:`check`
+    runs the rules over those, so a burst of a thousand CDRs from one carrier costs
+    one check.
     """
 
     def __init__(self, rules: list[Rule]) -> None:
         self.rules = rules
-        self._attrs = tuple(sorted({name for rule in rules for name in rule.labels}))
-        self._values = operator.attrgetter(*self._attrs) if self._attrs else (lambda call: ())
-        self._touched: dict[tuple, Decoded] = {}
+        groups: dict[tuple[str, ...], list[Rule]] = {}
+        for rule in rules:
+            groups.setdefault(rule.labels, []).append(rule)
+        self._groups = [(names, _getter(names), group) for names, group in groups.items()]
+        self._touched: list[dict[tuple, Decoded]] = [{} for _ in self._groups]
         self._fired: dict[int, set[tuple]] = {}
 
     def touch(self, timestamp: int, decoded: Decoded) -> None:
         """Remember that this CDR's window and labels need checking; keep it as the sample."""
-        values = self._values(decoded.call)
-        if len(self._attrs) == 1:
-            values = (values,)
-        self._touched[(timestamp, *values)] = decoded
+        call = decoded.call
+        for (_, values, _), touched in zip(self._groups, self._touched):
+            touched[(timestamp, values(call))] = decoded
 
     def check(self, store: Store) -> list[tuple[Rule, dict[str, str], float, int, int, Decoded]]:
         """(rule, labels, value, samples, window, sample CDR) for each rule newly crossed."""
-        touched, self._touched = self._touched, {}
         crossed = []
-        for (timestamp, *values), decoded in touched.items():
-            window = store.window(timestamp)
-            fired = self._fired.setdefault(timestamp, set())
-            attrs = dict(zip(self._attrs, values))
-            for rule in self.rules:
-                labels = {name: attrs[name] for name in rule.labels}
-                once = (rule.name, *labels.values())
-                if once in fired:
-                    continue
-                value, samples = self._measure(window, rule, labels)
-                if samples >= rule.min_count and rule.crossed(value):
-                    fired.add(once)
-                    crossed.append((rule, labels, value, samples, timestamp, decoded))
+        for (names, _, rules), touched in zip(self._groups, self._touched):
+            for (timestamp, values), decoded in touched.items():
+                window = store.window(timestamp)
+                fired = self._fired.setdefault(timestamp, set())
+                labels = dict(zip(names, values))
+                for rule in rules:
+                    once = (rule.name, values)
+                    if once in fired:
+                        continue
+                    value, samples = self._measure(window, rule, labels)
+                    if samples >= rule.min_count and rule.crossed(value):
+                        fired.add(once)
+                        crossed.append((rule, labels, value, samples, timestamp, decoded))
+            touched.clear()
         return crossed
 
     @staticmethod
     def _measure(window: Cells, rule: Rule, labels: dict[str, str]) -> tuple[float, int]:
         total, samples = window.sum_count(_key(rule.per or rule.series, labels))
-        if not samples:
-            return 0.0, 0
+        if samples < rule.min_count:
+            return 0.0, samples
         if rule.per is None:
             return total / samples, samples
         return window.sum_count(_key(rule.series, labels))[0] / samples, samples
@@ -227,4 +237,14 @@ class Thresholds:
     def purge(self, before: int | None = None) -> None:
         for t in [t for t in self._fired if before is None or t < before]:
             del self._fired[t]
-        self._touched = {k: v for k, v in self._touched.items() if before is not None and k[0] >= before}
+        for touched in self._touched:
+            for key in [k for k in touched if before is None or k[0] < before]:
+                del touched[key]
+
+
+def _getter(names: tuple[str, ...]) -> Callable[[Call], tuple]:
+    """A fast function from a Call to the tuple of its values for these label names."""
+    if len(names) == 1:
+        get = operator.attrgetter(names[0])
+        return lambda call: (get(call),)
+    return operator.attrgetter(*names) if names else (lambda call: ())

@@ -98,12 +98,11 @@ class Engine:
             fields = {"rule": rule.name, "labels": labels, "value": value, "bound": rule.bound,
                       "samples": samples, "severity": rule.severity}
             self.alerts.raise_alert(rule.name, rule.describe(labels, value, samples),
-                                    list(labels.values()), timestamp, decoded.call,
-                                    lambda: decoded.doc, fields)
+                                    list(labels.values()), timestamp, decoded, fields)
 
-    def _raise_alert(self, ctx: Context, msg: str, key: Any, fields: dict[str, Any]) -> None:
-        self.alerts.raise_alert(ctx.plugin_name, msg, key, ctx.timestamp, ctx.call,
-                                lambda: ctx.doc, fields)
+    def _raise_alert(self, decoded: Decoded, timestamp: int, plugin: str, msg: str, key: Any,
+                     fields: dict[str, Any]) -> None:
+        self.alerts.raise_alert(plugin, msg, key, timestamp, decoded, fields)
 
     def purge(self) -> int | None:
         """Drop the windows (and their alerts and seen ids) past retention; return the cut-off."""

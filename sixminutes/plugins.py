@@ -86,7 +86,7 @@ class Context:
 
     def alert(self, msg: str, key: Any = None, **fields: Any) -> None:
         """Raise an alert; the same (plugin, key or msg, window) again only increments its count."""
-        self._alert(self, msg, key, fields)
+        self._alert(self._decoded, self.timestamp, self.plugin_name, msg, key, fields)
 
 
 @dataclass
