@@ -39,13 +39,14 @@ SELECT e - e % 360 AS window, profile, direction, count(*) AS calls,
 FROM ({rows}) GROUP BY ALL
 """
 # DuckDB does not URL-decode: ccnq_profile / ccnq_direction are grouped as stored.
+_READ_JSON = "read_json(columns={variables: STRUCT})"
 DUCKDB_QUERIES = {
     "read_ndjson_objects + json_extract_string": _AGGREGATE.format(rows="""
         SELECT CAST(x[1] AS BIGINT) AS e, CAST(x[2] AS BIGINT) AS b, x[3] AS profile, x[4] AS direction
         FROM (SELECT json_extract_string(json, ['$.variables.end_epoch', '$.variables.billsec',
                      '$.variables.ccnq_profile', '$.variables.ccnq_direction']) AS x
               FROM read_ndjson_objects(?, maximum_object_size=16777216))"""),
-    "read_json(columns={variables: STRUCT})": _AGGREGATE.format(rows="""
+    _READ_JSON: _AGGREGATE.format(rows="""
         SELECT CAST(variables.end_epoch AS BIGINT) AS e, CAST(variables.billsec AS BIGINT) AS b,
                variables.ccnq_profile AS profile, variables.ccnq_direction AS direction
         FROM read_json(?, format='newline_delimited', maximum_object_size=16777216,
@@ -167,7 +168,8 @@ def main(argv: list[str] | None = None) -> None:
         "docs_per_s": {k: round(v) for k, v in rate.items()},
         "duckdb_best": duck_name, "duckdb_threads": threads, "duckdb_groups": groups,
         "duckdb_groups_agreeing_with_engine": agreed,
-        "ratio_engine_over_duckdb": round(rate["engine"] / rate[f"duckdb: {duck_name}"], 3),
+        "ratio_engine_over_duckdb_read_json": round(rate["engine"] / rate[f"duckdb: {_READ_JSON}"], 3),
+        "ratio_engine_over_duckdb_fastest": round(rate["engine"] / rate[f"duckdb: {duck_name}"], 3),
         "ratio_engine_over_orjson": round(rate["engine"] / rate["orjson"], 3),
         "store_cells": cells, "store_bytes": mem, "store_bytes_per_cell": round(mem / cells, 1),
         "store_peak_bytes_while_building": peak,
@@ -184,7 +186,9 @@ def main(argv: list[str] | None = None) -> None:
     for label, nthreads, source, v in rows:
         print(f"{label:<52} {nthreads:>7}  {source:<9} {v:>9,.0f} {v * size / n / 1e6:>6,.0f}")
     print("-" * 88)
-    print(f"engine / DuckDB ({duck_name}): {result['ratio_engine_over_duckdb']:.3f}")
+    print(f"engine / DuckDB read_json (the baseline the targets are set against): "
+          f"{result['ratio_engine_over_duckdb_read_json']:.3f}")
+    print(f"engine / DuckDB fastest ({duck_name}): {result['ratio_engine_over_duckdb_fastest']:.3f}")
     print(f"engine / orjson.loads: {result['ratio_engine_over_orjson']:.3f}")
     print("memory = lines read into a list before timing (no file I/O); file = DuckDB reads the file.")
     print(f"DuckDB groups on (window, ccnq_profile, ccnq_direction) as stored (it does not URL-decode): "
