@@ -12,7 +12,8 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable
 
-from .stats import cached_key as _key
+from .call import Call as _Call
+from .stats import SeriesKeyError, cached_key as _key, series_key
 
 if TYPE_CHECKING:
     from .call import Call, Decoded
@@ -53,12 +54,22 @@ class Alert:
         return _hashable(self.key) if self.key is not None else self.msg
 
     def to_json(self) -> dict[str, Any]:
-        data = {name: getattr(self, name) for name in (
-            "id", "timestamp", "time", "msg", "plugin", "key", "count",
-            "profile", "direction", "account", "duration")}
+        """The item of GET /6minutes/alerts: the record, the raiser's fields, the sample CDR."""
+        data = {name: getattr(self, name) for name in _RECORD_FIELDS}
         data.update(self.fields)
         data["doc"] = self.doc
         return data
+
+    def to_record(self) -> dict[str, Any]:
+        """Everything needed to restore the alert after a restart."""
+        data = {name: getattr(self, name) for name in _RECORD_FIELDS}
+        data.update(fields=self.fields, seq=self.seq, doc=self.doc)
+        return data
+
+
+_CALL_FIELDS = frozenset(_Call.__struct_fields__)
+_RECORD_FIELDS = ("id", "timestamp", "time", "msg", "plugin", "key", "count",
+                  "profile", "direction", "account", "duration")
 
 
 def _hashable(key: Any) -> Any:
@@ -104,6 +115,15 @@ class Alerts:
             self.raised += 1
         for listener in self.listeners:
             listener(alert)
+        return alert
+
+    def restore(self, record: dict[str, Any]) -> Alert:
+        """Put back an alert saved with :meth:`Alert.to_record`."""
+        fields = {name: record[name] for name in _RECORD_FIELDS}
+        alert = Alert(**fields, sample=record.get("doc"), fields=dict(record.get("fields", {})),
+                      seq=record.get("seq", 0))
+        self._rows[(alert.plugin, alert.subject, alert.timestamp)] = alert
+        self._seq = max(self._seq, alert.seq)
         return alert
 
     def list(self) -> list[Alert]:
@@ -180,6 +200,16 @@ def rules_from_config(tables: dict[str, dict[str, Any]]) -> list[Rule]:
             rules[name] = replace(base, **table) if base else Rule(name=name, **table)
         except TypeError as error:
             raise ValueError(f"rule {name}: {error}") from None
+    for rule in rules.values():
+        unknown = set(rule.labels) - _CALL_FIELDS
+        if unknown:
+            raise ValueError(f"rule {rule.name}: labels must be Call fields "
+                             f"({', '.join(sorted(_CALL_FIELDS))}), not {sorted(unknown)}")
+        for series in filter(None, (rule.series, rule.per)):
+            try:
+                series_key(series)
+            except SeriesKeyError as error:
+                raise ValueError(f"rule {rule.name}: {error}") from None
     return [rule for rule in rules.values() if rule.enabled]
 
 
@@ -233,6 +263,10 @@ class Thresholds:
         if rule.per is None:
             return total / samples, samples
         return window.sum_count(_key(rule.series, labels))[0] / samples, samples
+
+    def mark_fired(self, rule: str, timestamp: int, values: Any) -> None:
+        """Remember a restored alert's crossing, so that it does not fire again."""
+        self._fired.setdefault(timestamp, set()).add((rule, tuple(values or ())))
 
     def purge(self, before: int | None = None) -> None:
         for t in [t for t in self._fired if before is None or t < before]:

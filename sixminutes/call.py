@@ -203,17 +203,16 @@ def _decode_bytes(raw: bytes) -> Decoded:
 def _parse(raw: bytes) -> Any:
     """The typed decode, then the lenient one when a value has an unexpected type."""
     try:
-        return _decoder.decode(raw)
-    except msgspec.ValidationError:
+        try:
+            return _decoder.decode(raw)
+        except msgspec.ValidationError:
+            pass
         try:
             return _loose_decoder.decode(raw)
         except msgspec.ValidationError as error:
             # msgspec checks types before it reaches trailing garbage: `"a","b"` (a CSV
             # line) fails as "not an object" although it is not JSON at all.
-            try:
-                msgspec.json.decode(raw)
-            except RecursionError:
-                raise Rejected("bad_json", "nesting too deep") from None
+            msgspec.json.decode(raw)
             raise _shape_error(error) from None
     except RecursionError:
         raise Rejected("bad_json", "nesting too deep") from None
@@ -233,8 +232,11 @@ def _tighten(loose: Any) -> _Vars:
             fields[name] = number or 0 if name != "end_epoch" else number
         elif name == "rtp_audio_in_mos":
             fields[name] = _float(value)
-        else:
-            fields[name] = value if isinstance(value, str) else orjson.dumps(value).decode()
+        elif isinstance(value, str):
+            fields[name] = value
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            fields[name] = str(value)  # a number where FreeSWITCH writes text: read it as text
+        # an object, array or boolean where text belongs is no value at all
     return _Vars(**fields)
 
 
@@ -285,8 +287,10 @@ def _call(v: _Vars, doc_id: Any) -> Call:
     mos = v.rtp_audio_in_mos
     if mos is not None and not math.isfinite(mos):
         mos = None
+    if type(doc_id) is not str:  # dedup needs text: an odd _id counts as no _id
+        doc_id = str(doc_id) if type(doc_id) in (int, float) else None
     return Call(
-        id=doc_id if doc_id is not None else _text(v.uuid),
+        id=doc_id or _text(v.uuid),
         profile=_text(v.ccnq_profile or v.sip_gateway_name or v.sofia_profile_name) or "unknown",
         direction=_text(v.ccnq_direction or v.direction) or "unknown",
         account=_text(v.ccnq_account or v.accountcode) or "unknown",

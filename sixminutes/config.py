@@ -22,9 +22,26 @@ The TOML file (all keys optional)::
     op = ">"
     bound = 0.3
     min_count = 50
+
+    [serve]                              # the live service; flags of `sixminutes serve` win
+    host = "127.0.0.1"
+    port = 8360
+    state = "sixminutes.sqlite"
+    couchdb = ["http://user:password@couch:5984/cdrs"]
+    since = "now"                        # where to start when no position is saved: now, 0, a seq
+    token = "…"                          # required to listen beyond loopback
+    demo = false
+    demo_rate = 4.0                      # synthetic CDRs per second with demo
+    max_body_bytes = 1048576
+    snapshot_seconds = 5
+    account_metrics = false              # per-account Prometheus gauges (they can be many)
+
+Every [serve] key can also come from the environment as SIXMINUTES_<KEY> (SIXMINUTES_PORT,
+SIXMINUTES_COUCHDB with URLs separated by spaces, SIXMINUTES_DEMO=1, ...).
 """
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -44,6 +61,18 @@ class Config:
     disabled: list[str] = field(default_factory=list)
     plugin_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     rules: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The live service (`sixminutes serve`):
+    host: str = "127.0.0.1"
+    port: int = 8360
+    state: str = "sixminutes.sqlite"
+    couchdb: list[str] = field(default_factory=list)
+    since: str = "now"
+    token: str | None = None
+    demo: bool = False
+    demo_rate: float = 4.0
+    max_body_bytes: int = 1 << 20
+    snapshot_seconds: float = 5.0
+    account_metrics: bool = False
 
     @classmethod
     def load(cls, path: str | None = None, env: Mapping[str, str] | None = None) -> Config:
@@ -57,7 +86,29 @@ class Config:
             config.retention_hours = _hours(env["SIXMINUTES_RETENTION_HOURS"], "SIXMINUTES_RETENTION_HOURS")
         if env.get("SIXMINUTES_PLUGINS"):
             config.plugin_dirs += env["SIXMINUTES_PLUGINS"].split(os.pathsep)
+        for name in SERVE_SETTINGS:
+            variable = f"SIXMINUTES_{name.upper()}"
+            if variable in env:
+                config.set(name, env[variable], variable)
         return config
+
+    def set(self, name: str, value: Any, where: str) -> None:
+        """Set a [serve] setting from TOML, the environment (text) or a flag, checking its type."""
+        kind = SERVE_SETTINGS[name]
+        try:
+            if kind is bool and isinstance(value, str):
+                if value.lower() not in _BOOLEANS:
+                    raise ValueError(value)
+                value = _BOOLEANS[value.lower()]
+            elif kind is list:
+                value = value.split() if isinstance(value, str) else [str(v) for v in value]
+            elif kind is bool and not isinstance(value, bool):
+                raise ValueError(value)
+            else:
+                value = kind(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: not a valid {kind.__name__}: {value!r}") from None
+        setattr(self, name, value)
 
     def apply_toml(self, path: str) -> None:
         try:
@@ -67,14 +118,14 @@ class Config:
             raise ConfigError(f"cannot read config {path}: {error.strerror}") from None
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"config {path}: {error}") from None
-        unknown = set(data) - {"retention_hours", "plugins", "rules"}
+        unknown = set(data) - {"retention_hours", "plugins", "rules", "serve"}
         if unknown:
             raise ConfigError(f"config {path}: unknown keys {sorted(unknown)}")
         if "retention_hours" in data:
             self.retention_hours = _hours(data["retention_hours"], "retention_hours")
         plugins = dict(data.get("plugins", {}))
-        self.plugin_dirs += [str(d) for d in plugins.pop("dirs", [])]
-        self.disabled += [str(d) for d in plugins.pop("disabled", [])]
+        self.plugin_dirs += _strings(plugins.pop("dirs", []), f"config {path}: plugins.dirs")
+        self.disabled += _strings(plugins.pop("disabled", []), f"config {path}: plugins.disabled")
         for name, options in plugins.items():
             if not isinstance(options, dict):
                 raise ConfigError(f"config {path}: [plugins.{name}] must be a table")
@@ -83,6 +134,27 @@ class Config:
             if not isinstance(table, dict):
                 raise ConfigError(f"config {path}: [rules.{name}] must be a table")
             self.rules[name] = table
+        serve = data.get("serve", {})
+        unknown = set(serve) - set(SERVE_SETTINGS)
+        if unknown:
+            raise ConfigError(f"config {path}: unknown keys in [serve] {sorted(unknown)}")
+        for name, value in serve.items():
+            self.set(name, value, f"config {path}: serve.{name}")
+
+
+SERVE_SETTINGS: dict[str, type] = {
+    "host": str, "port": int, "state": str, "couchdb": list, "since": str, "token": str,
+    "demo": bool, "demo_rate": float, "max_body_bytes": int, "snapshot_seconds": float,
+    "account_metrics": bool,
+}
+_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True,
+             "0": False, "false": False, "no": False, "off": False}
+
+
+def _strings(value: Any, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: must be a list of strings, got {value!r}")
+    return value
 
 
 def _hours(value: Any, where: str) -> float:
@@ -90,6 +162,6 @@ def _hours(value: Any, where: str) -> float:
         hours = float(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{where}: not a number: {value!r}") from None
-    if hours <= 0:
-        raise ConfigError(f"{where}: must be positive, got {hours}")
+    if not math.isfinite(hours) or hours <= 0:
+        raise ConfigError(f"{where}: must be a positive number of hours, got {hours}")
     return hours

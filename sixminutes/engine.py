@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import Any
+from typing import Any, Iterable
 
 from .alerts import Alerts, Thresholds, rules_from_config
 from .call import Decoded, Rejected, decode
 from .config import Config
 from .plugins import Context, PluginSet, load_plugins
+from .stats import Stat
 from .store import Store
 from .windows import WINDOW, Clock, Retention, window_of
 
@@ -30,10 +31,13 @@ class Engine:
         self.alerts = Alerts(clock)
         self.thresholds = Thresholds(rules_from_config(self.config.rules))
         self.plugins = plugins if plugins is not None else self.load_plugins()
-        self.accepted = 0
-        self.rejected: Counter[str] = Counter()
+        self.outcomes: Counter[tuple[str, str]] = Counter()
+        """(source, "accepted" or the rejection reason) → documents."""
         self.last_rejection: dict[str, str] = {}
         self.check_every = 1000
+        self.track_seen = False
+        """When set, ids newly counted are listed in ``seen_new`` for the snapshot to save."""
+        self.seen_new: list[tuple[int, Any]] = []
         self._seen: dict[int, set[Any]] = {}
         self._newest = 0
         self._pending = 0
@@ -47,20 +51,33 @@ class Engine:
         self.plugins = self.load_plugins()
         return self.plugins
 
-    def feed(self, item: bytes | dict) -> str | None:
+    @property
+    def accepted(self) -> int:
+        return sum(n for (_, outcome), n in self.outcomes.items() if outcome == "accepted")
+
+    @property
+    def rejected(self) -> Counter[str]:
+        """Rejected documents by reason, all sources together."""
+        counts: Counter[str] = Counter()
+        for (_, outcome), n in self.outcomes.items():
+            if outcome != "accepted":
+                counts[outcome] += n
+        return counts
+
+    def feed(self, item: bytes | dict, source: str = "replay") -> str | None:
         """Count one document; return None when accepted, else the rejection reason."""
         try:
             decoded = decode(item)
             self._count(decoded)
         except Rejected as rejected:
-            self.rejected[rejected.reason] += 1
+            self.outcomes[(source, rejected.reason)] += 1
             self.last_rejection[rejected.reason] = rejected.detail
             return rejected.reason
         except Exception as error:  # a decoder bug must cost one document, never the feed
-            self.rejected["undecodable"] += 1
+            self.outcomes[(source, "undecodable")] += 1
             self.last_rejection["undecodable"] = f"{type(error).__name__}: {error}"
             return "undecodable"
-        self.accepted += 1
+        self.outcomes[(source, "accepted")] += 1
         return None
 
     def _count(self, decoded: Decoded) -> None:
@@ -78,6 +95,8 @@ class Engine:
             if call.id in seen:
                 raise Rejected("duplicate", str(call.id))
             seen.add(call.id)
+            if self.track_seen:
+                self.seen_new.append((timestamp, call.id))
         self.plugins.run(Context(decoded, timestamp, self.store, self._raise_alert))
         self.thresholds.touch(timestamp, decoded)
         if timestamp > self._newest:
@@ -113,7 +132,25 @@ class Engine:
             self.thresholds.purge(oldest)
             for t in [t for t in self._seen if t < oldest]:
                 del self._seen[t]
+            self.seen_new = [(t, i) for t, i in self.seen_new if t >= oldest]
         return oldest
+
+    def restore(self, cells: Iterable[tuple[int, str, float, int, float, float, float]],
+                alerts: Iterable[dict[str, Any]], seen: Iterable[tuple[int, Any]],
+                outcomes: dict[tuple[str, str], int]) -> None:
+        """Load a saved state (before any document is fed)."""
+        for t, key, total, count, squares, low, high in cells:
+            self.store.merge(t, key, Stat(total, count, squares, low, high))
+            self._newest = max(self._newest, t)
+        self.store.compact()
+        self.store.drain_changes()
+        for record in alerts:
+            alert = self.alerts.restore(record)
+            if "rule" in alert.fields:
+                self.thresholds.mark_fired(alert.fields["rule"], alert.timestamp, alert.key)
+        for t, doc_id in seen:
+            self._seen.setdefault(t, set()).add(doc_id)
+        self.outcomes.update(outcomes)
 
     def status(self) -> dict[str, Any]:
         """Counts and plugin health, for reports and the status endpoint."""

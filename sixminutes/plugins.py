@@ -38,7 +38,8 @@ class Context:
     """What a plugin sees of one CDR, and the three things it may do: increment, alert, stat."""
 
     __slots__ = ("call", "timestamp", "profile", "direction", "account", "from_", "to",
-                 "duration", "plugin_name", "_decoded", "_cells", "_live", "_store", "_alert")
+                 "duration", "plugin_name", "_decoded", "_cells", "_live", "_changed", "_store",
+                 "_alert")
 
     def __init__(self, decoded: Decoded, timestamp: int, store: Store,
                  alert: Callable[..., None]) -> None:
@@ -56,6 +57,7 @@ class Context:
         self._store = store
         self._cells = store.window(timestamp)
         self._live = self._cells.live
+        self._changed = self._cells.changed
         self._alert = alert
 
     @property
@@ -66,12 +68,12 @@ class Context:
     def increment(self, name: str, value: float = 1, **labels: Any) -> None:
         """Add ``value`` to the series ``name{labels}`` of this CDR's window."""
         # Inlined (key cache, live cell update): this runs a dozen times per CDR.
-        if labels:
-            name = _CACHE.get((name, *labels.items())) or _key(name, labels)
+        name = _CACHE.get((name, *labels.items())) or _key(name, labels)
         cell = self._live.get(name)
         if cell is None:
             self._cells.add(name, value)
             return
+        self._changed.add(name)
         cell[0] += value
         cell[1] += 1
         cell[2] += value * value
@@ -82,7 +84,7 @@ class Context:
 
     def stat(self, name: str, **labels: Any) -> Stat | None:
         """This window's Stat of a series, or None when nothing was counted in it yet."""
-        return self._store.get(self.timestamp, _key(name, labels) if labels else name)
+        return self._store.get(self.timestamp, _key(name, labels))
 
     def alert(self, msg: str, key: Any = None, **fields: Any) -> None:
         """Raise an alert; the same (plugin, key or msg, window) again only increments its count."""

@@ -84,16 +84,30 @@ class Stat:
 
 def _number(value: float) -> float | int:
     """Integral floats print as integers, so counts and sums of counts read naturally."""
+    if isinstance(value, int):
+        return value
     if value.is_integer() and abs(value) < 2**53:
         return int(value)
     return value
 
 
+_NAME = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
+_LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"(,|\})')
 _ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n"})
 
 
 def series_key(name: str, labels: dict[str, str] | None = None) -> str:
-    """``name{a="x",b="y"}`` with labels sorted by name and values escaped as Prometheus does."""
+    """``name{a="x",b="y"}`` with labels sorted by name and values escaped as Prometheus does.
+
+    Names and label names must be valid Prometheus names (SeriesKeyError otherwise), so
+    every key can be parsed back and exported.
+    """
+    if not _NAME.fullmatch(name):
+        raise SeriesKeyError(f"not a valid series name: {name!r}")
+    for label in labels or ():
+        if not _LABEL_NAME.fullmatch(label):
+            raise SeriesKeyError(f"not a valid label name: {label!r}")
     if not labels:
         return name
     inner = ",".join(
@@ -106,13 +120,19 @@ _CACHE: dict[tuple, str] = {}
 
 
 def cached_key(name: str, labels: dict) -> str:
-    """:func:`series_key`, memoised: the same few thousand keys are built for every CDR."""
-    cache_key = (name, *labels.items())
+    """:func:`series_key`, memoised: the same few thousand keys are built for every CDR.
+
+    Entries are stored under text values only, so ``1`` and ``True`` (equal and hashing
+    alike in Python) never share a key; callers may look up ``(name, *labels.items())``
+    directly first, which hits whenever the values are text.
+    """
+    text = {k: v if type(v) is str else str(v) for k, v in labels.items()}
+    cache_key = (name, *text.items())
     key = _CACHE.get(cache_key)
     if key is None:
         if len(_CACHE) > 500_000:  # accounts come and go; keep the cache bounded
             _CACHE.clear()
-        key = _CACHE[cache_key] = series_key(name, {k: str(v) for k, v in labels.items()})
+        key = _CACHE[cache_key] = series_key(name, text)
     return key
 
 
@@ -120,8 +140,6 @@ class SeriesKeyError(ValueError):
     """A string that is not a series key."""
 
 
-_NAME = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
-_LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"(,|\})')
 _UNESCAPES = {"\\\\": "\\", '\\"': '"', "\\n": "\n"}
 _UNESCAPE = re.compile(r"\\[\\\"n]")
 

@@ -13,7 +13,7 @@ import sys
 from array import array
 from collections.abc import Iterable, Iterator
 
-from .stats import Stat, parse_series_key
+from .stats import SeriesKeyError, Stat, parse_series_key
 
 __all__ = ["Store"]
 
@@ -29,17 +29,23 @@ def _offset(n: int) -> int:
 
 
 class Cells:
-    """The Stats of one window: live lists in ``live``, packed ones in ``offsets``/``values``."""
+    """The Stats of one window: live lists in ``live``, packed ones in ``offsets``/``values``.
 
-    __slots__ = ("live", "offsets", "values")
+    ``changed`` holds the keys updated since the owner last drained it (live events,
+    snapshots); restoring with :meth:`merge` does not mark anything changed.
+    """
+
+    __slots__ = ("live", "offsets", "values", "changed")
 
     def __init__(self) -> None:
         self.live: dict[str, list] = {}
         self.offsets: dict[str, int] = {}
         self.values = array("d")
+        self.changed: set[str] = set()
 
     def add(self, key: str, value: float) -> None:
         """Count one value; callers on the hot path update ``live[key]`` themselves first."""
+        self.changed.add(key)
         cell = self.live.get(key)
         if cell is not None:
             cell[0] += value
@@ -120,13 +126,25 @@ class Store:
 
     def __init__(self) -> None:
         self._windows: dict[int, Cells] = {}
+        self._touched: set[int] = set()
 
     def window(self, window: int) -> Cells:
-        """The cells of one window, created when first needed."""
+        """The cells of one window, created when first needed (and then watched for changes)."""
+        self._touched.add(window)
         cells = self._windows.get(window)
         if cells is None:
             cells = self._windows[window] = Cells()
         return cells
+
+    def drain_changes(self) -> dict[int, set[str]]:
+        """The keys updated per window since the last drain; the record starts afresh."""
+        changes = {}
+        for t in self._touched:
+            cells = self._windows.get(t)
+            if cells is not None and cells.changed:
+                changes[t], cells.changed = cells.changed, set()
+        self._touched = set()
+        return changes
 
     def add(self, window: int, key: str, value: float) -> None:
         """Count one value into a series of a window."""
@@ -160,6 +178,7 @@ class Store:
         dropped = [t for t in self._windows if before is None or t < before]
         for t in dropped:
             del self._windows[t]
+        self._touched.difference_update(dropped)
         return sorted(dropped)
 
     def items(
@@ -205,7 +224,11 @@ def _matches(key: str, names: set[str] | None, labels: dict[str, str] | None) ->
     if parsed is None:
         if len(_PARSED) > 1_000_000:
             _PARSED.clear()
-        parsed = _PARSED[key] = parse_series_key(key)
+        try:
+            parsed = parse_series_key(key)
+        except SeriesKeyError:  # restored from an older state file, say: never matches a filter
+            parsed = (key, {})
+        _PARSED[key] = parsed
     name, have = parsed
     if names is not None and name not in names:
         return False

@@ -1,0 +1,34 @@
+"""Hand-written minimal FreeSWITCH-like CDRs for the tests.
+
+``cdr(**variables)`` is a document as mod_json_cdr writes it (every variable a string),
+with just enough to be accepted: an ``end_epoch``. Keyword arguments override or add
+variables; a value of ``None`` removes the variable. ``_id=...`` / ``_doc=...`` keys are
+not variables: ``_id`` sets the document's ``_id`` and ``_doc`` adds top-level keys.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+END = 1_700_000_000  # 2023-11-14T22:13:20Z; its window starts at END - END % 360
+WINDOW = END - END % 360
+
+
+def cdr(_id: str | None = None, _doc: dict[str, Any] | None = None, **variables: Any) -> dict:
+    """A minimal valid CDR document; variables are turned into strings as FreeSWITCH does."""
+    merged: dict[str, Any] = {"end_epoch": str(END)}
+    merged.update(variables)
+    doc: dict[str, Any] = {}
+    if _id is not None:
+        doc["_id"] = _id
+    doc["callflow"] = [{"profile_index": "1"}]
+    doc["variables"] = {k: str(v) for k, v in merged.items() if v is not None}
+    if _doc:
+        doc.update(_doc)
+    return doc
+
+
+def raw(_id: str | None = None, _doc: dict[str, Any] | None = None, **variables: Any) -> bytes:
+    """The same document as :func:`cdr`, as the JSON bytes a source hands the engine."""
+    return orjson.dumps(cdr(_id, _doc, **variables))

@@ -1,0 +1,471 @@
+"""Alerts: the record, dedup per (plugin, key or msg, window), threshold rules, unexpected SIP."""
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+
+import pytest
+
+from helpers import END, WINDOW, cdr, raw
+from sixminutes.alerts import DEFAULT_RULES, Alert, Alerts, Rule, rules_from_config
+from sixminutes.call import decode
+from sixminutes.config import Config
+from sixminutes.engine import Engine
+
+NOW = END + 120
+_ids = itertools.count()
+
+
+def sample(doc_id: str = "first"):
+    """A decoded CDR to raise alerts with; its document is only built when an alert shows it."""
+    return decode(raw(_id=doc_id, ccnq_profile="carrier1", ccnq_direction="outbound",
+                      ccnq_account="acct1", billsec="12", duration="20"))
+
+
+def raise_(alerts: Alerts, plugin="p", msg="m", key=None, timestamp=WINDOW, doc_id="first",
+           **fields):
+    decoded = sample(doc_id)
+    return alerts.raise_alert(plugin, msg, key, timestamp, decoded, fields), decoded
+
+
+# --- Alerts ---------------------------------------------------------------------------------
+
+def test_alert_record_fields():
+    alerts = Alerts(clock=lambda: 1234.5)
+    alert, decoded = raise_(alerts, plugin="unexpected_sip", msg="carrier1: SIP 503",
+                            key=("carrier1", "503"), code="503")
+    assert alert.id.startswith(f"{WINDOW}-") and len(alert.id) == len(str(WINDOW)) + 13
+    assert alert.to_json() == {
+        "id": alert.id, "timestamp": WINDOW, "time": 1234.5, "msg": "carrier1: SIP 503",
+        "plugin": "unexpected_sip", "key": ["carrier1", "503"], "count": 1,
+        "profile": "carrier1", "direction": "outbound", "account": "acct1",
+        "duration": {"billable": 12, "total": 20}, "code": "503", "doc": decoded.doc,
+    }
+    assert alert.doc["_id"] == "first"
+    assert alert.doc["variables"]["ccnq_profile"] == "carrier1"
+
+
+def test_same_plugin_key_window_increments_count_and_keeps_first_doc():
+    ticks = iter([100.0, 200.0, 300.0])
+    alerts = Alerts(clock=lambda: next(ticks))
+    first, first_cdr = raise_(alerts, key="k", msg="one", doc_id="cdr-1")
+    assert first_cdr._doc is None  # the document is built only when the alert is shown
+    again, second_cdr = raise_(alerts, key="k", msg="another message", doc_id="cdr-2")
+    assert again is first
+    assert first.count == 2
+    assert first.doc["_id"] == "cdr-1" and first.msg == "one" and first.time == 100.0
+    assert second_cdr._doc is None  # the document of a repeat is never built
+    assert len(alerts) == 1 and alerts.raised == 1
+
+
+def test_dedup_by_msg_when_no_key():
+    alerts = Alerts()
+    raise_(alerts, msg="same")
+    raise_(alerts, msg="same")
+    raise_(alerts, msg="other")
+    assert sorted((a.msg, a.count) for a in alerts.list()) == [("other", 1), ("same", 2)]
+
+
+def test_list_and_tuple_keys_are_the_same_key():
+    alerts = Alerts()
+    raise_(alerts, key=["a", "b"])
+    raise_(alerts, key=("a", "b"))
+    [alert] = alerts.list()
+    assert alert.count == 2 and alert.key == ["a", "b"]
+
+
+def test_unhashable_keys_are_accepted():
+    alerts = Alerts()
+    raise_(alerts, key={"profile": "x", "codes": ["503"]})
+    raise_(alerts, key={"codes": ["503"], "profile": "x"})
+    assert [a.count for a in alerts.list()] == [2]
+
+
+def test_different_plugins_are_separate_rows():
+    alerts = Alerts()
+    raise_(alerts, plugin="a", key="k")
+    raise_(alerts, plugin="b", key="k")
+    assert len(alerts) == 2
+
+
+def test_different_windows_are_separate_rows():
+    alerts = Alerts()
+    a, _ = raise_(alerts, key="k", timestamp=WINDOW)
+    b, _ = raise_(alerts, key="k", timestamp=WINDOW + 360)
+    assert a is not b and a.id != b.id
+    assert (a.count, b.count) == (1, 1)
+
+
+def test_list_is_newest_first():
+    alerts = Alerts()
+    raise_(alerts, msg="old window", timestamp=WINDOW - 360)
+    raise_(alerts, msg="first", timestamp=WINDOW)
+    raise_(alerts, msg="second", timestamp=WINDOW)
+    raise_(alerts, msg="first", timestamp=WINDOW)  # a repeat does not move it
+    assert [a.msg for a in alerts.list()] == ["second", "first", "old window"]
+    assert [a["msg"] for a in alerts.to_json()] == ["second", "first", "old window"]
+
+
+def test_ids_are_stable_for_the_same_dedup_key():
+    a, _ = raise_(Alerts(), plugin="x", key="k")
+    b, _ = raise_(Alerts(), plugin="x", key="k")
+    c, _ = raise_(Alerts(), plugin="x", key="other")
+    assert a.id == b.id != c.id
+
+
+def test_listeners_hear_new_and_repeated_alerts():
+    alerts = Alerts()
+    heard: list[tuple[str, int]] = []
+    alerts.listeners.append(lambda alert: heard.append((alert.msg, alert.count)))
+    raise_(alerts, msg="m")
+    raise_(alerts, msg="m")
+    assert heard == [("m", 1), ("m", 2)]
+
+
+def test_purge_before_and_all():
+    alerts = Alerts()
+    raise_(alerts, msg="a", timestamp=WINDOW - 720)
+    raise_(alerts, msg="b", timestamp=WINDOW - 360)
+    raise_(alerts, msg="c", timestamp=WINDOW)
+    assert alerts.purge(WINDOW - 360) == 1
+    assert [a.msg for a in alerts.list()] == ["c", "b"]
+    assert alerts.purge() == 2
+    assert len(alerts) == 0 and alerts.list() == []
+
+
+def test_purged_alert_is_raised_afresh():
+    alerts = Alerts()
+    raise_(alerts, msg="m")
+    raise_(alerts, msg="m")
+    alerts.purge()
+    alert, _ = raise_(alerts, msg="m")
+    assert alert.count == 1
+
+
+# --- rules ----------------------------------------------------------------------------------
+
+def test_default_rules():
+    rules = {r.name: r for r in rules_from_config({})}
+    assert set(rules) == {"zero_duration_ratio", "network_failure_ratio", "asr",
+                          "account_zero_duration_ratio", "mos"}
+    assert rules["zero_duration_ratio"] == Rule("zero_duration_ratio", "zero_duration", "calls",
+                                                ">", 0.5, 20)
+    assert rules["account_zero_duration_ratio"].labels == ("account", "direction")
+    assert rules["mos"].per is None and rules["mos"].op == "<"
+
+
+def test_rule_crossed():
+    above = Rule("r", "s", "calls", ">", 0.5, 1)
+    below = Rule("r", "s", "calls", "<", 0.5, 1)
+    assert above.crossed(0.6) and not above.crossed(0.5)
+    assert below.crossed(0.4) and not below.crossed(0.5)
+
+
+def test_rules_from_config_overrides_a_default():
+    rules = {r.name: r for r in rules_from_config({"zero_duration_ratio": {"bound": 0.6}})}
+    assert rules["zero_duration_ratio"] == replace(DEFAULT_RULES["zero_duration_ratio"], bound=0.6)
+    assert rules["asr"] == DEFAULT_RULES["asr"]
+
+
+def test_rules_from_config_adds_a_rule():
+    rules = {r.name: r for r in rules_from_config({"short_ratio": {
+        "series": "short_calls", "per": "calls", "op": ">", "bound": 0.3, "min_count": 50,
+        "labels": ["profile", "direction"], "severity": "critical"}})}
+    assert rules["short_ratio"] == Rule("short_ratio", "short_calls", "calls", ">", 0.3, 50,
+                                        labels=("profile", "direction"), severity="critical")
+    assert len(rules) == len(DEFAULT_RULES) + 1
+
+
+def test_rules_from_config_disables_with_enabled_false():
+    names = [r.name for r in rules_from_config({"asr": {"enabled": False}})]
+    assert "asr" not in names and len(names) == len(DEFAULT_RULES) - 1
+
+
+@pytest.mark.parametrize("table", [
+    {"asr": {"op": ">="}},
+    {"new": {"series": "x", "per": None, "op": "=", "bound": 1, "min_count": 1}},
+])
+def test_rules_from_config_bad_op(table):
+    with pytest.raises(ValueError, match="op"):
+        rules_from_config(table)
+
+
+def test_rules_from_config_unknown_field_names_it():
+    with pytest.raises(ValueError, match="bund"):
+        rules_from_config({"asr": {"bund": 0.3}})
+
+
+def test_rules_from_config_new_rule_missing_fields():
+    with pytest.raises(ValueError, match="new_rule"):
+        rules_from_config({"new_rule": {"series": "x"}})
+
+
+def test_rule_describe_names_labels_value_bound_and_samples():
+    rule = DEFAULT_RULES["zero_duration_ratio"]
+    text = rule.describe({"direction": "outbound", "profile": "carrier1"}, 0.55, 20)
+    for part in ("carrier1", "outbound", "zero_duration/calls 55% > 50%", "20 samples"):
+        assert part in text
+    text = DEFAULT_RULES["mos"].describe({"direction": "inbound", "profile": "c"}, 2.5, 10)
+    for part in ("c", "inbound", "mean mos 2.50 < 3.5", "10 samples"):
+        assert part in text
+
+
+# --- thresholds through the engine ----------------------------------------------------------
+
+def engine(**config) -> Engine:
+    return Engine(Config(**config), clock=lambda: NOW)
+
+
+def feed(e: Engine, n: int, end_epoch: int = END, **variables) -> None:
+    base = {"ccnq_profile": "carrier1", "ccnq_direction": "outbound", "ccnq_account": "acct1"}
+    base.update(variables)
+    for _ in range(n):
+        assert e.feed(raw(_id=f"cdr-{next(_ids)}", end_epoch=end_epoch, **base)) is None
+
+
+ANSWERED = {"billsec": "60", "answer_epoch": str(END - 60), "sip_term_status": "200"}
+ZERO = {"billsec": "0", "sip_term_status": "486"}
+
+
+def rule_alerts(e: Engine, name: str | None = None) -> list[Alert]:
+    rules = {r.name for r in e.thresholds.rules}
+    return [a for a in e.alerts.list() if a.plugin in rules and (name is None or a.plugin == name)]
+
+
+def test_zero_duration_ratio_fires_once_per_carrier_window():
+    e = engine()
+    feed(e, 9, **ANSWERED)
+    feed(e, 11, **ZERO)
+    e.flush()
+    [alert] = rule_alerts(e)
+    assert alert.plugin == "zero_duration_ratio"
+    assert alert.timestamp == WINDOW
+    assert alert.key == ["outbound", "carrier1"]
+    assert alert.msg == DEFAULT_RULES["zero_duration_ratio"].describe(
+        {"direction": "outbound", "profile": "carrier1"}, 0.55, 20)
+    assert alert.fields == {"rule": "zero_duration_ratio",
+                            "labels": {"direction": "outbound", "profile": "carrier1"},
+                            "value": 0.55, "bound": 0.5, "samples": 20, "severity": "warning"}
+    assert (alert.profile, alert.direction, alert.time) == ("carrier1", "outbound", NOW)
+    assert alert.doc["variables"]["ccnq_profile"] == "carrier1"
+    feed(e, 20, **ZERO)
+    e.flush()
+    e.flush()
+    [again] = rule_alerts(e, "zero_duration_ratio")
+    assert again is alert and again.count == 1
+
+
+def test_threshold_check_reads_a_compacted_window():
+    e = engine()
+    feed(e, 20, **ZERO)
+    feed(e, 1, end_epoch=END + 1800, **ANSWERED)  # the engine moves on and packs WINDOW
+    assert not e.store.window(WINDOW).live
+    e.flush()
+    assert [a.timestamp for a in rule_alerts(e, "zero_duration_ratio")] == [WINDOW]
+
+
+def test_zero_duration_ratio_fires_again_in_another_window():
+    e = engine()
+    feed(e, 20, **ZERO)
+    feed(e, 20, end_epoch=END + 360, **ZERO)
+    e.flush()
+    alerts = rule_alerts(e, "zero_duration_ratio")
+    assert sorted(a.timestamp for a in alerts) == [WINDOW, WINDOW + 360]
+
+
+def test_zero_duration_ratio_is_per_carrier():
+    e = engine()
+    feed(e, 20, **ZERO)
+    feed(e, 20, ccnq_profile="carrier2", **ANSWERED)
+    e.flush()
+    assert [a.key for a in rule_alerts(e, "zero_duration_ratio")] == [["outbound", "carrier1"]]
+
+
+def test_no_alert_below_min_count():
+    e = engine()
+    feed(e, 19, **ZERO)
+    e.flush()
+    assert rule_alerts(e) == []
+
+
+def test_no_alert_before_flush():
+    e = engine()
+    feed(e, 30, **ZERO)
+    assert rule_alerts(e) == []
+    e.flush()
+    assert rule_alerts(e, "zero_duration_ratio") != []
+
+
+def test_check_every_triggers_the_check():
+    e = engine()
+    e.check_every = 25
+    feed(e, 25, **ZERO)
+    assert len(rule_alerts(e, "zero_duration_ratio")) == 1
+
+
+def test_healthy_traffic_raises_no_rule_alert():
+    e = engine()
+    feed(e, 40, rtp_audio_in_mos="4.3", progress_mediamsec="1500", **ANSWERED)
+    feed(e, 10, **ZERO)
+    e.flush()
+    assert rule_alerts(e) == []
+
+
+def test_asr_fires_on_low_answer_ratio():
+    e = engine()
+    feed(e, 3, **ANSWERED)
+    feed(e, 17, billsec="0", sip_term_status="487")
+    e.flush()
+    [alert] = rule_alerts(e, "asr")
+    assert alert.fields["value"] == pytest.approx(0.15)
+    assert alert.key == ["outbound", "carrier1"]
+
+
+def test_asr_quiet_when_enough_calls_answered():
+    e = engine()
+    feed(e, 5, **ANSWERED)
+    feed(e, 15, billsec="0", sip_term_status="487")
+    e.flush()
+    assert rule_alerts(e, "asr") == []  # 25% >= 20%
+
+
+def test_network_failure_ratio_fires_on_sip_5xx():
+    e = engine()
+    feed(e, 15, **ANSWERED)
+    feed(e, 5, billsec="0", sip_term_status="503")
+    e.flush()
+    [alert] = rule_alerts(e)
+    assert alert.plugin == "network_failure_ratio"
+    assert alert.fields["severity"] == "critical"
+    assert alert.fields["value"] == 0.25
+
+
+def test_network_failure_ratio_fires_on_q850_without_sip_code():
+    e = engine()
+    feed(e, 15, **ANSWERED)
+    feed(e, 5, billsec="0", hangup_cause_q850="34")
+    e.flush()
+    assert [a.plugin for a in rule_alerts(e)] == ["network_failure_ratio"]
+
+
+def test_network_failure_ratio_quiet_at_the_bound():
+    e = engine()
+    feed(e, 16, **ANSWERED)
+    feed(e, 4, billsec="0", sip_term_status="503")  # 20%, not above
+    e.flush()
+    assert rule_alerts(e) == []
+
+
+def test_account_zero_duration_ratio_fires_per_account():
+    e = engine()
+    # Spread over carriers so that no carrier reaches min_count: only the account rule can fire.
+    for i in range(20):
+        feed(e, 1, ccnq_profile=f"carrier{i % 4}", **(ANSWERED if i < 3 else ZERO))
+    e.flush()
+    [alert] = rule_alerts(e)
+    assert alert.plugin == "account_zero_duration_ratio"
+    assert alert.key == ["acct1", "outbound"]
+    assert alert.fields["labels"] == {"account": "acct1", "direction": "outbound"}
+    assert alert.fields["value"] == 0.85
+
+
+def test_account_zero_duration_ratio_quiet_for_a_healthy_account():
+    e = engine()
+    for i in range(20):
+        feed(e, 1, ccnq_profile=f"carrier{i % 4}", **(ANSWERED if i < 5 else ZERO))
+    e.flush()
+    assert rule_alerts(e) == []  # 75% <= 80%
+
+
+def test_mos_rule_fires_on_low_mean_mos():
+    e = engine()
+    feed(e, 10, rtp_audio_in_mos="2.5", **ANSWERED)
+    e.flush()
+    [alert] = rule_alerts(e)
+    assert alert.plugin == "mos"
+    assert alert.fields["value"] == 2.5 and alert.fields["samples"] == 10
+
+
+def test_mos_rule_quiet_below_min_count_and_on_good_mos():
+    e = engine()
+    feed(e, 9, rtp_audio_in_mos="2.0", **ANSWERED)
+    feed(e, 10, ccnq_profile="carrier2", rtp_audio_in_mos="4.1", **ANSWERED)
+    e.flush()
+    assert rule_alerts(e) == []
+
+
+def test_configured_bound_changes_the_threshold():
+    e = engine(rules={"zero_duration_ratio": {"bound": 0.9}})
+    feed(e, 3, **ANSWERED)
+    feed(e, 17, **ZERO)  # 85%: above the default, below 0.9
+    e.flush()
+    assert rule_alerts(e, "zero_duration_ratio") == []
+
+
+def test_configured_new_rule_fires():
+    e = engine(rules={"short_ratio": {"series": "short_calls", "per": "calls", "op": ">",
+                                      "bound": 0.3, "min_count": 20}})
+    feed(e, 20, billsec="2", sip_term_status="200")
+    e.flush()
+    [alert] = rule_alerts(e, "short_ratio")
+    assert alert.fields["value"] == 1.0
+
+
+def test_disabled_rule_never_fires():
+    e = engine(rules={"zero_duration_ratio": {"enabled": False}})
+    feed(e, 20, **ZERO)
+    e.flush()
+    assert rule_alerts(e, "zero_duration_ratio") == []
+
+
+# --- the unexpected_sip built-in ------------------------------------------------------------
+
+def sip_alerts(e: Engine) -> list[Alert]:
+    return [a for a in e.alerts.list() if a.plugin == "unexpected_sip"]
+
+
+def test_unexpected_sip_alerts_on_503_once_per_profile_code_window_with_count():
+    e = engine()
+    e.feed(raw(_id="first", ccnq_profile="carrier1", ccnq_direction="outbound", sip_term_status="503"))
+    e.feed(raw(_id="second", ccnq_profile="carrier1", ccnq_direction="outbound", sip_term_status="503"))
+    e.feed(raw(_id="third", ccnq_profile="carrier1", ccnq_direction="inbound", sip_term_status="503"))
+    [alert] = sip_alerts(e)
+    assert alert.count == 3
+    assert alert.key == ["carrier1", "503"]
+    assert "carrier1" in alert.msg and "503" in alert.msg
+    assert alert.fields == {"code": "503"}
+    assert alert.doc["_id"] == "first"
+    assert alert.to_json()["code"] == "503"
+
+
+def test_unexpected_sip_separate_rows_per_profile_code_and_window():
+    e = engine()
+    e.feed(raw(_id="a", ccnq_profile="carrier1", sip_term_status="503"))
+    e.feed(raw(_id="b", ccnq_profile="carrier2", sip_term_status="503"))
+    e.feed(raw(_id="c", ccnq_profile="carrier1", sip_term_status="502"))
+    e.feed(raw(_id="d", ccnq_profile="carrier1", sip_term_status="503", end_epoch=END + 360))
+    assert sorted((a.timestamp, *a.key) for a in sip_alerts(e)) == [
+        (WINDOW, "carrier1", "502"), (WINDOW, "carrier1", "503"), (WINDOW, "carrier2", "503"),
+        (WINDOW + 360, "carrier1", "503")]
+
+
+@pytest.mark.parametrize("code", ["486", "200", "487", None])
+def test_unexpected_sip_quiet_on_expected_codes(code):
+    e = engine()
+    e.feed(raw(_id="a", ccnq_profile="carrier1", sip_term_status=code))
+    assert sip_alerts(e) == []
+
+
+def test_unexpected_sip_expected_set_is_configurable():
+    e = engine(plugin_options={"unexpected_sip": {"expected": ["200", 503]}})
+    e.feed(raw(_id="a", sip_term_status="503"))
+    e.feed(raw(_id="b", sip_term_status="486"))
+    assert [a.key[1] for a in sip_alerts(e)] == ["486"]
+
+
+def test_dict_input_alert_doc():
+    e = engine()
+    e.feed(cdr(_id="d1", ccnq_profile="carrier%201", sip_term_status="503"))
+    [alert] = sip_alerts(e)
+    assert alert.doc["variables"]["ccnq_profile"] == "carrier 1"
+    assert alert.profile == "carrier 1"
