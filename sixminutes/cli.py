@@ -63,12 +63,51 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument("--count", type=int, default=2000, metavar="N", help="CDRs (default 2000)")
     synth.add_argument("--hours", type=float, default=2.0, help="time span (default 2)")
     synth.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+
+    serve = commands.add_parser(
+        "serve", help="run the live service (CouchDB follower, HTTP ingest, API, live events)",
+        description="Run the live service: follow CouchDB _changes feeds and/or take "
+                    "FreeSWITCH mod_json_cdr POSTs on /6minutes/cdr, keep the last 24 hours of "
+                    "6-minute windows in a SQLite state file, and serve /6minutes (page), "
+                    "/6minutes/data, /6minutes/alerts, /6minutes/status, /6minutes/events "
+                    "(SSE) and /metrics. Settings come from --config, then SIXMINUTES_* "
+                    "variables, then these flags.")
+    serve.add_argument("--config", metavar="FILE", help="TOML configuration; also $SIXMINUTES_CONFIG")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1; any other "
+                                      "address needs --token)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8360)")
+    serve.add_argument("--state", metavar="PATH",
+                       help="SQLite state file: windows, alerts, positions, ingest journal "
+                            "(default sixminutes.sqlite)")
+    serve.add_argument("--couchdb", metavar="URL", action="append",
+                       help="a CouchDB database to follow, e.g. http://user:pass@host:5984/cdrs "
+                            "(repeatable; credentials never appear in logs or status)")
+    serve.add_argument("--since", metavar="SEQ",
+                       help="where to start a CouchDB feed with no saved position: now "
+                            "(default, as the seed did), 0 (backfill everything) or a sequence")
+    serve.add_argument("--plugins", metavar="DIR", action="append", default=[],
+                       help="a directory of plugin files, loaded after the built-ins (repeatable)")
+    serve.add_argument("--disable", metavar="NAME", action="append", default=[],
+                       help="do not load the plugin NAME (repeatable)")
+    serve.add_argument("--token", help="token required by POST /6minutes/cdr, DELETE and "
+                                       "/6minutes/restart (Bearer, or Basic with it as password)")
+    serve.add_argument("--retention-hours", type=float, metavar="H",
+                       help="hours of windows kept (default 24)")
+    serve.add_argument("--demo", action="store_true",
+                       help="generate synthetic FreeSWITCH CDRs (one carrier in trouble), fed "
+                            "through the same path as POSTed CDRs")
+    serve.add_argument("--demo-rate", type=float, metavar="N",
+                       help="demo CDRs per second (default 4)")
+    serve.add_argument("--log-level", default="info",
+                       choices=["debug", "info", "warning", "error"], help="default info")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.command == "serve":
+            return _serve(args)
         return _synth(args) if args.command == "synth" else _replay(args)
     except (InputError, ConfigError) as error:
         print(f"sixminutes: {error}", file=sys.stderr)
@@ -102,6 +141,53 @@ def _replay(args: argparse.Namespace) -> int:
     for error in engine.plugins.errors:
         print(f"sixminutes: plugin not loaded: {error}", file=sys.stderr)
     return 0
+
+
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import logging
+
+    import uvicorn
+
+    from .service import Service
+    from .web.app import create_app
+
+    config = Config.load(args.config)
+    for name in ("host", "port", "state", "since", "token", "demo_rate"):
+        value = getattr(args, name)
+        if value is not None:
+            config.set(name, value, f"--{name.replace('_', '-')}")
+    if args.couchdb:
+        config.couchdb = args.couchdb
+    if args.demo:
+        config.demo = True
+    if args.retention_hours is not None:
+        config.retention_hours = args.retention_hours
+    config.plugin_dirs += args.plugins
+    config.disabled += args.disable
+    if config.host not in _LOOPBACK and not config.token:
+        raise ConfigError(f"refusing to listen on {config.host} without a token: anyone who "
+                          "reaches it could post CDRs and delete data. Give --token (or "
+                          "SIXMINUTES_TOKEN), or listen on 127.0.0.1.")
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        service = Service(config)
+    except ValueError as error:  # a bad rule in the config
+        raise ConfigError(str(error)) from None
+    print(f"sixminutes: serving http://{config.host}:{config.port}/6minutes "
+          f"(state {config.state})", file=sys.stderr, flush=True)
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: object) -> None:
+            service.hub.close()  # end live-event streams now, or shutdown waits for them
+            super().handle_exit(sig, frame)
+
+    server = Server(uvicorn.Config(create_app(service), host=config.host, port=config.port,
+                                   log_level=args.log_level, access_log=False,
+                                   timeout_graceful_shutdown=5))
+    server.run()
+    return 0 if server.started else 1
 
 
 def _synth(args: argparse.Namespace) -> int:

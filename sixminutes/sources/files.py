@@ -9,8 +9,6 @@ so the engine counts them instead of losing them.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import codecs
 import gzip
 import os
@@ -19,9 +17,10 @@ import stat
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
-from urllib.parse import unquote_to_bytes
 
 import orjson
+
+from ..web.body import decode_post_body
 
 SMALL_LIMIT = 64 << 20  # larger (decompressed) contents are streamed when the layout allows it
 FIRST_LINE_LIMIT = 16 << 20  # how much of a big file's first line is read to learn its layout
@@ -37,9 +36,6 @@ _LAST_SEQ = re.compile(rb'\{\s*"(?:last_seq|pending)"\s*:')
 _ROWS_HEADER = re.compile(rb'\{.*"(?:results|rows|docs)"\s*:\s*\[$')
 # Keys that make a one-line `{...}` more than a document: a CouchDB dump or a feed's end.
 _CONTAINER_KEY = re.compile(rb'"(?:results|rows|docs|last_seq|pending)"\s*:')
-# A JSON string, as far as a quote followed by what may follow a string (see _from_post_body).
-_LOOSE_STRING = re.compile(rb'"((?:\\.|[^\\])*?)"(?=[:,}\]]|\Z)', re.S)
-_RAW_IN_STRING = re.compile(rb'\\[\\"/bfnrtu]|(["\\\x00-\x1f])')  # group 1: must not be raw
 _FAIL = object()
 
 
@@ -164,7 +160,7 @@ def _from_content(content: bytes) -> Iterator[Any]:
     if not content:
         return
     if content[:3] in (b"%7B", b"%7b", b"eyJ") or content[:4] == b"cdr=":
-        content = _from_post_body(content.removeprefix(b"cdr="))
+        content = decode_post_body(content.removeprefix(b"cdr="))
     if content[:1] == b"{" and b"\n" not in content and not _CONTAINER_KEY.search(content):
         yield content  # mod_json_cdr's one-line document: whatever it holds, the engine decodes it
         return
@@ -184,27 +180,6 @@ def _from_content(content: bytes) -> Iterator[Any]:
         yield from _line_docs(lines)  # JSON Lines whose first line is broken
         return
     yield content  # not JSON at all (CSV, XML, a truncated document): the engine rejects it
-
-
-def _from_post_body(body: bytes) -> bytes:
-    """mod_json_cdr writes a CDR it failed to POST to err-log-dir as the POST body: URL-encoded
-    (encode=true) or base64 (encode=base64). Until signalwire/freeswitch#3152 the URL encoding left
-    the values' own %XX escapes (encode-values) as they were, so decoding the body decodes those
-    too, and a quote or CR LF in a value breaks the JSON: then such bytes inside strings are put
-    back as %XX, for the engine to decode with the rest of the value."""
-    if body[:3] == b"eyJ":
-        try:
-            return base64.b64decode(body, validate=True)
-        except binascii.Error:
-            return body
-    plain = unquote_to_bytes(body)
-    if _loads(plain) is not _FAIL:
-        return plain
-    return _LOOSE_STRING.sub(lambda m: b'"%s"' % _RAW_IN_STRING.sub(_percent, m[1]), plain)
-
-
-def _percent(m: re.Match[bytes]) -> bytes:
-    return b"%%%02X" % m[1][0] if m[1] else m[0]
 
 
 def _unwrap(value: Any, raw: bytes) -> Iterator[Any]:

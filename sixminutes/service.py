@@ -1,0 +1,288 @@
+"""The long-running service: sources in, engine, snapshots to SQLite, live events out.
+
+Everything that touches the engine runs on the event loop, one document at a time;
+SQLite work runs on one thread of its own. The ingest journal is committed before a
+POSTed CDR is counted, and a snapshot saves the windows together with every source's
+position, so after a crash the service resumes exactly where its saved state ends.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, TypeVar
+
+import orjson
+
+from .alerts import Alert
+from .config import Config
+from .engine import Engine
+from .sources.couchdb import ChangesFollower, redact
+from .sources.synthetic import Generator
+from .state import Delta, State
+from .web.events import Hub, series_name
+
+__all__ = ["Service"]
+
+log = logging.getLogger("sixminutes")
+T = TypeVar("T")
+JOURNAL = "journal"
+
+
+class Service:
+    """Owns the engine, the state file, the sources and the live-event hub."""
+
+    def __init__(self, config: Config, *, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.clock = clock
+        self.engine = Engine(config, clock=clock)
+        self.engine.track_seen = True
+        self.engine.check_every = 10**9  # the tick checks thresholds, not the CDR count
+        self.hub = Hub()
+        self.state: State | None = None
+        self.followers: dict[str, ChangesFollower] = {}
+        self.journal_position = 0
+        self.snapshots = {"count": 0, "last_at": None, "last_seconds": None, "last_error": None}
+        self._positions: dict[str, str] = {}
+        self._unsaved: dict[int, set[str]] = {}
+        self._alerts_live: dict[str, Alert] = {}
+        self._alerts_unsaved: dict[str, Alert] = {}
+        self._deletions: list[tuple[str, int | None]] = []
+        self._queue: list[tuple[str, bytes, asyncio.Future]] = []
+        self._queued = asyncio.Event()
+        self._db = ThreadPoolExecutor(1, thread_name_prefix="sixminutes-state")
+        self._tasks: list[asyncio.Task] = []
+        self._rate: deque[tuple[float, int]] = deque(maxlen=41)
+        self._purged_at = 0.0
+        self.engine.alerts.listeners.append(self._alert_changed)
+
+    # -- life cycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Restore the saved state, replay the journal past it, then start the sources."""
+        self.state = State(self.config.state)
+        saved = await self._run(self.state.load)
+        self.engine.restore(saved.cells, [orjson.loads(a) for a in saved.alerts], saved.seen,
+                            saved.outcomes)
+        self._positions = {k: v for k, v in saved.positions.items() if k != JOURNAL}
+        self.journal_position = int(saved.positions.get(JOURNAL, "0"))
+        replayed = 0
+        for row_id, source, body in await self._run(
+                lambda: list(self.state.journal_after(self.journal_position))):
+            self.engine.feed(body, source)
+            self.journal_position = row_id
+            replayed += 1
+        self._purge()
+        log.info("state %s: %d windows, %d alerts restored; %d journal CDRs replayed",
+                 self.config.state, len(self.engine.store.windows()), len(self.engine.alerts),
+                 replayed)
+        for url in self.config.couchdb:
+            name = f"couchdb:{redact(url)}"
+            follower = self.followers[name] = ChangesFollower(
+                url, self._positions.get(name, self.config.since))
+            self._tasks.append(asyncio.create_task(self._follow(name, follower), name=name))
+        self._tasks += [asyncio.create_task(self._journal_writer(), name="journal"),
+                        asyncio.create_task(self._every(0.25, self.tick), name="tick"),
+                        asyncio.create_task(self._every(self.config.snapshot_seconds, self.snapshot),
+                                            name="snapshot")]
+        if self.config.demo:
+            self._tasks.append(asyncio.create_task(self._demo(), name="demo"))
+
+    async def stop(self) -> None:
+        """Stop the sources, then save a last snapshot (SIGTERM/SIGINT come here)."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        self.tick()
+        await self.snapshot()
+        if self.state is not None:
+            await self._run(self.state.close)
+        self._db.shutdown(wait=True)
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._db, fn)
+
+    async def _every(self, seconds: float, action: Callable[[], Any]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                result = action()
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:  # a failing tick must not stop the next one
+                log.exception("%s failed", getattr(action, "__name__", action))
+
+    # -- sources ----------------------------------------------------------------------
+
+    async def ingest(self, body: bytes, source: str = "http") -> str | None:
+        """Count one CDR once it is durable in the journal; the engine's outcome."""
+        future = asyncio.get_running_loop().create_future()
+        self._queue.append((source, body, future))
+        self._queued.set()
+        return await future
+
+    async def _journal_writer(self) -> None:
+        """Group commit: every body waiting is written in one transaction, then counted in order."""
+        while True:
+            await self._queued.wait()
+            self._queued.clear()
+            batch, self._queue = self._queue, []
+            if not batch:
+                continue
+            try:
+                ids = await self._run(lambda: self.state.journal_append([(s, b) for s, b, _ in batch]))
+            except Exception as error:
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            for row_id, (source, body, future) in zip(ids, batch):
+                reason = self.engine.feed(body, source)
+                self.journal_position = row_id
+                if not future.done():
+                    future.set_result(reason)
+
+    async def keep_bad_body(self, source: str, content_type: str | None, error: str,
+                            body: bytes) -> None:
+        self.engine.outcomes[(source, "bad_body")] += 1
+        await self._run(lambda: self.state.keep_bad_body(source, content_type, error, body))
+
+    async def _follow(self, name: str, follower: ChangesFollower) -> None:
+        async for row, seq in follower.rows():
+            self.engine.feed(row, name)
+            self._positions[name] = seq
+
+    async def _demo(self) -> None:
+        """Synthetic traffic through the same path as POSTed CDRs."""
+        seed = int(self.clock())
+        generator, jitter = Generator(seed=seed), random.Random(seed)
+        interval = 1.0 / max(self.config.demo_rate, 0.01)
+        while True:
+            raw, _ = generator.cdr(int(self.clock()) - jitter.randrange(0, 30))
+            await self.ingest(raw, "demo")
+            await asyncio.sleep(interval * jitter.uniform(0.2, 1.8))
+
+    # -- periodic work ----------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Check thresholds, publish what changed as live events, remember it for the snapshot."""
+        self.engine.flush()
+        changes = self.engine.store.drain_changes()
+        items = []
+        for t, keys in changes.items():
+            self._unsaved.setdefault(t, set()).update(keys)
+            for key in keys:
+                stat = self.engine.store.get(t, key)
+                if stat is not None:
+                    items.append({"timestamp": t, "name": series_name(key), "label": key,
+                                  "data": stat.to_json()})
+        if items:
+            self.hub.publish("stats", items)
+        alerts, self._alerts_live = self._alerts_live, {}
+        for alert in alerts.values():
+            self.hub.publish("alert", alert.to_json())
+        now = self.clock()
+        self._rate.append((now, self.engine.accepted))
+        if now - self._purged_at >= 60:
+            self._purge()
+
+    def _alert_changed(self, alert: Alert) -> None:
+        self._alerts_live[alert.id] = alert
+        self._alerts_unsaved[alert.id] = alert
+
+    def _purge(self) -> None:
+        self._purged_at = self.clock()
+        oldest = self.engine.purge()
+        if oldest is not None:
+            self._forget(oldest, ("cells", "alerts", "seen"))
+
+    def _forget(self, before: int | None, tables: tuple[str, ...]) -> None:
+        for table in tables:
+            self._deletions.append((table, before))
+        if "cells" in tables:
+            for t in [t for t in self._unsaved if before is None or t < before]:
+                del self._unsaved[t]
+        if "alerts" in tables:
+            self._alerts_unsaved = {i: a for i, a in self._alerts_unsaved.items()
+                                    if before is not None and a.timestamp >= before}
+
+    def delete_data(self, before: int | None) -> int:
+        """DELETE /6minutes/data: drop windows (all, or older than ``before``)."""
+        dropped = self.engine.store.purge(before)
+        self._forget(before, ("cells",))
+        return len(dropped)
+
+    def delete_alerts(self, before: int | None) -> int:
+        dropped = self.engine.alerts.purge(before)
+        self._forget(before, ("alerts",))
+        return dropped
+
+    async def snapshot(self) -> None:
+        """Save what changed since the last snapshot, with every source's position, atomically."""
+        if self.state is None:
+            return
+        store = self.engine.store
+        delta = Delta(deletions=self._deletions, journal_upto=self.journal_position)
+        for t, keys in self._unsaved.items():
+            for key in keys:
+                stat = store.get(t, key)
+                if stat is not None:
+                    delta.cells.append((t, key, stat.sum, stat.count, stat.squares, stat.min, stat.max))
+        delta.alerts = [(a.id, a.timestamp, orjson.dumps(a.to_record(), option=orjson.OPT_NON_STR_KEYS))
+                        for a in self._alerts_unsaved.values()]
+        delta.seen = [(t, str(i)) for t, i in self.engine.seen_new]
+        delta.positions = {**self._positions, JOURNAL: str(self.journal_position)}
+        delta.outcomes = dict(self.engine.outcomes)
+        unsaved, alerts, seen = self._unsaved, self._alerts_unsaved, self.engine.seen_new
+        self._unsaved, self._alerts_unsaved, self._deletions = {}, {}, []
+        self.engine.seen_new = []
+        started = time.perf_counter()
+        try:
+            await self._run(lambda: self.state.save(delta))
+        except Exception as error:  # keep what was not saved for the next snapshot
+            for t, keys in unsaved.items():
+                self._unsaved.setdefault(t, set()).update(keys)
+            self._alerts_unsaved = {**alerts, **self._alerts_unsaved}
+            self.engine.seen_new = seen + self.engine.seen_new
+            self._deletions = delta.deletions + self._deletions
+            self.snapshots["last_error"] = f"{type(error).__name__}: {error}"
+            log.error("snapshot failed: %s", error)
+            return
+        self.snapshots.update(count=self.snapshots["count"] + 1, last_at=self.clock(),
+                              last_seconds=round(time.perf_counter() - started, 4),
+                              last_error=None, last_cells=len(delta.cells))
+
+    # -- status -----------------------------------------------------------------------
+
+    def rate(self) -> float:
+        """Accepted CDRs per second over the last ten seconds."""
+        if len(self._rate) < 2:
+            return 0.0
+        (t0, n0), (t1, n1) = self._rate[0], self._rate[-1]
+        return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
+
+    def status(self) -> dict[str, Any]:
+        by_source: dict[str, dict[str, int]] = {}
+        for (source, outcome), n in self.engine.outcomes.items():
+            by_source.setdefault(source, {})[outcome] = n
+        sources = [{"name": name, **f.status()} for name, f in self.followers.items()]
+        sources.append({"name": "http", "state": "listening", "connected": True,
+                        "position": self.journal_position, "lag": len(self._queue)})
+        if self.config.demo:
+            sources.append({"name": "demo", "state": "running", "connected": True,
+                            "rate": self.config.demo_rate})
+        return {
+            **self.engine.status(),
+            "rate": round(self.rate(), 2),
+            "sources": sources,
+            "by_source": by_source,
+            "last_rejection": self.engine.last_rejection,
+            "windows": len(self.engine.store.windows()),
+            "events": {"clients": self.hub.clients, "dropped": self.hub.dropped},
+            "snapshots": self.snapshots,
+            "state": self.config.state,
+        }

@@ -1,0 +1,152 @@
+"""The HTTP routes: the seed's /6minutes paths, status, live events and /metrics."""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, AsyncIterator
+
+import orjson
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from ..service import Service
+from .body import BodyError, cdr_from_body, check_token
+from .events import events_endpoint
+from .metrics import ServiceCollector
+from .page import PAGE
+
+__all__ = ["create_app"]
+
+_RESERVED = {"start", "end", "name", "before", "limit"}
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
+
+def _error(status: int, error: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": error, "message": message}, status_code=status)
+
+
+def _int_param(request: Request, name: str) -> int | None:
+    value = request.query_params.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return int(float(value))
+    except ValueError:
+        raise HTTPException(400, f"{name} must be a number of seconds (epoch), got {value!r}")
+
+
+def create_app(service: Service) -> Starlette:
+    """The Starlette application around a Service; its lifespan starts and stops the service."""
+    token = service.config.token
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(ServiceCollector(service))
+
+    def require_token(request: Request) -> None:
+        if not check_token(request.headers, token):
+            raise HTTPException(401, "this needs the token: Authorization: Bearer <token> "
+                                     "(or HTTP Basic with the token as password)")
+
+    async def page(request: Request) -> HTMLResponse:
+        return HTMLResponse(PAGE)
+
+    async def data(request: Request) -> JSONResponse:
+        names = request.query_params.getlist("name") or None
+        labels = {k: v for k, v in request.query_params.items() if k not in _RESERVED}
+        return JSONResponse(service.engine.store.to_json(
+            _int_param(request, "start"), _int_param(request, "end"), names, labels or None))
+
+    async def delete_data(request: Request) -> JSONResponse:
+        require_token(request)
+        before = _int_param(request, "before")
+        return JSONResponse({"ok": True, "windows_deleted": service.delete_data(before)})
+
+    async def alerts(request: Request) -> JSONResponse:
+        rows = service.engine.alerts.list()
+        limit = _int_param(request, "limit")
+        return JSONResponse([a.to_json() for a in (rows[:limit] if limit else rows)])
+
+    async def delete_alerts(request: Request) -> JSONResponse:
+        require_token(request)
+        before = _int_param(request, "before")
+        return JSONResponse({"ok": True, "alerts_deleted": service.delete_alerts(before)})
+
+    async def restart(request: Request) -> JSONResponse:
+        require_token(request)
+        plugins = service.engine.reload()
+        return JSONResponse({"ok": not plugins.errors, "plugins": plugins.names(),
+                             "errors": [{"file": e.file, "line": e.line, "error": e.error}
+                                        for e in plugins.errors]})
+
+    async def ingest(request: Request) -> JSONResponse:
+        require_token(request)
+        limit = service.config.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            return _error(413, "too_large", f"body over the {limit}-byte limit")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                return _error(413, "too_large", f"body over the {limit}-byte limit")
+        content_type = request.headers.get("content-type")
+        try:
+            cdr = cdr_from_body(content_type, bytes(body))
+        except BodyError as error:
+            await service.keep_bad_body("http", content_type, str(error), bytes(body))
+            return _error(400, error.reason, str(error))
+        reason = await service.ingest(cdr, "http")
+        if reason is None or reason == "duplicate":
+            return JSONResponse({"ok": True, "outcome": reason or "accepted"})
+        await service.keep_bad_body("http", content_type, reason, bytes(body))
+        detail = service.engine.last_rejection.get(reason, "")
+        return _error(422, reason, f"CDR not counted: {reason}" + (f" ({detail})" if detail else ""))
+
+    async def status(request: Request) -> JSONResponse:
+        return JSONResponse(service.status())
+
+    async def rejected(request: Request) -> JSONResponse:
+        limit = _int_param(request, "limit") or 100
+        assert service.state is not None
+        return JSONResponse(await service._run(lambda: service.state.bad_bodies(limit)))
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        return _error(exc.status_code, "http_" + str(exc.status_code), str(exc.detail))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    routes = [
+        Route("/6minutes", page),
+        Route("/6minutes/", page),
+        Route("/6minutes/data", data, methods=["GET"]),
+        Route("/6minutes/data", delete_data, methods=["DELETE"]),
+        Route("/6minutes/alerts", alerts, methods=["GET"]),
+        Route("/6minutes/alerts", delete_alerts, methods=["DELETE"]),
+        Route("/6minutes/restart", restart, methods=["POST"]),
+        Route("/6minutes/cdr", ingest, methods=["POST"]),
+        Route("/6minutes/status", status),
+        Route("/6minutes/rejected", rejected),
+        Route("/6minutes/events", events_endpoint(service.hub)),
+        Route("/metrics", metrics),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan,
+                     exception_handlers={HTTPException: http_error})

@@ -1,0 +1,249 @@
+"""The body of POST /6minutes/cdr: the CDR's JSON bytes, however the client wrapped them.
+
+FreeSWITCH's mod_json_cdr wraps one document according to its `encode` setting (DESIGN.md):
+the raw JSON (`application/x-www-form-plaintext`; `application/json` in recent versions),
+`cdr=` + the URL-encoded JSON (`application/x-www-form-urlencoded`), or `cdr=` + base64 that is
+*not* URL-encoded (`application/x-www-form-base64-encoded`: `+` means plus there, not space).
+A generic form parser gets two of these wrong, so each is read by hand. When the POST fails,
+FreeSWITCH writes the same body to its err-log-dir, hence `decode_post_body`, shared with the
+replay inputs. Nothing here validates the CDR: the engine does, and counts what it rejects.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import hmac
+import re
+from collections.abc import Mapping
+from urllib.parse import unquote_to_bytes
+
+import orjson
+
+JSON = "application/json"
+PLAINTEXT = "application/x-www-form-plaintext"  # mod_json_cdr encode=false (before 1.10)
+URLENCODED = "application/x-www-form-urlencoded"  # encode=true, FreeSWITCH's default
+BASE64 = "application/x-www-form-base64-encoded"  # encode=base64
+
+# The rest of a JSON string, as far as a quote followed by what may follow a string.
+_STRING_END = re.compile(rb'(?:\\.|[^\\])*?"(?=[:,}\]]|\Z)', re.S)
+_RAW_IN_STRING = re.compile(rb'\\[\\"/bfnrtu]|(["\\\x00-\x1f])')  # group 1: must not be raw
+_BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+_NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/=_\s-]")
+_SPACE = re.compile(rb"\s+")
+
+
+class BodyError(Exception):
+    """A body from which no CDR can be read. `reason` is a short stable code (for counters and
+    the JSON error answer); the message says what was wrong and what is expected."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def cdr_from_body(content_type: str | None, body: bytes) -> bytes:
+    """The CDR's raw JSON bytes from what FreeSWITCH's mod_json_cdr (or another client) POSTed."""
+    data = body.strip().removeprefix(codecs.BOM_UTF8).strip()
+    if not data.removeprefix(b"cdr=").strip():
+        raise BodyError("empty", "The request body is empty: POST one CDR document.")
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    doc = _extract(media, data)
+    if not doc.strip():
+        raise BodyError("empty", "The cdr field is empty: it must hold one CDR document.")
+    return doc
+
+
+def _extract(media: str, data: bytes) -> bytes:
+    if media in (JSON, PLAINTEXT) or media.endswith("+json"):
+        # The document as it is (mod_xml_cdr's plaintext has `cdr=` before it); a body that
+        # is not JSON goes to the engine all the same, which rejects and counts it.
+        value = data.removeprefix(b"cdr=").lstrip()
+        doc = _guess(value)
+        return _not_xml(value if doc is None else doc)
+    if media == URLENCODED:
+        if _is_document(data):  # `curl -d @cdr.json`: the document, not encoded at all
+            return _not_xml(data)
+        if data.startswith(b"cdr=") and _is_document(data[4:]):
+            return _not_xml(data[4:])  # `cdr=` + a raw document: it may hold `&`, no splitting
+        value = data if data[:3].upper() in (b"%7B", b"%5B") else _form_field(data)
+        doc = _guess(value)  # also a base64 value sent with the wrong type
+        return _not_xml(_url_value(value) if doc is None else doc)
+    if media == BASE64:
+        value = _form_field(data) if _is_form(data) or b"&" in data else data
+        doc = _guess(value)
+        return _not_xml(_b64decode(unquote_to_bytes(value)) if doc is None else doc)
+    doc = _guess(_form_field(data) if _is_form(data) else data)
+    if doc is not None:
+        return _not_xml(doc)
+    if media:
+        raise BodyError(
+            "unsupported_media_type",
+            f"Content-Type {media} is not supported: send application/json, or what "
+            f"mod_json_cdr sends ({URLENCODED}, {BASE64} or {PLAINTEXT}).",
+        )
+    raise BodyError(
+        "unrecognised",
+        "Without a Content-Type, the body was neither a JSON document nor a cdr= field "
+        "holding URL-encoded or base64 JSON.",
+    )
+
+
+def decode_post_body(body: bytes) -> bytes:
+    """mod_json_cdr writes a CDR it failed to POST to err-log-dir as the POST body (without
+    `cdr=`): URL-encoded (encode=true) or base64 (encode=base64). Lenient: what does not decode
+    is returned as it is, for the engine to reject and count."""
+    if body[:3] == b"eyJ":
+        try:
+            return base64.b64decode(body, validate=True)
+        except binascii.Error:
+            return body
+    return url_decode(body)
+
+
+def url_decode(value: bytes) -> bytes:
+    """Percent-decode a URL-encoded JSON document. Until signalwire/freeswitch#3152 the URL
+    encoding left the values' own %XX escapes (encode-values) as they were, so decoding the body
+    decodes those too, and a quote or CR LF in a value breaks the JSON: then such bytes inside
+    strings are put back as %XX, for the engine to decode with the rest of the value."""
+    plain = unquote_to_bytes(value)
+    try:
+        orjson.loads(plain)
+        return plain
+    except orjson.JSONDecodeError:
+        pass
+    return _repair_strings(plain)
+
+
+def _repair_strings(plain: bytes) -> bytes:
+    """Inside each string (from a quote to the first quote followed by what may follow a
+    string), make raw quotes, backslashes and control bytes %XX again. Linear: once a string
+    has no end, no later one has, so the scan stops there (a regex `sub` would retry from
+    every quote left, quadratic on a crafted body)."""
+    parts, cursor = [], 0
+    while (start := plain.find(b'"', cursor)) >= 0:
+        end = _STRING_END.match(plain, start + 1)
+        if end is None:
+            break
+        inside = plain[start + 1 : end.end() - 1]
+        parts += (plain[cursor:start], b'"', _RAW_IN_STRING.sub(_percent, inside), b'"')
+        cursor = end.end()
+    parts.append(plain[cursor:])
+    return b"".join(parts)
+
+
+def _percent(m: re.Match[bytes]) -> bytes:
+    return b"%%%02X" % m[1][0] if m[1] else m[0]
+
+
+def _is_document(value: bytes) -> bool:
+    return value.startswith((b"{", b"[", b"<"))
+
+
+def _is_form(data: bytes) -> bool:
+    return data.startswith(b"cdr=") or b"&cdr=" in data
+
+
+def _guess(value: bytes) -> bytes | None:
+    """The document in a form value, by what the value starts with; None when it is unclear."""
+    value = value.lstrip()
+    if _is_document(value):
+        return value
+    value = value.split(b"&", 1)[0]  # neither encoding leaves a raw `&`: what follows is a field
+    if value[:3].upper() in (b"%7B", b"%5B", b"%3C"):  # `{`, `[`, `<` URL-encoded
+        return _url_value(value)
+    if value and not _NOT_BASE64.search(value):
+        try:
+            decoded = _b64decode(value)
+        except BodyError:
+            return None
+        if _is_document(decoded.lstrip()):
+            return decoded
+    return None
+
+
+def _form_field(data: bytes) -> bytes:
+    """The raw `cdr` value of a form body. Splitting on every `&` is safe for what is encoded:
+    FreeSWITCH escapes `&` in URL-encoded JSON, and base64 has none."""
+    names: list[str] = []
+    for field in data.split(b"&"):
+        name, eq, value = field.partition(b"=")
+        name = unquote_to_bytes(name.replace(b"+", b" ")).strip()
+        if name == b"cdr" and eq:
+            return value.strip()
+        if name:
+            names.append(name.decode("utf-8", "replace")[:40])
+    found = f" (fields found: {', '.join(names[:10])})" if names else ""
+    raise BodyError("bad_form", f"The form body has no cdr= field{found}.")
+
+
+def _url_value(value: bytes) -> bytes:
+    if bad := _BAD_ESCAPE.search(value):
+        raise BodyError(
+            "bad_urlencoding",
+            f"The cdr field is not URL-encoded: '%' without two hex digits after it at byte "
+            f"{bad.start()} of the field.",
+        )
+    # FreeSWITCH escapes `+` as %2B, so a raw `+` comes from an HTML-form encoder: a space.
+    return url_decode(value.replace(b"+", b" "))
+
+
+def _b64decode(value: bytes) -> bytes:
+    """Base64 as FreeSWITCH writes it, and tolerant of what proxies and clients do to it:
+    line breaks, missing padding, the URL-safe alphabet."""
+    value = _SPACE.sub(b"", value).replace(b"-", b"+").replace(b"_", b"/").rstrip(b"=")
+    if not value or _NOT_BASE64.search(value) or len(value) % 4 == 1:
+        raise BodyError("bad_base64", "The cdr field is not valid base64.")
+    try:
+        return base64.b64decode(value + b"=" * (-len(value) % 4), validate=True)
+    except binascii.Error:
+        raise BodyError("bad_base64", "The cdr field is not valid base64.") from None
+
+
+def _not_xml(document: bytes) -> bytes:
+    """mod_xml_cdr (the XML sibling) posts to URLs like ours; tell its operator plainly."""
+    head = document.lstrip().removeprefix(codecs.BOM_UTF8)[:5].lower()
+    if head.startswith((b"<?xml", b"<cdr")):
+        raise BodyError(
+            "xml_not_supported",
+            "This is an XML CDR (mod_xml_cdr): sixminutes reads JSON CDRs; "
+            "use mod_json_cdr.",
+        )
+    if head[:1] == b"<":
+        raise BodyError("xml_not_supported", "The body is XML or HTML, not a JSON CDR.")
+    return document
+
+
+def check_token(headers: Mapping[str, str], token: str | None) -> bool:
+    """True when auth is off (`token` is None) or the request proves it knows the token:
+    `Authorization: Bearer <token>`, or HTTP Basic with any user and the token as password
+    (mod_json_cdr's `cred = user:password`). Constant-time comparison; malformed → False."""
+    if token is None:
+        return True
+    value = headers.get("authorization")
+    if value is None:  # a plain dict with other capitalisation (Starlette's Headers ignore case)
+        value = next((v for k, v in headers.items() if k.lower() == "authorization"), None)
+    if not value or not token:
+        return False
+    scheme, _, credentials = value.strip().partition(" ")
+    credentials = credentials.strip()
+    if scheme.lower() == "bearer":
+        # Starlette decodes header bytes as latin-1: encode back to get the bytes sent.
+        presented = [credentials.encode("utf-8")]
+        if not credentials.isascii() and max(map(ord, credentials)) < 256:
+            presented.append(credentials.encode("latin-1"))
+    elif scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(credentials, validate=True)
+        except (binascii.Error, ValueError):
+            return False
+        _user, colon, password = decoded.partition(b":")
+        if not colon:
+            return False
+        presented = [password]
+    else:
+        return False
+    want = token.encode("utf-8")
+    # Every candidate is compared, in constant time, so timing tells nothing either way.
+    return sum(hmac.compare_digest(p, want) for p in presented if p) > 0
