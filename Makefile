@@ -1,9 +1,10 @@
 # The two commands of the README's quick start: `make run` and `make test`.
-# Each sets up what it needs first (a virtualenv in .venv), so both work on a fresh machine.
+# Each sets up what it needs first (a virtualenv in .venv; for the tests, pouchdb-server
+# from npm in tests/couchdb), so both work on a fresh machine.
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
-SAMPLE = samples/demo.jsonl.gz
+POUCHDB = tests/couchdb/node_modules/.bin/pouchdb-server
 
 .PHONY: run test bench setup clean
 
@@ -13,15 +14,17 @@ $(BIN)/sixminutes: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
+$(POUCHDB): tests/couchdb/package.json tests/couchdb/package-lock.json
+	npm ci --prefix tests/couchdb --no-audit --no-fund --loglevel=error
+	touch $@
+
 setup: $(BIN)/sixminutes
 
-# Replay a freshly generated sample (1 hour of synthetic traffic) and print the report.
+# The live service with synthetic traffic (one carrier in trouble) and a local state file.
 run: setup
-	mkdir -p samples
-	$(BIN)/sixminutes synth --count 12000 --hours 1 --out $(SAMPLE)
-	$(BIN)/sixminutes replay $(SAMPLE)
+	$(BIN)/sixminutes serve --demo --state sixminutes-demo.sqlite
 
-test: setup
+test: setup $(POUCHDB)
 	$(BIN)/python -m pytest
 
 bench: setup
@@ -29,4 +32,4 @@ bench: setup
 	$(BIN)/python bench/engine.py
 
 clean:
-	rm -rf $(VENV) samples bench/out
+	rm -rf $(VENV) tests/couchdb/node_modules bench/out sixminutes-demo.sqlite*
