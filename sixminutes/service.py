@@ -97,7 +97,6 @@ class Service:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        self.tick()
         await self.snapshot()
         if self.state is not None:
             await self._run(self.state.close)
@@ -225,6 +224,7 @@ class Service:
         """Save what changed since the last snapshot, with every source's position, atomically."""
         if self.state is None:
             return
+        self.tick()  # the saved cells must hold every CDR the saved positions cover
         store = self.engine.store
         delta = Delta(deletions=self._deletions, journal_upto=self.journal_position)
         for t, keys in self._unsaved.items():
