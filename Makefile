@@ -15,7 +15,7 @@ $(BIN)/sixminutes: pyproject.toml
 	touch $@
 
 $(POUCHDB): tests/couchdb/package.json tests/couchdb/package-lock.json
-	npm ci --prefix tests/couchdb --no-audit --no-fund --loglevel=error
+	npm ci --prefix tests/couchdb --no-audit --no-fund --ignore-scripts --loglevel=error
 	touch $@
 
 setup: $(BIN)/sixminutes
