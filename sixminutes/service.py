@@ -8,6 +8,7 @@ position, so after a crash the service resumes exactly where its saved state end
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -151,9 +152,10 @@ class Service:
         await self._run(lambda: self.state.keep_bad_body(source, content_type, error, body))
 
     async def _follow(self, name: str, follower: ChangesFollower) -> None:
-        async for row, seq in follower.rows():
-            self.engine.feed(row, name)
-            self._positions[name] = seq
+        async with contextlib.aclosing(follower.rows()) as rows:
+            async for row, seq in rows:
+                self.engine.feed(row, name)
+                self._positions[name] = seq
 
     async def _demo(self) -> None:
         """Synthetic traffic through the same path as POSTed CDRs."""
