@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable
 
 from .call import Call as _Call
-from .stats import SeriesKeyError, cached_key as _key, series_key
+from .stats import _CACHE, SeriesKeyError, cached_key as _key, series_key
 
 if TYPE_CHECKING:
     from .call import Call, Decoded
@@ -257,7 +257,8 @@ class Thresholds:
 
     @staticmethod
     def _measure(window: Cells, rule: Rule, labels: dict[str, str]) -> tuple[float, int]:
-        total, samples = window.sum_count(_key(rule.per or rule.series, labels))
+        name = rule.per or rule.series
+        total, samples = window.sum_count(_CACHE.get((name, *labels.items())) or _key(name, labels))
         if samples < rule.min_count:
             return 0.0, samples
         if rule.per is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 from array import array
 from collections.abc import Iterable, Iterator
+from itertools import chain
 
 from .stats import SeriesKeyError, Stat, parse_series_key
 
@@ -107,13 +108,13 @@ class Cells:
 
     def compact(self) -> None:
         """Pack the live Stats into the array: slower to update, a third of the memory."""
-        if not self.live:
+        live = self.live
+        if not live:
             return
-        values = self.values
-        for key, cell in self.live.items():
-            self.offsets[key] = _offset(len(self.offsets))
-            values.extend((float(cell[0]), float(cell[1]), float(cell[2]),
-                           float(cell[3]), float(cell[4])))
+        start = len(self.offsets)
+        _offset(start + len(live))  # make sure the shared offsets exist
+        self.offsets.update(zip(live, _OFFSETS[start:start + len(live)]))
+        self.values.extend(chain.from_iterable(live.values()))
         self.live = {}
 
 
