@@ -41,6 +41,7 @@ class Service:
         self.clock = clock
         self.engine = Engine(config, clock=clock)
         self.engine.track_seen = True
+        self.engine.store.track_changes = True
         self.engine.check_every = 10**9  # the tick checks thresholds, not the CDR count
         self.hub = Hub()
         self.state: State | None = None

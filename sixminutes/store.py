@@ -128,6 +128,8 @@ class Store:
     def __init__(self) -> None:
         self._windows: dict[int, Cells] = {}
         self._touched: set[int] = set()
+        self.track_changes = False
+        """Set by a consumer of :meth:`drain_changes`; otherwise compaction forgets the changes."""
 
     def window(self, window: int) -> Cells:
         """The cells of one window, created when first needed (and then watched for changes)."""
@@ -173,6 +175,8 @@ class Store:
         for t, cells in self._windows.items():
             if before is None or t < before:
                 cells.compact()
+                if not self.track_changes:
+                    cells.changed.clear()
 
     def purge(self, before: int | None = None) -> list[int]:
         """Drop the windows older than ``before`` (all when None); return those dropped."""
