@@ -1,6 +1,6 @@
 # The two commands of the README's quick start: `make run` and `make test`.
 # Each sets up what it needs first (a virtualenv in .venv; for the tests, pouchdb-server
-# from npm in tests/couchdb), so both work on a fresh machine.
+# from npm in tests/couchdb and Debian's chromium), so both work on a fresh machine.
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
@@ -18,13 +18,18 @@ $(POUCHDB): tests/couchdb/package.json tests/couchdb/package-lock.json
 	npm ci --prefix tests/couchdb --no-audit --no-fund --ignore-scripts --loglevel=error
 	touch $@
 
+# The browser tests drive Debian's Chromium with Playwright (no browser download).
+/usr/bin/chromium:
+	$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq chromium
+
 setup: $(BIN)/sixminutes
 
 # The live service with synthetic traffic (one carrier in trouble) and a local state file.
 run: setup
 	$(BIN)/sixminutes serve --demo --state sixminutes-demo.sqlite
 
-test: setup $(POUCHDB)
+test: setup $(POUCHDB) /usr/bin/chromium
 	$(BIN)/python -m pytest
 
 bench: setup

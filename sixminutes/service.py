@@ -57,6 +57,7 @@ class Service:
         self._queued = asyncio.Event()
         self._db = ThreadPoolExecutor(1, thread_name_prefix="sixminutes-state")
         self._tasks: list[asyncio.Task] = []
+        self._saving: asyncio.Future | None = None
         self._rate: deque[tuple[float, int]] = deque(maxlen=41)
         self._purged_at = 0.0
         self.engine.alerts.listeners.append(self._alert_changed)
@@ -83,6 +84,8 @@ class Service:
                  replayed)
         for url in self.config.couchdb:
             name = f"couchdb:{redact(url)}"
+            while name in self.followers:  # the same database under other credentials
+                name += "+"
             follower = self.followers[name] = ChangesFollower(
                 url, self._positions.get(name, self.config.since))
             self._tasks.append(asyncio.create_task(self._follow(name, follower), name=name))
@@ -99,7 +102,7 @@ class Service:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        await self.snapshot()
+        await self.snapshot()  # waits for a write a cancelled snapshot left running
         if self.state is not None:
             await self._run(self.state.close)
         self._db.shutdown(wait=True)
@@ -148,15 +151,16 @@ class Service:
                     future.set_result(reason)
 
     async def keep_bad_body(self, source: str, content_type: str | None, error: str,
-                            body: bytes) -> None:
-        self.engine.outcomes[(source, "bad_body")] += 1
+                            body: bytes, *, count: bool = True) -> None:
+        """Keep a body for GET /6minutes/rejected; ``count`` it unless the engine already did."""
+        if count:
+            self.engine.outcomes[(source, "bad_body")] += 1
         await self._run(lambda: self.state.keep_bad_body(source, content_type, error, body))
 
     async def _follow(self, name: str, follower: ChangesFollower) -> None:
         async with contextlib.aclosing(follower.rows()) as rows:
-            async for row, seq in rows:
+            async for row, _seq in rows:  # the follower's position moves with each row
                 self.engine.feed(row, name)
-                self._positions[name] = seq
 
     async def _demo(self) -> None:
         """Synthetic traffic through the same path as POSTed CDRs."""
@@ -224,9 +228,16 @@ class Service:
         return dropped
 
     async def snapshot(self) -> None:
-        """Save what changed since the last snapshot, with every source's position, atomically."""
+        """Save what changed since the last snapshot, with every source's position, atomically.
+
+        The write runs as a task of its own that a cancellation (service stop) does not
+        interrupt: :meth:`stop` waits for it before its last snapshot, so nothing taken
+        out of the unsaved sets is ever dropped.
+        """
         if self.state is None:
             return
+        if self._saving is not None:
+            await asyncio.shield(self._saving)  # one write at a time, in order
         self.tick()  # the saved cells must hold every CDR the saved positions cover
         store = self.engine.store
         delta = Delta(deletions=self._deletions, journal_upto=self.journal_position)
@@ -238,11 +249,17 @@ class Service:
         delta.alerts = [(a.id, a.timestamp, orjson.dumps(a.to_record(), option=orjson.OPT_NON_STR_KEYS))
                         for a in self._alerts_unsaved.values()]
         delta.seen = [(t, str(i)) for t, i in self.engine.seen_new]
-        delta.positions = {**self._positions, JOURNAL: str(self.journal_position)}
+        followed = {name: f.position for name, f in self.followers.items() if f.position != "now"}
+        delta.positions = {**self._positions, **followed, JOURNAL: str(self.journal_position)}
         delta.outcomes = dict(self.engine.outcomes)
-        unsaved, alerts, seen = self._unsaved, self._alerts_unsaved, self.engine.seen_new
+        taken = (self._unsaved, self._alerts_unsaved, self.engine.seen_new)
         self._unsaved, self._alerts_unsaved, self._deletions = {}, {}, []
         self.engine.seen_new = []
+        self._saving = asyncio.ensure_future(self._save(delta, *taken))
+        await asyncio.shield(self._saving)
+
+    async def _save(self, delta: Delta, unsaved: dict[int, set[str]], alerts: dict[str, Alert],
+                    seen: list[tuple[int, Any]]) -> None:
         started = time.perf_counter()
         try:
             await self._run(lambda: self.state.save(delta))

@@ -123,6 +123,8 @@ class ChangesFollower:
             while True:
                 self._set_state("connecting")
                 try:
+                    if self._position == "now":
+                        await self._resolve_now(client)
                     async with client.stream("GET", self._db_url + "/_changes",
                                              params=self._params(), headers=_IDENTITY,
                                              auth=self._auth, timeout=self._timeout()) as response:
@@ -187,6 +189,20 @@ class ChangesFollower:
             except ValueError:
                 return {}  # the engine will count it as bad_json; it keeps the previous seq
         return row if isinstance(row, dict) else {}
+
+    async def _resolve_now(self, client: httpx.AsyncClient) -> None:
+        """Turn "now" into the database's current update_seq, a position a restart can resume.
+
+        Otherwise a service stopped before the first change arrives would start again at
+        "now" and never count what was written while it was down.
+        """
+        response = await client.get(self._db_url, auth=self._auth, timeout=self._timeout())
+        if response.status_code != 200:
+            raise _FeedError(await self._http_error(response))
+        seq = response.json().get("update_seq")
+        if seq is None:
+            raise _FeedError("the database answered without an update_seq")
+        self._position = json.dumps(seq, separators=(",", ":"))
 
     async def _refresh_lag(self, client: httpx.AsyncClient) -> None:
         """Poll the database's update_seq while connected, so status() can say how far behind."""

@@ -18,6 +18,7 @@ from .body import BodyError, cdr_from_body, check_token
 from .events import events_endpoint
 from .metrics import ServiceCollector
 from .page import PAGE
+from .static import static_routes
 
 __all__ = ["create_app"]
 
@@ -107,7 +108,7 @@ def create_app(service: Service) -> Starlette:
         reason = await service.ingest(cdr, "http")
         if reason is None or reason == "duplicate":
             return JSONResponse({"ok": True, "outcome": reason or "accepted"})
-        await service.keep_bad_body("http", content_type, reason, bytes(body))
+        await service.keep_bad_body("http", content_type, reason, bytes(body), count=False)
         detail = service.engine.last_rejection.get(reason, "")
         return _error(422, reason, f"CDR not counted: {reason}" + (f" ({detail})" if detail else ""))
 
@@ -147,6 +148,7 @@ def create_app(service: Service) -> Starlette:
         Route("/6minutes/rejected", rejected),
         Route("/6minutes/events", events_endpoint(service.hub)),
         Route("/metrics", metrics),
+        *static_routes(),
     ]
     return Starlette(routes=routes, lifespan=lifespan,
                      exception_handlers={HTTPException: http_error})

@@ -1,0 +1,77 @@
+// The service's HTTP API and its live events (Server-Sent Events), as the page uses them.
+
+import { DAY, WINDOW } from "./time.js";
+
+const BASE = "/6minutes";
+// What the board, the heat grid and the chart read over 24 hours…
+export const HISTORY_SERIES = ["calls", "answered", "zero_duration", "billsec", "pdd_ms", "network_failures", "mos"];
+// …and what only the current and previous windows need.
+export const RECENT_SERIES = ["sip_status", "account_calls", "account_zero_duration", "account_billsec"];
+const ALERTS_LIMIT = 1000;
+const TIMEOUT = 30000; // ms: a request that takes longer failed (the page then retries)
+
+async function getJSON(path, params = []) {
+  const query = new URLSearchParams(params).toString();
+  const response = await fetch(`${BASE}${path}${query ? `?${query}` : ""}`,
+    { cache: "no-store", signal: AbortSignal.timeout(TIMEOUT) });
+  if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
+  return response.json();
+}
+
+/** GET /6minutes/data with the filters: start (epoch), names, labels. */
+export function fetchData(start, names, labels = {}) {
+  return getJSON("/data", [["start", String(start)], ...names.map((n) => ["name", n]), ...Object.entries(labels)]);
+}
+
+/** The last 24 hours of the carrier KPIs, and the last two windows of codes and accounts. */
+export async function fetchHistory(now) {
+  const [history, recent] = await Promise.all([
+    fetchData(now - DAY, HISTORY_SERIES),
+    fetchData(now - WINDOW, RECENT_SERIES),
+  ]);
+  return [history, recent];
+}
+
+/** 24 hours of one carrier's SIP codes, for its chart. */
+export const fetchCodes = (now, profile, direction) =>
+  fetchData(now - DAY, ["sip_status"], { profile, direction });
+
+export const fetchAlerts = () => getJSON("/alerts", [["limit", String(ALERTS_LIMIT)]]);
+export const fetchStatus = () => getJSON("/status");
+
+export function deleteAlerts(token) {
+  return fetch(`${BASE}/alerts`, { method: "DELETE", headers: { Authorization: `Bearer ${token}` } });
+}
+
+/**
+ * Follows GET /6minutes/events. `onSync()` is called on every `ready` (the first connection
+ * and each reconnection) and on `resync` (events were lost): the page refetches then.
+ * `onStats(items)`, `onAlert(alert)`, `onState("live" | "reconnecting" | …)`.
+ * The browser reconnects by itself after most errors; when it gives up (EventSource CLOSED,
+ * e.g. the service answered an error while restarting) a new one is opened after a delay.
+ */
+export class Live {
+  constructor(handlers) {
+    this.handlers = handlers;
+    this.retry = 1000;
+  }
+
+  connect() {
+    const source = (this.source = new EventSource(`${BASE}/events`));
+    source.addEventListener("ready", () => {
+      this.retry = 1000;
+      this.handlers.onState("live");
+      this.handlers.onSync("ready");
+    });
+    source.addEventListener("resync", () => this.handlers.onSync("resync"));
+    source.addEventListener("stats", (e) => this.handlers.onStats(JSON.parse(e.data)));
+    source.addEventListener("alert", (e) => this.handlers.onAlert(JSON.parse(e.data)));
+    source.addEventListener("error", () => {
+      this.handlers.onState("reconnecting");
+      if (source.readyState === EventSource.CLOSED) {
+        setTimeout(() => this.connect(), this.retry);
+        this.retry = Math.min(this.retry * 2, 30000);
+      }
+    });
+  }
+}

@@ -1,0 +1,40 @@
+// The status strip: sources connected or not and their lag, CDRs per second, rejected CDRs by
+// reason, plugin errors — from GET /6minutes/status, polled every few seconds.
+
+import { h } from "./dom.js";
+
+const BAD_STATES = new Set(["disconnected", "error", "failed", "backoff", "connecting"]);
+
+export function renderStatus(section, status, error) {
+  if (error) {
+    section.replaceChildren(item("bad", "Service", "unreachable", String(error.message ?? error)));
+    return;
+  }
+  const items = [];
+  for (const s of status.sources ?? []) {
+    const ok = s.connected && !BAD_STATES.has(s.state);
+    const lag = s.lag === null || s.lag === undefined ? "" : ` · lag ${Number(s.lag).toLocaleString()}`;
+    items.push(item(ok ? "ok" : "bad", s.name, `${s.connected ? "●" : "○"} ${s.state ?? (s.connected ? "connected" : "disconnected")}${lag}`,
+      [s.last_error ? `last error: ${s.last_error}` : null, s.reconnects ? `reconnects: ${s.reconnects}` : null].filter(Boolean).join("\n")));
+  }
+  items.push(item("", "CDR/s", (status.rate ?? 0).toLocaleString(undefined, { maximumFractionDigits: 1 })));
+  items.push(item("", "Accepted", (status.accepted ?? 0).toLocaleString()));
+  const rejected = Object.entries(status.rejected ?? {}).filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
+  items.push(item(rejected.length ? "warn" : "", "Rejected",
+    rejected.length ? rejected.map(([reason, n]) => `${reason} ${n.toLocaleString()}`).join(", ") : "none",
+    Object.entries(status.last_rejection ?? {}).map(([reason, why]) => `${reason}: ${why}`).join("\n")));
+  const failing = (status.plugins ?? []).filter((p) => p.errors > 0);
+  const loadErrors = status.plugin_load_errors ?? [];
+  items.push(item(failing.length || loadErrors.length ? "bad" : "", "Plugin errors",
+    failing.length || loadErrors.length
+      ? [...failing.map((p) => `${p.name} ${p.errors.toLocaleString()}`), ...loadErrors.map(() => "load error")].join(", ")
+      : "none",
+    [...failing.map((p) => `${p.name}: ${p.last_error ?? ""}`), ...loadErrors].join("\n")));
+  if (status.snapshots?.last_error) items.push(item("bad", "Snapshot", "failing", status.snapshots.last_error));
+  section.replaceChildren(...items);
+}
+
+function item(level, label, value, title) {
+  return h("p", { class: `stat ${level}`, title: title || null },
+    h("span", { class: "label" }, label), " ", h("span", { class: "value" }, value));
+}
