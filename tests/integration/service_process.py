@@ -17,7 +17,6 @@ import os
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,7 +28,9 @@ from typing import Any, TypeVar
 import httpx
 import orjson
 
+from couchdb_server import _free_port
 from helpers import cdr as tiny_cdr
+from sixminutes.sources.couchdb import _seq_number
 from sixminutes.sources.synthetic import Generator
 
 T = TypeVar("T")
@@ -38,10 +39,7 @@ START_TIMEOUT = 20.0
 _counter = itertools.count(1)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+free_port = _free_port
 
 
 def window_of(epoch: float) -> int:
@@ -288,19 +286,6 @@ class ServiceProcess:
         except Exception as error:  # noqa: BLE001 - diagnostics only
             status = f"(no status: {error!r})"
         return f"status: {status}\nstderr tail:\n{self.stderr_tail()}"
-
-
-def _seq_number(seq: Any) -> int | None:
-    if isinstance(seq, list) and seq:
-        seq = seq[0]
-    if isinstance(seq, bool):
-        return None
-    if isinstance(seq, int):
-        return seq
-    if isinstance(seq, str):
-        head = seq.partition("-")[0]
-        return int(head) if head.isdigit() else None
-    return None
 
 
 def config_toml(snapshot_seconds: float | None = 0.2, **serve: Any) -> str:
