@@ -220,11 +220,13 @@ class Service:
         """DELETE /6minutes/data: drop windows (all, or older than ``before``)."""
         dropped = self.engine.store.purge(before)
         self._forget(before, ("cells",))
+        self.hub.publish("resync", {"lost": 0})  # open pages refetch instead of showing stale data
         return len(dropped)
 
     def delete_alerts(self, before: int | None) -> int:
         dropped = self.engine.alerts.purge(before)
         self._forget(before, ("alerts",))
+        self.hub.publish("resync", {"lost": 0})
         return dropped
 
     async def snapshot(self) -> None:
@@ -302,6 +304,9 @@ class Service:
             "by_source": by_source,
             "last_rejection": self.engine.last_rejection,
             "windows": len(self.engine.store.windows()),
+            "rules": [{"name": r.name, "series": r.series, "per": r.per, "op": r.op,
+                       "bound": r.bound, "min_count": r.min_count, "labels": list(r.labels),
+                       "severity": r.severity} for r in self.engine.thresholds.rules],
             "events": {"clients": self.hub.clients, "dropped": self.hub.dropped},
             "snapshots": self.snapshots,
             "state": self.config.state,

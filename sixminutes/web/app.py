@@ -58,7 +58,9 @@ def create_app(service: Service) -> Starlette:
                                      "(or HTTP Basic with the token as password)")
 
     async def page(request: Request) -> HTMLResponse:
-        return HTMLResponse(PAGE)
+        # no framing: the page's Clear button must not be clickable from another site
+        return HTMLResponse(PAGE, headers={"Content-Security-Policy": "frame-ancestors 'none'",
+                                           "X-Frame-Options": "DENY"})
 
     async def data(request: Request) -> JSONResponse:
         names = request.query_params.getlist("name") or None

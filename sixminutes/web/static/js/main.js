@@ -35,6 +35,8 @@ let syncing = null; // the running sync (a promise), or null
 let again = false; // another sync was asked for while one ran
 let held = []; // live events received during a sync, applied after it (null: none running)
 let chartsRequested = false;
+let syncedAt = 0; // when the page last caught up (Date.now())
+const FALLBACK = 30000; // ms: without live events, catch up this often anyway
 
 async function sync() {
   if (syncing) { again = true; return syncing; }
@@ -55,6 +57,7 @@ async function sync() {
         if (codes) store.loadData(codes);
         alerts.load(list);
         codesLoaded = chosen ? view.carrier : null;
+        syncedAt = Date.now();
         if (live.source?.readyState === EventSource.OPEN) setLive("live");
       } catch (error) {
         setLive("reconnecting", `catching up failed (${error.message}); retrying`);
@@ -271,3 +274,7 @@ pollStatus();
 live.connect();
 // A new window starts every six minutes whether or not calls arrive: move the board along.
 setInterval(() => { if (currentWindow() !== now) redraw(); }, 1000);
+// Without live events (the service down, a proxy that holds them back) catch up now and then.
+setInterval(() => {
+  if ($("#live").dataset.state !== "live" && Date.now() - syncedAt > FALLBACK) sync();
+}, 5000);

@@ -14,7 +14,8 @@ export function renderStatus(section, status, error) {
   for (const s of status.sources ?? []) {
     const ok = s.connected && !BAD_STATES.has(s.state);
     const lag = s.lag === null || s.lag === undefined ? "" : ` · lag ${Number(s.lag).toLocaleString()}`;
-    items.push(item(ok ? "ok" : "bad", s.name, `${s.connected ? "●" : "○"} ${s.state ?? (s.connected ? "connected" : "disconnected")}${lag}`,
+    const why = !ok && s.last_error ? ` — ${clip(s.last_error, 60)}` : "";
+    items.push(item(ok ? "ok" : "bad", s.name, `${s.connected ? "●" : "○"} ${s.state ?? (s.connected ? "connected" : "disconnected")}${lag}${why}`,
       [s.last_error ? `last error: ${s.last_error}` : null, s.reconnects ? `reconnects: ${s.reconnects}` : null].filter(Boolean).join("\n")));
   }
   items.push(item("", "CDR/s", (status.rate ?? 0).toLocaleString(undefined, { maximumFractionDigits: 1 })));
@@ -38,3 +39,5 @@ function item(level, label, value, title) {
   return h("p", { class: `stat ${level}`, title: title || null },
     h("span", { class: "label" }, label), " ", h("span", { class: "value" }, value));
 }
+
+const clip = (text, n) => (text.length > n ? `${text.slice(0, n - 1)}…` : text);

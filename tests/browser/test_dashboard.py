@@ -1,0 +1,445 @@
+"""The live dashboard (GET /6minutes) in a real browser against a real `sixminutes serve`.
+
+Debian's Chromium (`apt-get install chromium`), driven by Playwright for Python without
+`playwright install`. One service for the module (each test uses carriers and accounts of its
+own), one browser; each test opens a fresh page and fails on any console error or uncaught
+exception. Screenshots go to test-artifacts/ at the repository's root.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from helpers import cdr
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+
+CHROMIUM = os.environ.get("SIXMINUTES_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+TOKEN = "T"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+WALL = {"width": 1366, "height": 768}
+PHONE = {"width": 390, "height": 844}
+LIVE = 15_000  # ms: how long a live update or a page load may take on a slow shared machine
+
+XSS_SCRIPT = "<script>window.__xss=1</script>"
+XSS_IMG = '<img src=x onerror="window.__xss=2">'
+
+expect.set_options(timeout=LIVE)
+
+BOOM_PLUGIN = """
+def plugin(ctx):
+    if ctx.profile == "boom-carrier":
+        raise RuntimeError("boom, for the dashboard test")
+"""
+
+if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
+    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+
+
+# -- the service ---------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Service:
+    """`python -m sixminutes.cli serve` in a subprocess; restart() keeps the port and state."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = workdir / "c.toml"
+        config.write_text("[serve]\nsnapshot_seconds = 1\n")
+        plugins = workdir / "plugins"
+        plugins.mkdir()
+        (plugins / "boom.py").write_text(BOOM_PLUGIN)
+        self.command = [sys.executable, "-m", "sixminutes.cli", "serve", "--port", str(self.port),
+                        "--state", str(workdir / "s.sqlite"), "--token", TOKEN,
+                        "--config", str(config), "--plugins", str(plugins)]
+        self.log = workdir / "service.log"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("SIXMINUTES_")}
+        self.http = httpx.Client(base_url=self.url, timeout=10)
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(self.command, stdout=log, stderr=log, env=self.env,
+                                            stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"service exited:\n{self.log.read_text()[-3000:]}"
+            try:
+                if self.http.get("/6minutes/status", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"service did not answer:\n{self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def post(self, doc: dict, status: int = 200) -> None:
+        response = self.http.post("/6minutes/cdr", content=json.dumps(doc),
+                                  headers={"Content-Type": "application/json",
+                                           "Authorization": f"Bearer {TOKEN}"})
+        assert response.status_code == status, response.text
+
+    def alerts(self) -> list[dict]:
+        return self.http.get("/6minutes/alerts").json()
+
+
+def settled_end() -> int:
+    """An end time a few seconds ago, well inside the current 6-minute window: waits (rarely,
+    at most ~30 s) when the window is about to turn, so values stay in the "current" column."""
+    while not 6 <= time.time() % 360 <= 335:
+        time.sleep(0.5)
+    return int(time.time()) - 5
+
+
+def call(profile: str, account: str = "acct-1", direction: str = "egress", billsec: int = 60,
+         end: int | None = None, **variables: str) -> dict:
+    """A small CDR of a call that ended a few seconds ago (tests/helpers.py's cdr)."""
+    end = int(time.time()) - 5 if end is None else end
+    defaults = {"uuid": str(uuid.uuid4()), "ccnq_profile": profile, "ccnq_direction": direction,
+                "ccnq_account": account, "end_epoch": str(end), "billsec": str(billsec),
+                "duration": str(billsec + 5), "answer_epoch": str(end - billsec) if billsec else "0",
+                "progress_mediamsec": "1800", "rtp_audio_in_mos": "4.3",
+                "sip_term_status": "200" if billsec else "486"}
+    return cdr(**{**defaults, **variables})
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    svc = Service(tmp_path_factory.mktemp("dashboard"))
+    svc.start()
+    yield svc
+    svc.stop()
+    svc.http.close()
+
+
+# -- the browser ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+class Watched:
+    """A page with its console errors, uncaught exceptions and requested URLs recorded."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.errors: list[str] = []
+        self.requests: list[str] = []
+        page.on("console", lambda m: m.type == "error" and self.errors.append(f"console: {m.text}"))
+        page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
+        page.on("request", lambda r: self.requests.append(r.url))
+
+    def open(self, service: Service) -> Page:
+        self.page.goto(service.url + "/6minutes")
+        expect(self.page.locator("#live")).to_have_attribute("data-state", "live", timeout=LIVE)
+        return self.page
+
+    def assert_clean(self, allow: str | None = None) -> None:
+        errors = [e for e in self.errors if not (allow and re.search(allow, e))]
+        assert not errors, "browser errors:\n" + "\n".join(errors)
+
+
+@pytest.fixture
+def watched(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Watched]:
+    options = dict(getattr(request, "param", WALL))
+    timezone = options.pop("timezone_id", None)
+    context = browser.new_context(viewport=options, timezone_id=timezone)
+    context.set_default_timeout(LIVE)
+    w = Watched(context.new_page())
+    yield w
+    context.close()
+
+
+def shot(page: Page, name: str, locator: str | None = None) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    target = page.locator(locator) if locator else page
+    target.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def board_row(page: Page, profile: str, direction: str = "egress"):
+    return page.locator("#board tbody tr", has=page.locator(".profile", has_text=re.compile(f"^{re.escape(profile)}$"))) \
+        .filter(has=page.locator(".dir", has_text=direction))
+
+
+def alert_rows(page: Page, plugin: str):
+    """The rows of the alerts table raised by this plugin (or threshold rule)."""
+    return page.locator("#alerts tbody tr", has=page.locator(".plugin", has_text=re.compile(f"^{plugin}( |$)")))
+
+
+def heat_labels(page: Page) -> list[str]:
+    """The carriers of the heat grid, as plotly drew them (SVG text)."""
+    return page.locator("#heat .ytick text").all_text_contents()
+
+
+def wait_heat(page: Page, label: str) -> None:
+    expect(page.locator("#heat .ytick text", has_text=label).first).to_be_attached(timeout=LIVE)
+
+
+# -- tests ---------------------------------------------------------------------------------------
+
+def test_fills_from_history_then_follows_live(service: Service, watched: Watched) -> None:
+    """CDRs posted before the page opens are on the board and in the heat grid; a CDR posted
+    while it is open shows up without a reload; every request stays on the service (offline)."""
+    end = settled_end()
+    for i in range(5):
+        service.post(call("hist-carrier", account="hist-acct", billsec=0 if i < 2 else 90, end=end))
+    page = watched.open(service)
+    row = board_row(page, "hist-carrier")
+    expect(row).to_have_count(1)
+    expect(row.locator("td.kpi").first.locator(".cur")).to_have_text("5")  # calls
+    expect(row.locator("td.kpi").nth(3).locator(".cur")).to_have_text("40%")  # zero-duration
+    wait_heat(page, "hist-carrier · egress")
+    expect(page.locator("#accounts-busy")).to_contain_text("hist-acct")
+    # The chart of a chosen carrier and KPI: 2 of 5 calls with zero duration in this window.
+    page.select_option("#chart-carrier", label="hist-carrier · egress")
+    page.select_option("#chart-kpi", "zero")
+    page.wait_for_function("() => document.getElementById('chart').data?.[0].y.includes(0.4)")
+    page.click("#heat-kpis button[data-kpi='asr']")
+    # (on 5 calls, too few to alert: in the faded layer of the grid)
+    page.wait_for_function("() => document.getElementById('heat').data?.[1].z.flat().includes(0.6)")
+
+    page.evaluate("window.__loaded = 'once'")
+    service.post(call("live-carrier", account="live-acct"))
+    expect(board_row(page, "live-carrier")).to_have_count(1)
+    service.post(call("hist-carrier", account="hist-acct", end=end))
+    expect(row.locator("td.kpi").first.locator(".cur")).to_have_text("6")
+    assert page.evaluate("window.__loaded") == "once", "the page reloaded"
+    assert any(u.endswith("/6minutes/static/vendor/plotly.min.js") for u in watched.requests)
+    foreign = [u for u in watched.requests if not u.startswith(service.url)]
+    assert not foreign, f"requests outside the service: {foreign}"
+    shot(page, "board-1366x768")
+    watched.assert_clean()
+
+
+def test_alerts_arrive_live_and_show_their_sample_cdr(service: Service, watched: Watched) -> None:
+    page = watched.open(service)
+    # An unexpected SIP code: the unexpected_sip plugin raises an alert at once.
+    failed = call("sip-carrier", account="sip-acct", billsec=0, sip_term_status="503")
+    service.post(failed)
+    row = page.locator("#alerts tbody tr", has_text="sip-carrier: unexpected SIP 503")
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("sip-acct")
+    expect(row).to_contain_text("unexpected_sip")
+    # The same alert again: its count goes up in place.
+    service.post(call("sip-carrier", account="sip-acct", billsec=0, sip_term_status="503"))
+    expect(row.locator(".count")).to_have_text("2")
+    expect(page.locator("#alerts tbody tr", has_text="sip-carrier: unexpected SIP 503")).to_have_count(1)
+
+    # 24 zero-duration calls of one carrier: the zero_duration_ratio rule fires (checked every second).
+    end = settled_end()
+    for _ in range(24):
+        service.post(call("zero-carrier", account="zero-acct", billsec=0, end=end))
+    rule_row = alert_rows(page, "zero_duration_ratio").filter(has_text="zero-carrier")
+    expect(rule_row).to_have_count(1)
+    expect(alert_rows(page, "account_zero_duration_ratio").filter(has_text="zero-acct")).to_have_count(1)
+    # The carrier stands out: in the trouble banner and flagged on the board.
+    expect(page.locator("#trouble")).to_contain_text("zero-carrier")
+    expect(board_row(page, "zero-carrier").locator(".pill")).to_have_text("trouble")
+    expect(board_row(page, "zero-carrier").locator("td.kpi.v-bad")).not_to_have_count(0)
+
+    # Filters: text, profile, account.
+    page.fill("#alert-text", "unexpected SIP 503")
+    expect(rule_row).to_have_count(0)
+    expect(row).to_have_count(1)
+    page.fill("#alert-text", "")
+    page.select_option("#alert-profile", "zero-carrier")
+    expect(row).to_have_count(0)
+    expect(rule_row).to_have_count(1)
+    page.select_option("#alert-profile", "")
+    page.select_option("#alert-account", "sip-acct")
+    expect(page.locator("#alerts tbody tr")).to_have_count(1)
+    page.select_option("#alert-account", "")
+
+    # A click shows the sample CDR, pretty-printed.
+    row.click()
+    dialog = page.locator("#doc-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog.locator("#doc-json")).to_contain_text(f'"uuid": "{failed["variables"]["uuid"]}"')
+    assert "\n  " in dialog.locator("#doc-json").text_content(), "not pretty-printed"
+    shot(page, "alert-sample-cdr")
+    dialog.locator("button[data-close]").click()
+    expect(dialog).to_be_hidden()
+    shot(page, "alerts-1366x768", ".alerts-panel")
+    shot(page, "dashboard-1366x768")
+    watched.assert_clean()
+
+
+def test_cdr_strings_are_text_never_markup(service: Service, watched: Watched) -> None:
+    profile = f"x{XSS_IMG}"
+    account = f"{XSS_SCRIPT}{XSS_IMG}"
+    doc = None
+    for _ in range(6):
+        doc = call(profile, account=account, billsec=0, sip_term_status="503",
+                   caller_id_name=XSS_SCRIPT, ccnq_from_e164=XSS_IMG, sip_from_user=XSS_SCRIPT)
+        service.post(doc)
+    page = watched.open(service)
+    accounts = page.locator("#accounts-zero")
+    expect(accounts).to_contain_text(account)  # the literal text, visible
+    expect(board_row(page, profile)).to_have_count(1)
+    wait_heat(page, profile)  # plotly's labels too (it reads <b>, <a> … in strings)
+    alert = page.locator("#alerts tbody tr", has_text=f"{profile}: unexpected SIP 503")
+    expect(alert).to_have_count(1)
+    expect(alert.locator(".account")).to_have_text(account)
+    alert.click()
+    text = page.locator("#doc-json").text_content()
+    for payload in (XSS_SCRIPT, XSS_IMG, account):
+        assert json.dumps(payload)[1:-1] in text, payload
+    expect(page.locator("#doc-title")).to_have_text(f"{profile}: unexpected SIP 503")
+    page.keyboard.press("Escape")
+    assert page.evaluate("window.__xss") is None
+    assert page.evaluate("document.querySelectorAll('img, script:not([src])').length") == 0
+    watched.assert_clean()
+
+
+def test_keyboard_sorts_and_opens_alerts(service: Service, watched: Watched) -> None:
+    service.post(call("kbd-carrier", account="kbd-acct", billsec=0, sip_term_status="502"))
+    page = watched.open(service)
+    expect(page.locator("#alerts tbody tr").first).to_be_attached()
+    expect(board_row(page, "kbd-carrier")).to_have_count(1)
+
+    def tab_to(selector: str, limit: int = 80) -> None:
+        for _ in range(limit):
+            page.keyboard.press("Tab")
+            if page.evaluate("(s) => document.activeElement.matches(s)", selector):
+                return
+        raise AssertionError(f"Tab never reached {selector}")
+
+    tab_to("#board thead button.sort")
+    outline = page.evaluate("parseFloat(getComputedStyle(document.activeElement).outlineWidth)")
+    assert outline >= 2, "no visible focus"
+    header = page.locator("#board thead th").first
+    expect(header).to_have_attribute("aria-sort", "descending")  # trouble first, by default
+    page.keyboard.press("Enter")
+    expect(header).to_have_attribute("aria-sort", "ascending")
+    tab_to("#board thead th[data-col='asr'] button")
+    page.keyboard.press("Enter")
+    expect(page.locator("#board thead th[data-col='asr']")).to_have_attribute("aria-sort", "ascending")
+    page.keyboard.press("Enter")
+    expect(page.locator("#board thead th[data-col='asr']")).to_have_attribute("aria-sort", "descending")
+
+    tab_to("#alerts tbody tr")
+    focused_id = page.evaluate("document.activeElement.dataset.id")
+    page.keyboard.press("Enter")
+    expect(page.locator("#doc-dialog")).to_be_visible()
+    expect(page.locator("#doc-json")).to_contain_text('"variables"')
+    page.keyboard.press("Escape")
+    expect(page.locator("#doc-dialog")).to_be_hidden()
+    assert page.evaluate("document.activeElement.dataset.id") == focused_id, "focus not returned"
+    watched.assert_clean()
+
+
+def test_status_strip(service: Service, watched: Watched) -> None:
+    """Sources, CDRs per second, rejected CDRs by reason and plugin errors, polled."""
+    page = watched.open(service)
+    strip = page.locator("#status")
+    expect(strip).to_contain_text("http")
+    expect(strip).to_contain_text("listening")
+    expect(strip).to_contain_text("CDR/s")
+    service.post(call("status-carrier", end_epoch=None), status=422)  # no end_epoch: rejected
+    service.post(call("boom-carrier"))
+    expect(strip.locator(".stat", has_text="Rejected")).to_contain_text("bad_end_epoch 1")
+    expect(strip.locator(".stat.bad", has_text="Plugin errors")).to_contain_text("boom 1")
+    watched.assert_clean()
+
+
+@pytest.mark.parametrize("watched", [{**PHONE, "timezone_id": "America/New_York"}], indirect=True)
+def test_phone_width(service: Service, watched: Watched) -> None:
+    service.post(call("phone-carrier", account="phone-acct"))
+    page = watched.open(service)
+    expect(page.locator("#current-window")).to_contain_text(re.compile(r"E[SD]T|GMT-[45]"))
+    page.click("#tz")
+    expect(page.locator("#current-window")).to_contain_text("UTC")
+    page.click("#tz")
+    expect(board_row(page, "phone-carrier")).to_have_count(1)
+    wait_heat(page, "phone-carrier · egress")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    wide = page.evaluate("""[...document.querySelectorAll('body *')]
+        .filter((e) => e.getBoundingClientRect().right > innerWidth + 1 && !e.closest('.table-wrap'))
+        .slice(0, 5).map((e) => `${e.tagName}#${e.id}.${e.getAttribute('class')}`)""")
+    assert width <= PHONE["width"], f"the page scrolls sideways: {width}px; too wide: {wide}"
+    shot(page, "dashboard-390x844")
+    watched.assert_clean()
+
+
+def test_clear_alerts_with_the_token(service: Service, watched: Watched) -> None:
+    service.post(call("clear-carrier", account="clear-acct", billsec=0, sip_term_status="500"))
+    page = watched.open(service)
+    expect(page.locator("#alerts tbody tr", has_text="clear-carrier")).to_have_count(1)
+    page.click("#clear-alerts")
+    page.fill("#clear-token", "wrong")
+    page.click("#clear-form button[type=submit]")
+    expect(page.locator("#clear-error")).to_contain_text("refused")
+    assert service.alerts(), "a wrong token cleared the alerts"
+    page.fill("#clear-token", TOKEN)
+    page.click("#clear-form button[type=submit]")
+    expect(page.locator("#clear-dialog")).to_be_hidden()
+    expect(page.locator("#alerts tbody tr")).to_have_count(0)
+    expect(page.locator("#alerts-empty")).to_be_visible()
+    assert service.alerts() == []
+    assert page.evaluate("sessionStorage.getItem('sixminutes.token')") == TOKEN
+    # The dialog offers the kept token next time.
+    page.click("#clear-alerts")
+    expect(page.locator("#clear-token")).to_have_value(TOKEN)
+    page.keyboard.press("Escape")
+    # The 401 of the wrong token is an expected console message.
+    watched.assert_clean(allow=r"401")
+
+
+def test_catches_up_after_the_connection_drops(service: Service, watched: Watched) -> None:
+    """The service restarts; the page, kept from reconnecting meanwhile, misses a CDR; once it
+    reconnects it refetches and shows it, without a reload."""
+    page = watched.open(service)
+    page.evaluate("window.__loaded = 'once'")
+    page.route("**/6minutes/events", lambda route: route.abort())
+    service.restart()
+    expect(page.locator("#live")).not_to_have_attribute("data-state", "live")
+    service.post(call("after-restart", account="after-acct"))
+    page.wait_for_timeout(1500)
+    expect(board_row(page, "after-restart")).to_have_count(0)  # only live events or a sync bring it
+    page.unroute("**/6minutes/events")
+    expect(page.locator("#live")).to_have_attribute("data-state", "live", timeout=LIVE * 2)
+    expect(board_row(page, "after-restart")).to_have_count(1)
+    service.post(call("after-restart-live", account="after-acct"))
+    expect(board_row(page, "after-restart-live")).to_have_count(1)
+    assert page.evaluate("window.__loaded") == "once", "the page reloaded"
+    # Connection errors while the service was down and the events were blocked are expected.
+    watched.assert_clean(allow=r"ERR_CONNECTION_REFUSED|ERR_FAILED|ERR_EMPTY_RESPONSE|net::")
