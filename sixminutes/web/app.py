@@ -9,6 +9,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
@@ -152,5 +154,7 @@ def create_app(service: Service) -> Starlette:
         Route("/metrics", metrics),
         *static_routes(),
     ]
+    # 24 hours of series are megabytes of JSON; gzip skips the event stream by itself
     return Starlette(routes=routes, lifespan=lifespan,
+                     middleware=[Middleware(GZipMiddleware, minimum_size=1024)],
                      exception_handlers={HTTPException: http_error})
