@@ -53,11 +53,12 @@ class Alert:
         """What the alert is about across windows: its key, or its message when it has none."""
         return _hashable(self.key) if self.key is not None else self.msg
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, with_doc: bool = True) -> dict[str, Any]:
         """The item of GET /6minutes/alerts: the record, the raiser's fields, the sample CDR."""
         data = {name: getattr(self, name) for name in _RECORD_FIELDS}
         data.update(self.fields)
-        data["doc"] = self.doc
+        if with_doc:
+            data["doc"] = self.doc
         return data
 
     def to_record(self) -> dict[str, Any]:
@@ -125,6 +126,9 @@ class Alerts:
         self._rows[(alert.plugin, alert.subject, alert.timestamp)] = alert
         self._seq = max(self._seq, alert.seq)
         return alert
+
+    def get(self, alert_id: str) -> Alert | None:
+        return next((a for a in self._rows.values() if a.id == alert_id), None)
 
     def list(self) -> list[Alert]:
         """Newest first: by window, then by the order they were raised."""

@@ -190,7 +190,7 @@ class Service:
             self.hub.publish("stats", items)
         alerts, self._alerts_live = self._alerts_live, {}
         for alert in alerts.values():
-            self.hub.publish("alert", alert.to_json())
+            self.hub.publish("alert", alert.to_json(with_doc=False))  # the CDR: /6minutes/alerts/{id}
         now = self.clock()
         self._rate.append((now, self.engine.accepted))
         if now - self._purged_at >= 60:

@@ -78,7 +78,14 @@ def create_app(service: Service) -> Starlette:
     async def alerts(request: Request) -> JSONResponse:
         rows = service.engine.alerts.list()
         limit = _int_param(request, "limit")
-        return JSONResponse([a.to_json() for a in (rows[:limit] if limit else rows)])
+        with_doc = request.query_params.get("doc", "1") not in ("0", "false", "no")
+        return JSONResponse([a.to_json(with_doc) for a in (rows[:limit] if limit else rows)])
+
+    async def alert(request: Request) -> JSONResponse:
+        found = service.engine.alerts.get(request.path_params["id"])
+        if found is None:
+            return _error(404, "not_found", "no such alert (cleared, or past retention)")
+        return JSONResponse(found.to_json())
 
     async def delete_alerts(request: Request) -> JSONResponse:
         require_token(request)
@@ -146,6 +153,7 @@ def create_app(service: Service) -> Starlette:
         Route("/6minutes/data", delete_data, methods=["DELETE"]),
         Route("/6minutes/alerts", alerts, methods=["GET"]),
         Route("/6minutes/alerts", delete_alerts, methods=["DELETE"]),
+        Route("/6minutes/alerts/{id}", alert, methods=["GET"]),
         Route("/6minutes/restart", restart, methods=["POST"]),
         Route("/6minutes/cdr", ingest, methods=["POST"]),
         Route("/6minutes/status", status),

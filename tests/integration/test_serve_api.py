@@ -233,3 +233,18 @@ def test_data_filters_by_time_name_and_labels_exactly(serve):
     # a bad number is a 400 that says which parameter
     response = service.get("/6minutes/data", params={"start": "monday"})
     assert response.status_code == 400 and "start" in response.json()["message"]
+
+
+def test_alert_lists_can_leave_the_sample_cdr_out_and_one_alert_brings_it(serve):
+    service = serve(token=TOKEN, config=config_toml())
+    _alerting_traffic(service, _windows(1), "doc-carrier")
+    full = service.get("/6minutes/alerts").json()
+    light = service.get("/6minutes/alerts", params={"doc": "0"}).json()
+    assert len(full) == len(light) == 1
+    assert full[0]["doc"]["variables"]["sip_term_status"] == "503"
+    assert "doc" not in light[0] and {k: v for k, v in full[0].items() if k != "doc"} == light[0]
+
+    one = service.get(f"/6minutes/alerts/{light[0]['id']}")
+    assert one.status_code == 200 and one.json() == full[0]
+    missing = service.get("/6minutes/alerts/no-such-id")
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found"

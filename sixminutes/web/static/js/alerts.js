@@ -3,7 +3,7 @@
 // "Clear alerts" button deletes them all on the service (with the token).
 
 import { $, h, setOptions } from "./dom.js";
-import { deleteAlerts } from "./api.js";
+import { deleteAlerts, fetchAlert } from "./api.js";
 import { dateTime, hhmm, windowRange } from "./time.js";
 
 const SHOWN = 300; // rows drawn at most; the filters find the rest
@@ -101,9 +101,13 @@ export class Alerts {
       ["Profile", alert.profile], ["Direction", alert.direction], ["Account", alert.account],
       ["Duration", alert.duration ? `billable ${alert.duration.billable} s, total ${alert.duration.total} s` : "–"]];
     $("#doc-meta").replaceChildren(...meta.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v ?? "–"))]));
-    $("#doc-json").textContent = alert.doc ? JSON.stringify(alert.doc, null, 2) : "(no sample CDR kept for this alert)";
+    $("#doc-json").textContent = "(loading the sample CDR…)";
     $("#doc-dialog").showModal();
     $("#doc-json").scrollTop = 0;
+    fetchAlert(alert.id).then((full) => full.doc, () => null).then((doc) => {
+      if (this.opened !== alert.id) return;  // another alert was opened meanwhile
+      $("#doc-json").textContent = doc ? JSON.stringify(doc, null, 2) : "(no sample CDR kept for this alert)";
+    });
   }
 
   async clear() {

@@ -36,7 +36,9 @@ export async function fetchHistory(now) {
 export const fetchCodes = (now, profile, direction) =>
   fetchData(now - DAY, ["sip_status"], { profile, direction });
 
-export const fetchAlerts = () => getJSON("/alerts", [["limit", String(ALERTS_LIMIT)]]);
+export const fetchAlerts = () => getJSON("/alerts", [["limit", String(ALERTS_LIMIT)], ["doc", "0"]]);
+/** One alert with its sample CDR (lists and live events leave the CDR out: it is big). */
+export const fetchAlert = (id) => getJSON(`/alerts/${encodeURIComponent(id)}`);
 export const fetchStatus = () => getJSON("/status");
 
 export function deleteAlerts(token) {
