@@ -13,11 +13,11 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable
 
 from .call import Call as _Call
-from .stats import _CACHE, SeriesKeyError, cached_key as _key, series_key
+from .stats import SeriesKeyError, cached_key as _key, series_key
 
 if TYPE_CHECKING:
     from .call import Call, Decoded
-    from .store import Cells, Store
+    from .store import Store
 
 __all__ = ["Alert", "Alerts", "Rule", "DEFAULT_RULES", "rules_from_config"]
 
@@ -232,6 +232,7 @@ class Thresholds:
             groups.setdefault(rule.labels, []).append(rule)
         self._groups = [(names, _getter(names), group) for names, group in groups.items()]
         self._touched: list[dict[tuple, Decoded]] = [{} for _ in self._groups]
+        self._plans: dict[tuple, list[tuple[Rule, tuple, str, str | None]]] = {}
         self._fired: dict[int, set[tuple]] = {}
 
     def touch(self, timestamp: int, decoded: Decoded) -> None:
@@ -245,29 +246,37 @@ class Thresholds:
         crossed = []
         for (names, _, rules), touched in zip(self._groups, self._touched):
             for (timestamp, values), decoded in touched.items():
-                window = store.window(timestamp)
-                fired = self._fired.setdefault(timestamp, set())
-                labels = dict(zip(names, values))
-                for rule in rules:
-                    once = (rule.name, values)
+                cells = store.peek(timestamp)
+                if cells is None:
+                    continue  # the window was deleted meanwhile
+                fired = self._fired.get(timestamp)
+                if fired is None:
+                    fired = self._fired[timestamp] = set()
+                plan = self._plans.get((names, values)) or self._plan(names, values, rules)
+                for rule, once, series, per in plan:
                     if once in fired:
                         continue
-                    value, samples = self._measure(window, rule, labels)
-                    if samples >= rule.min_count and rule.crossed(value):
+                    total, samples = cells.sum_count(per or series)
+                    if samples < rule.min_count:
+                        continue
+                    value = total / samples if per is None else cells.sum_count(series)[0] / samples
+                    if rule.crossed(value):
                         fired.add(once)
-                        crossed.append((rule, labels, value, samples, timestamp, decoded))
+                        crossed.append((rule, dict(zip(names, values)), value, samples,
+                                        timestamp, decoded))
             touched.clear()
         return crossed
 
-    @staticmethod
-    def _measure(window: Cells, rule: Rule, labels: dict[str, str]) -> tuple[float, int]:
-        name = rule.per or rule.series
-        total, samples = window.sum_count(_CACHE.get((name, *labels.items())) or _key(name, labels))
-        if samples < rule.min_count:
-            return 0.0, samples
-        if rule.per is None:
-            return total / samples, samples
-        return window.sum_count(_key(rule.series, labels))[0] / samples, samples
+    def _plan(self, names: tuple[str, ...], values: tuple,
+              rules: list[Rule]) -> list[tuple[Rule, tuple, str, str | None]]:
+        """Per rule: its once-key and series keys for these label values (kept: hot path)."""
+        labels = dict(zip(names, values))
+        if len(self._plans) > 200_000:  # accounts come and go
+            self._plans.clear()
+        plan = self._plans[(names, values)] = [
+            (rule, (rule.name, values), _key(rule.series, labels),
+             _key(rule.per, labels) if rule.per else None) for rule in rules]
+        return plan
 
     def mark_fired(self, rule: str, timestamp: int, values: Any) -> None:
         """Remember a restored alert's crossing, so that it does not fire again."""

@@ -139,6 +139,10 @@ class Store:
             cells = self._windows[window] = Cells()
         return cells
 
+    def peek(self, window: int) -> Cells | None:
+        """The cells of a window if it exists, without creating or watching it."""
+        return self._windows.get(window)
+
     def drain_changes(self) -> dict[int, set[str]]:
         """The keys updated per window since the last drain; the record starts afresh."""
         changes = {}
