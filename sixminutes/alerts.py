@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable
 
+import orjson
+
 from .call import Call as _Call
 from .stats import SeriesKeyError, cached_key as _key, series_key
 
@@ -43,10 +45,10 @@ class Alert:
 
     @property
     def doc(self) -> dict | None:
-        """The first CDR that raised the alert, as a document."""
-        if self.sample is not None and not isinstance(self.sample, dict):
-            self.sample = self.sample.doc
-        return self.sample
+        """The first CDR that raised the alert, as a document (built when asked: raw is smaller)."""
+        if self.sample is None or isinstance(self.sample, dict):
+            return self.sample
+        return self.sample.build()
 
     @property
     def subject(self) -> Any:
@@ -104,6 +106,10 @@ class Alerts:
         if alert is not None:
             alert.count += 1
         else:
+            try:  # it is saved and served as JSON: refuse what cannot be, in the raiser
+                orjson.dumps([key, fields])
+            except TypeError as error:
+                raise TypeError(f"an alert's key and fields must be JSON values: {error}") from None
             self._seq += 1
             digest = hashlib.sha1(repr(dedup).encode()).hexdigest()[:12]
             alert = self._rows[dedup] = Alert(

@@ -143,19 +143,25 @@ class Decoded:
     def doc(self) -> dict:
         """The whole document, with its variables URL-decoded; built once, on first use."""
         if self._doc is None:
-            source = self._source
-            if isinstance(source, dict):
-                doc = dict(source)  # the caller's dict is left as it was
-            else:
-                try:
-                    doc = orjson.loads(source)
-                except orjson.JSONDecodeError:
-                    doc = orjson.loads(_nonfinite_to_null(source))
-            variables = doc.get("variables")
-            if isinstance(variables, dict):
-                doc["variables"] = {k: _unquoted(v) for k, v in variables.items()}
-            self._doc, self._source = doc, None
+            self._doc, self._source = self.build(), None
         return self._doc
+
+    def build(self) -> dict:
+        """The whole document, built anew (keeps only the compact source in memory)."""
+        if self._doc is not None:
+            return self._doc
+        source = self._source
+        if isinstance(source, dict):
+            doc = dict(source)  # the caller's dict is left as it was
+        else:
+            try:
+                doc = orjson.loads(source)
+            except orjson.JSONDecodeError:
+                doc = orjson.loads(_nonfinite_to_null(source))
+        variables = doc.get("variables")
+        if isinstance(variables, dict):
+            doc["variables"] = {k: _unquoted(v) for k, v in variables.items()}
+        return doc
 
 
 def decode(item: bytes | dict) -> Decoded:

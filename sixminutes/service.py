@@ -88,13 +88,14 @@ class Service:
                 name += "+"
             follower = self.followers[name] = ChangesFollower(
                 url, self._positions.get(name, self.config.since))
-            self._tasks.append(asyncio.create_task(self._follow(name, follower), name=name))
+            self._tasks.append(asyncio.create_task(
+                self._forever(name, lambda n=name, f=follower: self._follow(n, f)), name=name))
         self._tasks += [asyncio.create_task(self._journal_writer(), name="journal"),
                         asyncio.create_task(self._every(0.25, self.tick), name="tick"),
                         asyncio.create_task(self._every(self.config.snapshot_seconds, self.snapshot),
                                             name="snapshot")]
         if self.config.demo:
-            self._tasks.append(asyncio.create_task(self._demo(), name="demo"))
+            self._tasks.append(asyncio.create_task(self._forever("demo", self._demo), name="demo"))
 
     async def stop(self) -> None:
         """Stop the sources, then save a last snapshot (SIGTERM/SIGINT come here)."""
@@ -160,7 +161,23 @@ class Service:
     async def _follow(self, name: str, follower: ChangesFollower) -> None:
         async with contextlib.aclosing(follower.rows()) as rows:
             async for row, _seq in rows:  # the follower's position moves with each row
+                if name not in self._positions and follower.started_from is not None:
+                    # "now" was resolved: save it before counting anything from it, or a
+                    # kill -9 before the first snapshot would resolve a later "now"
+                    start = {name: follower.started_from}
+                    await self._run(lambda: self.state.save(Delta(positions=start)))
+                    self._positions.update(start)
                 self.engine.feed(row, name)
+
+    async def _forever(self, what: str, run: Callable[[], Any]) -> None:
+        """Run a source again after an unexpected error, so that one bad moment never stops it."""
+        while True:
+            try:
+                await run()
+                return
+            except Exception:
+                log.exception("%s stopped unexpectedly; starting it again in 1 s", what)
+                await asyncio.sleep(1)
 
     async def _demo(self) -> None:
         """Synthetic traffic through the same path as POSTed CDRs."""

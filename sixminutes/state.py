@@ -136,7 +136,7 @@ class State:
             "SELECT id, source, body FROM journal WHERE id > ? ORDER BY id", (position,))
 
     def keep_bad_body(self, source: str, content_type: str | None, error: str, body: bytes,
-                      max_bytes: int = 1 << 20) -> None:
+                      max_bytes: int = 64 << 10) -> None:
         """Keep an unreadable body for inspection; only the newest ``bad_body_limit`` stay."""
         db = self._db
         db.execute("BEGIN IMMEDIATE")

@@ -469,3 +469,21 @@ def test_dict_input_alert_doc():
     [alert] = sip_alerts(e)
     assert alert.doc["variables"]["ccnq_profile"] == "carrier 1"
     assert alert.profile == "carrier 1"
+
+
+def test_an_alert_keeps_its_sample_compact_and_builds_the_document_when_shown():
+    alerts = Alerts(clock=lambda: NOW)
+    alert, decoded = raise_(alerts)
+    first = alert.to_json()["doc"]
+    assert first["_id"] == "first" and first["variables"]["ccnq_profile"] == "carrier1"
+    assert alert.sample is decoded and decoded._doc is None  # raw bytes kept, not a dict
+
+
+def test_a_plugin_alert_with_fields_json_cannot_hold_is_a_plugin_error_not_a_broken_alert(tmp_path):
+    (tmp_path / "tagger.py").write_text(
+        "def plugin(ctx):\n    ctx.alert('x', key='k', tags={'a', 'b'})\n")
+    engine = Engine(Config(retention_hours=None, plugin_dirs=[str(tmp_path)]))
+    assert engine.feed(raw(_id="a")) is None
+    tagger = next(p for p in engine.plugins.plugins if p.name == "tagger")
+    assert tagger.errors == 1 and "JSON" in tagger.last_error
+    assert not [a for a in engine.alerts.list() if a.plugin == "tagger"]

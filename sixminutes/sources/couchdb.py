@@ -84,6 +84,8 @@ class ChangesFollower:
         self._secrets = [s for s in {userinfo, password, unquote(password)} if s]
         self._public_url = redact(url.rstrip("/"))
         self._position = since
+        self.started_from: str | None = None
+        """The seq that "now" was resolved to, once it has been."""
         self._heartbeat_ms = heartbeat_ms
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
@@ -186,7 +188,7 @@ class ChangesFollower:
         except orjson.JSONDecodeError:
             try:
                 row = json.loads(line)  # numbers orjson refuses (beyond 64 bits) are valid JSON
-            except ValueError:
+            except (ValueError, RecursionError):
                 return {}  # the engine will count it as bad_json; it keeps the previous seq
         return row if isinstance(row, dict) else {}
 
@@ -199,10 +201,11 @@ class ChangesFollower:
         response = await client.get(self._db_url, auth=self._auth, timeout=self._timeout())
         if response.status_code != 200:
             raise _FeedError(await self._http_error(response))
-        seq = response.json().get("update_seq")
+        info = response.json()
+        seq = info.get("update_seq") if isinstance(info, dict) else None
         if seq is None:
             raise _FeedError("the database answered without an update_seq")
-        self._position = json.dumps(seq, separators=(",", ":"))
+        self._position = self.started_from = json.dumps(seq, separators=(",", ":"))
 
     async def _refresh_lag(self, client: httpx.AsyncClient) -> None:
         """Poll the database's update_seq while connected, so status() can say how far behind."""

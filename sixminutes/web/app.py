@@ -44,8 +44,15 @@ def _int_param(request: Request, name: str) -> int | None:
         return None
     try:
         return int(float(value))
-    except ValueError:
+    except (ValueError, OverflowError):
         raise HTTPException(400, f"{name} must be a number of seconds (epoch), got {value!r}")
+
+
+def _before(request: Request) -> int | None:
+    """DELETE's cut-off; an empty ``before=`` is an error, not "everything"."""
+    if "before" in request.query_params and not request.query_params["before"].strip():
+        raise HTTPException(400, "before= is empty: give an epoch, or leave it out to delete all")
+    return _int_param(request, "before")
 
 
 def create_app(service: Service) -> Starlette:
@@ -72,8 +79,7 @@ def create_app(service: Service) -> Starlette:
 
     async def delete_data(request: Request) -> JSONResponse:
         require_token(request)
-        before = _int_param(request, "before")
-        return JSONResponse({"ok": True, "windows_deleted": service.delete_data(before)})
+        return JSONResponse({"ok": True, "windows_deleted": service.delete_data(_before(request))})
 
     async def alerts(request: Request) -> JSONResponse:
         rows = service.engine.alerts.list()
@@ -89,8 +95,7 @@ def create_app(service: Service) -> Starlette:
 
     async def delete_alerts(request: Request) -> JSONResponse:
         require_token(request)
-        before = _int_param(request, "before")
-        return JSONResponse({"ok": True, "alerts_deleted": service.delete_alerts(before)})
+        return JSONResponse({"ok": True, "alerts_deleted": service.delete_alerts(_before(request))})
 
     async def restart(request: Request) -> JSONResponse:
         require_token(request)
@@ -127,7 +132,7 @@ def create_app(service: Service) -> Starlette:
         return JSONResponse(service.status())
 
     async def rejected(request: Request) -> JSONResponse:
-        limit = _int_param(request, "limit") or 100
+        limit = min(max(_int_param(request, "limit") or 100, 1), 1000)
         assert service.state is not None
         return JSONResponse(await service._run(lambda: service.state.bad_bodies(limit)))
 

@@ -248,3 +248,13 @@ def test_alert_lists_can_leave_the_sample_cdr_out_and_one_alert_brings_it(serve)
     assert one.status_code == 200 and one.json() == full[0]
     missing = service.get("/6minutes/alerts/no-such-id")
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+
+
+def test_an_empty_before_is_refused_rather_than_deleting_everything(serve):
+    service = serve(token=TOKEN, config=config_toml())
+    _alerting_traffic(service, _windows(1), "keep-carrier")
+    for path in ("/6minutes/data", "/6minutes/alerts"):
+        response = service.http.delete(path, params={"before": ""}, headers=service.auth_headers())
+        assert response.status_code == 400 and "before" in response.json()["message"]
+    assert service.total() == 2 and len(service.alerts()) == 1
+    assert service.get("/6minutes/data", params={"start": "inf"}).status_code == 400

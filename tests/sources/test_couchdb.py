@@ -374,3 +374,8 @@ def test_seq_numbers_and_redaction() -> None:
     assert redact("https://user@host/db") == "https://***@host/db"
     assert redact("http://host:5984/cdrs") == "http://host:5984/cdrs"
     assert redact("http://a:p%40ss@host/db") == "http://***@host/db"
+
+
+def test_a_row_nested_too_deep_to_parse_is_handed_on_without_killing_the_feed():
+    line = b'{"seq":7,"id":"x","doc":' + b"[" * 5000 + b"]" * 5000 + b"}"
+    assert ChangesFollower._parse(line) == {}
