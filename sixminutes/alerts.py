@@ -133,6 +133,9 @@ class Alerts:
         self._seq = max(self._seq, alert.seq)
         return alert
 
+    def ids(self) -> set[str]:
+        return {a.id for a in self._rows.values()}
+
     def get(self, alert_id: str) -> Alert | None:
         return next((a for a in self._rows.values() if a.id == alert_id), None)
 

@@ -285,7 +285,9 @@ class Service:
         except Exception as error:  # keep what was not saved for the next snapshot
             for t, keys in unsaved.items():
                 self._unsaved.setdefault(t, set()).update(keys)
-            self._alerts_unsaved = {**alerts, **self._alerts_unsaved}
+            kept = self.engine.alerts.ids()  # not those deleted while the write ran
+            self._alerts_unsaved = {**{i: a for i, a in alerts.items() if i in kept},
+                                    **self._alerts_unsaved}
             self.engine.seen_new = seen + self.engine.seen_new
             self._deletions = delta.deletions + self._deletions
             self.snapshots["last_error"] = f"{type(error).__name__}: {error}"
