@@ -23,13 +23,24 @@ $(POUCHDB): tests/couchdb/package.json tests/couchdb/package-lock.json
 	$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq chromium
 
+# The Prometheus tests (tests/contrib) run Debian's promtool, prometheus and alertmanager.
+# Without systemd (containers) the packages' services do not start; the tests use free
+# ports anyway, never 9090/9093.
+/usr/bin/promtool:
+	$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq --no-install-recommends prometheus
+
+/usr/bin/prometheus-alertmanager:
+	$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq --no-install-recommends prometheus-alertmanager
+
 setup: $(BIN)/sixminutes
 
 # The live service with synthetic traffic (one carrier in trouble) and a local state file.
 run: setup
 	$(BIN)/sixminutes serve --demo --state sixminutes-demo.sqlite
 
-test: setup $(POUCHDB) /usr/bin/chromium
+test: setup $(POUCHDB) /usr/bin/chromium /usr/bin/promtool /usr/bin/prometheus-alertmanager
 	$(BIN)/python -m pytest
 
 bench: setup

@@ -2,10 +2,16 @@
 
 Nothing is counted twice: a custom collector reads the engine's own counters and the
 last complete window's Stats when Prometheus scrapes, so ingest pays nothing for it.
+Each group of metrics is one small generator method listed in ``ServiceCollector.parts``,
+so a new group (say, alert notifications) is one method and one line there.
+
+The names are the contract of contrib/prometheus/sixminutes-rules.yml and
+contrib/grafana/sixminutes-dashboard.json (tests/contrib checks both against a real
+scrape, and ``promtool check metrics`` against the conventions).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -32,35 +38,52 @@ _KPIS = (
 )
 
 
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, documentation)
+    family.add_metric([], value)
+    return family
+
+
+def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
+    """(``name`` without ``_total``: prometheus_client appends it.)"""
+    family = CounterMetricFamily(name, documentation)
+    family.add_metric([], value)
+    return family
+
+
 class ServiceCollector(Collector):
     """Collects from a running Service; register it in a registry of its own."""
 
     def __init__(self, service: Service) -> None:
         self.service = service
+        self.parts: tuple[Callable[[], Iterator[Metric]], ...] = (
+            self._ingest, self._plugins, self._alerts, self._sources, self._snapshots,
+            self._last_window, self._events)
 
     def collect(self) -> Iterator[Metric]:
-        service, engine = self.service, self.service.engine
+        for part in self.parts:
+            yield from part()
+
+    def _ingest(self) -> Iterator[Metric]:
         cdrs = CounterMetricFamily("sixminutes_cdrs", "CDRs read, by source and outcome "
                                    "(accepted, or the rejection reason)", labels=["source", "outcome"])
-        for (source, outcome), n in sorted(engine.outcomes.items()):
+        for (source, outcome), n in sorted(self.service.engine.outcomes.items()):
             cdrs.add_metric([source, outcome], n)
         yield cdrs
-        errors = CounterMetricFamily("sixminutes_plugin_errors", "exceptions raised by plugins",
-                                     labels=["plugin"])
-        for plugin in engine.plugins.plugins:
+
+    def _plugins(self) -> Iterator[Metric]:
+        plugins = self.service.engine.plugins
+        errors = CounterMetricFamily("sixminutes_plugin_errors", "exceptions raised by plugins "
+                                     "(from 0 again after a plugin reload)", labels=["plugin"])
+        for plugin in plugins.plugins:
             errors.add_metric([plugin.name], plugin.errors)
         yield errors
-        raised = CounterMetricFamily("sixminutes_alerts_raised", "alerts raised since start")
-        raised.add_metric([], engine.alerts.raised)
-        yield raised
-        yield from self._sources()
-        yield from self._last_window()
-        clients = GaugeMetricFamily("sixminutes_event_clients", "clients of /6minutes/events")
-        clients.add_metric([], service.hub.clients)
-        yield clients
-        dropped = CounterMetricFamily("sixminutes_event_dropped", "live events lost by slow clients")
-        dropped.add_metric([], service.hub.dropped)
-        yield dropped
+        yield _gauge("sixminutes_plugin_load_errors", "plugin files that failed to load at the "
+                     "last (re)load (see /6minutes/status)", len(plugins.errors))
+
+    def _alerts(self) -> Iterator[Metric]:
+        yield _counter("sixminutes_alerts_raised", "alerts raised since start",
+                       self.service.engine.alerts.raised)
 
     def _sources(self) -> Iterator[Metric]:
         connected = GaugeMetricFamily("sixminutes_source_connected", "1 when the source is connected",
@@ -74,13 +97,31 @@ class ServiceCollector(Collector):
         yield connected
         yield lag
 
+    def _snapshots(self) -> Iterator[Metric]:
+        """Only once the state file is open (the service has started)."""
+        if self.service.state is None:
+            return
+        snapshots = self.service.snapshots
+        yield _counter("sixminutes_snapshots", "snapshots saved to the state file",
+                       snapshots["count"])
+        yield _gauge("sixminutes_snapshot_failing", "1 when the latest snapshot failed (what was "
+                     "not saved is retried at the next one)", 1 if snapshots["last_error"] else 0)
+        if snapshots["last_at"] is not None:
+            yield _gauge("sixminutes_snapshot_last_success_timestamp_seconds",
+                         "when the latest snapshot was saved", snapshots["last_at"])
+            yield _gauge("sixminutes_snapshot_last_duration_seconds",
+                         "how long the latest saved snapshot took", snapshots["last_seconds"])
+
+    def _events(self) -> Iterator[Metric]:
+        hub = self.service.hub
+        yield _gauge("sixminutes_event_clients", "clients of /6minutes/events", hub.clients)
+        yield _counter("sixminutes_event_dropped", "live events lost by slow clients", hub.dropped)
+
     def _last_window(self) -> Iterator[Metric]:
         engine = self.service.engine
         last = window_of(int(self.service.clock())) - WINDOW
-        stamp = GaugeMetricFamily("sixminutes_last_window_timestamp_seconds",
-                                  "start of the last complete 6-minute window the gauges describe")
-        stamp.add_metric([], last)
-        yield stamp
+        yield _gauge("sixminutes_last_window_timestamp_seconds",
+                     "start of the last complete 6-minute window the gauges describe", last)
         rows = carrier_rows(engine.store, last, last)
         for name, text, value in _KPIS:
             family = GaugeMetricFamily(f"sixminutes_last_window_{name}", text,
