@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import orjson
 
 from .call import Call as _Call
+from .lifecycle import FIRING, Judge, Lifecycle
 from .stats import SeriesKeyError, cached_key as _key, series_key
 
 if TYPE_CHECKING:
@@ -42,6 +43,13 @@ class Alert:
     sample: Decoded | dict | None  # the first CDR; its document is built only when shown
     fields: dict[str, Any] = field(default_factory=dict)
     seq: int = 0
+    state: str = FIRING
+    starts_at: float = 0.0
+    """The start of the condition's first window (see :mod:`sixminutes.lifecycle`)."""
+    ends_at: float | None = None
+    """When resolved: the end of the condition's last window that raised an alert."""
+    resolution: str | None = None
+    """Why it resolved: ``recovered`` (a window within bound) or ``quiet`` (none raised since)."""
 
     @property
     def doc(self) -> dict | None:
@@ -57,7 +65,7 @@ class Alert:
 
     def to_json(self, with_doc: bool = True) -> dict[str, Any]:
         """The item of GET /6minutes/alerts: the record, the raiser's fields, the sample CDR."""
-        data = {name: getattr(self, name) for name in _RECORD_FIELDS}
+        data = {name: getattr(self, name) for name in _RECORD_FIELDS + _LIFECYCLE_FIELDS}
         data.update(self.fields)
         if with_doc:
             data["doc"] = self.doc
@@ -65,7 +73,7 @@ class Alert:
 
     def to_record(self) -> dict[str, Any]:
         """Everything needed to restore the alert after a restart."""
-        data = {name: getattr(self, name) for name in _RECORD_FIELDS}
+        data = {name: getattr(self, name) for name in _RECORD_FIELDS + _LIFECYCLE_FIELDS}
         data.update(fields=self.fields, seq=self.seq, doc=self.doc)
         return data
 
@@ -73,6 +81,7 @@ class Alert:
 _CALL_FIELDS = frozenset(_Call.__struct_fields__)
 _RECORD_FIELDS = ("id", "timestamp", "time", "msg", "plugin", "key", "count",
                   "profile", "direction", "account", "duration")
+_LIFECYCLE_FIELDS = ("state", "starts_at", "ends_at", "resolution")
 
 
 def _hashable(key: Any) -> Any:
@@ -88,10 +97,12 @@ def _hashable(key: Any) -> Any:
 
 
 class Alerts:
-    """Every alert kept, deduplicated; listeners hear each new or updated alert."""
+    """Every alert kept, deduplicated; listeners hear each new, updated or resolved alert."""
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time,
+                 lifecycle: Lifecycle | None = None) -> None:
         self._clock = clock
+        self.lifecycle = lifecycle or Lifecycle()
         self._rows: dict[tuple, Alert] = {}
         self._seq = 0
         self.raised = 0
@@ -119,6 +130,7 @@ class Alerts:
                 duration={"billable": call.billsec, "total": call.duration},
                 sample=sample, fields=dict(fields), seq=self._seq,
             )
+            self.lifecycle.fired(alert)
             self.raised += 1
         for listener in self.listeners:
             listener(alert)
@@ -127,11 +139,22 @@ class Alerts:
     def restore(self, record: dict[str, Any]) -> Alert:
         """Put back an alert saved with :meth:`Alert.to_record`."""
         fields = {name: record[name] for name in _RECORD_FIELDS}
+        fields.update((name, record[name]) for name in _LIFECYCLE_FIELDS if name in record)
         alert = Alert(**fields, sample=record.get("doc"), fields=dict(record.get("fields", {})),
                       seq=record.get("seq", 0))
         self._rows[(alert.plugin, alert.subject, alert.timestamp)] = alert
         self._seq = max(self._seq, alert.seq)
+        if alert.state == FIRING:
+            self.lifecycle.join(alert)
         return alert
+
+    def resolve(self, now: float, judge: Judge) -> list[Alert]:
+        """Resolve the conditions gone by ``now`` (see :mod:`sixminutes.lifecycle`); tell listeners."""
+        resolved = self.lifecycle.resolve(now, judge)
+        for alert in resolved:
+            for listener in self.listeners:
+                listener(alert)
+        return resolved
 
     def ids(self) -> set[str]:
         return {a.id for a in self._rows.values()}
@@ -154,6 +177,9 @@ class Alerts:
         dropped = [k for k, a in self._rows.items() if before is None or a.timestamp < before]
         for k in dropped:
             del self._rows[k]
+        if dropped:
+            kept = set(map(id, self._rows.values()))
+            self.lifecycle.forget(lambda alert: id(alert) in kept)
         return len(dropped)
 
 
@@ -240,6 +266,8 @@ class Thresholds:
         for rule in rules:
             groups.setdefault(rule.labels, []).append(rule)
         self._groups = [(names, _getter(names), group) for names, group in groups.items()]
+        self._by_labels = groups
+        self._by_name = {rule.name: rule for rule in rules}
         self._touched: list[dict[tuple, Decoded]] = [{} for _ in self._groups]
         self._plans: dict[tuple, list[tuple[Rule, tuple, str, str | None]]] = {}
         self._fired: dict[int, set[tuple]] = {}
@@ -265,16 +293,30 @@ class Thresholds:
                 for rule, once, series, per in plan:
                     if once in fired:
                         continue
-                    total, samples = cells.sum_count(per or series)
-                    if samples < rule.min_count:
+                    measured = _measure(rule, cells, series, per)
+                    if measured is None:
                         continue
-                    value = total / samples if per is None else cells.sum_count(series)[0] / samples
+                    value, samples = measured
                     if rule.crossed(value):
                         fired.add(once)
                         crossed.append((rule, dict(zip(names, values)), value, samples,
                                         timestamp, decoded))
             touched.clear()
         return crossed
+
+    def verdict(self, rule_name: str, values: tuple, timestamp: int, store: Store) -> bool | None:
+        """Whether a window crosses a rule for these label values; None with too few samples."""
+        rule = self._by_name.get(rule_name)
+        cells = store.peek(timestamp)
+        if rule is None or cells is None:
+            return None
+        plan = self._plans.get((rule.labels, values)) or self._plan(
+            rule.labels, values, self._by_labels[rule.labels])
+        for planned, _, series, per in plan:
+            if planned is rule:
+                measured = _measure(rule, cells, series, per)
+                return None if measured is None else rule.crossed(measured[0])
+        return None
 
     def _plan(self, names: tuple[str, ...], values: tuple,
               rules: list[Rule]) -> list[tuple[Rule, tuple, str, str | None]]:
@@ -297,6 +339,14 @@ class Thresholds:
         for touched in self._touched:
             for key in [k for k in touched if before is None or k[0] < before]:
                 del touched[key]
+
+
+def _measure(rule: Rule, cells: Any, series: str, per: str | None) -> tuple[float, int] | None:
+    """(value, samples) of a rule in one window's cells; None below its minimum samples."""
+    total, samples = cells.sum_count(per or series)
+    if samples < rule.min_count:
+        return None
+    return (total / samples if per is None else cells.sum_count(series)[0] / samples), samples
 
 
 def _getter(names: tuple[str, ...]) -> Callable[[Call], tuple]:

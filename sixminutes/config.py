@@ -23,6 +23,10 @@ The TOML file (all keys optional)::
     bound = 0.3
     min_count = 50
 
+    [alerts]                             # when a firing alert resolves
+    quiet_windows = 2                    # complete windows without it (too few samples for a rule)
+    grace_seconds = 30                   # a window is complete this long after its end
+
     [serve]                              # the live service; flags of `sixminutes serve` win
     host = "127.0.0.1"
     port = 8360
@@ -35,6 +39,12 @@ The TOML file (all keys optional)::
     max_body_bytes = 1048576
     snapshot_seconds = 5
     account_metrics = false              # per-account Prometheus gauges (they can be many)
+    alertmanager = ["http://alertmanager:9093"]   # push alerts to Alertmanager's API v2
+    alertmanager_resend_seconds = 60     # firing alerts are sent again this often
+    webhook = ["https://hooks.example.net/sixminutes"]  # POST each alert that fires or resolves
+    webhook_secret = "…"                 # signs webhook bodies: X-Sixminutes-Signature: sha256=<hex>
+    public_url = "http://sixminutes.example.net:8360"  # links in notifications
+    notify_queue = 1000                  # alerts waiting per target; beyond, the oldest are dropped
 
 Every [serve] key can also come from the environment as SIXMINUTES_<KEY> (SIXMINUTES_PORT,
 SIXMINUTES_COUCHDB with URLs separated by spaces, SIXMINUTES_DEMO=1, ...).
@@ -61,6 +71,8 @@ class Config:
     disabled: list[str] = field(default_factory=list)
     plugin_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     rules: dict[str, dict[str, Any]] = field(default_factory=dict)
+    alert_quiet_windows: int = 2
+    alert_grace_seconds: float = 30.0
     # The live service (`sixminutes serve`):
     host: str = "127.0.0.1"
     port: int = 8360
@@ -73,6 +85,12 @@ class Config:
     max_body_bytes: int = 1 << 20
     snapshot_seconds: float = 5.0
     account_metrics: bool = False
+    alertmanager: list[str] = field(default_factory=list)
+    webhook: list[str] = field(default_factory=list)
+    webhook_secret: str | None = None
+    public_url: str | None = None
+    notify_queue: int = 1000
+    alertmanager_resend_seconds: float = 60.0
 
     @classmethod
     def load(cls, path: str | None = None, env: Mapping[str, str] | None = None) -> Config:
@@ -118,7 +136,7 @@ class Config:
             raise ConfigError(f"cannot read config {path}: {error.strerror}") from None
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"config {path}: {error}") from None
-        unknown = set(data) - {"retention_hours", "plugins", "rules", "serve"}
+        unknown = set(data) - {"retention_hours", "plugins", "rules", "alerts", "serve"}
         if unknown:
             raise ConfigError(f"config {path}: unknown keys {sorted(unknown)}")
         if "retention_hours" in data:
@@ -134,6 +152,7 @@ class Config:
             if not isinstance(table, dict):
                 raise ConfigError(f"config {path}: [rules.{name}] must be a table")
             self.rules[name] = table
+        self._apply_alerts(data.get("alerts", {}), f"config {path}: [alerts]")
         serve = data.get("serve", {})
         unknown = set(serve) - set(SERVE_SETTINGS)
         if unknown:
@@ -142,10 +161,26 @@ class Config:
             self.set(name, value, f"config {path}: serve.{name}")
 
 
+    def _apply_alerts(self, table: Any, where: str) -> None:
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where} must be a table")
+        unknown = set(table) - {"quiet_windows", "grace_seconds"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
+        quiet = table.get("quiet_windows", self.alert_quiet_windows)
+        if not isinstance(quiet, int) or isinstance(quiet, bool) or quiet < 1:
+            raise ConfigError(f"{where}: quiet_windows must be a whole number ≥ 1, got {quiet!r}")
+        grace = table.get("grace_seconds", self.alert_grace_seconds)
+        if not isinstance(grace, (int, float)) or isinstance(grace, bool) or not 0 <= grace < 3600:
+            raise ConfigError(f"{where}: grace_seconds must be seconds in [0, 3600), got {grace!r}")
+        self.alert_quiet_windows, self.alert_grace_seconds = quiet, float(grace)
+
+
 SERVE_SETTINGS: dict[str, type] = {
     "host": str, "port": int, "state": str, "couchdb": list, "since": str, "token": str,
     "demo": bool, "demo_rate": float, "max_body_bytes": int, "snapshot_seconds": float,
-    "account_metrics": bool,
+    "account_metrics": bool, "alertmanager": list, "webhook": list, "webhook_secret": str,
+    "public_url": str, "notify_queue": int, "alertmanager_resend_seconds": float,
 }
 _BOOLEANS = {"1": True, "true": True, "yes": True, "on": True,
              "0": False, "false": False, "no": False, "off": False}

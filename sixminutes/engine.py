@@ -10,6 +10,7 @@ from collections import Counter
 from typing import Any, Iterable
 
 from .alerts import Alerts, Thresholds, rules_from_config
+from .lifecycle import Condition, Lifecycle
 from .call import Decoded, Rejected, decode
 from .config import Config
 from .plugins import Context, PluginSet, load_plugins
@@ -28,7 +29,11 @@ class Engine:
         self.config = config or Config()
         self.retention = Retention(self.config.retention_hours, clock)
         self.store = Store()
-        self.alerts = Alerts(clock)
+        self.clock = clock
+        self.alerts = Alerts(clock, Lifecycle(self.config.alert_quiet_windows,
+                                              self.config.alert_grace_seconds))
+        self.live = False
+        """When set, alerts resolve by the wall clock; else (a replay) by the newest CDR's end."""
         self.thresholds = Thresholds(rules_from_config(self.config.rules))
         self.plugins = plugins if plugins is not None else self.load_plugins()
         self.outcomes: Counter[tuple[str, str]] = Counter()
@@ -40,6 +45,7 @@ class Engine:
         self.seen_new: list[tuple[int, Any]] = []
         self._seen: dict[int, set[Any]] = {}
         self._newest = 0
+        self._newest_epoch = 0.0
         self._pending = 0
 
     def load_plugins(self) -> PluginSet:
@@ -99,18 +105,21 @@ class Engine:
                 self.seen_new.append((timestamp, call.id))
         self.plugins.run(Context(decoded, timestamp, self.store, self._raise_alert))
         self.thresholds.touch(timestamp, decoded)
-        if timestamp > self._newest:
-            self._newest = timestamp
-            self.store.compact(timestamp - 2 * WINDOW)
+        if call.end_epoch > self._newest_epoch:
+            self._newest_epoch = call.end_epoch
+            if timestamp > self._newest:
+                self._newest = timestamp
+                self.store.compact(timestamp - 2 * WINDOW)
         self._pending += 1
         if self._pending >= self.check_every:
             self.flush()
 
     def flush(self) -> None:
-        """Check the threshold rules over what arrived since the last check.
+        """Check the threshold rules over what arrived since the last check, then resolve
+        the alerts whose cause has gone.
 
-        Runs every ``check_every`` CDRs; a live service also calls it every second and
-        a replay at its end, so that no crossing waits for more traffic.
+        Runs every ``check_every`` CDRs; a live service also calls it four times a second
+        and a replay at its end, so that no crossing waits for more traffic.
         """
         self._pending = 0
         for rule, labels, value, samples, timestamp, decoded in self.thresholds.check(self.store):
@@ -118,6 +127,14 @@ class Engine:
                       "samples": samples, "severity": rule.severity}
             self.alerts.raise_alert(rule.name, rule.describe(labels, value, samples),
                                     list(labels.values()), timestamp, decoded, fields)
+        self.alerts.resolve(self.clock() if self.live else self._newest_epoch, self._judge)
+
+    def _judge(self, condition: Condition, timestamp: int) -> bool | None:
+        """Whether a window crosses a threshold condition's rule (None: a plugin's, or unknown)."""
+        rule = condition.alerts[0].fields.get("rule") if condition.alerts else None
+        if not isinstance(rule, str):
+            return None
+        return self.thresholds.verdict(rule, condition.subject, timestamp, self.store)
 
     def _raise_alert(self, decoded: Decoded, timestamp: int, plugin: str, msg: str, key: Any,
                      fields: dict[str, Any]) -> None:
@@ -142,6 +159,7 @@ class Engine:
         for t, key, total, count, squares, low, high in cells:
             self.store.merge(t, key, Stat(total, count, squares, low, high))
             self._newest = max(self._newest, t)
+            self._newest_epoch = max(self._newest_epoch, t)
         self.store.compact()
         self.store.drain_changes()
         for record in alerts:

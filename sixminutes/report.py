@@ -59,6 +59,8 @@ def _write_alerts(engine: Engine, out: TextIO, max_alerts: int) -> None:
         seen = f"{len(group)} window{'s' if len(group) > 1 else ''}"
         if "rule" not in group[0].fields:
             seen += f", {sum(a.count for a in group)} CDRs"
+        firing = sum(a.state == "firing" for a in group)
+        seen += f", {firing} firing" if firing else ", resolved"
         out.write(f"  {group[0].plugin}: {group[0].msg}  [{seen}, {span}]\n")
     if len(ranked) > max_alerts:
         out.write(f"  … and {len(ranked) - max_alerts} more groups (all alerts with --json)\n")

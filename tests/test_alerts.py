@@ -40,6 +40,7 @@ def test_alert_record_fields():
         "plugin": "unexpected_sip", "key": ["carrier1", "503"], "count": 1,
         "profile": "carrier1", "direction": "outbound", "account": "acct1",
         "duration": {"billable": 12, "total": 20}, "code": "503", "doc": decoded.doc,
+        "state": "firing", "starts_at": WINDOW, "ends_at": None, "resolution": None,
     }
     assert alert.doc["_id"] == "first"
     assert alert.doc["variables"]["ccnq_profile"] == "carrier1"

@@ -303,6 +303,34 @@ def test_alerts_arrive_live_and_show_their_sample_cdr(service: Service, watched:
     watched.assert_clean()
 
 
+def test_an_alert_shows_firing_then_resolved_live_when_its_carrier_recovers(
+        service: Service, watched: Watched) -> None:
+    while time.time() % 360 < 32:  # the previous window must be complete (30 s of grace)
+        time.sleep(0.5)
+    current = int(time.time()) - int(time.time()) % 360
+    bad = current - 720  # the window before last: the next one is complete, with no calls yet
+    page = watched.open(service)
+    for _ in range(22):
+        service.post(call("life-carrier", account="life-acct", billsec=0, end=bad + 100))
+    row = alert_rows(page, "zero_duration_ratio").filter(has_text="life-carrier")
+    expect(row.locator(".pill")).to_have_text("firing")
+    expect(row).not_to_have_class(re.compile("state-resolved"))
+    for _ in range(22):  # the next window's calls are answered: the rule resolves, live
+        service.post(call("life-carrier", account="life-acct", billsec=60, end=bad + 460))
+    expect(row.locator(".pill")).to_have_text("resolved")
+    expect(row).to_have_class(re.compile("state-resolved"))
+    page.select_option("#alert-state", "firing")
+    expect(row).to_have_count(0)
+    page.select_option("#alert-state", "resolved")
+    expect(row).to_have_count(1)
+    row.click()
+    expect(page.locator("#doc-meta")).to_contain_text("recovered")
+    shot(page, "alert-resolved")
+    page.keyboard.press("Escape")
+    page.select_option("#alert-state", "")
+    watched.assert_clean()
+
+
 def test_cdr_strings_are_text_never_markup(service: Service, watched: Watched) -> None:
     profile = f"x{XSS_IMG}"
     account = f"{XSS_SCRIPT}{XSS_IMG}"

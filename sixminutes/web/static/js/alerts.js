@@ -16,7 +16,8 @@ export class Alerts {
     this.drawn = false;
     this.onCleared = onCleared;
     this.table = $("#alerts");
-    this.filters = { text: $("#alert-text"), profile: $("#alert-profile"), account: $("#alert-account") };
+    this.filters = { text: $("#alert-text"), state: $("#alert-state"), profile: $("#alert-profile"),
+                     account: $("#alert-account") };
     $("#alert-filters").addEventListener("submit", (e) => e.preventDefault());
     for (const input of Object.values(this.filters)) input.addEventListener("input", () => this.draw());
     $("tbody", this.table).addEventListener("click", (e) => this.open(e.target.closest("tr[data-id]")));
@@ -39,7 +40,7 @@ export class Alerts {
     this.draw();
   }
 
-  /** One `alert` event: a new alert, or a known one with a higher count. */
+  /** One `alert` event: a new alert, a known one with a higher count, or one that resolved. */
   upsert(alert) {
     const held = this.byId.get(alert.id);
     if (held && held.count > alert.count) return;
@@ -61,14 +62,16 @@ export class Alerts {
     setOptions(this.filters.account, [["", "all"], ...distinct(all, "account")]);
     const text = this.filters.text.value.trim().toLowerCase();
     const profile = this.filters.profile.value, account = this.filters.account.value;
+    const state = this.filters.state.value;
     const shown = all.filter((a) => (!profile || a.profile === profile) && (!account || a.account === account)
-      && (!text || searchable(a).includes(text)));
+      && (!state || stateOf(a) === state) && (!text || searchable(a).includes(text)));
     const focused = document.activeElement?.closest?.("#alerts tr[data-id]")?.dataset.id;
     const body = $("tbody", this.table);
     body.replaceChildren(...shown.slice(0, SHOWN).map((a) => this.row(a)));
     this.drawn = true;
     if (focused) body.querySelector(`tr[data-id="${CSS.escape(focused)}"]`)?.focus({ preventScroll: true });
     $("#alerts-count").textContent = all.length;
+    $("#alerts-firing").textContent = `${all.filter((a) => stateOf(a) === "firing").length} firing`;
     $("#alerts-empty").hidden = shown.length > 0;
     $("#alerts-empty").textContent = all.length ? "No alert matches the filters." : "No alerts.";
     const more = $("#alerts-more");
@@ -81,9 +84,12 @@ export class Alerts {
     const fresh = this.drawn && seen !== a.count; // new, or counted again, since the last draw
     this.seen.set(a.id, a.count);
     const severity = a.severity ?? (a.rule ? "warning" : "info");
-    return h("tr", { "data-id": a.id, tabindex: 0, class: `sev-${severity}${fresh ? " fresh" : ""}`,
+    const state = stateOf(a);
+    return h("tr", { "data-id": a.id, tabindex: 0,
+                     class: `sev-${severity} state-${state}${fresh ? " fresh" : ""}`,
                      title: "Enter or click: the sample CDR that raised it" },
       h("td", { class: "when", title: `window ${windowRange(a.timestamp)}, raised ${dateTime(a.time)}` }, hhmm(a.timestamp)),
+      h("td", { class: "state", title: lifetime(a) }, h("span", { class: `pill ${state}` }, state)),
       h("td", { class: "num count" }, a.count.toLocaleString()),
       h("td", { class: "msg" }, h("span", { class: "text" }, a.msg),
         h("span", { class: "plugin" }, a.plugin, a.severity ? ` · ${a.severity}` : "")),
@@ -97,7 +103,8 @@ export class Alerts {
     this.opened = alert.id;
     $("#doc-title").textContent = alert.msg;
     const meta = [["Window", `${windowRange(alert.timestamp)} (${dateTime(alert.timestamp)})`],
-      ["Raised", dateTime(alert.time)], ["Count", alert.count], ["Plugin", alert.plugin],
+      ["Raised", dateTime(alert.time)], ["State", `${stateOf(alert)}: ${lifetime(alert)}`],
+      ["Count", alert.count], ["Plugin", alert.plugin],
       ["Profile", alert.profile], ["Direction", alert.direction], ["Account", alert.account],
       ["Duration", alert.duration ? `billable ${alert.duration.billable} s, total ${alert.duration.total} s` : "–"]];
     $("#doc-meta").replaceChildren(...meta.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v ?? "–"))]));
@@ -125,11 +132,22 @@ export class Alerts {
   }
 }
 
+/** "firing" or "resolved" (alerts saved before the lifecycle existed have no state: firing). */
+const stateOf = (a) => (a.state === "resolved" ? "resolved" : "firing");
+
+/** Since when the condition behind an alert fired, and when and why it ended. */
+function lifetime(a) {
+  const since = a.starts_at ? `since ${dateTime(a.starts_at)}` : "";
+  if (stateOf(a) !== "resolved") return since;
+  const why = a.resolution === "recovered" ? "recovered" : "none since";
+  return `${since}, ended ${a.ends_at ? dateTime(a.ends_at) : "?"} (${why})`;
+}
+
 const distinct = (alerts, field) =>
   [...new Set(alerts.map((a) => a[field]).filter((v) => v !== undefined && v !== null))]
     .sort((a, b) => String(a).localeCompare(String(b))).map((v) => [String(v), String(v)]);
 
-const searchable = (a) => [a.msg, a.plugin, a.profile, a.direction, a.account, a.code, a.rule, a.severity]
+const searchable = (a) => [a.msg, a.plugin, a.profile, a.direction, a.account, a.code, a.rule, a.severity, a.state]
   .filter(Boolean).join(" ").toLowerCase();
 
 function setupDialog(dialog) {

@@ -1,0 +1,116 @@
+"""Alert lifecycle: an alert fires, then resolves once its cause has gone for a complete window.
+
+Alert records are per window (the seed's dedup is per (plugin, key or msg, window)), but what
+an operator follows is a *condition*: the same rule on the same labels, or the same plugin
+alert subject, across consecutive windows. All the records of a condition share its
+``starts_at`` (the start of its first window) and resolve together, with ``ends_at`` set to
+the end of the last window that raised one:
+
+* a threshold condition resolves as ``recovered`` when the next complete window has the
+  rule's minimum samples and is within its bound; a next window with too few samples says
+  nothing, so the condition then resolves as ``quiet`` after ``quiet_windows`` windows;
+* a plugin condition resolves as ``quiet`` after ``quiet_windows`` complete windows without
+  the plugin raising it again.
+
+A window is complete when the lifecycle clock (the wall clock in the service, the newest
+CDR's end in a replay) has passed its end by ``grace`` seconds, for late CDRs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from .windows import WINDOW
+
+if TYPE_CHECKING:
+    from .alerts import Alert
+
+__all__ = ["Condition", "Lifecycle", "FIRING", "RESOLVED"]
+
+FIRING = "firing"
+RESOLVED = "resolved"
+
+Judge = Callable[["Condition", int], "bool | None"]
+"""(condition, window) → True when the window crosses the condition's rule, False when it has
+enough samples and does not, None when it cannot say (no rule, or too few samples)."""
+
+
+@dataclass
+class Condition:
+    """One (plugin or rule, subject) that keeps firing across windows."""
+
+    plugin: str
+    subject: Any
+    first: int
+    last: int
+    alerts: list[Alert] = field(default_factory=list)
+
+
+class Lifecycle:
+    """The firing conditions, and the rule that resolves them."""
+
+    def __init__(self, quiet_windows: int = 2, grace: float = 30.0) -> None:
+        if quiet_windows < 1:
+            raise ValueError("quiet_windows must be at least 1")
+        self.quiet_windows = quiet_windows
+        self.grace = grace
+        self.open: dict[tuple[str, Any], Condition] = {}
+
+    def fired(self, alert: Alert) -> None:
+        """A new alert record: it joins its condition (opened if needed) and fires."""
+        alert.state, alert.ends_at, alert.resolution = FIRING, None, None
+        self.join(alert)
+
+    def join(self, alert: Alert) -> None:
+        """Put a firing record (new, or restored after a restart) in its condition."""
+        key = (alert.plugin, alert.subject)
+        condition = self.open.get(key)
+        if condition is None:
+            condition = self.open[key] = Condition(alert.plugin, alert.subject,
+                                                   alert.timestamp, alert.timestamp)
+        condition.alerts.append(alert)
+        if alert.timestamp < condition.first:  # a late record of an earlier window
+            condition.first = alert.timestamp
+            for other in condition.alerts:
+                other.starts_at = condition.first
+        condition.last = max(condition.last, alert.timestamp)
+        alert.starts_at = condition.first
+
+    def resolve(self, now: float, judge: Judge) -> list[Alert]:
+        """Resolve the conditions whose cause has gone by ``now``; return their alerts."""
+        resolved = []
+        for key, condition in list(self.open.items()):
+            reason = self._reason(condition, now, judge)
+            if reason is None:
+                continue
+            del self.open[key]
+            for alert in condition.alerts:
+                alert.state, alert.resolution = RESOLVED, reason
+                alert.ends_at = condition.last + WINDOW
+            resolved += condition.alerts
+        return resolved
+
+    def _reason(self, condition: Condition, now: float, judge: Judge) -> str | None:
+        while True:
+            following = condition.last + WINDOW
+            if now < following + WINDOW + self.grace:
+                return None  # the window after the last alert is not complete yet
+            verdict = judge(condition, following)
+            if verdict is False:
+                return "recovered"
+            if verdict is None:
+                break
+            condition.last = following  # crossed without an alert (say, one deleted): still on
+        if now >= condition.last + (self.quiet_windows + 1) * WINDOW + self.grace:
+            return "quiet"
+        return None
+
+    def forget(self, kept: Callable[[Alert], bool]) -> None:
+        """Drop the alerts deleted or purged; a condition left without alerts goes with them."""
+        for key, condition in list(self.open.items()):
+            condition.alerts = [a for a in condition.alerts if kept(a)]
+            if not condition.alerts:
+                del self.open[key]
+
+    def firing(self) -> list[Alert]:
+        return [alert for condition in self.open.values() for alert in condition.alerts]

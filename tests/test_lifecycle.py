@@ -1,0 +1,199 @@
+"""Alert lifecycle: records fire, join their condition across windows, and resolve together."""
+from __future__ import annotations
+
+import itertools
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from helpers import WINDOW, raw
+from sixminutes.alerts import Alerts
+from sixminutes.call import decode
+from sixminutes.config import Config
+from sixminutes.engine import Engine
+from sixminutes.lifecycle import Lifecycle
+
+GRACE = 30.0
+CARRIER = {"ccnq_profile": "carrier1", "ccnq_direction": "outbound", "ccnq_account": "acct1"}
+ONLY_ASR = {name: {"enabled": False} for name in
+            ("zero_duration_ratio", "network_failure_ratio", "account_zero_duration_ratio", "mos")}
+_ids = itertools.count()
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def asr_engine(now: float = WINDOW + 60, live: bool = True, **config) -> Engine:
+    """An engine where only the ASR rule (< 20 % over ≥ 20 calls) can fire."""
+    e = Engine(Config(retention_hours=None, rules=ONLY_ASR, **config), clock=Clock(now))
+    e.live = live
+    return e
+
+
+def calls(e: Engine, window: int, answered: int, failed: int) -> None:
+    for i in range(answered + failed):
+        ok = i < answered
+        e.feed(raw(_id=f"c{next(_ids)}", end_epoch=str(window + 100), billsec="30" if ok else "0",
+                   sip_term_status="200" if ok else "486", **CARRIER))
+    e.flush()
+
+
+def at(e: Engine, now: float) -> list:
+    """Move the clock and let the engine resolve what it can; the alerts, oldest window first."""
+    e.clock.now = now
+    e.flush()
+    return sorted(e.alerts.list(), key=lambda a: a.timestamp)
+
+
+def after(window: int) -> float:
+    """The first moment the window is complete."""
+    return window + 360 + GRACE
+
+
+def test_threshold_alert_resolves_when_the_next_complete_window_is_within_bound():
+    e = asr_engine()
+    calls(e, WINDOW, answered=2, failed=30)
+    [alert] = e.alerts.list()
+    assert (alert.state, alert.starts_at, alert.ends_at) == ("firing", WINDOW, None)
+    calls(e, WINDOW + 360, answered=25, failed=5)
+    assert at(e, after(WINDOW + 360) - 1)[0].state == "firing"  # not complete yet
+    [alert] = at(e, after(WINDOW + 360))
+    assert (alert.state, alert.resolution) == ("resolved", "recovered")
+    assert (alert.starts_at, alert.ends_at) == (WINDOW, WINDOW + 360)
+    assert alert.to_json()["state"] == "resolved"
+
+
+def test_consecutive_bad_windows_are_one_condition_resolving_together():
+    e = asr_engine()
+    calls(e, WINDOW, answered=1, failed=30)
+    calls(e, WINDOW + 360, answered=1, failed=30)
+    at(e, after(WINDOW + 360))
+    first, second = e.alerts.list()[::-1]
+    assert (first.state, second.state) == ("firing", "firing")
+    assert first.starts_at == second.starts_at == WINDOW
+    calls(e, WINDOW + 720, answered=30, failed=0)
+    resolved = at(e, after(WINDOW + 720))
+    assert [a.state for a in resolved] == ["resolved", "resolved"]
+    assert {a.ends_at for a in resolved} == {WINDOW + 720}
+
+
+def test_a_next_window_with_too_few_samples_keeps_it_firing_until_quiet():
+    e = asr_engine(alert_quiet_windows=2)
+    calls(e, WINDOW, answered=1, failed=30)
+    calls(e, WINDOW + 360, answered=5, failed=0)  # 5 calls < 20: says nothing
+    assert at(e, after(WINDOW + 360))[0].state == "firing"
+    assert at(e, after(WINDOW + 720) - 1)[0].state == "firing"
+    [alert] = at(e, after(WINDOW + 720))
+    assert (alert.state, alert.resolution, alert.ends_at) == ("resolved", "quiet", WINDOW + 360)
+
+
+def test_a_window_that_crosses_again_later_opens_a_new_condition():
+    e = asr_engine()
+    calls(e, WINDOW, answered=1, failed=30)
+    calls(e, WINDOW + 360, answered=30, failed=0)
+    at(e, after(WINDOW + 360))
+    calls(e, WINDOW + 1080, answered=1, failed=30)
+    old, new = at(e, WINDOW + 1080 + 60)
+    assert (old.state, new.state) == ("resolved", "firing")
+    assert new.starts_at == WINDOW + 1080
+
+
+def plugin_engine(now: float, quiet: int = 2) -> Engine:
+    """Only the unexpected_sip plugin alerts (a 503 is unexpected); no threshold rule fires."""
+    rules = {**ONLY_ASR, "asr": {"enabled": False}}
+    e = Engine(Config(retention_hours=None, rules=rules, alert_quiet_windows=quiet),
+               clock=Clock(now))
+    e.live = True
+    return e
+
+
+def sip_503(e: Engine, window: int) -> None:
+    e.feed(raw(_id=f"c{next(_ids)}", end_epoch=str(window + 10), billsec="0",
+               sip_term_status="503", **CARRIER))
+    e.flush()
+
+
+def test_a_plugin_alert_resolves_after_quiet_windows_without_recurring():
+    e = plugin_engine(WINDOW + 60, quiet=3)
+    sip_503(e, WINDOW)
+    sip_503(e, WINDOW + 360)  # recurs: the condition goes on
+    assert at(e, after(WINDOW + 360 * 4) - 1)[1].state == "firing"
+    resolved = at(e, after(WINDOW + 360 * 4))
+    assert [(a.state, a.resolution) for a in resolved] == [("resolved", "quiet")] * 2
+    assert {a.ends_at for a in resolved} == {WINDOW + 720}
+
+
+def test_listeners_hear_the_resolution_and_a_resolved_record_only_counts_more():
+    e = plugin_engine(WINDOW + 60, quiet=1)
+    heard = []
+    e.alerts.listeners.append(lambda a: heard.append(a.state))
+    sip_503(e, WINDOW)
+    at(e, after(WINDOW + 360))
+    assert heard == ["firing", "resolved"]
+    sip_503(e, WINDOW)  # late: the same record counts it and stays resolved
+    [alert] = e.alerts.list()
+    assert (alert.count, alert.state) == (2, "resolved")
+
+
+def test_a_replay_resolves_by_the_newest_cdr_not_the_wall_clock():
+    e = asr_engine(now=WINDOW + 10**7, live=False)  # the wall clock is far ahead
+    calls(e, WINDOW, answered=1, failed=30)
+    assert e.alerts.list()[0].state == "firing"  # nothing later in the data yet
+    calls(e, WINDOW + 360, answered=30, failed=0)
+    assert e.alerts.list()[0].state == "firing"  # that window is not complete in data time
+    calls(e, WINDOW + 1080, answered=1, failed=0)
+    assert e.alerts.list()[0].state == "resolved"
+
+
+def test_a_restored_firing_alert_resolves_later_and_a_resolved_one_stays():
+    e = asr_engine()
+    calls(e, WINDOW, answered=1, failed=30)
+    at(e, after(WINDOW + 360))  # the next window had no calls: still firing
+    again = asr_engine(now=after(WINDOW + 360))
+    again.restore([], [a.to_record() for a in e.alerts.list()], [], {})
+    assert [a.state for a in again.alerts.list()] == ["firing"]
+    assert at(again, after(WINDOW + 720) - 1)[0].state == "firing"
+    [alert] = at(again, after(WINDOW + 720))
+    assert (alert.state, alert.resolution, alert.ends_at) == ("resolved", "quiet", WINDOW + 360)
+    third = asr_engine(now=after(WINDOW + 720))
+    third.restore([], [a.to_record() for a in again.alerts.list()], [], {})
+    assert [(a.state, a.starts_at, a.ends_at) for a in third.alerts.list()] == [
+        ("resolved", WINDOW, WINDOW + 360)]
+    assert third.alerts.lifecycle.open == {}
+
+
+def test_deleting_alerts_closes_their_conditions():
+    e = asr_engine()
+    calls(e, WINDOW, answered=1, failed=30)
+    assert len(e.alerts.lifecycle.open) == 1
+    e.alerts.purge()
+    assert e.alerts.lifecycle.open == {}
+
+
+# --- the Lifecycle alone, as a property -----------------------------------------------------
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("ab"), st.integers(0, 12)), min_size=1, max_size=30),
+       st.integers(1, 4))
+def test_plugin_conditions_resolve_exactly_quiet_windows_after_their_last_alert(raised, quiet):
+    """Whatever the order the alerts come in, each subject ends at its newest alert's window end,
+    and resolves at the first check after quiet windows more have completed."""
+    alerts = Alerts(clock=lambda: 0.0, lifecycle=Lifecycle(quiet, GRACE))
+    sample = decode(raw(_id="s", **CARRIER))
+    for subject, n in raised:
+        alerts.raise_alert("p", "m", subject, WINDOW + 360 * n, sample, {})
+    newest_of = {s: max(WINDOW + 360 * n for t, n in raised if t == s) for s, _ in raised}
+    late_of = {s: newest + (quiet + 1) * 360 + GRACE for s, newest in newest_of.items()}
+    for late in sorted(set(late_of.values())):
+        assert alerts.resolve(late - 1, lambda c, w: None) == []
+        ended = alerts.resolve(late, lambda c, w: None)
+        assert {a.key for a in ended} == {s for s, t in late_of.items() if t == late}
+        for a in ended:
+            oldest = min(WINDOW + 360 * n for s, n in raised if s == a.key)
+            assert (a.state, a.starts_at, a.ends_at) == ("resolved", oldest, newest_of[a.key] + 360)
+    assert all(a.state == "resolved" for a in alerts.list())
