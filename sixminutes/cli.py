@@ -98,6 +98,17 @@ def _parser() -> argparse.ArgumentParser:
                             "through the same path as POSTed CDRs")
     serve.add_argument("--demo-rate", type=float, metavar="N",
                        help="demo CDRs per second (default 4)")
+    serve.add_argument("--alertmanager", metavar="URL", action="append",
+                       help="an Alertmanager to push firing and resolved alerts to, e.g. "
+                            "http://alertmanager:9093 (API v2; repeatable)")
+    serve.add_argument("--webhook", metavar="URL", action="append",
+                       help="a URL to POST each alert that fires or resolves to, as JSON "
+                            "(repeatable)")
+    serve.add_argument("--webhook-secret", metavar="SECRET",
+                       help="sign webhook bodies: header X-Sixminutes-Signature: sha256=<HMAC>")
+    serve.add_argument("--public-url", metavar="URL",
+                       help="this service's address as people reach it, for the links in "
+                            "notifications (default http://HOST:PORT)")
     serve.add_argument("--log-level", default="info",
                        choices=["debug", "info", "warning", "error"], help="default info")
     return parser
@@ -155,12 +166,17 @@ def _serve(args: argparse.Namespace) -> int:
     from .web.app import create_app
 
     config = Config.load(args.config)
-    for name in ("host", "port", "state", "since", "token", "demo_rate"):
+    for name in ("host", "port", "state", "since", "token", "demo_rate", "webhook_secret",
+                 "public_url"):
         value = getattr(args, name)
         if value is not None:
             config.set(name, value, f"--{name.replace('_', '-')}")
     if args.couchdb:
         config.couchdb = args.couchdb
+    if args.alertmanager:
+        config.alertmanager = args.alertmanager
+    if args.webhook:
+        config.webhook = args.webhook
     if args.demo:
         config.demo = True
     if args.retention_hours is not None:

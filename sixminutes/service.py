@@ -21,6 +21,7 @@ import orjson
 from .alerts import Alert
 from .config import Config
 from .engine import Engine
+from .notify import Notifier
 from .sources.couchdb import ChangesFollower, redact
 from .sources.synthetic import Generator
 from .state import Delta, State
@@ -43,6 +44,7 @@ class Service:
         self.engine.track_seen = True
         self.engine.store.track_changes = True
         self.engine.check_every = 10**9  # the tick checks thresholds, not the CDR count
+        self.engine.live = True
         self.hub = Hub()
         self.state: State | None = None
         self.followers: dict[str, ChangesFollower] = {}
@@ -61,6 +63,13 @@ class Service:
         self._rate: deque[tuple[float, int]] = deque(maxlen=41)
         self._purged_at = 0.0
         self.engine.alerts.listeners.append(self._alert_changed)
+        self.notifier = Notifier(
+            config.alertmanager, config.webhook, secret=config.webhook_secret,
+            public_url=config.public_url or f"http://{config.host}:{config.port}",
+            resend=max(1.0, config.alertmanager_resend_seconds), max_queue=config.notify_queue,
+            firing=self.engine.alerts.lifecycle.firing, clock=clock)
+        if self.notifier:
+            self.engine.alerts.listeners.append(self.notifier.changed)
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -96,6 +105,10 @@ class Service:
                                             name="snapshot")]
         if self.config.demo:
             self._tasks.append(asyncio.create_task(self._forever("demo", self._demo), name="demo"))
+        if self.notifier:
+            self.notifier.resend_firing()  # what was firing at the last stop, Alertmanager hears again
+            self._tasks.append(asyncio.create_task(self._forever("notifications", self.notifier.run),
+                                                   name="notifications"))
 
     async def stop(self) -> None:
         """Stop the sources, then save a last snapshot (SIGTERM/SIGINT come here)."""
@@ -327,6 +340,7 @@ class Service:
                        "bound": r.bound, "min_count": r.min_count, "labels": list(r.labels),
                        "severity": r.severity} for r in self.engine.thresholds.rules],
             "events": {"clients": self.hub.clients, "dropped": self.hub.dropped},
+            "notifications": self.notifier.status(),
             "snapshots": self.snapshots,
             "state": self.config.state,
         }

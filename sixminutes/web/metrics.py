@@ -11,6 +11,7 @@ scrape, and ``promtool check metrics`` against the conventions).
 """
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -57,7 +58,8 @@ class ServiceCollector(Collector):
     def __init__(self, service: Service) -> None:
         self.service = service
         self.parts: tuple[Callable[[], Iterator[Metric]], ...] = (
-            self._ingest, self._plugins, self._alerts, self._sources, self._snapshots,
+            self._ingest, self._plugins, self._alerts, self._notifications, self._sources,
+            self._snapshots,
             self._last_window, self._events)
 
     def collect(self) -> Iterator[Metric]:
@@ -82,8 +84,31 @@ class ServiceCollector(Collector):
                      "last (re)load (see /6minutes/status)", len(plugins.errors))
 
     def _alerts(self) -> Iterator[Metric]:
-        yield _counter("sixminutes_alerts_raised", "alerts raised since start",
-                       self.service.engine.alerts.raised)
+        alerts = self.service.engine.alerts
+        yield _counter("sixminutes_alerts_raised", "alerts raised since start", alerts.raised)
+        firing = GaugeMetricFamily("sixminutes_alerts_firing", "alert records firing now, by "
+                                   "rule or plugin", labels=["alertname"])
+        for name, n in sorted(Counter(a.plugin for a in alerts.lifecycle.firing()).items()):
+            firing.add_metric([name], n)
+        yield firing
+
+    def _notifications(self) -> Iterator[Metric]:
+        families = {
+            "sent": CounterMetricFamily("sixminutes_notifications_sent",
+                                        "alerts delivered to a target", labels=["target"]),
+            "failed": CounterMetricFamily("sixminutes_notifications_failed",
+                                          "deliveries that failed and are retried", labels=["target"]),
+            "dropped": CounterMetricFamily("sixminutes_notifications_dropped", "alert changes "
+                                           "dropped by a full queue", labels=["target"]),
+            "rejected": CounterMetricFamily("sixminutes_notifications_rejected", "alerts a target "
+                                            "refused with a 4xx answer", labels=["target"]),
+            "queued": GaugeMetricFamily("sixminutes_notifications_queued",
+                                        "alert changes waiting for a target", labels=["target"]),
+        }
+        for target in self.service.notifier.targets:
+            for name, family in families.items():
+                family.add_metric([target.name], target.status()[name])
+        yield from families.values()
 
     def _sources(self) -> Iterator[Metric]:
         connected = GaugeMetricFamily("sixminutes_source_connected", "1 when the source is connected",

@@ -1,0 +1,298 @@
+"""Alert notifications out: Alertmanager's API v2, and webhooks signed with HMAC-SHA256.
+
+Ingest never waits for them. An alert change only puts the alert in a bounded queue per
+target, where the newest version of the same alert replaces the older one; a sender task per
+target posts with retries and capped exponential backoff. What a full queue drops is counted
+(status and /metrics), never blocked on.
+
+Alertmanager is told when an alert fires and when it resolves, and every firing alert again
+each ``alertmanager_resend_seconds``, as its clients are expected to: a firing alert carries
+an ``endsAt`` four resend periods ahead, so that Alertmanager resolves it by itself if
+sixminutes goes away. Webhooks get one POST per firing and per resolution: the item of
+GET /6minutes/alerts, its sample CDR included. A count that grows is not a change worth a
+notification (it would be one per CDR).
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import random
+import re
+import time
+from collections import OrderedDict
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable
+
+import httpx
+import orjson
+
+from .alerts import Alert
+from .lifecycle import RESOLVED
+from .sources.couchdb import redact
+
+__all__ = ["Notifier", "Target", "alertmanager_item", "sign"]
+
+log = logging.getLogger("sixminutes.notify")
+
+SIGNATURE_HEADER = "X-Sixminutes-Signature"
+MAX_BACKOFF = 60.0
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_RETRYABLE = {408, 425, 429}
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The signature header's value: ``sha256=`` and the hex HMAC of the body."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def alert_labels(alert: Alert) -> dict[str, str]:
+    """Alertmanager's identity of an alert: the rule or plugin, and what it is about."""
+    labels = {"alertname": alert.plugin, "severity": str(alert.fields.get("severity", "warning"))}
+    rule_labels = alert.fields.get("labels")
+    if "rule" in alert.fields and isinstance(rule_labels, dict):
+        labels.update((str(k), str(v)) for k, v in rule_labels.items())
+    else:
+        labels.update(profile=alert.profile, direction=alert.direction)
+        if alert.key is not None:
+            key = alert.key if isinstance(alert.key, str) else orjson.dumps(alert.key).decode()
+            labels["key"] = key
+        for name, value in alert.fields.items():  # the raiser's scalar fields: code=503, ...
+            if (name not in labels and _LABEL_NAME.fullmatch(name) and not name.startswith("__")
+                    and isinstance(value, (str, int)) and not isinstance(value, bool)
+                    and len(str(value)) <= 200):
+                labels[name] = str(value)
+    return {k: v for k, v in labels.items() if v != ""}
+
+
+def alertmanager_item(alert: Alert, now: float, resend: float, public_url: str) -> dict[str, Any]:
+    """One alert as Alertmanager's API v2 takes it."""
+    link = f"{public_url}/6minutes/alerts/{alert.id}"
+    window = _iso(alert.timestamp)
+    item = {
+        "labels": alert_labels(alert),
+        "annotations": {
+            "summary": alert.msg,
+            "description": f"{alert.msg} — window {window}, {alert.count} CDR(s)",
+            "window": window,
+            "dashboard": f"{public_url}/6minutes",
+            "sample": link,
+        },
+        "startsAt": _iso(alert.starts_at or alert.timestamp),
+        "generatorURL": link,
+    }
+    if alert.state == RESOLVED and alert.ends_at is not None:
+        item["endsAt"] = _iso(alert.ends_at)
+    else:
+        item["endsAt"] = _iso(now + 4 * resend)
+    return item
+
+
+class Target:
+    """One destination: its bounded queue, its counters and how to post a batch to it."""
+
+    def __init__(self, kind: str, url: str, max_queue: int) -> None:
+        self.kind = kind
+        self.url = url
+        self.name = f"{kind}:{redact(url)}"
+        self.max_queue = max(1, max_queue)
+        self.queue: OrderedDict[Any, Alert] = OrderedDict()
+        self.wake = asyncio.Event()
+        self.sent = 0
+        self.failed = 0
+        self.dropped = 0
+        self.rejected = 0
+        self.last_error: str | None = None
+        self.last_sent_at: float | None = None
+        self.retry_at: float | None = None
+        self.resend_due = False
+
+    def put(self, key: Any, alert: Alert) -> None:
+        """Queue an alert; the newest version of the same key wins, the oldest goes when full."""
+        if key in self.queue:
+            self.queue.move_to_end(key)
+        self.queue[key] = alert
+        self._bound()
+        self.wake.set()
+
+    def take(self, limit: int) -> list[tuple[Any, Alert]]:
+        return [self.queue.popitem(last=False) for _ in range(min(limit, len(self.queue)))]
+
+    def put_back(self, batch: list[tuple[Any, Alert]]) -> None:
+        """A batch that failed goes back in front, unless a newer version was queued since."""
+        for key, alert in reversed(batch):
+            if key not in self.queue:
+                self.queue[key] = alert
+                self.queue.move_to_end(key, last=False)
+        self._bound()
+
+    def _bound(self) -> None:
+        while len(self.queue) > self.max_queue:
+            self.queue.popitem(last=False)
+            self.dropped += 1
+
+    def status(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "queued": len(self.queue),
+                "max_queue": self.max_queue, "sent": self.sent, "failed": self.failed,
+                "dropped": self.dropped, "rejected": self.rejected,
+                "last_error": self.last_error, "last_sent_at": self.last_sent_at,
+                "retry_at": self.retry_at}
+
+
+class Notifier:
+    """Sends alert changes to every configured Alertmanager and webhook."""
+
+    def __init__(self, alertmanagers: Iterable[str] = (), webhooks: Iterable[str] = (), *,
+                 secret: str | None = None, public_url: str = "http://127.0.0.1:8360",
+                 resend: float = 60.0, max_queue: int = 1000, timeout: float = 5.0,
+                 firing: Callable[[], list[Alert]] = list,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.targets = [Target("alertmanager", u, max_queue) for u in alertmanagers]
+        self.targets += [Target("webhook", u, max_queue) for u in webhooks]
+        self.secret = secret
+        self.public_url = public_url.rstrip("/")
+        self.resend = resend
+        self.timeout = timeout
+        self.firing = firing
+        self.clock = clock
+        self._told: dict[str, str] = {}  # alert id → the state last queued for it
+
+    def __bool__(self) -> bool:
+        return bool(self.targets)
+
+    def changed(self, alert: Alert) -> None:
+        """An alerts listener: queue the alert when it fired or resolved since last told."""
+        if self._told.get(alert.id) == alert.state:
+            return
+        self._told[alert.id] = alert.state
+        for target in self.targets:
+            self._queue(target, alert)
+
+    def _queue(self, target: Target, alert: Alert) -> None:
+        if target.kind == "alertmanager":
+            target.put(tuple(sorted(alert_labels(alert).items())), alert)
+        else:
+            target.put((alert.id, alert.state), alert)
+
+    def resend_firing(self) -> None:
+        """Have every Alertmanager hear the whole firing set again, past the queues' bound."""
+        for target in self.targets:
+            if target.kind == "alertmanager":
+                target.resend_due = True
+                target.wake.set()
+        keep = {a.id for a in self.firing()}
+        if len(self._told) > 2 * len(keep) + 10_000:  # forget alerts long resolved or deleted
+            self._told = {i: s for i, s in self._told.items() if i in keep}
+
+    async def run(self) -> None:
+        """Send until cancelled: one task per target, and the periodic resend."""
+        async with httpx.AsyncClient(timeout=self.timeout) as client:
+            tasks = [asyncio.create_task(self._send(target, client), name=target.name)
+                     for target in self.targets]
+            try:
+                while True:
+                    await asyncio.sleep(self.resend)
+                    self.resend_firing()
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _send(self, target: Target, client: httpx.AsyncClient) -> None:
+        failures = 0
+        while True:
+            if not target.queue and not target.resend_due:
+                target.wake.clear()
+                await target.wake.wait()
+            if target.resend_due:  # the whole firing set, straight from the alerts
+                target.resend_due = False
+                unique = list({tuple(sorted(alert_labels(a).items())): a
+                               for a in self.firing()}.items())
+                ok = all([await self._attempt(target, client, unique[i:i + 500], resend=True)
+                          for i in range(0, len(unique), 500)])
+            else:
+                ok = await self._attempt(target, client,
+                                         target.take(500 if target.kind == "alertmanager" else 1))
+            if ok:
+                if failures:
+                    log.info("%s: delivered again after %d failed attempt(s)", target.name, failures)
+                failures, target.retry_at = 0, None
+                continue
+            delay = min(MAX_BACKOFF, 2.0 ** failures) * random.uniform(0.8, 1.2)
+            if failures == 0:
+                log.warning("%s: %s; retrying with backoff", target.name, target.last_error)
+            failures += 1
+            target.retry_at = self.clock() + delay
+            await asyncio.sleep(delay)
+
+    async def _attempt(self, target: Target, client: httpx.AsyncClient,
+                       batch: list[tuple[Any, Alert]], resend: bool = False) -> bool:
+        """Post one batch; False when it is worth retrying (it is then queued again)."""
+        if not batch:
+            return True
+        try:
+            await self._post(target, client, [alert for _, alert in batch])
+        except _Rejected as error:  # the target refuses these alerts: retrying is useless
+            target.rejected += len(batch)
+            target.last_error = str(error)
+            log.error("%s refused %d alert(s): %s", target.name, len(batch), error)
+            return True
+        except (httpx.HTTPError, _Retry) as error:
+            target.failed += 1
+            target.last_error = _describe(error)
+            if resend:
+                target.resend_due = True
+            else:
+                target.put_back(batch)
+            return False
+        target.sent += len(batch)
+        target.last_sent_at = self.clock()
+        return True
+
+    async def _post(self, target: Target, client: httpx.AsyncClient, alerts: list[Alert]) -> None:
+        if target.kind == "alertmanager":
+            now = self.clock()
+            body = orjson.dumps([alertmanager_item(a, now, self.resend, self.public_url)
+                                 for a in alerts])
+            url = target.url.rstrip("/")
+            url = url if url.endswith("/api/v2/alerts") else url + "/api/v2/alerts"
+            headers = {"Content-Type": "application/json"}
+        else:
+            [alert] = alerts
+            body = orjson.dumps(alert.to_json(), option=orjson.OPT_NON_STR_KEYS)
+            url = target.url
+            headers = {"Content-Type": "application/json", "X-Sixminutes-Event": alert.state}
+            if self.secret:
+                headers[SIGNATURE_HEADER] = sign(self.secret, body)
+        response = await client.post(url, content=body, headers=headers)
+        if response.status_code >= 500 or response.status_code in _RETRYABLE:
+            raise _Retry(f"HTTP {response.status_code}")
+        if response.status_code >= 400:
+            raise _Rejected(f"HTTP {response.status_code}: {response.text[:200]}")
+
+    def status(self) -> list[dict[str, Any]]:
+        return [target.status() for target in self.targets]
+
+
+class _Retry(Exception):
+    """The target answered with an error worth retrying (5xx, 408, 429)."""
+
+
+class _Rejected(Exception):
+    """The target answered 4xx: the alerts are not sent again."""
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, httpx.TimeoutException):
+        return "timed out"
+    if isinstance(error, httpx.HTTPError):
+        return _CREDENTIALS.sub("//***@", f"{type(error).__name__}: {error}")
+    return str(error)
+
+
+_CREDENTIALS = re.compile(r"//[^/@\s]*@")

@@ -1,0 +1,225 @@
+"""Notifications: Alertmanager items, webhook signing, bounded coalescing queues, retries.
+
+Deliveries go to a real HTTP server in the test (tests/receiver.py)."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+
+import orjson
+import pytest
+
+from helpers import WINDOW, raw
+from receiver import Receiver
+from sixminutes import notify
+from sixminutes.alerts import Alerts
+from sixminutes.call import decode
+from sixminutes.lifecycle import Lifecycle
+from sixminutes.notify import Notifier, Target, alert_labels, alertmanager_item, sign
+
+CARRIER = {"ccnq_profile": "carrier1", "ccnq_direction": "egress", "ccnq_account": "acct1"}
+_ids = itertools.count()
+
+
+def plugin_alert(alerts: Alerts, code: str = "503", timestamp: int = WINDOW):
+    sample = decode(raw(_id=f"s{next(_ids)}", **CARRIER))
+    return alerts.raise_alert("unexpected_sip", f"carrier1: unexpected SIP {code}",
+                              ["carrier1", code], timestamp, sample, {"code": code})
+
+
+def rule_alert(alerts: Alerts, timestamp: int = WINDOW):
+    sample = decode(raw(_id=f"s{next(_ids)}", **CARRIER))
+    labels = {"direction": "egress", "profile": "carrier1"}
+    return alerts.raise_alert("asr", "carrier1 (egress): answered/calls 5% < 20%",
+                              list(labels.values()), timestamp, sample,
+                              {"rule": "asr", "labels": labels, "value": 0.05, "severity": "critical"})
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 30))
+
+
+# --- what Alertmanager gets ------------------------------------------------------------------
+
+def test_a_rule_alert_is_labelled_by_its_rule_and_labels():
+    alert = rule_alert(Alerts())
+    assert alert_labels(alert) == {"alertname": "asr", "severity": "critical",
+                                   "direction": "egress", "profile": "carrier1"}
+
+
+def test_a_plugin_alert_is_labelled_by_its_key_and_scalar_fields():
+    alert = plugin_alert(Alerts())
+    assert alert_labels(alert) == {"alertname": "unexpected_sip", "severity": "warning",
+                                   "profile": "carrier1", "direction": "egress",
+                                   "key": '["carrier1","503"]', "code": "503"}
+
+
+def test_firing_items_end_four_resends_ahead_and_resolved_ones_at_their_end():
+    alerts = Alerts(lifecycle=Lifecycle(1, 0))
+    alert = rule_alert(alerts)
+    item = alertmanager_item(alert, now=WINDOW + 400, resend=60, public_url="http://six:8360")
+    assert item["startsAt"] == notify._iso(WINDOW)
+    assert item["endsAt"] == notify._iso(WINDOW + 400 + 240)
+    assert item["generatorURL"] == f"http://six:8360/6minutes/alerts/{alert.id}"
+    assert item["annotations"]["summary"] == alert.msg
+    assert item["annotations"]["window"] == notify._iso(WINDOW)
+    alerts.resolve(WINDOW + 360 * 3, lambda condition, window: False)
+    item = alertmanager_item(alert, now=WINDOW + 5000, resend=60, public_url="http://six:8360")
+    assert item["endsAt"] == notify._iso(WINDOW + 360)
+
+
+def test_sign_is_the_hex_hmac_sha256_of_the_body():
+    body = b'{"id":"x"}'
+    assert sign("s3cret", body) == "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+
+
+# --- queues ----------------------------------------------------------------------------------
+
+def test_a_full_queue_drops_the_oldest_and_counts_it():
+    alerts = Alerts()
+    target = Target("webhook", "http://x", max_queue=2)
+    a, b, c = (plugin_alert(alerts, code) for code in ("501", "502", "503"))
+    for alert in (a, b, c):
+        target.put(alert.id, alert)
+    assert list(target.queue.values()) == [b, c] and target.dropped == 1
+
+
+def test_the_newest_version_of_a_key_replaces_the_queued_one_and_wins_over_a_failed_batch():
+    alerts = Alerts()
+    target = Target("alertmanager", "http://x", max_queue=10)
+    a, b = plugin_alert(alerts, "501"), plugin_alert(alerts, "502")
+    target.put("k1", a)
+    target.put("k2", b)
+    batch = target.take(10)
+    newer = plugin_alert(alerts, "503")
+    target.put("k1", newer)  # arrives while the batch is in flight
+    target.put_back(batch)  # the batch failed
+    assert list(target.queue.items()) == [("k2", b), ("k1", newer)]
+
+
+def test_only_firing_and_resolving_are_notified_not_a_growing_count():
+    alerts = Alerts(lifecycle=Lifecycle(1, 0))
+    notifier = Notifier(webhooks=["http://hook"], firing=alerts.lifecycle.firing)
+    alerts.listeners.append(notifier.changed)
+    alert = plugin_alert(alerts)
+    plugin_alert(alerts)  # the same alert, count 2
+    [target] = notifier.targets
+    assert [(k, a.state) for k, a in target.queue.items()] == [((alert.id, "firing"), "firing")]
+    alerts.resolve(WINDOW + 360 * 3, lambda condition, window: None)
+    assert [k for k in target.queue] == [(alert.id, "firing"), (alert.id, "resolved")]
+
+
+def test_resend_sends_the_whole_firing_set_to_alertmanager_past_the_queue_bound():
+    receiver = Receiver()
+    try:
+        alerts = Alerts()
+        notifier = Notifier([receiver.url], max_queue=1, firing=alerts.lifecycle.firing)
+        for code in ("501", "502", "503"):
+            plugin_alert(alerts, code)  # not heard: the queue would have kept only one
+        notifier.resend_firing()
+        assert notifier.targets[0].resend_due and not notifier.targets[0].queue
+        run(deliver(notifier, lambda: notifier.targets[0].sent == 3))
+        [request] = receiver.received()
+        assert sorted(item["labels"]["code"] for item in request["json"]) == ["501", "502", "503"]
+    finally:
+        receiver.close()
+
+
+# --- delivery, against a real HTTP server ----------------------------------------------------
+
+async def deliver(notifier: Notifier, until, timeout: float = 15.0) -> None:
+    task = asyncio.create_task(notifier.run())
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not until():
+            assert asyncio.get_running_loop().time() < deadline, "not delivered in time"
+            await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def test_webhook_posts_the_alert_item_signed():
+    receiver = Receiver()
+    try:
+        alerts = Alerts()
+        notifier = Notifier(webhooks=[receiver.url + "/hook"], secret="s3cret",
+                            firing=alerts.lifecycle.firing)
+        alerts.listeners.append(notifier.changed)
+        alert = plugin_alert(alerts)
+        run(deliver(notifier, lambda: notifier.targets[0].sent))
+        [request] = receiver.received()
+        assert request["path"] == "/hook"
+        assert request["json"] == orjson.loads(orjson.dumps(alert.to_json()))
+        assert request["json"]["state"] == "firing" and request["json"]["doc"]["_id"]
+        assert request["headers"]["X-Sixminutes-Signature"] == sign("s3cret", request["body"])
+        assert request["headers"]["X-Sixminutes-Event"] == "firing"
+        assert notifier.targets[0].status()["sent"] == 1
+    finally:
+        receiver.close()
+
+
+def test_a_target_that_fails_is_retried_with_backoff_until_it_accepts(monkeypatch):
+    monkeypatch.setattr(notify, "MAX_BACKOFF", 0.2)
+    receiver = Receiver(statuses=[503, 500])
+    try:
+        alerts = Alerts()
+        notifier = Notifier(webhooks=[receiver.url], firing=alerts.lifecycle.firing)
+        alerts.listeners.append(notifier.changed)
+        plugin_alert(alerts)
+        run(deliver(notifier, lambda: notifier.targets[0].sent))
+        assert [r["status"] for r in receiver.received(accepted_only=False)] == [503, 500, 200]
+        status = notifier.targets[0].status()
+        assert (status["sent"], status["failed"], status["queued"]) == (1, 2, 0)
+    finally:
+        receiver.close()
+
+
+def test_a_4xx_answer_is_not_retried_and_is_counted_as_rejected():
+    receiver = Receiver(statuses=[400])
+    try:
+        alerts = Alerts()
+        notifier = Notifier(webhooks=[receiver.url], firing=alerts.lifecycle.firing)
+        alerts.listeners.append(notifier.changed)
+        plugin_alert(alerts)
+        run(deliver(notifier, lambda: notifier.targets[0].rejected == 1))
+        plugin_alert(alerts, "502")
+        run(deliver(notifier, lambda: notifier.targets[0].sent))
+        assert len(receiver.received(accepted_only=False)) == 2
+        assert "HTTP 400" in notifier.targets[0].last_error
+    finally:
+        receiver.close()
+
+
+def test_alertmanager_gets_a_batch_on_its_api_path():
+    receiver = Receiver()
+    try:
+        alerts = Alerts()
+        notifier = Notifier([receiver.url], firing=alerts.lifecycle.firing, public_url="http://six/")
+        alerts.listeners.append(notifier.changed)
+        rule_alert(alerts)
+        plugin_alert(alerts)
+        run(deliver(notifier, lambda: notifier.targets[0].sent == 2))
+        request = receiver.received()[0]
+        assert request["path"] == "/api/v2/alerts"
+        names = sorted(item["labels"]["alertname"] for r in receiver.received() for item in r["json"])
+        assert names == ["asr", "unexpected_sip"]
+    finally:
+        receiver.close()
+
+
+@pytest.mark.parametrize("url", ["http://user:pw@127.0.0.1:9/x"])
+def test_credentials_in_a_target_url_never_show_in_its_status(url):
+    alerts = Alerts()
+    notifier = Notifier(webhooks=[url], firing=alerts.lifecycle.firing)
+    alerts.listeners.append(notifier.changed)
+    plugin_alert(alerts)
+
+    async def fail_once():
+        await deliver(notifier, lambda: notifier.targets[0].failed >= 1)
+
+    run(fail_once())
+    text = orjson.dumps(notifier.status()).decode()
+    assert "pw" not in text and "user" not in text and notifier.targets[0].last_error
