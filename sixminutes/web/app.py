@@ -83,6 +83,11 @@ def create_app(service: Service) -> Starlette:
 
     async def alerts(request: Request) -> JSONResponse:
         rows = service.engine.alerts.list()
+        state = request.query_params.get("state")
+        if state is not None:
+            if state not in ("firing", "resolved"):
+                return _error(400, "bad_parameter", "state must be firing or resolved")
+            rows = [a for a in rows if a.state == state]
         limit = _int_param(request, "limit")
         with_doc = request.query_params.get("doc", "1") not in ("0", "false", "no")
         return JSONResponse([a.to_json(with_doc) for a in (rows[:limit] if limit else rows)])

@@ -7,7 +7,9 @@ webhook receiver (a real HTTP server of the test) of both.
 from __future__ import annotations
 
 import shutil
+import subprocess
 import time
+from pathlib import Path
 
 import orjson
 import pytest
@@ -85,6 +87,22 @@ def test_a_carrier_in_trouble_pages_through_alertmanager_and_resolves_when_it_re
     assert sip and all(a["state"] == "firing" for a in sip)
     status = service.status()["notifications"]
     assert [(t["kind"], t["failed"], t["dropped"]) for t in status] == [("alertmanager", 0, 0)]
+    firing = service.json("/6minutes/alerts", state="firing", doc=0)
+    assert {a["state"] for a in firing} == {"firing"} and not any(a["id"] in {o["id"] for o in ours}
+                                                                  for a in firing)
+    assert service.get("/6minutes/alerts?state=open").status_code == 400
+    metrics = service.get("/metrics").text
+    assert 'sixminutes_alerts_firing{alertname="unexpected_sip"} ' in metrics
+    assert 'sixminutes_alerts_firing{alertname="asr"}' not in metrics
+
+
+def test_the_contrib_alertmanager_config_is_valid():
+    amtool = shutil.which("amtool")
+    if amtool is None:
+        pytest.skip("amtool (from prometheus-alertmanager) is not installed")
+    config = Path(__file__).parents[2] / "contrib" / "alertmanager" / "alertmanager.yml"
+    checked = subprocess.run([amtool, "check-config", str(config)], capture_output=True, text=True)
+    assert checked.returncode == 0 and "SUCCESS" in checked.stdout, checked.stdout + checked.stderr
 
 
 def test_with_alertmanager_down_ingest_goes_on_drops_are_counted_and_alerts_arrive_later(
