@@ -6,6 +6,8 @@ failure (refused connection, HTTP error, missing database, bad credentials, a si
 caller. Rows come out as the raw bytes the server sent (the engine decodes them once, tolerantly)
 with their ``seq``, so the caller can save a position only after the row is durable and resume
 from it. Credentials may sit in the URL; they never reach a log line, an error or ``status()``.
+Parameters in the URL's query go to ``_changes`` (``?heartbeat=2000`` also sets how long a
+silent socket is tolerated: two heartbeats), so an operator can tune a feed in its URL.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import random
 import time
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 import httpx
 import orjson
@@ -28,6 +30,8 @@ _ERROR_BODY = 300  # characters of an error response kept in last_error
 # A compressed feed is buffered by the compressor (pouchdb-server's gzip holds rows back until
 # the stream ends; so would a gzip proxy): ask for the bytes as they are written.
 _IDENTITY = {"Accept-Encoding": "identity"}
+# _changes parameters the follower sets itself: a URL's query cannot override them.
+_OWNED = {"feed", "include_docs", "since"}
 
 
 def redact(url: str) -> str:
@@ -60,6 +64,18 @@ def _decode_position(position: str) -> Any:
         return position
 
 
+def _heartbeat(value: str | None, default: int) -> int:
+    """A ``heartbeat`` from the URL's query in ms; the default when absent or not a positive
+    integer (CouchDB would refuse it, and a feed that never starts helps nobody)."""
+    if value is None:
+        return default
+    try:
+        heartbeat = int(value)
+    except ValueError:
+        return default
+    return heartbeat if heartbeat > 0 else default
+
+
 class _FeedError(Exception):
     """A failure already worded for an operator (and already free of credentials)."""
 
@@ -78,8 +94,12 @@ class ChangesFollower:
         parts = urlsplit(url.rstrip("/"))
         userinfo, _, host = parts.netloc.rpartition("@")
         user, _, password = userinfo.partition(":")
-        # httpx gets the URL without credentials, so its own error messages cannot leak them.
-        self._db_url = urlunsplit(parts._replace(netloc=host))
+        # httpx gets the URL without credentials, so its own error messages cannot leak them;
+        # the query is for _changes only, never for GET <db>.
+        self._db_url = urlunsplit(parts._replace(netloc=host, path=parts.path.rstrip("/"),
+                                                 query="", fragment=""))
+        self._extra = {k: v for k, v in parse_qsl(parts.query) if k not in _OWNED}
+        heartbeat_ms = _heartbeat(self._extra.pop("heartbeat", None), heartbeat_ms)
         self._auth = httpx.BasicAuth(unquote(user), unquote(password)) if userinfo else None
         self._secrets = [s for s in {userinfo, password, unquote(password)} if s]
         self._public_url = redact(url.rstrip("/"))
@@ -93,6 +113,7 @@ class ChangesFollower:
         self._log = log or logging.getLogger(__name__)
         self._state = "stopped"
         self._last_error: str | None = None
+        self._last_error_at: float | None = None  # kept once connected again: when it broke
         self._reconnects = 0
         self._last_row_at: float | None = None
         self._db_seq: int | None = None  # numeric prefix of the database's update_seq
@@ -103,7 +124,8 @@ class ChangesFollower:
 
     @property
     def position(self) -> str:
-        """The seq of the last row yielded, JSON-encoded, or the starting ``since``."""
+        """The seq of the last row the caller is done with (it asked for the next one),
+        JSON-encoded, or the starting ``since``: what a snapshot may save."""
         return self._position
 
     def status(self) -> dict[str, Any]:
@@ -113,7 +135,8 @@ class ChangesFollower:
         lag = max(0, theirs - ours) if ours is not None and theirs is not None else None
         return {"url": self._public_url, "state": self._state,
                 "connected": self._state == "connected", "position": position,
-                "last_error": self._last_error, "reconnects": self._reconnects,
+                "last_error": self._last_error, "last_error_at": self._last_error_at,
+                "reconnects": self._reconnects,
                 "last_row_at": self._last_row_at, "lag": lag}
 
     async def rows(self) -> AsyncIterator[tuple[bytes, str]]:
@@ -140,6 +163,7 @@ class ChangesFollower:
                     raise _FeedError("the server ended the feed")
                 except (httpx.HTTPError, _FeedError, ValueError, OSError) as error:
                     self._last_error = self._describe(error)
+                    self._last_error_at = time.time()
                 finally:
                     if lag_task is not None:
                         lag_task.cancel()
@@ -175,10 +199,14 @@ class ChangesFollower:
                 if "error" in row and "id" not in row:
                     said = line[:_ERROR_BODY].decode(errors="replace")
                     raise _FeedError(f"the server said {said}")
-                if "seq" in row:
-                    self._position = json.dumps(row["seq"], separators=(",", ":"))
+                seq = json.dumps(row["seq"], separators=(",", ":")) if "seq" in row \
+                    else self._position
                 self._last_row_at = time.time()
-                yield line, self._position
+                yield line, seq
+                # Only now, when the caller asks for the next row, is it done with this one: a
+                # snapshot taken while the caller still works on a row (awaiting something
+                # before counting it) must not save a position that covers it.
+                self._position = seq
 
     @staticmethod
     def _parse(line: bytes) -> dict[str, Any]:
@@ -222,7 +250,9 @@ class ChangesFollower:
 
     def _params(self) -> dict[str, str]:
         since = _decode_position(self._position)
-        return {"feed": "continuous", "include_docs": "true", "heartbeat": str(self._heartbeat_ms),
+        # since last: the position is the one thing that changes between two requests
+        return {**self._extra, "feed": "continuous", "include_docs": "true",
+                "heartbeat": str(self._heartbeat_ms),
                 "since": since if isinstance(since, str) else self._position}
 
     def _timeout(self) -> httpx.Timeout:

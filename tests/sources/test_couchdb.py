@@ -275,13 +275,18 @@ def test_lag_is_reported(pouchdb: PouchServer) -> None:
         follower = ChangesFollower(f"{pouchdb.url}/{db}", since="0", **FAST)
         assert follower.status()["lag"] is None  # not connected yet: unknown
         rows = follower.rows()
-        for _ in range(2):
+        for _ in range(3):  # done with two rows; the third is in our hands
             await anext(rows)
         await until(lambda: follower.status()["lag"] is not None, what="lag")
         assert follower.status()["lag"] == 8
-        for _ in range(8):
+        for _ in range(7):
             await anext(rows)
-        assert follower.status()["lag"] == 0
+        assert follower.status()["lag"] == 1  # the last row: not done with it yet
+        waiting = asyncio.ensure_future(anext(rows))  # asking for more: done with it
+        await until(lambda: follower.status()["lag"] == 0, what="lag 0")
+        waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
         await rows.aclose()
         assert follower.status()["state"] == "stopped"
 
@@ -353,7 +358,8 @@ def test_couchdb3_string_seqs_are_passed_back_verbatim_and_give_a_lag() -> None:
                 if len(got) == 3:
                     break
             await until(lambda: follower.status()["lag"] is not None, what="lag")
-            assert follower.status()["lag"] == 130 - 124  # after the 3rd row (a repeat of 124)
+            # holding the 3rd row (a repeat of 124): the position is still the 2nd's, 125
+            assert follower.status()["lag"] == 130 - 125
         await client.aclose()
         return got
 
@@ -379,3 +385,75 @@ def test_seq_numbers_and_redaction() -> None:
 def test_a_row_nested_too_deep_to_parse_is_handed_on_without_killing_the_feed():
     line = b'{"seq":7,"id":"x","doc":' + b"[" * 5000 + b"]" * 5000 + b"}"
     assert ChangesFollower._parse(line) == {}
+
+
+def test_the_url_query_goes_to_changes_and_its_heartbeat_sets_the_silence_allowed() -> None:
+    """`--couchdb http://couch/db?heartbeat=150&style=all_docs`: an operator tunes the feed in
+    its URL; the follower's own parameters (feed, include_docs, since) cannot be overridden."""
+    heads: list[bytes] = []
+
+    async def server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:  # keep-alive: GET <db> (to resolve "now"), then maybe _changes
+                head = await reader.readuntil(b"\r\n\r\n")
+                heads.append(head.split(b"\r\n")[0])
+                if b"/_changes" in heads[-1]:
+                    break
+                body = b'{"db_name":"db","update_seq":7}'
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s"
+                             % (len(body), body))
+            writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")  # then silence
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+            await writer.drain()
+            await asyncio.sleep(10)
+        writer.close()
+
+    async def main() -> dict:
+        listening = await asyncio.start_server(server, "127.0.0.1", 0)
+        port = listening.sockets[0].getsockname()[1]
+        url = f"http://127.0.0.1:{port}/db/?heartbeat=150&style=all_docs&feed=normal&since=99"
+        follower = ChangesFollower(url, backoff_initial=0.05, backoff_max=0.1)
+        consumer = Consumer(follower)
+        await until(lambda: follower.status()["last_error"] is not None, what="a read timeout")
+        status = follower.status()
+        await consumer.stop()
+        listening.close()
+        return status
+
+    started = time.monotonic()
+    status = run(main())
+    assert time.monotonic() - started < 3  # two heartbeats of 150 ms, not the default 20 s
+    assert status["last_error"] == "ReadTimeout: not a byte (not even a heartbeat) in 0.3 s"
+    assert status["last_error_at"] > time.time() - 10
+    assert heads[0] == b"GET /db HTTP/1.1"  # the query is for _changes only
+    assert heads[1] == (b"GET /db/_changes?style=all_docs&feed=continuous&include_docs=true"
+                        b"&heartbeat=150&since=7 HTTP/1.1")
+
+
+def test_a_heartbeat_in_the_url_that_is_not_a_positive_integer_keeps_the_default() -> None:
+    for query in ("heartbeat=soon", "heartbeat=0", "heartbeat=-5", "heartbeat="):
+        follower = ChangesFollower(f"http://couch:5984/cdrs?{query}", heartbeat_ms=4000)
+        assert follower._params()["heartbeat"] == "4000", query
+
+
+def test_the_position_covers_a_row_only_once_the_caller_asks_for_the_next(
+        pouchdb: PouchServer) -> None:
+    """The service awaits a SQLite write between receiving a row and counting it; a snapshot
+    taken meanwhile saves ``position``: it must not cover the row yet, or a kill -9 right
+    then would lose it."""
+    db = pouchdb.new_db()
+    pouchdb.post_many(db, docs(3))
+
+    async def main() -> None:
+        follower = ChangesFollower(f"{pouchdb.url}/{db}", since="0", **FAST)
+        rows = follower.rows()
+        _, first = await anext(rows)
+        assert orjson.loads(first) == 1 and follower.position == "0"
+        await asyncio.sleep(0.1)  # the caller busy with row 1: still not covered
+        assert follower.position == "0" and follower.status()["position"] == 0
+        _, second = await anext(rows)
+        assert follower.position == first and second != first
+        await rows.aclose()  # stopped while holding row 2: a restart reads it again
+        assert follower.position == first
+
+    run(main())
