@@ -33,6 +33,8 @@ The TOML file (all keys optional)::
     state = "sixminutes.sqlite"
     couchdb = ["http://user:password@couch:5984/cdrs"]
     since = "now"                        # where to start when no position is saved: now, 0, a seq
+    couchdb_heartbeat_ms = 10000         # _changes heartbeat; two missed ones mean a dead connection
+    couchdb_backoff_max = 30             # seconds between reconnection attempts, at most
     token = "…"                          # required to listen beyond loopback
     demo = false
     demo_rate = 4.0                      # synthetic CDRs per second with demo
@@ -85,6 +87,8 @@ class Config:
     max_body_bytes: int = 1 << 20
     snapshot_seconds: float = 5.0
     account_metrics: bool = False
+    couchdb_heartbeat_ms: int = 10_000
+    couchdb_backoff_max: float = 30.0
     alertmanager: list[str] = field(default_factory=list)
     webhook: list[str] = field(default_factory=list)
     webhook_secret: str | None = None
@@ -181,6 +185,7 @@ SERVE_SETTINGS: dict[str, type] = {
     "demo": bool, "demo_rate": float, "max_body_bytes": int, "snapshot_seconds": float,
     "account_metrics": bool, "alertmanager": list, "webhook": list, "webhook_secret": str,
     "public_url": str, "notify_queue": int, "alertmanager_resend_seconds": float,
+    "couchdb_heartbeat_ms": int, "couchdb_backoff_max": float,
 }
 _BOOLEANS = {"1": True, "true": True, "yes": True, "on": True,
              "0": False, "false": False, "no": False, "off": False}

@@ -96,7 +96,9 @@ class Service:
             while name in self.followers:  # the same database under other credentials
                 name += "+"
             follower = self.followers[name] = ChangesFollower(
-                url, self._positions.get(name, self.config.since))
+                url, self._positions.get(name, self.config.since),
+                heartbeat_ms=self.config.couchdb_heartbeat_ms,
+                backoff_max=self.config.couchdb_backoff_max)
             self._tasks.append(asyncio.create_task(
                 self._forever(name, lambda n=name, f=follower: self._follow(n, f)), name=name))
         self._tasks += [asyncio.create_task(self._journal_writer(), name="journal"),
