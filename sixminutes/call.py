@@ -8,6 +8,7 @@ token, repeated keys, ``callflow`` as object or array, CouchDB change rows.
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any
@@ -32,6 +33,7 @@ REASONS = {
 """Every reason a document can be rejected for, with what it means."""
 
 _EPOCH_2000 = 946_684_800
+_MAX_INT = 2**53
 
 
 class Rejected(Exception):
@@ -97,13 +99,36 @@ _Doc = _doc_type("_Doc", _Vars)
 _LooseDoc = _doc_type("_LooseDoc", _Loose)
 _decoder = msgspec.json.Decoder(_Doc, strict=False)
 _loose_decoder = msgspec.json.Decoder(_LooseDoc)
-# Bare non-finite tokens as FreeSWITCH >= 1.6 writes them in callStats; strings are
-# matched first so that a token inside a string is left alone.
-_NONFINITE = re.compile(rb'"(?:[^"\\]|\\.)*"|(-?(?:nan|NaN|NAN|inf|Infinity|INF)\b)')
+# Bare non-finite tokens as FreeSWITCH >= 1.6 writes them in callStats. Strings are split
+# out first so that a token inside a string is left alone; the string pattern is possessive
+# and also ends at the end of the input, so an unterminated string cannot make it quadratic.
+_STRING = re.compile(rb'("(?:[^"\\]|\\.)*+(?:"|\\?\Z))', re.S)
+_NONFINITE = re.compile(rb'-?(?:nan|NaN|NAN|inf|Infinity|INF)\b')
+_TOKENS = (b"nan", b"NaN", b"NAN", b"inf", b"Inf", b"INF")
+_MAX_DEPTH = 100
+"""Nesting kept when a document is built: orjson cannot write much deeper (alerts, snapshots)."""
 
 
 def _nonfinite_to_null(raw: bytes) -> bytes:
-    return _NONFINITE.sub(lambda m: b"null" if m.group(1) else m.group(), raw)
+    """``nan``/``inf`` tokens outside strings as ``null``; linear (every step runs in C)."""
+    if b"\x00" in raw or not any(token in raw for token in _TOKENS):  # (NUL: never in valid
+        return raw                                                     # JSON; it joins below)
+    parts = _STRING.split(raw)  # text, string, text, string, ..., text
+    parts[0::2] = _NONFINITE.sub(b"null", b"\x00".join(parts[0::2])).split(b"\x00")
+    return b"".join(parts)
+
+
+def _clipped(value: Any, depth: int = _MAX_DEPTH) -> Any:
+    """The value with what nests deeper than ``depth`` replaced by a note."""
+    if isinstance(value, dict):
+        if depth <= 0:
+            return "(nested too deep)"
+        return {k: _clipped(v, depth - 1) for k, v in value.items()}
+    if isinstance(value, list):
+        if depth <= 0:
+            return "(nested too deep)"
+        return [_clipped(v, depth - 1) for v in value]
+    return value
 
 
 class Call(msgspec.Struct, gc=False):
@@ -154,14 +179,38 @@ class Decoded:
         if isinstance(source, dict):
             doc = dict(source)  # the caller's dict is left as it was
         else:
-            try:
-                doc = orjson.loads(source)
-            except orjson.JSONDecodeError:
-                doc = orjson.loads(_nonfinite_to_null(source))
+            doc = _load(source)
         variables = doc.get("variables")
         if isinstance(variables, dict):
             doc["variables"] = {k: _unquoted(v) for k, v in variables.items()}
+        if not isinstance(source, dict) and source.count(b"[") + source.count(b"{") > _MAX_DEPTH:
+            doc = _clipped(doc)  # a hostile document may nest deeper than orjson writes
         return doc
+
+
+def _load(source: bytes) -> dict:
+    """A counted document as a dict, whatever it holds; never raises (alerts and snapshots
+    build it long after it was counted)."""
+    try:
+        return orjson.loads(source)
+    except orjson.JSONDecodeError:
+        source = _nonfinite_to_null(source)
+    try:
+        return orjson.loads(source)
+    except orjson.JSONDecodeError:
+        pass
+    try:  # numbers orjson refuses, in fields the decoder skipped: 2**64, 1e999
+        doc = json.loads(source, parse_int=_json_int)
+    except (ValueError, RecursionError) as error:
+        doc = None
+        reason = f"{type(error).__name__}: {error}"
+    if isinstance(doc, dict):
+        return doc
+    return {"error": f"the document cannot be shown: {reason if doc is None else 'not an object'}"}
+
+
+def _json_int(text: str) -> int | float:
+    return int(text) if len(text) < 19 else float(text)  # what orjson can write back
 
 
 def decode(item: bytes | dict) -> Decoded:
@@ -256,6 +305,8 @@ def _shape_error(error: msgspec.ValidationError) -> Rejected:
 
 
 def _check_row(row: Any) -> None:
+    if isinstance(row.id, str) and row.id.startswith("_design/"):
+        raise Rejected("design_doc", row.id)
     if row.deleted or row.deleted_:
         raise Rejected("deleted", str(row.id))
 
@@ -288,10 +339,12 @@ def _call(v: _Vars, doc_id: Any) -> Call:
         raise Rejected("bad_end_epoch", "missing")
     if end_epoch < _EPOCH_2000:
         raise Rejected("bad_end_epoch", f"before 2000: {end_epoch}")
-    billsec = v.billsec if v.billsec > 0 else 0
-    pdd = v.progress_mediamsec if v.progress_mediamsec > 0 else v.progressmsec
+    # Beyond _MAX_INT a number is no measure (10^40 seconds): it would overflow the squares
+    # summed and could not be written as JSON; it counts as absent.
+    billsec = v.billsec if 0 < v.billsec <= _MAX_INT else 0
+    pdd = v.progress_mediamsec if 0 < v.progress_mediamsec <= _MAX_INT else v.progressmsec
     mos = v.rtp_audio_in_mos
-    if mos is not None and not math.isfinite(mos):
+    if mos is not None and not -_MAX_INT <= mos <= _MAX_INT:  # (also NaN and infinities)
         mos = None
     if type(doc_id) is not str:  # dedup needs text: an odd _id counts as no _id
         doc_id = str(doc_id) if type(doc_id) in (int, float) else None
@@ -304,12 +357,12 @@ def _call(v: _Vars, doc_id: Any) -> Call:
         to=_text(v.ccnq_to_e164 or v.sip_to_user) or "",
         end_epoch=end_epoch,
         billsec=billsec,
-        duration=v.duration if v.duration > 0 else 0,
+        duration=v.duration if 0 < v.duration <= _MAX_INT else 0,
         answered=v.answer_epoch > 0 or billsec > 0,
         sip_code=_text(v.sip_term_status or v.sip_invite_failure_status) or "none",
         hangup_cause=_text(v.hangup_cause) or "none",
         q850=_text(v.hangup_cause_q850),
-        pdd_ms=pdd if pdd > 0 else None,
+        pdd_ms=pdd if 0 < pdd <= _MAX_INT else None,
         mos=mos,
     )
 

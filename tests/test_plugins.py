@@ -247,8 +247,10 @@ def test_plugin_that_raises_is_counted_and_later_plugins_still_run(tmp_path):
     assert good.errors == 0 and good.last_error is None
     assert store.get(WINDOW, "after") == Stat.of(1.0, 1.0)
     assert store.get(WINDOW, "before") == Stat.of(1.0, 1.0)
-    assert failing.status() == {"name": "a_bad", "path": str(bad), "builtin": False,
-                                "errors": 2, "last_error": "KeyError: 'boom' (line 3)"}
+    status = failing.status()
+    assert {k: status[k] for k in ("name", "path", "builtin", "errors", "last_error", "calls")} \
+        == {"name": "a_bad", "path": str(bad), "builtin": False, "errors": 2,
+            "last_error": "KeyError: 'boom' (line 3)", "calls": 2}
 
 
 def test_last_error_keeps_the_latest(tmp_path):
@@ -263,6 +265,97 @@ def test_last_error_keeps_the_latest(tmp_path):
     plugins.run(context(billsec="0"))
     assert plugins.plugins[0].errors == 2
     assert plugins.plugins[0].last_error == "RuntimeError: unanswered (line 4)"
+
+
+def test_sys_exit_and_base_exceptions_in_a_plugin_are_its_errors(tmp_path):
+    write(tmp_path, "a_exit.py", "import sys\ndef plugin(ctx):\n    sys.exit(3)\n")
+    write(tmp_path, "b_good.py", 'def plugin(ctx):\n    ctx.increment("after")\n')
+    plugins = load_plugins([tmp_path], builtin=False)
+    store = Store()
+    plugins.run(context(store))
+    assert plugins.plugins[0].errors == 1
+    assert plugins.plugins[0].last_error == "SystemExit: 3 (line 3)"
+    assert store.get(WINDOW, "after") == Stat.of(1.0)
+
+
+def test_keyboard_interrupt_is_not_swallowed(tmp_path):
+    write(tmp_path, "stop.py", "def plugin(ctx):\n    raise KeyboardInterrupt\n")
+    plugins = load_plugins([tmp_path], builtin=False)
+    with pytest.raises(KeyboardInterrupt):
+        plugins.run(context())
+
+
+def test_an_error_whose_message_raises_and_a_huge_message_are_reported(tmp_path):
+    write(tmp_path, "a_weird.py", """\
+        class Weird(Exception):
+            def __str__(self):
+                raise RuntimeError("no message for you")
+        def plugin(ctx):
+            raise Weird()
+        """)
+    write(tmp_path, "b_huge.py", 'def plugin(ctx):\n    raise ValueError("x" * 10_000_000)\n')
+    write(tmp_path, "c_good.py", 'def plugin(ctx):\n    ctx.increment("after")\n')
+    plugins = load_plugins([tmp_path], builtin=False)
+    store = Store()
+    plugins.run(context(store))
+    weird, huge, good = plugins.plugins
+    assert weird.errors == 1 and weird.last_error.startswith("Weird")
+    assert huge.errors == 1 and huge.last_error.startswith("ValueError: xxx")
+    assert len(huge.last_error) <= 500
+    assert store.get(WINDOW, "after") == Stat.of(1.0)
+
+
+def test_status_reports_each_plugins_calls_and_time_from_a_sample(tmp_path, monkeypatch):
+    """One run in SAMPLE_EVERY is timed per plugin; status extrapolates, so a slow plugin shows."""
+    import sixminutes.plugins as plugins_module
+
+    write(tmp_path, "a_slow.py", "import time\ndef plugin(ctx):\n    time.sleep(0.002)\n")
+    write(tmp_path, "b_fast.py", "def plugin(ctx):\n    pass\n")
+    plugins = load_plugins([tmp_path], builtin=False)
+    assert plugins_module.SAMPLE_EVERY == 64
+    monkeypatch.setattr(plugins_module, "SAMPLE_EVERY", 8)  # (fewer slow calls in this test)
+    ctx = context()
+    for _ in range(20):
+        plugins.run(ctx)
+    slow, fast = (p.status() for p in plugins.plugins)
+    assert slow["calls"] == fast["calls"] == 20
+    assert slow["timed_calls"] == fast["timed_calls"] == 3  # runs 1, 9 and 17
+    assert slow["mean_us"] >= 2000 and slow["max_us"] >= slow["mean_us"]
+    assert fast["mean_us"] < slow["mean_us"] / 10
+    assert slow["seconds"] == pytest.approx(slow["mean_us"] * 20 / 1e6, rel=1e-3)
+    assert slow["seconds"] >= 0.04
+
+
+def test_a_value_no_float_holds_is_the_plugins_error_and_the_store_stays_readable(tmp_path):
+    """10**400 or text as a value must fail in the plugin (counted), not later when the window
+    is compacted or read (outside any plugin: every CDR of a new window would fail)."""
+    write(tmp_path, "a_huge.py", 'def plugin(ctx):\n    ctx.increment("huge", 10 ** 400)\n')
+    write(tmp_path, "b_text.py", 'def plugin(ctx):\n    ctx.increment("text", "12")\n')
+    write(tmp_path, "c_later.py", """\
+        def plugin(ctx):
+            ctx.increment("later", 1)
+            ctx.increment("later", 10 ** 400)
+        """)
+    plugins = load_plugins([tmp_path], builtin=False)
+    store = Store()
+    plugins.run(context(store))
+    plugins.run(context(store))
+    huge, text, later = plugins.plugins
+    assert huge.errors == 2 and huge.last_error.startswith("OverflowError")
+    assert text.errors == 2 and text.last_error.startswith("TypeError")  # even "12"
+    assert later.errors == 2 and later.last_error.startswith("OverflowError")
+    store.compact()
+    assert store.get(WINDOW, "huge") is None
+    assert store.get(WINDOW, "text") is None
+    assert store.get(WINDOW, "later") == Stat.of(1.0, 1.0)
+    assert store.to_json()  # readable, writable as JSON
+
+
+def test_a_plugin_never_run_reports_zero_calls(tmp_path):
+    write(tmp_path, "idle.py", "def plugin(ctx):\n    pass\n")
+    status = load_plugins([tmp_path], builtin=False).plugins[0].status()
+    assert status["calls"] == status["timed_calls"] == 0
+    assert status["seconds"] == status["mean_us"] == status["max_us"] == 0
 
 
 def test_empty_plugin_set_runs():

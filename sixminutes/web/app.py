@@ -30,6 +30,11 @@ _RESERVED = {"start", "end", "name", "before", "limit"}
 class JSONResponse(Response):
     media_type = "application/json"
 
+    def __init__(self, content: Any, status_code: int = 200, **kwargs: Any) -> None:
+        super().__init__(content, status_code, **kwargs)
+        # CDR strings (script payloads too) go out as JSON text: never let a browser sniff HTML
+        self.headers["X-Content-Type-Options"] = "nosniff"
+
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
 
@@ -112,15 +117,18 @@ def create_app(service: Service) -> Starlette:
     async def ingest(request: Request) -> JSONResponse:
         require_token(request)
         limit = service.config.max_body_bytes
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit:
-            return _error(413, "too_large", f"body over the {limit}-byte limit")
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                return _error(413, "too_large", f"body over the {limit}-byte limit")
         content_type = request.headers.get("content-type")
+        declared = request.headers.get("content-length")
+        body = bytearray()
+        over = bool(declared and declared.isdigit() and int(declared) > limit)
+        if not over:  # (no Content-Length, e.g. chunked: the limit holds while reading)
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    over = True
+                    break
+        if over:
+            return await too_large(content_type, declared, body)
         try:
             cdr = cdr_from_body(content_type, bytes(body))
         except BodyError as error:
@@ -132,6 +140,17 @@ def create_app(service: Service) -> Starlette:
         await service.keep_bad_body("http", content_type, reason, bytes(body), count=False)
         detail = service.engine.last_rejection.get(reason, "")
         return _error(422, reason, f"CDR not counted: {reason}" + (f" ({detail})" if detail else ""))
+
+    async def too_large(content_type: str | None, declared: str | None,
+                        body: bytearray) -> JSONResponse:
+        """413 without reading the rest; counted, and its head kept for /6minutes/rejected."""
+        limit = service.config.max_body_bytes
+        service.engine.outcomes[("http", "too_large")] += 1
+        message = f"body over the {limit}-byte limit"
+        head = f" (Content-Length {declared})" if declared else ""
+        await service.keep_bad_body("http", content_type, f"too_large: {message}{head}",
+                                    bytes(body[:1024]), count=False)
+        return _error(413, "too_large", message)
 
     async def status(request: Request) -> JSONResponse:
         return JSONResponse(service.status())

@@ -27,11 +27,17 @@ URLENCODED = "application/x-www-form-urlencoded"  # encode=true, FreeSWITCH's de
 BASE64 = "application/x-www-form-base64-encoded"  # encode=base64
 
 # The rest of a JSON string, as far as a quote followed by what may follow a string.
-_STRING_END = re.compile(rb'(?:\\.|[^\\])*?"(?=[:,}\]]|\Z)', re.S)
-_RAW_IN_STRING = re.compile(rb'\\[\\"/bfnrtu]|(["\\\x00-\x1f])')  # group 1: must not be raw
+# Unrolled and possessive: linear, and it fails in one pass when no string end follows.
+_STRING_END = re.compile(rb'[^"\\]*+(?:(?:\\.|"(?![:,}\]]|\Z))[^"\\]*+)*+"(?=[:,}\]]|\Z)', re.S)
+# Group 1: a run of bytes that must not be raw in a string (a backslash that starts no escape).
+_RAW_IN_STRING = re.compile(rb'\\[\\"/bfnrtu]|((?:["\x00-\x1f]|\\(?![\\"/bfnrtu]))+)')
+_PERCENT = [b"%%%02X" % byte for byte in range(256)]
+_MAX_STRINGS = 20_000
+"""Strings repaired at most: a CDR has a few thousand; a crafted body must not cost seconds."""
 _BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 _NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/=_\s-]")
 _SPACE = re.compile(rb"\s+")
+_CDR_FIELD = re.compile(rb"(?:^|&)[\s+]*cdr[\s+]*=([^&]*)")
 
 
 class BodyError(Exception):
@@ -121,20 +127,28 @@ def _repair_strings(plain: bytes) -> bytes:
     string), make raw quotes, backslashes and control bytes %XX again. Linear: once a string
     has no end, no later one has, so the scan stops there (a regex `sub` would retry from
     every quote left, quadratic on a crafted body)."""
-    parts, cursor = [], 0
-    while (start := plain.find(b'"', cursor)) >= 0:
+    parts: list[bytes] = []
+    cursor = 0
+    for _ in range(_MAX_STRINGS):
+        start = plain.find(b'"', cursor)
+        if start < 0:
+            break
         end = _STRING_END.match(plain, start + 1)
         if end is None:
             break
         inside = plain[start + 1 : end.end() - 1]
-        parts += (plain[cursor:start], b'"', _RAW_IN_STRING.sub(_percent, inside), b'"')
+        if _RAW_IN_STRING.search(inside) is not None and (fixed := _RAW_IN_STRING.sub(_percent, inside)):
+            inside = fixed
+        parts += (plain[cursor:start], b'"', inside, b'"')
         cursor = end.end()
+    else:
+        return plain  # too many strings for a CDR: left as it is, for the engine to reject
     parts.append(plain[cursor:])
     return b"".join(parts)
 
 
 def _percent(m: re.Match[bytes]) -> bytes:
-    return b"%%%02X" % m[1][0] if m[1] else m[0]
+    return b"".join(map(_PERCENT.__getitem__, m[1])) if m[1] else m[0]
 
 
 def _is_document(value: bytes) -> bool:
@@ -166,15 +180,20 @@ def _guess(value: bytes) -> bytes | None:
 def _form_field(data: bytes) -> bytes:
     """The raw `cdr` value of a form body. Splitting on every `&` is safe for what is encoded:
     FreeSWITCH escapes `&` in URL-encoded JSON, and base64 has none."""
+    plain = _CDR_FIELD.search(data)  # the usual case, found in C however many fields there are
+    if plain is not None:
+        return plain[1].strip()
     names: list[str] = []
-    for field in data.split(b"&"):
+    for field in data.split(b"&", 1000)[:1000]:  # (an encoded name: c%64r=, in the first ones)
         name, eq, value = field.partition(b"=")
-        name = unquote_to_bytes(name.replace(b"+", b" ")).strip()
+        if b"%" in name or b"+" in name:
+            name = unquote_to_bytes(name.replace(b"+", b" "))
+        name = name.strip()
         if name == b"cdr" and eq:
             return value.strip()
-        if name:
+        if name and len(names) < 10:
             names.append(name.decode("utf-8", "replace")[:40])
-    found = f" (fields found: {', '.join(names[:10])})" if names else ""
+    found = f" (fields found: {', '.join(names)})" if names else ""
     raise BodyError("bad_form", f"The form body has no cdr= field{found}.")
 
 
