@@ -280,8 +280,7 @@ class Service:
                 stat = store.get(t, key)
                 if stat is not None:
                     delta.cells.append((t, key, stat.sum, stat.count, stat.squares, stat.min, stat.max))
-        delta.alerts = [(a.id, a.timestamp, orjson.dumps(a.to_record(), option=orjson.OPT_NON_STR_KEYS))
-                        for a in self._alerts_unsaved.values()]
+        delta.alerts = [(a.id, a.timestamp, _alert_record(a)) for a in self._alerts_unsaved.values()]
         delta.seen = [(t, str(i)) for t, i in self.engine.seen_new]
         followed = {name: f.position for name, f in self.followers.items() if f.position != "now"}
         delta.positions = {**self._positions, **followed, JOURNAL: str(self.journal_position)}
@@ -346,3 +345,16 @@ class Service:
             "snapshots": self.snapshots,
             "state": self.config.state,
         }
+
+
+def _alert_record(alert: Alert) -> bytes:
+    """An alert as saved; a sample CDR that cannot be written is replaced by a note, so one
+    odd document never stops every later snapshot."""
+    record = alert.to_record()
+    try:
+        return orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS)
+    except (TypeError, orjson.JSONEncodeError) as error:
+        log.warning("alert %s: its sample CDR cannot be saved (%s); saving a note instead",
+                    alert.id, error)
+        record["doc"] = {"unsaved": f"the sample CDR could not be saved: {error}"}
+        return orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS)

@@ -77,9 +77,19 @@ class ServiceCollector(Collector):
         plugins = self.service.engine.plugins
         errors = CounterMetricFamily("sixminutes_plugin_errors", "exceptions raised by plugins "
                                      "(from 0 again after a plugin reload)", labels=["plugin"])
+        calls = CounterMetricFamily("sixminutes_plugin_calls", "CDRs handed to each plugin "
+                                    "(from 0 again after a plugin reload)", labels=["plugin"])
+        seconds = CounterMetricFamily("sixminutes_plugin_seconds", "time spent in each plugin, "
+                                      "estimated from one call in 64", labels=["plugin"])
+        slowest = GaugeMetricFamily("sixminutes_plugin_max_call_seconds",
+                                    "the slowest timed call of each plugin", labels=["plugin"])
         for plugin in plugins.plugins:
             errors.add_metric([plugin.name], plugin.errors)
-        yield errors
+            status = plugin.status()
+            calls.add_metric([plugin.name], status["calls"])
+            seconds.add_metric([plugin.name], status["seconds"])
+            slowest.add_metric([plugin.name], status["max_us"] / 1e6)
+        yield from (errors, calls, seconds, slowest)
         yield _gauge("sixminutes_plugin_load_errors", "plugin files that failed to load at the "
                      "last (re)load (see /6minutes/status)", len(plugins.errors))
 

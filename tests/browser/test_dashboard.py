@@ -358,6 +358,21 @@ def test_cdr_strings_are_text_never_markup(service: Service, watched: Watched) -
     watched.assert_clean()
 
 
+def test_carriers_and_accounts_named_like_object_properties_are_ordinary_rows(
+        service: Service, watched: Watched) -> None:
+    names = ["__proto__", "constructor", "toString", "hasOwnProperty"]
+    end = settled_end()
+    for name in names:
+        for _ in range(30):  # more than any other account: in the top ten
+            service.post(call(name, account=name, end=end))
+    page = watched.open(service)
+    for name in names:
+        expect(board_row(page, name)).to_have_count(1)
+        expect(board_row(page, name).locator("td.num").first).to_contain_text("30")
+        expect(page.locator("#accounts-busy")).to_contain_text(name)
+    watched.assert_clean()
+
+
 def test_keyboard_sorts_and_opens_alerts(service: Service, watched: Watched) -> None:
     service.post(call("kbd-carrier", account="kbd-acct", billsec=0, sip_term_status="502"))
     page = watched.open(service)

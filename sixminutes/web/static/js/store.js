@@ -72,7 +72,7 @@ export class Store {
       } else if (newer(carrier.stats[name], stat)) {
         carrier.stats[name] = stat;
       }
-    } else if (name in ACCOUNT_SERIES) {
+    } else if (Object.hasOwn(ACCOUNT_SERIES, name)) {  // not "toString" &c. of the prototype
       const account = this.accountAt(t, labels.account ?? "unknown", labels.direction ?? "unknown");
       const field = ACCOUNT_SERIES[name];
       if (newer(account[field], stat)) account[field] = stat;
