@@ -2,9 +2,17 @@
 
 The service publishes `stats` batches (~4 a second) and `alerts`; every client gets `ready` first.
 A client that reads slowly, or not at all (a laptop asleep, a stalled proxy), must neither slow
-the publisher nor make memory grow: each subscriber has a small bounded queue, and when it is
-full the subscriber *loses* events (counted) until it has caught up; then it gets one `resync`
-event (`{"lost": n}`) telling the page to refetch /6minutes/data instead of trusting its deltas.
+the publisher nor make memory grow: each subscriber has a queue bounded in messages and in bytes,
+and when it would overflow the subscriber *loses* what is queued and what comes next (counted)
+until it has read one `resync` event (`{"lost": n}`) telling the page to refetch /6minutes/data
+and /6minutes/alerts instead of trusting its deltas. The refetch supersedes the lost deltas, so
+a client that fell behind holds no message at all. Every queue is the newest part of one
+published stream and messages are encoded once and shared, so all queues together hold at most
+`queue_bytes` of messages, however many clients there are or stall (plus, per client, the one
+chunk the server is writing to it).
+The bounds are wide enough for one tick's burst (a `stats` batch of ~200 KB and dozens of
+`alert`s at 1,000 CDR/s), so a client that keeps up never sees a `resync`. Queued messages go
+out joined in one write (fewer, larger sends: a burst costs one send per client, not dozens).
 Everything runs on the event loop's thread: call `publish` there (from another thread, through
 `loop.call_soon_threadsafe`).
 """
@@ -48,35 +56,59 @@ class Subscription:
 
     def __init__(self, hub: Hub, ready: bytes) -> None:
         self._hub = hub
-        self._queue: deque[bytes] = deque([ready])  # `ready` does not count against the size
-        self._limit = hub.queue_size + 1
+        self._ready: bytes | None = ready  # first, and never counted against the bounds
+        self._queue: deque[bytes] = deque()
+        self._bytes = 0  # bytes queued
         self._wake = asyncio.Event()
         self.lost = 0  # lost since the last `resync`: announced once the queue is drained
         self.dropped = 0  # lost over the whole connection
         self.closed = False
 
     def _offer(self, message: bytes) -> None:
-        """Queue a message, or lose it. Once losing, keep losing until the `resync` is out,
+        """Queue a message, or lose it. On overflow what is queued goes too (the `resync`
+        makes the page refetch it all), and everything is lost until the `resync` is out,
         so a slow reader always reaches it and then follows again from a clean state."""
         if self.closed:
             return
-        if self.lost or len(self._queue) >= self._limit:
-            self.lost += 1
-            self.dropped += 1
-            self._hub.dropped += 1
+        hub = self._hub
+        if self.lost:
+            self._lose(1)
+        elif self._queue and (len(self._queue) >= hub.queue_size
+                              or self._bytes + len(message) > hub.queue_bytes):
+            self._lose(len(self._queue) + 1)
+            self._queue.clear()
+            self._bytes = 0
         else:
             self._queue.append(message)
+            self._bytes += len(message)
         self._wake.set()
+
+    def _lose(self, n: int) -> None:
+        self.lost += n
+        self.dropped += n
+        self._hub.dropped += n
+
+    def _pop(self) -> bytes | None:
+        """The next message if one is due now, else None."""
+        if self._ready is not None:
+            ready, self._ready = self._ready, None
+            return ready
+        if self._queue:
+            message = self._queue.popleft()
+            self._bytes -= len(message)
+            return message
+        if self.lost:
+            lost, self.lost = self.lost, 0
+            return encode("resync", {"lost": lost})
+        return None
 
     async def next(self, timeout: float | None = None) -> bytes:
         """The next message; PING when none came within `timeout` seconds.
         StopAsyncIteration once closed and drained."""
         while True:
-            if self._queue:
-                return self._queue.popleft()
-            if self.lost:
-                lost, self.lost = self.lost, 0
-                return encode("resync", {"lost": lost})
+            message = self._pop()
+            if message is not None:
+                return message
             if self.closed:
                 raise StopAsyncIteration
             self._wake.clear()
@@ -85,6 +117,21 @@ class Subscription:
                     await self._wake.wait()
             except TimeoutError:
                 return PING
+
+    async def take(self, timeout: float | None = None, max_bytes: int = 256 << 10) -> bytes:
+        """Like :meth:`next`, joined with the messages queued behind it (up to about
+        ``max_bytes``): one write for a burst instead of one per message."""
+        first = await self.next(timeout)
+        if first is PING:
+            return first
+        parts, size = [first], len(first)
+        while size < max_bytes:
+            message = self._pop()
+            if message is None:
+                break
+            parts.append(message)
+            size += len(message)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def close(self) -> None:
         """Unsubscribe; what is queued can still be read, then the iteration stops."""
@@ -117,10 +164,11 @@ class Hub:
     """Fan-out of events to subscribers. `publish` encodes once and only appends to bounded
     queues: synchronous, never waits, O(subscribers), whatever the clients do."""
 
-    def __init__(self, queue_size: int = 16) -> None:
-        if queue_size < 1:
-            raise ValueError("queue_size must be at least 1")
-        self.queue_size = queue_size
+    def __init__(self, queue_size: int = 1024, queue_bytes: int = 4 << 20) -> None:
+        if queue_size < 1 or queue_bytes < 1:
+            raise ValueError("queue_size and queue_bytes must be at least 1")
+        self.queue_size = queue_size  # messages queued per client, at most
+        self.queue_bytes = queue_bytes  # bytes queued per client, at most (one message always fits)
         self._subscriptions: dict[Subscription, None] = {}  # insertion-ordered set
         self.dropped = 0  # events lost by slow clients, all clients together
         self.published = 0
@@ -167,7 +215,7 @@ def events_endpoint(hub: Hub, heartbeat: float = 15.0) -> Callable[[Request], Aw
         with hub.subscribe() as subscription:
             while True:
                 try:
-                    message = await subscription.next(heartbeat)
+                    message = await subscription.take(heartbeat)
                 except StopAsyncIteration:
                     return
                 yield message

@@ -26,7 +26,7 @@ def parse(message: bytes) -> tuple[str, object]:
 async def drain(sub) -> list[tuple[str, object]]:
     """Everything already queued (next() answers at once while something is there)."""
     out = []
-    while sub._queue or sub.lost:
+    while sub._ready or sub._queue or sub.lost:
         out.append(parse(await sub.next()))
     return out
 
@@ -97,13 +97,14 @@ def test_slow_subscriber_loses_and_resyncs_while_fast_gets_everything():
             hub.publish("stats", [i])
             received += await drain(fast)
         assert received == [("ready", {})] + [("stats", [i]) for i in range(50)]
-        assert fast.dropped == 0 and slow.dropped == 34 and hub.dropped == 34
-        assert len(slow._queue) == 17  # ready + 16: bounded
+        # the 17th overflowed: the 16 queued went with it, and the 33 after it
+        assert fast.dropped == 0 and slow.dropped == 50 and hub.dropped == 50
+        assert len(slow._queue) == 0 and slow._bytes == 0  # behind: holds nothing
         got = await drain(slow)
-        assert got == [("ready", {})] + [("stats", [i]) for i in range(16)] + [("resync", {"lost": 34})]
+        assert got == [("ready", {}), ("resync", {"lost": 50})]
         hub.publish("stats", ["after"])  # caught up: follows again
         assert await drain(slow) == [("stats", ["after"])]
-        assert slow.lost == 0 and slow.dropped == 34
+        assert slow.lost == 0 and slow.dropped == 50
 
     run(main())
 
@@ -115,13 +116,74 @@ def test_events_published_while_behind_are_lost_until_the_resync():
     async def main():
         hub = Hub(queue_size=2)
         sub = hub.subscribe()
-        for i in range(4):  # 0, 1 queued; 2, 3 lost
+        for i in range(2):  # 0, 1 queued
             hub.publish("stats", [i])
         assert parse(await sub.next()) == ("ready", {})
         assert parse(await sub.next()) == ("stats", [0])
-        hub.publish("stats", [4])  # room now, but still behind: lost
-        assert await drain(sub) == [("stats", [1]), ("resync", {"lost": 3})]
-        assert hub.dropped == 3
+        hub.publish("stats", [2])  # queued: room for it
+        hub.publish("stats", [3])  # overflow: 1, 2 and 3 lost
+        hub.publish("stats", [4])  # behind: lost
+        assert await drain(sub) == [("resync", {"lost": 4})]
+        assert hub.dropped == 4
+
+    run(main())
+
+
+def test_queue_is_bounded_in_bytes_too():
+    async def main():
+        hub = Hub(queue_size=1000, queue_bytes=1000)
+        sub = hub.subscribe()
+        big = "x" * 300  # each message is ~330 bytes encoded: 3 fit in 1000
+        for i in range(3):
+            hub.publish("stats", [i, big])
+        assert len(sub._queue) == 3 and sub._bytes <= 1000 and sub.dropped == 0
+        hub.publish("stats", [3, big])
+        assert len(sub._queue) == 0 and sub._bytes == 0 and sub.dropped == 4
+        huge = "y" * 5000  # bigger than the bound: still goes to a client that is not behind
+        assert await drain(sub) == [("ready", {}), ("resync", {"lost": 4})]
+        hub.publish("alert", {"huge": huge})
+        assert await drain(sub) == [("alert", {"huge": huge})]
+
+    run(main())
+
+
+def test_default_bounds_take_one_tick_burst_at_1000_cdr_per_s():
+    """What the service publishes in one tick at 1,000 CDR/s (a ~200 KB stats batch and a few
+    dozen alerts), several ticks in a row, reaches a reader that reads between ticks intact."""
+
+    async def main():
+        hub = Hub()
+        sub = hub.subscribe()
+        await sub.next()  # ready
+        items = [{"timestamp": 1700000000, "name": "account_calls_account_c_direction_egress_",
+                  "label": f'account_calls{{account="c{i:06d}",direction="egress"}}',
+                  "data": {"sum": i, "count": i, "squares": i, "min": 1, "max": i}} for i in range(1000)]
+        for tick in range(3):  # the reader is stalled for three ticks
+            hub.publish("stats", items)
+            for a in range(60):
+                hub.publish("alert", {"id": f"{tick}-{a}", "msg": "asr below 0.4"})
+        assert sub.dropped == 0 and hub.dropped == 0
+        got = await drain(sub)
+        assert len(got) == 3 * 61 and not any(event == "resync" for event, _ in got)
+
+    run(main())
+
+
+def test_take_joins_what_is_queued_in_order():
+    async def main():
+        hub = Hub(queue_size=4)
+        sub = hub.subscribe()
+        for i in range(3):
+            hub.publish("stats", [i])
+        assert await sub.take() == encode("ready", {}) + b"".join(encode("stats", [i]) for i in range(3))
+        for i in range(5):  # the 5th overflows
+            hub.publish("stats", [i])
+        assert await sub.take() == encode("resync", {"lost": 5})
+        for i in range(3):
+            hub.publish("stats", [i])
+        assert await sub.take(max_bytes=1) == encode("stats", [0])  # at least one message
+        assert await sub.take(timeout=0.01) == encode("stats", [1]) + encode("stats", [2])
+        assert await sub.take(timeout=0.01) == PING
 
     run(main())
 
@@ -134,10 +196,10 @@ def test_publish_never_blocks_with_1000_subscribers_not_reading():
         for i in range(100):
             hub.publish("stats", [{"name": "calls", "data": i}])  # synchronous: returns
         assert hub.published == 100
-        assert all(len(s._queue) == 17 and s.dropped == 84 for s in subs)
-        assert hub.dropped == 1000 * 84
+        assert all(len(s._queue) == 0 and s.dropped == 100 for s in subs)
+        assert hub.dropped == 1000 * 100
         got = await drain(subs[500])
-        assert got[-1] == ("resync", {"lost": 84}) and len(got) == 18
+        assert got == [("ready", {}), ("resync", {"lost": 100})]
 
     run(main())
 
@@ -283,5 +345,51 @@ def test_real_uvicorn_shutdown_with_a_client_connected():
                 assert [m async for m in messages] == []
         await task
         assert hub.clients == 0
+
+    run(main())
+
+
+def test_real_uvicorn_a_client_that_never_reads_costs_the_others_nothing():
+    """A raw socket that sends the request and never reads: its socket buffers fill, the
+    server's writes to it block, it loses events and then holds none, while a reader on the
+    same server, 40 events behind, gets every event in order."""
+
+    async def main():
+        hub = Hub(queue_bytes=256 << 10)
+        server, task, url = await _serve(hub, heartbeat=15)
+        port = int(url.rsplit(":", 1)[1])
+        stalled = socket.socket()
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.connect(("127.0.0.1", port))
+        stalled.sendall(b"GET /6minutes/events HTTP/1.1\r\nHost: t\r\n\r\n")
+        try:
+            await _until(lambda: hub.clients == 1)
+            async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+                async with client.stream("GET", "/6minutes/events") as response:
+                    messages = _messages(response)
+                    assert await anext(messages) == ["event: ready", "data: {}"]
+                    await _until(lambda: hub.clients == 2)
+                    blob = "z" * 50_000
+                    seen = []
+                    for i in range(300):  # 15 MB, far past what the stalled socket can buffer
+                        hub.publish("stats", [i, blob])
+                        await asyncio.sleep(0.002)
+                        while len(seen) < i - 40:  # the reader follows, a little behind
+                            event, data = await anext(messages)
+                            assert event == "event: stats", event
+                            seen.append(json.loads(data.removeprefix("data: "))[0])
+                    while len(seen) < 300:
+                        event, data = await anext(messages)
+                        assert event == "event: stats", event
+                        seen.append(json.loads(data.removeprefix("data: "))[0])
+            assert seen == list(range(300))  # the reader lost nothing
+            stalled_sub = next(iter(hub._subscriptions))
+            assert stalled_sub.dropped > 100 and hub.dropped == stalled_sub.dropped
+            assert stalled_sub._bytes == 0 and len(stalled_sub._queue) == 0  # holds nothing
+        finally:
+            stalled.close()
+            hub.close()
+            server.should_exit = True
+            await task
 
     run(main())
