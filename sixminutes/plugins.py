@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from .stats import _CACHE, Stat, cached_key as _key
+from .stats import _CACHE, SeriesKeyError, Stat, cached_key as _key, parse_series_key
 
 if TYPE_CHECKING:
     from .call import Call, Decoded
@@ -39,7 +39,7 @@ class Duration:
 
 
 class Context:
-    """What a plugin sees of one CDR, and the three things it may do: increment, alert, stat."""
+    """What a plugin sees of one CDR, and what it may do: increment (or series and add), alert, stat."""
 
     __slots__ = ("call", "timestamp", "profile", "direction", "account", "from_", "to",
                  "duration", "plugin_name", "_decoded", "_cells", "_live", "_changed", "_store",
@@ -71,13 +71,22 @@ class Context:
 
     def increment(self, name: str, value: float = 1, **labels: Any) -> None:
         """Add ``value`` to the series ``name{labels}`` of this CDR's window."""
-        # Inlined (key cache, live cell update): this runs a dozen times per CDR.
-        name = _CACHE.get((name, *labels.items())) or _key(name, labels)
-        cell = self._live.get(name)
+        self.add(_CACHE.get((name, *labels.items())) or _key(name, labels), value)
+
+    def series(self, name: str, **labels: Any) -> str:
+        """The key of the series ``name{labels}``, for :meth:`add`: a plugin that keeps the keys
+        it uses (say, per carrier) skips building them for every CDR."""
+        return _CACHE.get((name, *labels.items())) or _key(name, labels)
+
+    def add(self, key: str, value: float = 1) -> None:
+        """Add ``value`` to the series of this key (from :meth:`series`): ``increment``'s fast path."""
+        cell = self._live.get(key)
         if cell is None:  # a new cell holds floats: a huge int or text raises here, in the plugin
-            self._cells.add(name, value + 0.0)
+            if key not in _VALID_KEYS:
+                _check_key(key)
+            self._cells.add(key, value + 0.0)
             return
-        self._changed.add(name)
+        self._changed.add(key)
         cell[0] += value
         cell[1] += 1
         cell[2] += value * value
@@ -93,6 +102,19 @@ class Context:
     def alert(self, msg: str, key: Any = None, **fields: Any) -> None:
         """Raise an alert; the same (plugin, key or msg, window) again only increments its count."""
         self._alert(self._decoded, self.timestamp, self.plugin_name, msg, key, fields)
+
+
+_VALID_KEYS: set[str] = set()
+
+
+def _check_key(key: Any) -> None:
+    """A key handed to ``ctx.add`` must parse back (it is exported); checked once per key."""
+    if type(key) is not str:
+        raise SeriesKeyError(f"a series key is a str from ctx.series(), not {type(key).__name__}")
+    parse_series_key(key)
+    if len(_VALID_KEYS) > 1_000_000:
+        _VALID_KEYS.clear()
+    _VALID_KEYS.add(key)
 
 
 @dataclass

@@ -11,7 +11,7 @@ from sixminutes.call import decode
 from sixminutes.config import Config
 from sixminutes.engine import Engine
 from sixminutes.plugins import BUILTIN_DIR, Context, LoadError, PluginSet, load_plugins
-from sixminutes.stats import Stat
+from sixminutes.stats import SeriesKeyError, Stat
 from sixminutes.store import Store
 
 BUILTINS = ["accounts", "codes", "kpis", "unexpected_sip"]
@@ -426,6 +426,37 @@ def test_ctx_increment_into_compacted_window():
     store.compact()
     context(store).increment("v", 4)
     assert store.get(WINDOW, "v") == Stat.of(2.0, 4.0)
+
+
+def test_ctx_series_and_add_count_exactly_as_increment():
+    by_increment, by_add = Store(), Store()
+    key = context(by_add).series("server_errors", profile="p1", code=503)
+    assert key == 'server_errors{code="503",profile="p1"}'
+    for v in (5, 3, 9, 1):
+        context(by_increment).increment("server_errors", v, profile="p1", code="503")
+        context(by_add).add(key, v)
+    assert by_add.to_json() == by_increment.to_json()
+
+
+@pytest.mark.parametrize("key", ['x{a="1"', "1x", 'x{a=1}', 42, None])
+def test_ctx_add_refuses_a_key_that_does_not_parse_back(key):
+    store = Store()
+    with pytest.raises((SeriesKeyError, TypeError)):
+        context(store).add(key)
+    assert store.to_json() == {}
+
+
+def test_a_plugin_adding_to_a_bad_key_is_counted_and_the_others_count(tmp_path):
+    write(tmp_path, "bad_key.py", """
+        def plugin(ctx):
+            ctx.add("not a key")
+    """)
+    e = Engine(Config(retention_hours=None, plugin_dirs=[str(tmp_path)]))
+    e.feed(raw(_id="a", ccnq_profile="p"))
+    [bad] = [p for p in e.plugins.plugins if p.name == "bad_key"]
+    assert bad.errors == 1 and "not a series key" in bad.last_error
+    window = e.store.to_json()[str(WINDOW)]
+    assert sum(stat["count"] for k, stat in window.items() if k.startswith("calls{")) == 1
 
 
 def test_ctx_stat_returns_this_windows_stat_or_none():

@@ -1,10 +1,20 @@
 """Per account × direction: calls, zero-duration calls and billed seconds."""
 
+_keys = {}
+
 
 def plugin(ctx):
-    ctx.increment("account_calls", account=ctx.account, direction=ctx.direction)
+    found = _keys.get((ctx.account, ctx.direction))
+    if found is None:
+        if len(_keys) > 200_000:  # accounts come and go
+            _keys.clear()
+        found = _keys[(ctx.account, ctx.direction)] = tuple(
+            ctx.series(name, account=ctx.account, direction=ctx.direction)
+            for name in ("account_calls", "account_zero_duration", "account_billsec"))
+    calls, zero_duration, billsec_ = found
+    ctx.add(calls)
     billsec = ctx.duration.billable
     if billsec == 0:
-        ctx.increment("account_zero_duration", account=ctx.account, direction=ctx.direction)
+        ctx.add(zero_duration)
     else:
-        ctx.increment("account_billsec", billsec, account=ctx.account, direction=ctx.direction)
+        ctx.add(billsec_, billsec)
