@@ -81,13 +81,12 @@ def store_bytes_per_cell(engine: Engine) -> tuple[int, int]:
 
 
 def seen_bytes(engine: Engine) -> tuple[int, int]:
-    """(ids, bytes) of the dedup memory: every id string and every per-window set."""
-    ids = size = 0
-    for ids_of_window in engine._seen.values():
-        size += sys.getsizeof(ids_of_window)
-        ids += len(ids_of_window)
-        size += sum(map(sys.getsizeof, ids_of_window))
-    return ids, size
+    """(ids, bytes) of the dedup memory: the sets of open windows and the packed arrays."""
+    engine.seen.freeze()  # as it is once the day's windows are past
+    size = sum(sys.getsizeof(packed) for packed in engine.seen._frozen.values())
+    size += sum(sys.getsizeof(hashes) + sum(map(sys.getsizeof, hashes))
+                for hashes in engine.seen._open.values())
+    return len(engine.seen), size
 
 
 def snapshot_figures(engine: Engine, folder: Path) -> dict[str, Any]:
@@ -101,9 +100,9 @@ def snapshot_figures(engine: Engine, folder: Path) -> dict[str, Any]:
     state._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     cells_size = path.stat().st_size
     t0 = time.perf_counter()
-    state.load()
+    sum(1 for _ in state.load().cells)  # the cells are read while they are restored
     load_cells_s = time.perf_counter() - t0
-    seen = [(t, str(i)) for t, ids in engine._seen.items() for i in ids]
+    seen = [(t, h) for t, hashes in engine.seen._frozen.items() for h in hashes]
     t0 = time.perf_counter()
     state.save(Delta(seen=seen))
     seen_s = time.perf_counter() - t0
@@ -113,12 +112,11 @@ def snapshot_figures(engine: Engine, folder: Path) -> dict[str, Any]:
     gc.collect()
     t0 = time.perf_counter()
     saved = state.load()
+    loaded = (sum(1 for _ in saved.cells), sum(map(len, saved.seen.values())))
     load_s = time.perf_counter() - t0
     state.close()
-    loaded = (len(saved.cells), len(saved.seen))
-    some = saved.seen[:1000]
-    row_bytes = sum(sys.getsizeof(r) + sys.getsizeof(r[0]) + sys.getsizeof(r[1]) + 8 for r in some) / max(len(some), 1)
-    del saved, some
+    row_bytes = sum(map(sys.getsizeof, saved.seen.values())) / max(loaded[1], 1)
+    del saved
     path.unlink()
     return {"cells": len(cells), "cells_seconds": cells_s, "cells_bytes": cells_size,
             "seen": loaded[1], "seen_seconds": seen_s, "seen_bytes": total_size - cells_size,
@@ -154,7 +152,7 @@ def day_run(n: int, checkpoints: list[int], folder: Path) -> dict[str, Any]:
         del batch
         gc.collect()
         windows = len(engine.store.windows())
-        ids = sum(map(len, engine._seen.values()))
+        ids = len(engine.seen)
         now = me()
         rows.append({"cdrs": fed, "windows": windows, "cells": engine.store.cells, "ids": ids, "rss": now})
         print(f"{fed:>10,} {fed / feed_s:>8,.0f} {windows:>7} {engine.store.cells:>9,} "
@@ -168,7 +166,7 @@ def day_run(n: int, checkpoints: list[int], folder: Path) -> dict[str, Any]:
     alerts, sample_bytes = alert_bytes(engine)
     snap = snapshot_figures(engine, folder)
     print(f"cells: {cells:,} in {cell_bytes:,} bytes once compacted = {cell_bytes / cells:.1f} bytes/cell (tracemalloc)")
-    print(f"dedup ids: {ids:,} in {id_bytes:,} bytes = {id_bytes / ids:.1f} bytes/id (36-character uuid str + set slot)")
+    print(f"dedup ids: {ids:,} in {id_bytes:,} bytes = {id_bytes / ids:.1f} bytes/id (64-bit hashes, packed once their window is past)")
     print(f"alerts: {alerts:,}, keeping {sample_bytes / 2**20:.1f} MiB of sample CDRs "
           f"({sample_bytes / max(alerts, 1):,.0f} bytes each)")
     print(f"RSS growth {(rows[-1]['rss'] - base) / 2**20:.0f} MiB vs cells + ids + alert samples "
@@ -299,9 +297,8 @@ def main(argv: list[str] | None = None) -> None:
     ids_load = max(snap["load_seconds"] - snap["load_cells_seconds"], 0.0) * FULL_DAY / max(snap["seen"], 1)
     cells_load = snap["load_cells_seconds"] * cells / snap["cells"]
     print(f"  restart: State.load reads every cell (~{cells_load:,.0f} s) and every dedup id (~{ids_load:,.0f} s), "
-          f"the ids as one list of Python tuples first (~{FULL_DAY * snap['loaded_id_bytes'] / 2**30:.0f} GiB "
-          f"at {snap['loaded_id_bytes']:.0f} bytes/row, on top of the sets), "
-          f"then Engine.restore builds the sets (linear from the measured {snap['seen']:,} ids)")
+          f"the ids straight into per-window arrays (~{FULL_DAY * snap['loaded_id_bytes'] / 2**30:.1f} GiB "
+          f"at {snap['loaded_id_bytes']:.1f} bytes/id; linear from the measured {snap['seen']:,} ids)")
     if service:
         per_cdr = (service["hwm"] - 45 * 2**20) / service["accepted"]
         print(f"  service: peak RSS {service['hwm'] / 2**20:.0f} MiB for {service['accepted']:,} CDRs; a snapshot "

@@ -13,6 +13,7 @@ from .alerts import Alerts, Thresholds, rules_from_config
 from .lifecycle import Condition, Lifecycle
 from .call import Decoded, Rejected, decode
 from .config import Config
+from .dedup import SeenIds, id_hash
 from .plugins import Context, PluginSet, load_plugins
 from .stats import Stat
 from .store import Store
@@ -42,8 +43,8 @@ class Engine:
         self.check_every = 1000
         self.track_seen = False
         """When set, ids newly counted are listed in ``seen_new`` for the snapshot to save."""
-        self.seen_new: list[tuple[int, Any]] = []
-        self._seen: dict[int, set[Any]] = {}
+        self.seen_new: list[tuple[int, int]] = []
+        self.seen = SeenIds()
         self._newest = 0
         self._newest_epoch = 0.0
         self._pending = 0
@@ -95,14 +96,11 @@ class Engine:
         if oldest is not None and timestamp < oldest:
             raise Rejected("too_old", f"end_epoch {call.end_epoch}")
         if call.id is not None:
-            seen = self._seen.get(timestamp)
-            if seen is None:
-                seen = self._seen[timestamp] = set()
-            if call.id in seen:
+            digest = id_hash(call.id)
+            if not self.seen.add(timestamp, digest):
                 raise Rejected("duplicate", str(call.id))
-            seen.add(call.id)
             if self.track_seen:
-                self.seen_new.append((timestamp, call.id))
+                self.seen_new.append((timestamp, digest))
         self.plugins.run(Context(decoded, timestamp, self.store, self._raise_alert))
         self.thresholds.touch(timestamp, decoded)
         if call.end_epoch > self._newest_epoch:
@@ -110,6 +108,7 @@ class Engine:
             if timestamp > self._newest:
                 self._newest = timestamp
                 self.store.compact(timestamp - 2 * WINDOW)
+                self.seen.freeze(timestamp - 2 * WINDOW)
         self._pending += 1
         if self._pending >= self.check_every:
             self.flush()
@@ -147,13 +146,12 @@ class Engine:
             self.store.purge(oldest)
             self.alerts.purge(oldest)
             self.thresholds.purge(oldest)
-            for t in [t for t in self._seen if t < oldest]:
-                del self._seen[t]
+            self.seen.purge(oldest)
             self.seen_new = [(t, i) for t, i in self.seen_new if t >= oldest]
         return oldest
 
     def restore(self, cells: Iterable[tuple[int, str, float, int, float, float, float]],
-                alerts: Iterable[dict[str, Any]], seen: Iterable[tuple[int, Any]],
+                alerts: Iterable[dict[str, Any]], seen: Iterable[tuple[int, Iterable[int]]],
                 outcomes: dict[tuple[str, str], int]) -> None:
         """Load a saved state (before any document is fed)."""
         for t, key, total, count, squares, low, high in cells:
@@ -166,8 +164,8 @@ class Engine:
             alert = self.alerts.restore(record)
             if "rule" in alert.fields:
                 self.thresholds.mark_fired(alert.fields["rule"], alert.timestamp, alert.key)
-        for t, doc_id in seen:
-            self._seen.setdefault(t, set()).add(doc_id)
+        for t, digests in seen:  # per window, the hashes of its ids (see dedup.py)
+            self.seen.restore(t, digests)
         self.outcomes.update(outcomes)
 
     def status(self) -> dict[str, Any]:

@@ -77,7 +77,7 @@ class Service:
         """Restore the saved state, replay the journal past it, then start the sources."""
         self.state = State(self.config.state)
         saved = await self._run(self.state.load)
-        self.engine.restore(saved.cells, [orjson.loads(a) for a in saved.alerts], saved.seen,
+        self.engine.restore(saved.cells, [orjson.loads(a) for a in saved.alerts], saved.seen.items(),
                             saved.outcomes)
         self._positions = {k: v for k, v in saved.positions.items() if k != JOURNAL}
         self.journal_position = int(saved.positions.get(JOURNAL, "0"))
@@ -211,9 +211,10 @@ class Service:
         self.engine.flush()
         changes = self.engine.store.drain_changes()
         items = []
+        listening = self.hub.clients > 0  # nobody to tell: only remember it for the snapshot
         for t, keys in changes.items():
             self._unsaved.setdefault(t, set()).update(keys)
-            for key in keys:
+            for key in keys if listening else ():
                 stat = self.engine.store.get(t, key)
                 if stat is not None:
                     items.append({"timestamp": t, "name": series_name(key), "label": key,
@@ -281,7 +282,7 @@ class Service:
                 if stat is not None:
                     delta.cells.append((t, key, stat.sum, stat.count, stat.squares, stat.min, stat.max))
         delta.alerts = [(a.id, a.timestamp, _alert_record(a)) for a in self._alerts_unsaved.values()]
-        delta.seen = [(t, str(i)) for t, i in self.engine.seen_new]
+        delta.seen = self.engine.seen_new
         followed = {name: f.position for name, f in self.followers.items() if f.position != "now"}
         delta.positions = {**self._positions, **followed, JOURNAL: str(self.journal_position)}
         delta.outcomes = dict(self.engine.outcomes)

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
+from array import array
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+
+from .dedup import id_hash
 
 __all__ = ["State", "Delta", "Saved", "StateError"]
 
@@ -24,6 +27,8 @@ CREATE TABLE IF NOT EXISTS cells (
     PRIMARY KEY (timestamp, key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS alerts (id TEXT PRIMARY KEY, timestamp INTEGER, record BLOB);
 CREATE TABLE IF NOT EXISTS seen (timestamp INTEGER, id TEXT, PRIMARY KEY (timestamp, id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS seen_hashes (timestamp INTEGER, hash INTEGER, PRIMARY KEY (timestamp, hash))
+    WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS positions (source TEXT PRIMARY KEY, position TEXT);
 CREATE TABLE IF NOT EXISTS outcomes (source TEXT, outcome TEXT, n INTEGER, PRIMARY KEY (source, outcome));
 CREATE TABLE IF NOT EXISTS journal (id INTEGER PRIMARY KEY AUTOINCREMENT, received REAL, source TEXT, body BLOB);
@@ -43,7 +48,8 @@ class Delta:
 
     cells: list[tuple[int, str, float, int, float, float, float]] = field(default_factory=list)
     alerts: list[tuple[str, int, bytes]] = field(default_factory=list)
-    seen: list[tuple[int, str]] = field(default_factory=list)
+    seen: list[tuple[int, int]] = field(default_factory=list)
+    """(window, hash of an id counted in it): see sixminutes/dedup.py."""
     positions: dict[str, str] = field(default_factory=dict)
     outcomes: dict[tuple[str, str], int] = field(default_factory=dict)
     deletions: list[tuple[str, int | None]] = field(default_factory=list)
@@ -56,9 +62,11 @@ class Delta:
 class Saved:
     """Everything a restart restores."""
 
-    cells: list[tuple[int, str, float, int, float, float, float]]
+    cells: Iterable[tuple[int, str, float, int, float, float, float]]
+    """Read while restored, not held as a list: millions of rows."""
     alerts: list[bytes]
-    seen: list[tuple[int, str]]
+    seen: dict[int, array]
+    """Window → the sorted hashes of its ids, 8 bytes each."""
     positions: dict[str, str]
     outcomes: dict[tuple[str, str], int]
 
@@ -86,11 +94,20 @@ class State:
         self._db.close()
 
     def load(self) -> Saved:
+        """The saved state; its cells are read as they are restored, on the caller's thread."""
         db = self._db
+        seen: dict[int, array] = {}
+        for t, digest in db.execute("SELECT timestamp, hash FROM seen_hashes"):  # in key order
+            hashes = seen.get(t)
+            if hashes is None:
+                hashes = seen[t] = array("q")
+            hashes.append(digest)
+        for t, doc_id in db.execute("SELECT timestamp, id FROM seen"):  # from version 0.1
+            seen.setdefault(t, array("q")).append(id_hash(doc_id))
         return Saved(
-            cells=db.execute("SELECT timestamp, key, sum, count, squares, min, max FROM cells").fetchall(),
+            cells=db.execute("SELECT timestamp, key, sum, count, squares, min, max FROM cells"),
             alerts=[row[0] for row in db.execute("SELECT record FROM alerts ORDER BY timestamp")],
-            seen=db.execute("SELECT timestamp, id FROM seen").fetchall(),
+            seen=seen,
             positions=dict(db.execute("SELECT source, position FROM positions")),
             outcomes={(s, o): n for s, o, n in db.execute("SELECT source, outcome, n FROM outcomes")},
         )
@@ -102,10 +119,11 @@ class State:
         try:
             for table, before in delta.deletions:
                 where = "" if before is None else " WHERE timestamp < ?"
-                db.execute(f"DELETE FROM {table}{where}", () if before is None else (before,))
+                for name in ("seen", "seen_hashes") if table == "seen" else (table,):
+                    db.execute(f"DELETE FROM {name}{where}", () if before is None else (before,))
             db.executemany("INSERT OR REPLACE INTO cells VALUES (?, ?, ?, ?, ?, ?, ?)", delta.cells)
             db.executemany("INSERT OR REPLACE INTO alerts VALUES (?, ?, ?)", delta.alerts)
-            db.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?)", delta.seen)
+            db.executemany("INSERT OR IGNORE INTO seen_hashes VALUES (?, ?)", delta.seen)
             db.executemany("INSERT OR REPLACE INTO positions VALUES (?, ?)", delta.positions.items())
             db.executemany("INSERT OR REPLACE INTO outcomes VALUES (?, ?, ?)",
                            [(s, o, n) for (s, o), n in delta.outcomes.items()])
