@@ -76,7 +76,9 @@ class Context:
     def series(self, name: str, **labels: Any) -> str:
         """The key of the series ``name{labels}``, for :meth:`add`: a plugin that keeps the keys
         it uses (say, per carrier) skips building them for every CDR."""
-        return _CACHE.get((name, *labels.items())) or _key(name, labels)
+        key = _CACHE.get((name, *labels.items())) or _key(name, labels)
+        _VALID_KEYS.add(key)  # built here: add() need not parse it
+        return key
 
     def add(self, key: str, value: float = 1) -> None:
         """Add ``value`` to the series of this key (from :meth:`series`): ``increment``'s fast path."""
