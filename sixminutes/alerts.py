@@ -7,6 +7,7 @@ bound with enough samples behind it, so one bad call never pages anyone.
 from __future__ import annotations
 
 import hashlib
+import math
 import operator
 import time
 from dataclasses import dataclass, field, replace
@@ -15,7 +16,8 @@ from typing import TYPE_CHECKING, Any, Callable
 import orjson
 
 from .call import Call as _Call
-from .lifecycle import FIRING, Judge, Lifecycle
+from .lifecycle import FIRING, RESOLVED, Judge, Lifecycle
+from .windows import WINDOW
 from .stats import SeriesKeyError, cached_key as _key, series_key
 
 if TYPE_CHECKING:
@@ -140,6 +142,9 @@ class Alerts:
         """Put back an alert saved with :meth:`Alert.to_record`."""
         fields = {name: record[name] for name in _RECORD_FIELDS}
         fields.update((name, record[name]) for name in _LIFECYCLE_FIELDS if name in record)
+        if "state" not in record:  # saved before alerts had a lifecycle: its trouble is over
+            fields.update(state=RESOLVED, resolution="restored", starts_at=record["timestamp"],
+                          ends_at=record["timestamp"] + WINDOW)
         alert = Alert(**fields, sample=record.get("doc"), fields=dict(record.get("fields", {})),
                       seq=record.get("seq", 0))
         self._rows[(alert.plugin, alert.subject, alert.timestamp)] = alert
@@ -240,6 +245,14 @@ def rules_from_config(tables: dict[str, dict[str, Any]]) -> list[Rule]:
         except TypeError as error:
             raise ValueError(f"rule {name}: {error}") from None
     for rule in rules.values():
+        if not isinstance(rule.min_count, int) or isinstance(rule.min_count, bool) or rule.min_count < 1:
+            raise ValueError(f"rule {rule.name}: min_count must be a whole number ≥ 1, "
+                             f"got {rule.min_count!r}")
+        if (not isinstance(rule.bound, (int, float)) or isinstance(rule.bound, bool)
+                or not math.isfinite(rule.bound)):
+            raise ValueError(f"rule {rule.name}: bound must be a number, got {rule.bound!r}")
+        if not isinstance(rule.series, str) or not (rule.per is None or isinstance(rule.per, str)):
+            raise ValueError(f"rule {rule.name}: series and per must be series names")
         unknown = set(rule.labels) - _CALL_FIELDS
         if unknown:
             raise ValueError(f"rule {rule.name}: labels must be Call fields "
@@ -308,8 +321,8 @@ class Thresholds:
         """Whether a window crosses a rule for these label values; None with too few samples."""
         rule = self._by_name.get(rule_name)
         cells = store.peek(timestamp)
-        if rule is None or cells is None:
-            return None
+        if rule is None or cells is None or len(values) != len(rule.labels):
+            return None  # (a rule removed, or labelled otherwise, since the alert was raised)
         plan = self._plans.get((rule.labels, values)) or self._plan(
             rule.labels, values, self._by_labels[rule.labels])
         for planned, _, series, per in plan:

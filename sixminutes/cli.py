@@ -188,6 +188,7 @@ def _serve(args: argparse.Namespace) -> int:
                           "reaches it could post CDRs and delete data. Give --token (or "
                           "SIXMINUTES_TOKEN), or listen on 127.0.0.1.")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs every request's whole URL
     try:
         service = Service(config)
     except ValueError as error:  # a bad rule in the config

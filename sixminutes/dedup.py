@@ -58,10 +58,14 @@ class SeenIds:
             old = self._frozen.get(window)
             self._frozen[window] = array("q", sorted(added.union(old) if old else added))
 
-    def restore(self, window: int, digests: Iterable[int]) -> None:
-        """Put back saved hashes of a window (before any id is added to it)."""
+    def restore(self, window: int, digests: Iterable[int], *, is_sorted: bool = False) -> None:
+        """Put back saved hashes of a window (before any id is added to it); a sorted
+        ``array('q')`` is kept as it is, not copied."""
         old = self._frozen.get(window)
-        self._frozen[window] = array("q", sorted(chain(old, digests) if old else digests))
+        if old is None and is_sorted and isinstance(digests, array) and digests.typecode == "q":
+            self._frozen[window] = digests
+        else:
+            self._frozen[window] = array("q", sorted(chain(old, digests) if old else digests))
 
     def purge(self, before: int | None = None) -> None:
         """Forget the windows older than ``before`` (all when None)."""

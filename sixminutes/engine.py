@@ -35,6 +35,8 @@ class Engine:
                                               self.config.alert_grace_seconds))
         self.live = False
         """When set, alerts resolve by the wall clock; else (a replay) by the newest CDR's end."""
+        self.hold_resolution = False
+        """Set while a source is down or behind: the windows that look quiet may only be late."""
         self.thresholds = Thresholds(rules_from_config(self.config.rules))
         self.plugins = plugins if plugins is not None else self.load_plugins()
         self.outcomes: Counter[tuple[str, str]] = Counter()
@@ -126,12 +128,13 @@ class Engine:
                       "samples": samples, "severity": rule.severity}
             self.alerts.raise_alert(rule.name, rule.describe(labels, value, samples),
                                     list(labels.values()), timestamp, decoded, fields)
-        self.alerts.resolve(self.clock() if self.live else self._newest_epoch, self._judge)
+        if not self.hold_resolution:
+            self.alerts.resolve(self.clock() if self.live else self._newest_epoch, self._judge)
 
     def _judge(self, condition: Condition, timestamp: int) -> bool | None:
         """Whether a window crosses a threshold condition's rule (None: a plugin's, or unknown)."""
         rule = condition.alerts[0].fields.get("rule") if condition.alerts else None
-        if not isinstance(rule, str):
+        if rule != condition.plugin:  # a plugin's alert (even with a field named rule)
             return None
         return self.thresholds.verdict(rule, condition.subject, timestamp, self.store)
 
@@ -162,10 +165,10 @@ class Engine:
         self.store.drain_changes()
         for record in alerts:
             alert = self.alerts.restore(record)
-            if "rule" in alert.fields:
+            if alert.fields.get("rule") == alert.plugin:
                 self.thresholds.mark_fired(alert.fields["rule"], alert.timestamp, alert.key)
-        for t, digests in seen:  # per window, the hashes of its ids (see dedup.py)
-            self.seen.restore(t, digests)
+        for t, digests in seen:  # per window, its ids' hashes, sorted (see dedup.py, state.py)
+            self.seen.restore(t, digests, is_sorted=True)
         self.outcomes.update(outcomes)
 
     def status(self) -> dict[str, Any]:

@@ -24,13 +24,13 @@ import time
 from collections import OrderedDict
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 import orjson
 
 from .alerts import Alert
 from .lifecycle import RESOLVED
-from .sources.couchdb import redact
 
 __all__ = ["Notifier", "Target", "alertmanager_item", "sign"]
 
@@ -55,13 +55,16 @@ def alert_labels(alert: Alert) -> dict[str, str]:
     """Alertmanager's identity of an alert: the rule or plugin, and what it is about."""
     labels = {"alertname": alert.plugin, "severity": str(alert.fields.get("severity", "warning"))}
     rule_labels = alert.fields.get("labels")
-    if "rule" in alert.fields and isinstance(rule_labels, dict):
+    if alert.fields.get("rule") == alert.plugin and isinstance(rule_labels, dict):
         labels.update((str(k), str(v)) for k, v in rule_labels.items())
     else:
         labels.update(profile=alert.profile, direction=alert.direction)
         if alert.key is not None:
             key = alert.key if isinstance(alert.key, str) else orjson.dumps(alert.key).decode()
             labels["key"] = key
+        else:  # the message is what tells this plugin's alerts apart
+            labels["msg"] = alert.msg if len(alert.msg) <= 200 else \
+                hashlib.sha1(alert.msg.encode("utf-8", "replace")).hexdigest()[:16]
         for name, value in alert.fields.items():  # the raiser's scalar fields: code=503, ...
             if (name not in labels and _LABEL_NAME.fullmatch(name) and not name.startswith("__")
                     and isinstance(value, (str, int)) and not isinstance(value, bool)
@@ -97,11 +100,18 @@ class Target:
     """One destination: its bounded queue, its counters and how to post a batch to it."""
 
     def __init__(self, kind: str, url: str, max_queue: int) -> None:
+        parts = urlsplit(url)
+        userinfo, _, host = parts.netloc.rpartition("@")
+        user, _, password = userinfo.partition(":")
         self.kind = kind
-        self.url = url
-        self.name = f"{kind}:{redact(url)}"
+        self.url = urlunsplit(parts._replace(netloc=host))  # httpx never sees the credentials
+        self.auth = httpx.BasicAuth(unquote(user), unquote(password)) if userinfo else None
+        # (a webhook's path or query often holds its secret: Slack, Teams, ?token=)
+        hidden = "/…" if parts.path.strip("/") or parts.query else ""
+        self.name = f"{kind}:{parts.scheme}://{host}{hidden}"
         self.max_queue = max(1, max_queue)
-        self.queue: OrderedDict[Any, Alert] = OrderedDict()
+        self.queue: OrderedDict[Any, Any] = OrderedDict()
+        """Alertmanager: labels → Alert; webhook: (id, state) → (state, body) of that change."""
         self.wake = asyncio.Event()
         self.sent = 0
         self.failed = 0
@@ -112,22 +122,22 @@ class Target:
         self.retry_at: float | None = None
         self.resend_due = False
 
-    def put(self, key: Any, alert: Alert) -> None:
-        """Queue an alert; the newest version of the same key wins, the oldest goes when full."""
+    def put(self, key: Any, item: Any) -> None:
+        """Queue an item; the newest version of the same key wins, the oldest goes when full."""
         if key in self.queue:
             self.queue.move_to_end(key)
-        self.queue[key] = alert
+        self.queue[key] = item
         self._bound()
         self.wake.set()
 
-    def take(self, limit: int) -> list[tuple[Any, Alert]]:
+    def take(self, limit: int) -> list[tuple[Any, Any]]:
         return [self.queue.popitem(last=False) for _ in range(min(limit, len(self.queue)))]
 
-    def put_back(self, batch: list[tuple[Any, Alert]]) -> None:
+    def put_back(self, batch: list[tuple[Any, Any]]) -> None:
         """A batch that failed goes back in front, unless a newer version was queued since."""
-        for key, alert in reversed(batch):
+        for key, item in reversed(batch):
             if key not in self.queue:
-                self.queue[key] = alert
+                self.queue[key] = item
                 self.queue.move_to_end(key, last=False)
         self._bound()
 
@@ -174,10 +184,10 @@ class Notifier:
             self._queue(target, alert)
 
     def _queue(self, target: Target, alert: Alert) -> None:
-        if target.kind == "alertmanager":
+        if target.kind == "alertmanager":  # the alert itself: it is sent as it is by then
             target.put(tuple(sorted(alert_labels(alert).items())), alert)
-        else:
-            target.put((alert.id, alert.state), alert)
+        else:  # this change, as it is now: a later one must not rewrite it
+            target.put((alert.id, alert.state), (alert.state, _item_body(alert)))
 
     def resend_firing(self) -> None:
         """Have every Alertmanager hear the whole firing set again, past the queues' bound."""
@@ -188,6 +198,10 @@ class Notifier:
         keep = {a.id for a in self.firing()}
         if len(self._told) > 2 * len(keep) + 10_000:  # forget alerts long resolved or deleted
             self._told = {i: s for i, s in self._told.items() if i in keep}
+
+    def forget(self, kept: Callable[[str], bool]) -> None:
+        """Forget what was told of deleted alerts, so that one raised again is told again."""
+        self._told = {i: s for i, s in self._told.items() if kept(i)}
 
     async def run(self) -> None:
         """Send until cancelled: one task per target, and the periodic resend."""
@@ -204,6 +218,17 @@ class Notifier:
                 await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _send(self, target: Target, client: httpx.AsyncClient) -> None:
+        """Deliver a target's queue for ever; an unexpected error costs a second, not the task."""
+        while True:
+            try:
+                await self._deliver(target, client)
+            except Exception as error:  # noqa: BLE001 - logged, counted, then go on
+                target.failed += 1
+                target.last_error = f"{type(error).__name__}: {error}"
+                log.exception("%s: sender failed; going on in 1 s", target.name)
+                await asyncio.sleep(1)
+
+    async def _deliver(self, target: Target, client: httpx.AsyncClient) -> None:
         failures = 0
         while True:
             if not target.queue and not target.resend_due:
@@ -223,7 +248,7 @@ class Notifier:
                     log.info("%s: delivered again after %d failed attempt(s)", target.name, failures)
                 failures, target.retry_at = 0, None
                 continue
-            delay = min(MAX_BACKOFF, 2.0 ** failures) * random.uniform(0.8, 1.2)
+            delay = min(MAX_BACKOFF, 2.0 ** min(failures, 16)) * random.uniform(0.8, 1.2)
             if failures == 0:
                 log.warning("%s: %s; retrying with backoff", target.name, target.last_error)
             failures += 1
@@ -231,16 +256,18 @@ class Notifier:
             await asyncio.sleep(delay)
 
     async def _attempt(self, target: Target, client: httpx.AsyncClient,
-                       batch: list[tuple[Any, Alert]], resend: bool = False) -> bool:
+                       batch: list[tuple[Any, Any]], resend: bool = False) -> bool:
         """Post one batch; False when it is worth retrying (it is then queued again)."""
         if not batch:
             return True
         try:
-            await self._post(target, client, [alert for _, alert in batch])
-        except _Rejected as error:  # the target refuses these alerts: retrying is useless
+            await self._post(target, client, [item for _, item in batch])
+        except (_Rejected, httpx.InvalidURL, ValueError, TypeError) as error:
+            # the target refuses these alerts, or they cannot be sent: retrying is useless
             target.rejected += len(batch)
-            target.last_error = str(error)
-            log.error("%s refused %d alert(s): %s", target.name, len(batch), error)
+            target.last_error = _CREDENTIALS.sub("//***@", f"{type(error).__name__}: {error}"
+                                                 if not isinstance(error, _Rejected) else str(error))
+            log.error("%s: %d alert(s) not sent: %s", target.name, len(batch), target.last_error)
             return True
         except (httpx.HTTPError, _Retry) as error:
             target.failed += 1
@@ -254,26 +281,31 @@ class Notifier:
         target.last_sent_at = self.clock()
         return True
 
-    async def _post(self, target: Target, client: httpx.AsyncClient, alerts: list[Alert]) -> None:
+    async def _post(self, target: Target, client: httpx.AsyncClient, items: list[Any]) -> None:
         if target.kind == "alertmanager":
             now = self.clock()
             body = orjson.dumps([alertmanager_item(a, now, self.resend, self.public_url)
-                                 for a in alerts])
-            url = target.url.rstrip("/")
-            url = url if url.endswith("/api/v2/alerts") else url + "/api/v2/alerts"
+                                 for a in items])
+            parts = urlsplit(target.url)
+            path = parts.path.rstrip("/")
+            url = urlunsplit(parts._replace(
+                path=path if path.endswith("/api/v2/alerts") else path + "/api/v2/alerts"))
             headers = {"Content-Type": "application/json"}
         else:
-            [alert] = alerts
-            body = orjson.dumps(alert.to_json(), option=orjson.OPT_NON_STR_KEYS)
+            [(state, body)] = items
             url = target.url
-            headers = {"Content-Type": "application/json", "X-Sixminutes-Event": alert.state}
+            headers = {"Content-Type": "application/json", "X-Sixminutes-Event": state}
             if self.secret:
                 headers[SIGNATURE_HEADER] = sign(self.secret, body)
-        response = await client.post(url, content=body, headers=headers)
-        if response.status_code >= 500 or response.status_code in _RETRYABLE:
-            raise _Retry(f"HTTP {response.status_code}")
-        if response.status_code >= 400:
-            raise _Rejected(f"HTTP {response.status_code}: {response.text[:200]}")
+        response = await client.post(url, content=body, headers=headers, auth=target.auth)
+        status = response.status_code
+        if status >= 500 or status in _RETRYABLE:
+            raise _Retry(f"HTTP {status}")
+        if 300 <= status < 400:  # not followed: a notification must go where it was configured
+            raise _Rejected(f"HTTP {status} redirect to {response.headers.get('location', '?')}: "
+                            "configure the final URL")
+        if status >= 400:
+            raise _Rejected(f"HTTP {status}: {response.text[:200]}")
 
     def status(self) -> list[dict[str, Any]]:
         return [target.status() for target in self.targets]
@@ -285,6 +317,16 @@ class _Retry(Exception):
 
 class _Rejected(Exception):
     """The target answered 4xx: the alerts are not sent again."""
+
+
+def _item_body(alert: Alert) -> bytes:
+    """The alert's item as JSON; a sample CDR that cannot be written becomes a note."""
+    item = alert.to_json()
+    try:
+        return orjson.dumps(item, option=orjson.OPT_NON_STR_KEYS)
+    except (TypeError, orjson.JSONEncodeError) as error:
+        item["doc"] = {"unsent": f"the sample CDR cannot be written as JSON: {error}"}
+        return orjson.dumps(item, option=orjson.OPT_NON_STR_KEYS)
 
 
 def _describe(error: Exception) -> str:

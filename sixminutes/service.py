@@ -77,7 +77,8 @@ class Service:
         """Restore the saved state, replay the journal past it, then start the sources."""
         self.state = State(self.config.state)
         saved = await self._run(self.state.load)
-        self.engine.restore(saved.cells, [orjson.loads(a) for a in saved.alerts], saved.seen.items(),
+        seen = (saved.seen.popitem() for _ in range(len(saved.seen)))  # handed over, not copied
+        self.engine.restore(saved.cells, [orjson.loads(a) for a in saved.alerts], seen,
                             saved.outcomes)
         self._positions = {k: v for k, v in saved.positions.items() if k != JOURNAL}
         self.journal_position = int(saved.positions.get(JOURNAL, "0"))
@@ -208,7 +209,11 @@ class Service:
 
     def tick(self) -> None:
         """Check thresholds, publish what changed as live events, remember it for the snapshot."""
-        self.engine.flush()
+        self.engine.hold_resolution = self._sources_behind()
+        try:
+            self.engine.flush()
+        except Exception:  # a broken rule must not stop the events and snapshots behind it
+            log.exception("checking the threshold rules failed")
         changes = self.engine.store.drain_changes()
         items = []
         listening = self.hub.clients > 0  # nobody to tell: only remember it for the snapshot
@@ -256,8 +261,19 @@ class Service:
         self.hub.publish("resync", {"lost": 0})  # open pages refetch instead of showing stale data
         return len(dropped)
 
+    def _sources_behind(self) -> bool:
+        """A CouchDB feed down or more than a few hundred changes behind: quiet may mean late."""
+        for follower in self.followers.values():
+            status = follower.status()
+            if not status.get("connected") or (status.get("lag") or 0) > 500:
+                return True
+        return False
+
     def delete_alerts(self, before: int | None) -> int:
         dropped = self.engine.alerts.purge(before)
+        kept = self.engine.alerts.ids()
+        self._alerts_live = {i: a for i, a in self._alerts_live.items() if i in kept}
+        self.notifier.forget(kept.__contains__)
         self._forget(before, ("alerts",))
         self.hub.publish("resync", {"lost": 0})
         return dropped

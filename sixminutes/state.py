@@ -66,7 +66,7 @@ class Saved:
     """Read while restored, not held as a list: millions of rows."""
     alerts: list[bytes]
     seen: dict[int, array]
-    """Window → the sorted hashes of its ids, 8 bytes each."""
+    """Window → the hashes of its ids, sorted, 8 bytes each."""
     positions: dict[str, str]
     outcomes: dict[tuple[str, str], int]
 
@@ -102,8 +102,11 @@ class State:
             if hashes is None:
                 hashes = seen[t] = array("q")
             hashes.append(digest)
+        legacy: dict[int, list[int]] = {}
         for t, doc_id in db.execute("SELECT timestamp, id FROM seen"):  # from version 0.1
-            seen.setdefault(t, array("q")).append(id_hash(doc_id))
+            legacy.setdefault(t, []).append(id_hash(doc_id))
+        for t, hashes in legacy.items():
+            seen[t] = array("q", sorted([*seen.get(t, ()), *hashes]))
         return Saved(
             cells=db.execute("SELECT timestamp, key, sum, count, squares, min, max FROM cells"),
             alerts=[row[0] for row in db.execute("SELECT record FROM alerts ORDER BY timestamp")],

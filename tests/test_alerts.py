@@ -488,3 +488,10 @@ def test_a_plugin_alert_with_fields_json_cannot_hold_is_a_plugin_error_not_a_bro
     tagger = next(p for p in engine.plugins.plugins if p.name == "tagger")
     assert tagger.errors == 1 and "JSON" in tagger.last_error
     assert not [a for a in engine.alerts.list() if a.plugin == "tagger"]
+
+
+@pytest.mark.parametrize("table", [{"min_count": 0}, {"min_count": 2.5}, {"bound": "0.2"},
+                                   {"bound": float("inf")}, {"series": 3}])
+def test_rules_from_config_refuses_values_that_would_break_every_check(table):
+    with pytest.raises(ValueError, match="rule asr"):
+        rules_from_config({"asr": table})

@@ -71,3 +71,10 @@ def test_a_frozen_id_takes_8_bytes():
     packed = seen._frozen[W]
     assert packed.itemsize == 8 and len(packed) == 100_000
     assert list(packed) == sorted(packed)
+
+
+def test_restore_keeps_a_sorted_array_as_it_is():
+    packed = array("q", [-5, 1, 7])
+    seen = SeenIds()
+    seen.restore(W, packed, is_sorted=True)
+    assert seen._frozen[W] is packed and not seen.add(W, 7)

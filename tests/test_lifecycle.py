@@ -197,3 +197,33 @@ def test_plugin_conditions_resolve_exactly_quiet_windows_after_their_last_alert(
             oldest = min(WINDOW + 360 * n for s, n in raised if s == a.key)
             assert (a.state, a.starts_at, a.ends_at) == ("resolved", oldest, newest_of[a.key] + 360)
     assert all(a.state == "resolved" for a in alerts.list())
+
+
+def test_nothing_resolves_while_the_sources_are_behind():
+    e = asr_engine()
+    calls(e, WINDOW, answered=1, failed=30)
+    e.hold_resolution = True  # the service sets it while a feed is down or lagging
+    assert at(e, WINDOW + 3600)[0].state == "firing"
+    e.hold_resolution = False
+    assert at(e, WINDOW + 3600)[0].state == "resolved"
+
+
+def test_an_alert_saved_before_the_lifecycle_comes_back_resolved():
+    e = asr_engine()
+    calls(e, WINDOW, answered=1, failed=30)
+    record = e.alerts.list()[0].to_record()
+    for name in ("state", "starts_at", "ends_at", "resolution"):
+        del record[name]
+    again = asr_engine()
+    again.restore([], [record], [], {})
+    [alert] = again.alerts.list()
+    assert (alert.state, alert.resolution, alert.ends_at) == ("resolved", "restored", WINDOW + 360)
+    assert again.alerts.lifecycle.open == {}
+
+
+def test_a_plugin_alert_with_a_field_named_rule_resolves_as_a_plugin_alert():
+    e = plugin_engine(WINDOW + 60, quiet=1)
+    sample = decode(raw(_id="r", **CARRIER))
+    e.alerts.raise_alert("myplugin", "m", "k", WINDOW, sample, {"rule": "asr", "labels": {}})
+    [alert] = at(e, after(WINDOW + 360))
+    assert (alert.state, alert.resolution) == ("resolved", "quiet")

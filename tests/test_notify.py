@@ -4,6 +4,7 @@ Deliveries go to a real HTTP server in the test (tests/receiver.py)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import itertools
@@ -106,9 +107,86 @@ def test_only_firing_and_resolving_are_notified_not_a_growing_count():
     alert = plugin_alert(alerts)
     plugin_alert(alerts)  # the same alert, count 2
     [target] = notifier.targets
-    assert [(k, a.state) for k, a in target.queue.items()] == [((alert.id, "firing"), "firing")]
+    assert list(target.queue) == [(alert.id, "firing")]
     alerts.resolve(WINDOW + 360 * 3, lambda condition, window: None)
-    assert [k for k in target.queue] == [(alert.id, "firing"), (alert.id, "resolved")]
+    assert list(target.queue) == [(alert.id, "firing"), (alert.id, "resolved")]
+    # Each change is sent as it was: the firing one says firing though the alert resolved since.
+    sent = [(state, orjson.loads(body)["state"]) for state, body in target.queue.values()]
+    assert sent == [("firing", "firing"), ("resolved", "resolved")]
+
+
+def test_plugin_alerts_without_a_key_are_told_apart_by_their_message():
+    alerts = Alerts()
+    sample = decode(raw(_id="m", **CARRIER))
+    a = alerts.raise_alert("pdd", "carrier1: PDD over 5 s", None, WINDOW, sample, {})
+    b = alerts.raise_alert("pdd", "carrier1: SIP 503 storm", None, WINDOW, sample, {})
+    assert alert_labels(a) != alert_labels(b) and alert_labels(a)["msg"] == a.msg
+
+
+def test_a_target_is_named_without_credentials_path_or_query_and_sends_them_as_auth():
+    receiver = Receiver()
+    try:
+        hook = Target("webhook", receiver.url.replace("//", "//bot:pa%3Ass@") + "/T0/B0/secret?x=1", 5)
+        assert hook.name == f"webhook:{receiver.url.split('//')[0]}//{receiver.url.split('//')[1]}/…"
+        assert "secret" not in hook.name and "pa" not in hook.name and "@" not in hook.url
+        alerts = Alerts()
+        notifier = Notifier(firing=alerts.lifecycle.firing)
+        notifier.targets = [hook]
+        alerts.listeners.append(notifier.changed)
+        plugin_alert(alerts)
+        run(deliver(notifier, lambda: hook.sent))
+        [request] = receiver.received()
+        assert request["path"] == "/T0/B0/secret?x=1"
+        assert request["headers"]["Authorization"] == "Basic " + base64.b64encode(b"bot:pa:ss").decode()
+    finally:
+        receiver.close()
+
+
+def test_an_alert_that_cannot_be_written_as_json_is_sent_with_a_note_instead_of_its_cdr():
+    receiver = Receiver()
+    try:
+        alerts = Alerts()
+        notifier = Notifier(webhooks=[receiver.url], firing=alerts.lifecycle.firing)
+        alerts.listeners.append(notifier.changed)
+        sample = decode(raw(_id="big", **CARRIER))
+        alert = alerts.raise_alert("p", "m", None, WINDOW, sample, {})
+        alert.sample = {"variables": {"n": 2**70}}  # a restored sample orjson cannot write
+        alerts.resolve(WINDOW + 360 * 9, lambda condition, window: None)
+        run(deliver(notifier, lambda: notifier.targets[0].sent == 2))
+        docs = [r["json"]["doc"] for r in receiver.received()]
+        assert all("cannot be written" in d["unsent"] for d in docs[1:])
+    finally:
+        receiver.close()
+
+
+def test_the_backoff_is_capped_after_any_number_of_failures(monkeypatch):
+    delays = []
+
+    async def sleep(delay):
+        delays.append(delay)
+        if len(delays) >= 1100:
+            raise asyncio.CancelledError
+
+    monkeypatch.setattr(notify.asyncio, "sleep", sleep)
+    alerts = Alerts()
+    notifier = Notifier(webhooks=["http://127.0.0.1:9/never"], firing=alerts.lifecycle.firing)
+    notifier.targets[0].put(("x", "firing"), ("firing", b"{}"))
+
+    async def post(*args, **kwargs):
+        raise notify._Retry("HTTP 503")
+
+    monkeypatch.setattr(notifier, "_post", post)
+
+    async def go():
+        async with notify.httpx.AsyncClient() as client:
+            try:
+                await notifier._send(notifier.targets[0], client)
+            except asyncio.CancelledError:
+                pass
+
+    asyncio.run(go())
+    assert len(delays) == 1100 and max(delays) <= notify.MAX_BACKOFF * 1.2
+    assert notifier.targets[0].failed == 1100
 
 
 def test_resend_sends_the_whole_firing_set_to_alertmanager_past_the_queue_bound():
@@ -184,9 +262,13 @@ def test_a_4xx_answer_is_not_retried_and_is_counted_as_rejected():
         notifier = Notifier(webhooks=[receiver.url], firing=alerts.lifecycle.firing)
         alerts.listeners.append(notifier.changed)
         plugin_alert(alerts)
-        run(deliver(notifier, lambda: notifier.targets[0].rejected == 1))
-        plugin_alert(alerts, "502")
-        run(deliver(notifier, lambda: notifier.targets[0].sent))
+
+        async def both():  # one event loop: the target's wake-up event belongs to it
+            await deliver(notifier, lambda: notifier.targets[0].rejected == 1)
+            plugin_alert(alerts, "502")
+            await deliver(notifier, lambda: notifier.targets[0].sent)
+
+        run(both())
         assert len(receiver.received(accepted_only=False)) == 2
         assert "HTTP 400" in notifier.targets[0].last_error
     finally:
