@@ -17,7 +17,6 @@ import argparse
 import gc
 import sys
 import time
-import tracemalloc
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,11 +26,11 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _memory import store_bytes_per_cell  # noqa: E402
 from corpus import write_corpus  # noqa: E402
 
 from sixminutes.config import Config  # noqa: E402
 from sixminutes.engine import Engine  # noqa: E402
-from sixminutes.store import Store  # noqa: E402
 
 _AGGREGATE = """
 SELECT e - e % 360 AS window, profile, direction, count(*) AS calls,
@@ -82,25 +81,6 @@ def run_orjson(lines: list[bytes]) -> int:
     for line in lines:
         loads(line)
     return len(lines)
-
-
-def store_bytes_per_cell(engine: Engine) -> tuple[int, int, int]:
-    """(cells, bytes, peak bytes) of a fresh, compacted Store holding the engine's Stats.
-
-    Keys are copied first so that none is shared with the engine; dedup sets, plugins
-    and alerts are not in the fresh Store, hence not counted.
-    """
-    rows = [(w, key.encode(), stat) for w, key, stat in engine.store.items()]
-    gc.collect()
-    tracemalloc.start()
-    store = Store()
-    for window, key, stat in rows:
-        store.merge(window, key.decode(), stat)
-    store.compact()
-    gc.collect()
-    current, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return store.cells, current, peak
 
 
 def cross_check(engine: Engine, rows: list[tuple]) -> int:

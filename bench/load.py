@@ -26,19 +26,18 @@ import os
 import sys
 import tempfile
 import time
-import tracemalloc
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _memory import store_bytes_per_cell  # noqa: E402
 from _service import bulk_body, machine, rss, stack  # noqa: E402
 
 from sixminutes.config import Config  # noqa: E402
 from sixminutes.engine import Engine  # noqa: E402
 from sixminutes.sources.synthetic import Generator  # noqa: E402
 from sixminutes.state import Delta, State  # noqa: E402
-from sixminutes.store import Store  # noqa: E402
 
 DAY = 86400
 FULL_DAY = 86_400_000
@@ -63,21 +62,6 @@ def alert_bytes(engine: Engine) -> tuple[int, int]:
     alerts = list(engine.alerts._rows.values())
     return len(alerts), sum(len(a.sample._source) for a in alerts
                             if getattr(a.sample, "_source", None) is not None)
-
-
-def store_bytes_per_cell(engine: Engine) -> tuple[int, int]:
-    """(cells, bytes) of a fresh, compacted Store holding the engine's cells (tracemalloc)."""
-    rows = [(w, key.encode(), stat) for w, key, stat in engine.store.items()]
-    gc.collect()
-    tracemalloc.start()
-    store = Store()
-    for window, key, stat in rows:
-        store.merge(window, key.decode(), stat)
-    store.compact()
-    gc.collect()
-    current, _ = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return store.cells, current
 
 
 def seen_bytes(engine: Engine) -> tuple[int, int]:
@@ -161,7 +145,7 @@ def day_run(n: int, checkpoints: list[int], folder: Path) -> dict[str, Any]:
         if engine.accepted != fed:
             raise SystemExit(f"accepted {engine.accepted} of {fed}: {dict(engine.rejected)}")
     print(f"(generating the documents took {t_gen:.0f} s, not in feed/s)")
-    cells, cell_bytes = store_bytes_per_cell(engine)
+    cells, cell_bytes, _ = store_bytes_per_cell(engine)
     ids, id_bytes = seen_bytes(engine)
     alerts, sample_bytes = alert_bytes(engine)
     snap = snapshot_figures(engine, folder)
