@@ -86,9 +86,9 @@ def snapshot_figures(engine: Engine, folder: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     sum(1 for _ in state.load().cells)  # the cells are read while they are restored
     load_cells_s = time.perf_counter() - t0
-    seen = [(t, h) for t, hashes in engine.seen._frozen.items() for h in hashes]
+    seen = {t: hashes.tobytes() for t, hashes in engine.seen._frozen.items()}  # as snapshots pack them
     t0 = time.perf_counter()
-    state.save(Delta(seen=seen))
+    state.save(Delta(packed=seen))
     seen_s = time.perf_counter() - t0
     state._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     total_size = path.stat().st_size

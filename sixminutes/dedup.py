@@ -35,6 +35,7 @@ class SeenIds:
     def __init__(self) -> None:
         self._open: dict[int, set[int]] = {}
         self._frozen: dict[int, array] = {}
+        self._packed: set[int] = set()  # windows packed since take_packed()
 
     def add(self, window: int, digest: int) -> bool:
         """Remember an id's hash in its window; False when it was there already."""
@@ -57,6 +58,17 @@ class SeenIds:
             added = self._open.pop(window)
             old = self._frozen.get(window)
             self._frozen[window] = array("q", sorted(added.union(old) if old else added))
+            self._packed.add(window)
+
+    def take_packed(self) -> dict[int, array]:
+        """The windows packed since the last call, for the state to save as one blob each."""
+        packed = {w: self._frozen[w] for w in self._packed if w in self._frozen}
+        self._packed.clear()
+        return packed
+
+    def repack_later(self, windows: Iterable[int]) -> None:
+        """Windows whose blobs were not saved (a failed snapshot): offer them again."""
+        self._packed.update(windows)
 
     def restore(self, window: int, digests: Iterable[int], *, is_sorted: bool = False) -> None:
         """Put back saved hashes of a window (before any id is added to it); a sorted
@@ -72,6 +84,7 @@ class SeenIds:
         for table in (self._open, self._frozen):
             for window in [w for w in table if before is None or w < before]:
                 del table[window]
+        self._packed = {w for w in self._packed if before is not None and w >= before}
 
     def windows(self) -> Iterator[int]:
         return iter(sorted(set(self._open) | set(self._frozen)))

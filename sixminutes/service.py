@@ -299,17 +299,19 @@ class Service:
                     delta.cells.append((t, key, stat.sum, stat.count, stat.squares, stat.min, stat.max))
         delta.alerts = [(a.id, a.timestamp, _alert_record(a)) for a in self._alerts_unsaved.values()]
         delta.seen = self.engine.seen_new
+        packed = self.engine.seen.take_packed()
+        delta.packed = {t: hashes.tobytes() for t, hashes in packed.items()}
         followed = {name: f.position for name, f in self.followers.items() if f.position != "now"}
         delta.positions = {**self._positions, **followed, JOURNAL: str(self.journal_position)}
         delta.outcomes = dict(self.engine.outcomes)
-        taken = (self._unsaved, self._alerts_unsaved, self.engine.seen_new)
+        taken = (self._unsaved, self._alerts_unsaved, self.engine.seen_new, list(packed))
         self._unsaved, self._alerts_unsaved, self._deletions = {}, {}, []
         self.engine.seen_new = []
         self._saving = asyncio.ensure_future(self._save(delta, *taken))
         await asyncio.shield(self._saving)
 
     async def _save(self, delta: Delta, unsaved: dict[int, set[str]], alerts: dict[str, Alert],
-                    seen: list[tuple[int, Any]]) -> None:
+                    seen: list[tuple[int, Any]], packed: list[int]) -> None:
         started = time.perf_counter()
         try:
             await self._run(lambda: self.state.save(delta))
@@ -320,6 +322,7 @@ class Service:
             self._alerts_unsaved = {**{i: a for i, a in alerts.items() if i in kept},
                                     **self._alerts_unsaved}
             self.engine.seen_new = seen + self.engine.seen_new
+            self.engine.seen.repack_later(packed)
             self._deletions = delta.deletions + self._deletions
             self.snapshots["last_error"] = f"{type(error).__name__}: {error}"
             log.error("snapshot failed: %s", error)

@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS alerts (id TEXT PRIMARY KEY, timestamp INTEGER, recor
 CREATE TABLE IF NOT EXISTS seen (timestamp INTEGER, id TEXT, PRIMARY KEY (timestamp, id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS seen_hashes (timestamp INTEGER, hash INTEGER, PRIMARY KEY (timestamp, hash))
     WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS seen_packed (timestamp INTEGER PRIMARY KEY, hashes BLOB);
 CREATE TABLE IF NOT EXISTS positions (source TEXT PRIMARY KEY, position TEXT);
 CREATE TABLE IF NOT EXISTS outcomes (source TEXT, outcome TEXT, n INTEGER, PRIMARY KEY (source, outcome));
 CREATE TABLE IF NOT EXISTS journal (id INTEGER PRIMARY KEY AUTOINCREMENT, received REAL, source TEXT, body BLOB);
@@ -50,6 +51,8 @@ class Delta:
     alerts: list[tuple[str, int, bytes]] = field(default_factory=list)
     seen: list[tuple[int, int]] = field(default_factory=list)
     """(window, hash of an id counted in it): see sixminutes/dedup.py."""
+    packed: dict[int, bytes] = field(default_factory=dict)
+    """Window → all its hashes, a sorted array('q') as bytes: replaces that window's rows."""
     positions: dict[str, str] = field(default_factory=dict)
     outcomes: dict[tuple[str, str], int] = field(default_factory=dict)
     deletions: list[tuple[str, int | None]] = field(default_factory=list)
@@ -97,16 +100,20 @@ class State:
         """The saved state; its cells are read as they are restored, on the caller's thread."""
         db = self._db
         seen: dict[int, array] = {}
+        for t, blob in db.execute("SELECT timestamp, hashes FROM seen_packed"):
+            seen[t] = array("q")
+            seen[t].frombytes(blob)
+        rows: dict[int, array] = {}
         for t, digest in db.execute("SELECT timestamp, hash FROM seen_hashes"):  # in key order
-            hashes = seen.get(t)
+            hashes = rows.get(t)
             if hashes is None:
-                hashes = seen[t] = array("q")
+                hashes = rows[t] = array("q")
             hashes.append(digest)
-        legacy: dict[int, list[int]] = {}
         for t, doc_id in db.execute("SELECT timestamp, id FROM seen"):  # from version 0.1
-            legacy.setdefault(t, []).append(id_hash(doc_id))
-        for t, hashes in legacy.items():
-            seen[t] = array("q", sorted([*seen.get(t, ()), *hashes]))
+            rows.setdefault(t, array("q")).append(id_hash(doc_id))
+        for t, hashes in rows.items():  # the open windows' ids, and late ones of packed windows
+            packed = seen.get(t)
+            seen[t] = array("q", sorted(set(hashes).union(packed) if packed else set(hashes)))
         return Saved(
             cells=db.execute("SELECT timestamp, key, sum, count, squares, min, max FROM cells"),
             alerts=[row[0] for row in db.execute("SELECT record FROM alerts ORDER BY timestamp")],
@@ -122,10 +129,14 @@ class State:
         try:
             for table, before in delta.deletions:
                 where = "" if before is None else " WHERE timestamp < ?"
-                for name in ("seen", "seen_hashes") if table == "seen" else (table,):
+                for name in ("seen", "seen_hashes", "seen_packed") if table == "seen" else (table,):
                     db.execute(f"DELETE FROM {name}{where}", () if before is None else (before,))
             db.executemany("INSERT OR REPLACE INTO cells VALUES (?, ?, ?, ?, ?, ?, ?)", delta.cells)
             db.executemany("INSERT OR REPLACE INTO alerts VALUES (?, ?, ?)", delta.alerts)
+            for t, blob in delta.packed.items():  # a packed window: one blob instead of its rows
+                db.execute("INSERT OR REPLACE INTO seen_packed VALUES (?, ?)", (t, blob))
+                db.execute("DELETE FROM seen_hashes WHERE timestamp = ?", (t,))
+                db.execute("DELETE FROM seen WHERE timestamp = ?", (t,))
             db.executemany("INSERT OR IGNORE INTO seen_hashes VALUES (?, ?)", delta.seen)
             db.executemany("INSERT OR REPLACE INTO positions VALUES (?, ?)", delta.positions.items())
             db.executemany("INSERT OR REPLACE INTO outcomes VALUES (?, ?, ?)",

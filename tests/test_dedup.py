@@ -78,3 +78,17 @@ def test_restore_keeps_a_sorted_array_as_it_is():
     seen = SeenIds()
     seen.restore(W, packed, is_sorted=True)
     assert seen._frozen[W] is packed and not seen.add(W, 7)
+
+
+def test_packed_windows_are_offered_once_and_again_after_a_failed_save():
+    seen = SeenIds()
+    seen.add(W, 3)
+    seen.add(W + 360, 1)
+    seen.freeze(W + 360)
+    assert {w: list(a) for w, a in seen.take_packed().items()} == {W: [3]}
+    assert seen.take_packed() == {}
+    seen.repack_later([W])
+    assert list(seen.take_packed()) == [W]
+    seen.freeze()
+    seen.purge(W + 360)
+    assert list(seen.take_packed()) == [W + 360]

@@ -38,3 +38,16 @@ def test_deleting_seen_rows_deletes_both_kinds(tmp_path):
     state._db.execute("INSERT INTO seen VALUES (?, ?)", (W, "old"))
     state.save(Delta(deletions=[("seen", W + 360)]))
     assert {t: list(h) for t, h in state.load().seen.items()} == {W + 360: [2]}
+
+
+def test_a_packed_window_is_one_blob_that_replaces_its_rows_and_late_rows_merge(tmp_path):
+    from array import array
+    path = str(tmp_path / "s.sqlite")
+    state = State(path)
+    state.save(Delta(seen=[(W, 5), (W, -2), (W + 360, 8)]))
+    packed = array("q", [-2, 3, 5])
+    state.save(Delta(packed={W: packed.tobytes()}, seen=[(W, 11)]))  # 11: late, after packing
+    assert state._db.execute("SELECT count(*) FROM seen_hashes WHERE timestamp = ?", (W,)).fetchone() == (1,)
+    assert {t: list(h) for t, h in state.load().seen.items()} == {W: [-2, 3, 5, 11], W + 360: [8]}
+    state.save(Delta(deletions=[("seen", W + 360)]))
+    assert dict(state.load().seen) == {W + 360: array("q", [8])}

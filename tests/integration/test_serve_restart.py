@@ -195,3 +195,21 @@ def test_sigterm_while_snapshots_are_being_written_loses_nothing(serve):
         assert not found and got == accepted, (
             f"{found[:1]}; restored through the API: {got} calls in the windows, but "
             f"{accepted} demo CDRs accepted")
+
+
+def test_ids_of_past_windows_are_still_known_after_kill_9_and_restart(serve):
+    """Windows left behind are saved packed (one blob each); their ids stay duplicates."""
+    service = serve(config=config_toml(snapshot_seconds=0.2))
+    now = int(time.time())
+    docs = [small_cdr(now - age, profile="packed") for age in (3000, 2900, 1500, 1400, 700, 20)]
+    for doc in docs:
+        assert service.post_cdr(orjson.dumps(doc)).json()["outcome"] == "accepted"
+    service.wait_total(len(docs), profile="packed")
+    service.wait(lambda: service.status()["snapshots"]["count"] >= 3, what="snapshots")
+    with sqlite3.connect(service.state) as db:  # the old windows went to blobs, not rows
+        assert db.execute("SELECT count(*) FROM seen_packed").fetchone()[0] >= 3
+    service.kill()
+    service.start()
+    for doc in docs:  # FreeSWITCH retrying every one of them: all already counted
+        assert service.post_cdr(orjson.dumps(doc)).json()["outcome"] == "duplicate"
+    assert service.total(profile="packed") == len(docs)
