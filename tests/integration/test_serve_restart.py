@@ -205,9 +205,11 @@ def test_ids_of_past_windows_are_still_known_after_kill_9_and_restart(serve):
     for doc in docs:
         assert service.post_cdr(orjson.dumps(doc)).json()["outcome"] == "accepted"
     service.wait_total(len(docs), profile="packed")
-    service.wait(lambda: service.status()["snapshots"]["count"] >= 3, what="snapshots")
+    done = service.status()["snapshots"]["count"]
+    service.wait(lambda: service.status()["snapshots"]["count"] >= done + 2, what="two snapshots more")
     with sqlite3.connect(service.state) as db:  # the old windows went to blobs, not rows
-        assert db.execute("SELECT count(*) FROM seen_packed").fetchone()[0] >= 3
+        # (ages 3000 s and 1500 s are at least two windows, both behind the newest by two)
+        assert db.execute("SELECT count(*) FROM seen_packed").fetchone()[0] >= 2
     service.kill()
     service.start()
     for doc in docs:  # FreeSWITCH retrying every one of them: all already counted
