@@ -70,7 +70,8 @@ def _parser() -> argparse.ArgumentParser:
                     "FreeSWITCH mod_json_cdr POSTs on /6minutes/cdr, keep the last 24 hours of "
                     "6-minute windows in a SQLite state file, and serve /6minutes (page), "
                     "/6minutes/data, /6minutes/alerts, /6minutes/status, /6minutes/events "
-                    "(SSE) and /metrics. Settings come from --config, then SIXMINUTES_* "
+                    "(SSE) and /metrics; push alerts that fire and resolve to Alertmanager "
+                    "and webhooks. Settings come from --config, then SIXMINUTES_* "
                     "variables, then these flags.")
     serve.add_argument("--config", metavar="FILE", help="TOML configuration; also $SIXMINUTES_CONFIG")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1; any other "
@@ -105,7 +106,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="a URL to POST each alert that fires or resolves to, as JSON "
                             "(repeatable)")
     serve.add_argument("--webhook-secret", metavar="SECRET",
-                       help="sign webhook bodies: header X-Sixminutes-Signature: sha256=<HMAC>")
+                       help="sign webhooks: X-Sixminutes-Signature: sha256=<HMAC of "
+                            "'<X-Sixminutes-Timestamp>.<body>'>")
     serve.add_argument("--public-url", metavar="URL",
                        help="this service's address as people reach it, for the links in "
                             "notifications (default http://HOST:PORT)")

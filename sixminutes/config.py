@@ -44,7 +44,7 @@ The TOML file (all keys optional)::
     alertmanager = ["http://alertmanager:9093"]   # push alerts to Alertmanager's API v2
     alertmanager_resend_seconds = 60     # firing alerts are sent again this often
     webhook = ["https://hooks.example.net/sixminutes"]  # POST each alert that fires or resolves
-    webhook_secret = "…"                 # signs webhook bodies: X-Sixminutes-Signature: sha256=<hex>
+    webhook_secret = "…"                 # signs webhooks: X-Sixminutes-Timestamp, X-Sixminutes-Signature
     public_url = "http://sixminutes.example.net:8360"  # links in notifications
     notify_queue = 1000                  # alerts waiting per target; beyond, the oldest are dropped
 

@@ -9,7 +9,7 @@ Alertmanager is told when an alert fires and when it resolves, and every firing 
 each ``alertmanager_resend_seconds``, as its clients are expected to: a firing alert carries
 an ``endsAt`` four resend periods ahead, so that Alertmanager resolves it by itself if
 sixminutes goes away. Webhooks get one POST per firing and per resolution: the item of
-GET /6minutes/alerts, its sample CDR included. A count that grows is not a change worth a
+GET /6minutes/alerts, its sample CDR included, signed with the time it was sent. A count that grows is not a change worth a
 notification (it would be one per CDR).
 """
 from __future__ import annotations
@@ -37,14 +37,17 @@ __all__ = ["Notifier", "Target", "alertmanager_item", "sign"]
 log = logging.getLogger("sixminutes.notify")
 
 SIGNATURE_HEADER = "X-Sixminutes-Signature"
+TIMESTAMP_HEADER = "X-Sixminutes-Timestamp"
 MAX_BACKOFF = 60.0
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _RETRYABLE = {408, 425, 429}
 
 
-def sign(secret: str, body: bytes) -> str:
-    """The signature header's value: ``sha256=`` and the hex HMAC of the body."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def sign(secret: str, body: bytes, timestamp: str) -> str:
+    """The signature header's value: ``sha256=`` and the hex HMAC of ``<timestamp>.<body>``;
+    with the timestamp signed, a receiver can refuse a captured request replayed later."""
+    return "sha256=" + hmac.new(secret.encode(), timestamp.encode() + b"." + body,
+                                hashlib.sha256).hexdigest()
 
 
 def _iso(epoch: float) -> str:
@@ -296,7 +299,9 @@ class Notifier:
             url = target.url
             headers = {"Content-Type": "application/json", "X-Sixminutes-Event": state}
             if self.secret:
-                headers[SIGNATURE_HEADER] = sign(self.secret, body)
+                stamp = str(int(self.clock()))
+                headers[TIMESTAMP_HEADER] = stamp
+                headers[SIGNATURE_HEADER] = sign(self.secret, body, stamp)
         response = await client.post(url, content=body, headers=headers, auth=target.auth)
         status = response.status_code
         if status >= 500 or status in _RETRYABLE:

@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import itertools
+import time
 
 import orjson
 import pytest
@@ -73,7 +74,9 @@ def test_firing_items_end_four_resends_ahead_and_resolved_ones_at_their_end():
 
 def test_sign_is_the_hex_hmac_sha256_of_the_body():
     body = b'{"id":"x"}'
-    assert sign("s3cret", body) == "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    assert sign("s3cret", body, "1796000000") == "sha256=" + hmac.new(
+        b"s3cret", b"1796000000." + body, hashlib.sha256).hexdigest()
+    assert sign("s3cret", body, "1796000001") != sign("s3cret", body, "1796000000")
 
 
 # --- queues ----------------------------------------------------------------------------------
@@ -232,7 +235,9 @@ def test_webhook_posts_the_alert_item_signed():
         assert request["path"] == "/hook"
         assert request["json"] == orjson.loads(orjson.dumps(alert.to_json()))
         assert request["json"]["state"] == "firing" and request["json"]["doc"]["_id"]
-        assert request["headers"]["X-Sixminutes-Signature"] == sign("s3cret", request["body"])
+        stamp = request["headers"]["X-Sixminutes-Timestamp"]
+        assert abs(int(stamp) - time.time()) < 60
+        assert request["headers"]["X-Sixminutes-Signature"] == sign("s3cret", request["body"], stamp)
         assert request["headers"]["X-Sixminutes-Event"] == "firing"
         assert notifier.targets[0].status()["sent"] == 1
     finally:

@@ -146,7 +146,8 @@ def test_webhooks_get_each_alert_that_fires_and_resolves_signed(serve, receiver)
                                  and r["json"].get("rule") == "asr" and r["json"]["state"] == state]
 
     [firing] = receiver.wait_for(posts("firing"), what="the asr alert firing")
-    assert firing["headers"]["X-Sixminutes-Signature"] == sign("hook-secret", firing["body"])
+    assert firing["headers"]["X-Sixminutes-Signature"] == sign(
+        "hook-secret", firing["body"], firing["headers"]["X-Sixminutes-Timestamp"])
     assert firing["headers"]["X-Sixminutes-Event"] == "firing"
     item = firing["json"]
     listed = service.get(f"/6minutes/alerts/{item['id']}").json()
@@ -155,6 +156,7 @@ def test_webhooks_get_each_alert_that_fires_and_resolves_signed(serve, receiver)
     post_calls(service, profile, bad + 360, 25, answered=True)
     [resolved] = receiver.wait_for(posts("resolved"), what="the asr alert resolved")
     assert resolved["json"]["id"] == item["id"] and resolved["json"]["ends_at"] == bad + 360
-    assert resolved["headers"]["X-Sixminutes-Signature"] == sign("hook-secret", resolved["body"])
+    assert resolved["headers"]["X-Sixminutes-Signature"] == sign(
+        "hook-secret", resolved["body"], resolved["headers"]["X-Sixminutes-Timestamp"])
     assert "hook-secret" not in orjson.dumps(service.status()).decode()
     assert "hook-secret" not in service.stderr_text()
