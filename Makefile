@@ -8,7 +8,7 @@ POUCHDB = tests/couchdb/node_modules/.bin/pouchdb-server
 
 .PHONY: run test bench setup clean
 
-$(BIN)/sixminutes: pyproject.toml
+$(BIN)/sixminutes: pyproject.toml sixminutes/_prescan.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'

@@ -1,0 +1,456 @@
+/* The compiled pre-scan of a CDR: validate the JSON, keep only the members the Call needs.
+ *
+ * A FreeSWITCH CDR is 8-12 KB, of which the engine reads some 23 variables. msgspec
+ * matches every one of the ~180 variable names against the 23 fields it decodes, which
+ * costs more than reading the bytes. This scanner validates the whole document (strict
+ * RFC 8259 grammar, ASCII only) and copies, verbatim, the wanted members into a small
+ * JSON object:
+ *
+ *     {"variables":{<wanted variables>},<wanted top-level members>}
+ *
+ * which call.py hands to the same msgspec decoder as before. Values are copied as they
+ * are, so their conversion (numeric strings, escapes, wrong types) stays msgspec's and
+ * the result equals decoding the whole document. Whenever the scanner is not sure of
+ * that (non-ASCII bytes, an escaped key, a \u escape of a surrogate, nesting deeper than
+ * MAX_DEPTH, not JSON at all) it returns None and call.py decodes the document the slow
+ * way, which gives the exact error. tests/test_prescan.py checks both paths agree.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
+#define MAX_DEPTH 64
+#define MAX_NAMES 64
+#define MAX_NAME_LEN 64
+
+#define BUCKETS 256
+#define PER_BUCKET 4
+
+typedef struct {
+    int count;
+    Py_ssize_t len[MAX_NAMES];
+    char name[MAX_NAMES][MAX_NAME_LEN];
+    /* names by hash of (length, first and last byte): most keys are turned down by one look */
+    signed char bucket[BUCKETS][PER_BUCKET];
+} Names;
+
+static Names top_names;       /* top-level members kept, besides "variables" */
+static Names variable_names;  /* members of "variables" kept */
+static int configured = 0;
+
+typedef struct {
+    const unsigned char *p;
+    const unsigned char *end;
+    unsigned char *out;
+    unsigned char *out_end;
+} Scan;
+
+/* 1 for the bytes that end a run of plain string characters: '"', '\\', controls, non-ASCII. */
+static unsigned char string_stop[256];
+
+static void init_tables(void) {
+    for (int c = 0; c < 256; c++)
+        string_stop[c] = (c < 0x20 || c == '"' || c == '\\' || c >= 0x80);
+}
+
+static int is_hex(unsigned char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+static int hex_value(unsigned char c) {
+    if (c <= '9') return c - '0';
+    if (c >= 'a') return c - 'a' + 10;
+    return c - 'A' + 10;
+}
+
+/* The first byte of [p, end) that ends a run of plain string characters (end if none). */
+static const unsigned char *string_run(const unsigned char *p, const unsigned char *end) {
+#ifdef __SSE2__
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
+    const __m128i space = _mm_set1_epi8(0x20);
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)p);
+        /* signed compare: controls (< 0x20) and non-ASCII (negative) together */
+        __m128i stop = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote),
+                                                 _mm_cmpeq_epi8(v, backslash)),
+                                    _mm_cmplt_epi8(v, space));
+        int mask = _mm_movemask_epi8(stop);
+        if (mask)
+            return p + __builtin_ctz(mask);
+        p += 16;
+    }
+#else
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    while (end - p >= 8) {
+        uint64_t v, q, b;
+        memcpy(&v, p, 8);
+        q = v ^ (ones * '"');
+        b = v ^ (ones * '\\');
+        /* a high bit marks a byte that may stop the run; none means none does */
+        if ((((q - ones) & ~q) | ((b - ones) & ~b) | (v - ones * 0x20) | v) & highs)
+            break;
+        p += 8;
+    }
+#endif
+    while (p < end && !string_stop[*p])
+        p++;
+    return p;
+}
+
+static void skip_ws(Scan *s) {
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t'))
+        s->p++;
+}
+
+/* A string starting at s->p (on its quote); *escaped is set when it holds a backslash. */
+static int scan_string(Scan *s, int *escaped) {
+    const unsigned char *p = s->p + 1, *end = s->end;
+    *escaped = 0;
+    for (;;) {
+        p = string_run(p, end);
+        if (p >= end)
+            return -1;
+        if (*p == '"') {
+            s->p = p + 1;
+            return 0;
+        }
+        if (*p != '\\')
+            return -1;  /* a control character or a non-ASCII byte: the slow path decides */
+        *escaped = 1;
+        if (p + 1 >= end)
+            return -1;
+        switch (p[1]) {
+        case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+            p += 2;
+            break;
+        case 'u':
+            if (p + 6 > end || !is_hex(p[2]) || !is_hex(p[3]) || !is_hex(p[4]) || !is_hex(p[5]))
+                return -1;
+            /* U+D800..U+DFFF: surrogates, whose pairing the slow path judges */
+            if ((hex_value(p[2]) == 0xD) && hex_value(p[3]) >= 8)
+                return -1;
+            p += 6;
+            break;
+        default:
+            return -1;
+        }
+    }
+}
+
+static int scan_digits(Scan *s) {
+    const unsigned char *start = s->p;
+    while (s->p < s->end && *s->p >= '0' && *s->p <= '9')
+        s->p++;
+    return s->p > start ? 0 : -1;
+}
+
+static int scan_number(Scan *s) {
+    if (*s->p == '-')
+        s->p++;
+    if (s->p >= s->end)
+        return -1;
+    if (*s->p == '0')
+        s->p++;
+    else if (scan_digits(s) < 0)
+        return -1;
+    if (s->p < s->end && *s->p == '.') {
+        s->p++;
+        if (scan_digits(s) < 0)
+            return -1;
+    }
+    if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
+        s->p++;
+        if (s->p < s->end && (*s->p == '+' || *s->p == '-'))
+            s->p++;
+        if (scan_digits(s) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int scan_literal(Scan *s, const char *word, Py_ssize_t n) {
+    if (s->end - s->p < n || memcmp(s->p, word, n) != 0)
+        return -1;
+    s->p += n;
+    return 0;
+}
+
+static int scan_value(Scan *s, int depth);
+
+/* An object or array starting at s->p; members are checked, nothing is copied. */
+static int scan_container(Scan *s, int depth) {
+    unsigned char close = *s->p == '{' ? '}' : ']';
+    int is_object = close == '}', escaped;
+    if (depth > MAX_DEPTH)
+        return -1;
+    s->p++;
+    skip_ws(s);
+    if (s->p < s->end && *s->p == close) {
+        s->p++;
+        return 0;
+    }
+    for (;;) {
+        if (is_object) {
+            if (s->p >= s->end || *s->p != '"' || scan_string(s, &escaped) < 0)
+                return -1;
+            skip_ws(s);
+            if (s->p >= s->end || *s->p != ':')
+                return -1;
+            s->p++;
+            skip_ws(s);
+        }
+        if (scan_value(s, depth + 1) < 0)
+            return -1;
+        skip_ws(s);
+        if (s->p >= s->end)
+            return -1;
+        if (*s->p == ',') {
+            s->p++;
+            skip_ws(s);
+            continue;
+        }
+        if (*s->p == close) {
+            s->p++;
+            return 0;
+        }
+        return -1;
+    }
+}
+
+static int scan_value(Scan *s, int depth) {
+    int escaped;
+    if (s->p >= s->end)
+        return -1;
+    switch (*s->p) {
+    case '"': return scan_string(s, &escaped);
+    case '{': case '[': return scan_container(s, depth);
+    case 't': return scan_literal(s, "true", 4);
+    case 'f': return scan_literal(s, "false", 5);
+    case 'n': return scan_literal(s, "null", 4);
+    default:
+        if (*s->p == '-' || (*s->p >= '0' && *s->p <= '9'))
+            return scan_number(s);
+        return -1;
+    }
+}
+
+static int emit(Scan *s, const unsigned char *from, Py_ssize_t n) {
+    if (s->out_end - s->out < n)
+        return -1;  /* cannot happen (the output is a subset of the input); never overrun */
+    memcpy(s->out, from, n);
+    s->out += n;
+    return 0;
+}
+
+static int emit_byte(Scan *s, unsigned char c) {
+    return emit(s, &c, 1);
+}
+
+static unsigned name_hash(const unsigned char *key, Py_ssize_t n) {
+    return n ? ((unsigned)n * 31u + key[0] * 7u + key[n - 1]) % BUCKETS : 0;
+}
+
+static int wanted(const Names *names, const unsigned char *key, Py_ssize_t n) {
+    const signed char *bucket = names->bucket[name_hash(key, n)];
+    for (int j = 0; j < PER_BUCKET && bucket[j] >= 0; j++) {
+        int i = bucket[j];
+        if (names->len[i] == n && memcmp(names->name[i], key, n) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* A member: its key (a string without escapes), a colon, its value; the value's bytes are
+ * given back in *value and *value_end, the key's (without quotes) in *key and *key_len. */
+static int scan_member(Scan *s, int depth, const unsigned char **key, Py_ssize_t *key_len,
+                       const unsigned char **value) {
+    int escaped;
+    if (s->p >= s->end || *s->p != '"')
+        return -1;
+    *key = s->p + 1;
+    if (scan_string(s, &escaped) < 0 || escaped)
+        return -1;  /* an escaped key might spell a wanted name: the slow path decides */
+    *key_len = s->p - 1 - *key;
+    skip_ws(s);
+    if (s->p >= s->end || *s->p != ':')
+        return -1;
+    s->p++;
+    skip_ws(s);
+    *value = s->p;
+    return scan_value(s, depth);
+}
+
+/* The members of an object, those named in `names` copied as "key":value, comma-separated.
+ * s->p is on the opening brace. *copied counts the members written so far (for commas). */
+static int copy_members(Scan *s, const Names *names, int depth, int *copied,
+                        int top_level, int *variables_seen) {
+    const unsigned char *key, *value;
+    Py_ssize_t key_len;
+    s->p++;
+    skip_ws(s);
+    if (s->p < s->end && *s->p == '}') {
+        s->p++;
+        return 0;
+    }
+    for (;;) {
+        if (s->p >= s->end || *s->p != '"')
+            return -1;
+        if (top_level && s->end - s->p > 11 && memcmp(s->p, "\"variables\"", 11) == 0) {
+            /* "variables": its wanted members, in an object of their own */
+            int inner = 0;
+            s->p += 11;
+            skip_ws(s);
+            if (s->p >= s->end || *s->p != ':')
+                return -1;
+            s->p++;
+            skip_ws(s);
+            if (*copied && emit_byte(s, ',') < 0)
+                return -1;
+            (*copied)++;
+            *variables_seen = 1;
+            if (s->p < s->end && *s->p == '{') {
+                if (emit(s, (const unsigned char *)"\"variables\":{", 13) < 0
+                    || copy_members(s, &variable_names, depth + 1, &inner, 0, NULL) < 0
+                    || emit_byte(s, '}') < 0)
+                    return -1;
+            } else {
+                value = s->p;
+                if (scan_value(s, depth + 1) < 0
+                    || emit(s, (const unsigned char *)"\"variables\":", 12) < 0
+                    || emit(s, value, s->p - value) < 0)
+                    return -1;
+            }
+        } else {
+            if (scan_member(s, depth + 1, &key, &key_len, &value) < 0)
+                return -1;
+            if (wanted(names, key, key_len)) {
+                if ((*copied && emit_byte(s, ',') < 0)
+                    || emit(s, key - 1, key_len + 2) < 0
+                    || emit_byte(s, ':') < 0
+                    || emit(s, value, s->p - value) < 0)
+                    return -1;
+                (*copied)++;
+            }
+        }
+        skip_ws(s);
+        if (s->p >= s->end)
+            return -1;
+        if (*s->p == ',') {
+            s->p++;
+            skip_ws(s);
+            continue;
+        }
+        if (*s->p == '}') {
+            s->p++;
+            return 0;
+        }
+        return -1;
+    }
+}
+
+static PyObject *prescan_members(PyObject *module, PyObject *arg) {
+    char *data;
+    Py_ssize_t size;
+    if (!configured) {
+        PyErr_SetString(PyExc_RuntimeError, "_prescan.configure() was not called");
+        return NULL;
+    }
+    if (PyBytes_AsStringAndSize(arg, &data, &size) < 0)
+        return NULL;
+    PyObject *result = PyBytes_FromStringAndSize(NULL, size + 16);
+    if (result == NULL)
+        return NULL;
+    Scan s;
+    s.p = (const unsigned char *)data;
+    s.end = s.p + size;
+    s.out = (unsigned char *)PyBytes_AS_STRING(result);
+    s.out_end = s.out + size + 16;
+    unsigned char *out_start = s.out;
+    int copied = 0, variables_seen = 0, ok;
+    skip_ws(&s);
+    ok = s.p < s.end && *s.p == '{' && emit_byte(&s, '{') == 0
+         && copy_members(&s, &top_names, 0, &copied, 1, &variables_seen) == 0
+         && emit_byte(&s, '}') == 0;
+    if (ok) {
+        skip_ws(&s);
+        ok = s.p == s.end;
+    }
+    if (!ok) {
+        Py_DECREF(result);
+        Py_RETURN_NONE;
+    }
+    if (_PyBytes_Resize(&result, s.out - out_start) < 0)
+        return NULL;
+    return result;
+}
+
+static int set_names(Names *names, PyObject *seq) {
+    PyObject *fast = PySequence_Fast(seq, "names must be a sequence of str");
+    if (fast == NULL)
+        return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    if (n > MAX_NAMES) {
+        Py_DECREF(fast);
+        PyErr_SetString(PyExc_ValueError, "too many names");
+        return -1;
+    }
+    memset(names->bucket, -1, sizeof names->bucket);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t len;
+        const char *text = PyUnicode_AsUTF8AndSize(PySequence_Fast_GET_ITEM(fast, i), &len);
+        if (text == NULL || len >= MAX_NAME_LEN) {
+            Py_DECREF(fast);
+            if (text != NULL)
+                PyErr_SetString(PyExc_ValueError, "name too long");
+            return -1;
+        }
+        memcpy(names->name[i], text, len);
+        names->len[i] = len;
+        signed char *bucket = names->bucket[name_hash((const unsigned char *)text, len)];
+        int j = 0;
+        while (j < PER_BUCKET && bucket[j] >= 0)
+            j++;
+        if (j == PER_BUCKET) {
+            Py_DECREF(fast);
+            PyErr_SetString(PyExc_ValueError, "too many names of one hash");
+            return -1;
+        }
+        bucket[j] = (signed char)i;
+    }
+    names->count = (int)n;
+    Py_DECREF(fast);
+    return 0;
+}
+
+static PyObject *prescan_configure(PyObject *module, PyObject *args) {
+    PyObject *top, *variables;
+    if (!PyArg_ParseTuple(args, "OO", &top, &variables))
+        return NULL;
+    if (set_names(&top_names, top) < 0 || set_names(&variable_names, variables) < 0)
+        return NULL;
+    configured = 1;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"members", prescan_members, METH_O,
+     "members(raw: bytes) -> bytes | None\n\n"
+     "The document reduced to its wanted members, or None when only the slow path can tell."},
+    {"configure", prescan_configure, METH_VARARGS,
+     "configure(top_level_names, variable_names): the members that members() keeps."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "_prescan",
+    "The compiled pre-scan of a CDR document (see sixminutes/call.py).", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__prescan(void) {
+    init_tables();
+    return PyModule_Create(&module_def);
+}
