@@ -88,7 +88,12 @@ _LIFECYCLE_FIELDS = ("state", "starts_at", "ends_at", "resolution")
 
 def _hashable(key: Any) -> Any:
     if isinstance(key, (list, tuple)):
-        return tuple(_hashable(k) for k in key)
+        flat = tuple(key)
+        try:  # the usual key, a list of text and numbers, as it is
+            hash(flat)
+            return flat
+        except TypeError:
+            return tuple(_hashable(k) for k in key)
     if isinstance(key, dict):
         return tuple(sorted((k, _hashable(v)) for k, v in key.items()))
     try:

