@@ -239,14 +239,12 @@ def decode(item: bytes | dict) -> Decoded:
 
 
 def _decode_bytes(raw: bytes) -> Decoded:
-    members = None
-    if not raw.isascii():
+    members = prescan(raw) if prescan is not None else None  # (it keeps only ASCII documents)
+    if members is None and not raw.isascii():
         try:
             raw.decode("utf-8")  # msgspec does not check strings it skips
         except UnicodeDecodeError as error:
             raise Rejected("bad_json", f"invalid UTF-8 at byte {error.start}") from None
-    elif prescan is not None:
-        members = prescan(raw)
     try:
         parsed = _parse(raw if members is None else members)
     except msgspec.DecodeError as error:  # bare nan/inf tokens are the one invalid JSON we read
