@@ -158,6 +158,20 @@ class Alerts:
             self.lifecycle.join(alert)
         return alert
 
+    def absorb(self, other: Alerts) -> None:
+        """Take in the alerts another engine raised (a parallel replay's share of the windows);
+        the same (plugin, key or msg, window) in both adds up their counts."""
+        for dedup, alert in other._rows.items():
+            mine = self._rows.get(dedup)
+            if mine is not None:
+                mine.count += alert.count
+                continue
+            self._rows[dedup] = alert
+            self._seq = max(self._seq, alert.seq)
+            self.raised += 1
+            if alert.state == FIRING:
+                self.lifecycle.join(alert)
+
     def resolve(self, now: float, judge: Judge) -> list[Alert]:
         """Resolve the conditions gone by ``now`` (see :mod:`sixminutes.lifecycle`); tell listeners."""
         resolved = self.lifecycle.resolve(now, judge)

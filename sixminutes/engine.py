@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any, Iterable
 
-from .alerts import Alerts, Thresholds, rules_from_config
+from .alerts import Alert, Alerts, Thresholds, rules_from_config
 from .lifecycle import Condition, Lifecycle
 from .call import Decoded, Rejected, decode
 from .config import Config
@@ -19,7 +20,29 @@ from .stats import Stat
 from .store import Store
 from .windows import WINDOW, Clock, Retention, window_of
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "Share"]
+
+
+@dataclass
+class Share:
+    """What one engine counted, in a form another process can receive (it pickles)."""
+
+    store: Store
+    alerts: Alerts
+    outcomes: Counter[tuple[str, str]]
+    newest: int
+    newest_epoch: float
+    runs: int
+    plugins: dict[str, tuple[int, str | None, int, float, float]]
+    """Plugin name → (errors, last error, timed calls, timed seconds, slowest call)."""
+
+
+def _data_time(alert: Alert) -> float:
+    """When, in data time, an alert was raised: the end of the CDR that raised it."""
+    sample = alert.sample
+    if isinstance(sample, Decoded):
+        return sample.call.end_epoch
+    return alert.timestamp + WINDOW  # restored from a state file: its window's end
 
 
 class Engine:
@@ -75,19 +98,26 @@ class Engine:
 
     def feed(self, item: bytes | dict, source: str = "replay") -> str | None:
         """Count one document; return None when accepted, else the rejection reason."""
+        reason = None
         try:
             decoded = decode(item)
             self._count(decoded)
         except Rejected as rejected:
-            self.outcomes[(source, rejected.reason)] += 1
-            self.last_rejection[rejected.reason] = rejected.detail
-            return rejected.reason
+            reason = rejected.reason
+            self.last_rejection[reason] = rejected.detail
         except Exception as error:  # a decoder bug must cost one document, never the feed
-            self.outcomes[(source, "undecodable")] += 1
-            self.last_rejection["undecodable"] = f"{type(error).__name__}: {error}"
-            return "undecodable"
-        self.outcomes[(source, "accepted")] += 1
-        return None
+            reason = "undecodable"
+            self.last_rejection[reason] = f"{type(error).__name__}: {error}"
+        self.outcomes[(source, reason or "accepted")] += 1
+        self.pass_over()
+        return reason
+
+    def pass_over(self) -> None:
+        """One more document read (by :meth:`feed`, or counted by another process): the rules
+        are checked every ``check_every`` documents read, wherever they were counted."""
+        self._pending += 1
+        if self._pending >= self.check_every:
+            self.flush()
 
     def _count(self, decoded: Decoded) -> None:
         call = decoded.call
@@ -111,9 +141,6 @@ class Engine:
                 self._newest = timestamp
                 self.store.compact(timestamp - 2 * WINDOW)
                 self.seen.freeze(timestamp - 2 * WINDOW)
-        self._pending += 1
-        if self._pending >= self.check_every:
-            self.flush()
 
     def flush(self) -> None:
         """Check the threshold rules over what arrived since the last check, then resolve
@@ -130,6 +157,22 @@ class Engine:
                                     list(labels.values()), timestamp, decoded, fields)
         if not self.hold_resolution:
             self.alerts.resolve(self.clock() if self.live else self._newest_epoch, self._judge)
+
+    def settle(self) -> None:
+        """A replay's end: resolve the alert conditions as if data time had flowed, in order.
+
+        The firing records are joined into conditions again in the order of their CDRs' end
+        times; before each, the conditions gone by then resolve, judged on the final counts.
+        So a replay's lifecycle depends on its data alone: not on where the rules happened to
+        be checked, nor on how many processes counted it (see :mod:`sixminutes.parallel`).
+        """
+        lifecycle = self.alerts.lifecycle
+        firing = lifecycle.firing()
+        lifecycle.open = {}
+        for alert in sorted(firing, key=lambda a: (_data_time(a), a.timestamp, a.seq)):
+            lifecycle.resolve(_data_time(alert), self._judge)
+            lifecycle.join(alert)
+        lifecycle.resolve(self._newest_epoch, self._judge)
 
     def _judge(self, condition: Condition, timestamp: int) -> bool | None:
         """Whether a window crosses a threshold condition's rule (None: a plugin's, or unknown)."""
@@ -170,6 +213,32 @@ class Engine:
         for t, digests in seen:  # per window, its ids' hashes, sorted (see dedup.py, state.py)
             self.seen.restore(t, digests, is_sorted=True)
         self.outcomes.update(outcomes)
+
+    def share(self) -> Share:
+        """What this engine counted, to be absorbed by another (see :mod:`sixminutes.parallel`)."""
+        return Share(self.store, self.alerts, self.outcomes, self._newest, self._newest_epoch,
+                     self.plugins.runs,
+                     {p.name: (p.errors, p.last_error, p.timed_calls, p.timed_seconds,
+                               p.max_seconds) for p in self.plugins.plugins})
+
+    def absorb(self, share: Share) -> None:
+        """Add another engine's counts, alerts and plugin health to this one's (its alerts
+        join this lifecycle; :meth:`settle` then resolves them over the whole store)."""
+        self.store.absorb(share.store)
+        self.alerts.absorb(share.alerts)
+        self.outcomes.update(share.outcomes)
+        self._newest = max(self._newest, share.newest)
+        self._newest_epoch = max(self._newest_epoch, share.newest_epoch)
+        self.plugins.runs += share.runs
+        for plugin in self.plugins.plugins:
+            errors, last_error, timed, seconds, slowest = share.plugins.get(
+                plugin.name, (0, None, 0, 0.0, 0.0))
+            plugin.errors += errors
+            plugin.last_error = last_error or plugin.last_error
+            plugin.timed_calls += timed
+            plugin.timed_seconds += seconds
+            plugin.max_seconds = max(plugin.max_seconds, slowest)
+            plugin.owner = self.plugins
 
     def status(self) -> dict[str, Any]:
         """Counts and plugin health, for reports and the status endpoint."""

@@ -162,6 +162,19 @@ class Store:
         """Fold a whole Stat into a series of a window (restore, combine)."""
         self.window(window).merge(key, stat)
 
+    def absorb(self, other: Store) -> None:
+        """Take in another store's windows: whole when this one has none of it (the shares
+        of a parallel replay hold different windows), else cell by cell."""
+        for t, cells in other._windows.items():
+            mine = self._windows.get(t)
+            if mine is None:
+                self._windows[t] = cells
+                continue
+            for key in cells.keys():
+                stat = cells.get(key)
+                assert stat is not None
+                mine.merge(key, stat)
+
     def get(self, window: int, key: str) -> Stat | None:
         cells = self._windows.get(window)
         return None if cells is None else cells.get(key)
