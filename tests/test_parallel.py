@@ -1,0 +1,157 @@
+"""`replay --jobs N`: several processes, each counting whole windows, give one process's result.
+
+Every comparison runs the real command twice on the same inputs, with one process and with
+several, and expects the same JSON but for each alert's ``time`` (the wall clock when raised).
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import random
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from helpers import END, raw
+from sixminutes.cli import main
+from sixminutes.config import Config
+from sixminutes.engine import Engine
+from sixminutes.parallel import shard_of
+from sixminutes.sources.synthetic import Generator
+from sixminutes.windows import WINDOW
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "cdr"
+
+# A site plugin that reads the window's own counts (ctx.stat) and alerts on them: it must see
+# the same window in both runs.
+PLUGIN = '''
+def plugin(ctx):
+    calls = ctx.stat("calls", direction=ctx.direction, profile=ctx.profile)
+    if calls is not None and calls.count == 3:
+        ctx.alert(f"{ctx.profile}: 3rd call", key=[ctx.profile], seen=calls.count)
+'''
+
+
+def replay_json(capsys, *args: str) -> dict:
+    assert main(["replay", "--json", "--no-progress", *args]) == 0
+    out, err = capsys.readouterr()
+    result = json.loads(out)
+    for alert in result["alerts"]:
+        del alert["time"]
+    return result
+
+
+def assert_same(capsys, *args: str, jobs: int = 3) -> dict:
+    one = replay_json(capsys, *args)
+    many = replay_json(capsys, "--jobs", str(jobs), *args)
+    assert many["data"] == one["data"]
+    assert many["rejected"] == one["rejected"]
+    assert [a["id"] for a in many["alerts"]] == [a["id"] for a in one["alerts"]]
+    assert many["alerts"] == one["alerts"]
+    return one
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """Three hours of generated CDRs, with duplicates, late arrivals and bad documents."""
+    rng = random.Random(7)
+    docs = [doc for doc, _ in Generator(seed=3).corpus(3000, END - 3 * 3600, 3 * 3600)]
+    docs += rng.sample(docs, 200)  # CouchDB resending: duplicates, far from their first copy
+    late = rng.sample(range(len(docs)), 300)
+    for i in late:  # arriving out of order, some windows after they ended
+        j = min(len(docs) - 1, i + rng.randrange(50, 1500))
+        docs[i], docs[j] = docs[j], docs[i]
+    docs[10:10] = [b"not json", b'{"variables": {"end_epoch": "nan"}}', b'{"_id": "_design/x"}',
+                   raw(_id="nan-doc", billsec="12", rtp_audio_in_mos="nan").replace(
+                       b'"nan"', b"nan"), b'{"variables": {"end_epoch": "17000"}}']
+    # A carrier failing for a moment: 30 rejected calls read just before the 1000th document,
+    # where one process checks the rules, then 200 answered ones in the same window. The ASR
+    # rule fires only if the rules are checked at the same documents in every process.
+    window = int(json.loads(docs[1000])["variables"]["end_epoch"]) // WINDOW * WINDOW
+    blip = [raw(_id=f"blip{i}", end_epoch=str(window + 1 + i % 300), ccnq_profile="blip",
+                ccnq_direction="egress", billsec="0" if i < 30 else "20",
+                sip_term_status="487" if i < 30 else "200") for i in range(230)]
+    docs[970:970] = blip[:30]
+    docs[1000:1000] = blip[30:]
+    path = tmp_path_factory.mktemp("parallel") / "cdrs.jsonl"
+    path.write_bytes(b"\n".join(docs) + b"\n")
+    return path
+
+
+def test_many_processes_count_what_one_does(corpus, capsys):
+    one = assert_same(capsys, str(corpus))
+    assert one["rejected"]["duplicate"] == 200 and one["rejected"]["bad_json"] >= 1
+    assert [a["profile"] for a in one["alerts"] if a.get("rule") == "asr"] == ["blip"]
+    assert {a["state"] for a in one["alerts"]} == {"firing", "resolved"}
+    assert len(one["data"]) >= 30  # windows
+
+
+def test_alerts_of_a_site_plugin_that_reads_its_window_agree(corpus, tmp_path, capsys):
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "milestone.py").write_text(PLUGIN)
+    one = assert_same(capsys, "--plugins", str(plugins), str(corpus), jobs=2)
+    assert any(a["plugin"] == "milestone" for a in one["alerts"])
+
+
+def test_arrays_gzip_and_directories_agree(corpus, tmp_path, capsys):
+    lines = corpus.read_bytes().splitlines()
+    good = [json.loads(line) for line in lines[:1500] if line.startswith(b'{"core')]
+    (tmp_path / "array.json").write_text(json.dumps(good))
+    with gzip.open(tmp_path / "rest.jsonl.gz", "wb") as f:
+        f.write(b"\n".join(lines[1500:]) + b"\n")
+    one = assert_same(capsys, str(tmp_path / "array.json"), str(tmp_path / "rest.jsonl.gz"))
+    assert one["rejected"].get("duplicate", 0) > 0
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/fixtures/cdr is absent")
+def test_the_shared_fixtures_agree(capsys):
+    assert_same(capsys, str(SHARED), jobs=2)
+
+
+def test_a_process_that_dies_is_reported_not_waited_for(corpus, tmp_path, capsys):
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "crash.py").write_text("import os\ndef plugin(ctx):\n    os._exit(3)\n")
+    assert main(["replay", "--json", "--no-progress", "--jobs", "2", "--plugins",
+                 str(plugins), str(corpus)]) == 2
+    assert "exit code 3" in capsys.readouterr().err
+
+
+# --- the pieces ------------------------------------------------------------------------------
+
+@settings(max_examples=200)
+@given(st.integers(946_684_800, 4_000_000_000), st.integers(1, 16))
+def test_a_document_goes_to_its_windows_process_whatever_its_form(epoch, jobs):
+    expected = (epoch // WINDOW) % jobs
+    doc = {"_id": "x", "variables": {"end_epoch": str(epoch), "billsec": "3"}}
+    assert shard_of(json.dumps(doc).encode(), jobs) == expected
+    assert shard_of(json.dumps(doc, indent=2).encode(), jobs) == expected
+    assert shard_of(doc, jobs) == expected
+    assert shard_of({"id": "x", "doc": doc}, jobs) == expected
+    assert shard_of({"variables": {"end_epoch": epoch}}, jobs) == expected
+
+
+@pytest.mark.parametrize("item", [b"not json", b"{}", {"variables": {"end_epoch": "soon"}},
+                                  {"variables": []}, ["a list"], 42])
+def test_a_document_without_a_readable_end_goes_to_the_first_process(item):
+    assert shard_of(item, 4) == 0
+
+
+@pytest.mark.parametrize("every", [1, 7, 100])
+def test_a_replays_alert_lifecycle_does_not_depend_on_when_rules_were_checked(every):
+    docs = [doc for doc, _ in Generator(seed=5).corpus(1500, END - 2 * 3600, 2 * 3600)]
+
+    def settled(check_every: int) -> list:
+        engine = Engine(Config(retention_hours=None))
+        engine.hold_resolution, engine.check_every = True, check_every
+        for doc in docs:
+            engine.feed(doc)
+        engine.flush()
+        engine.settle()
+        return sorted((a.id, a.state, a.starts_at, a.ends_at, a.resolution)
+                      for a in engine.alerts.list() if "rule" not in a.fields)
+
+    assert settled(every) == settled(1000)
