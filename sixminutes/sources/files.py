@@ -97,7 +97,7 @@ def _walk(top: str) -> list[str]:
 
 def _read_file(path: str, progress: Callable[[int], None]) -> Iterator[Any]:
     try:
-        raw = open(path, "rb")
+        raw = open(path, "rb", buffering=READ_CHUNK)  # CDR lines outgrow the 8 KB default
     except OSError as e:
         raise InputError(f"cannot read {path}: {e.strerror or e}") from None
     with raw:
