@@ -167,12 +167,9 @@ class Engine:
         be checked, nor on how many processes counted it (see :mod:`sixminutes.parallel`).
         """
         lifecycle = self.alerts.lifecycle
-        firing = lifecycle.firing()
-        lifecycle.open = {}
-        for alert in sorted(firing, key=lambda a: (_data_time(a), a.timestamp, a.seq)):
-            lifecycle.resolve(_data_time(alert), self._judge)
-            lifecycle.join(alert)
-        lifecycle.resolve(self._newest_epoch, self._judge)
+        timed = [(_data_time(alert), alert) for alert in lifecycle.firing()]
+        timed.sort(key=lambda pair: (pair[0], pair[1].timestamp, pair[1].seq))
+        lifecycle.settle(timed, self._newest_epoch, self._judge)
 
     def _judge(self, condition: Condition, timestamp: int) -> bool | None:
         """Whether a window crosses a threshold condition's rule (None: a plugin's, or unknown)."""

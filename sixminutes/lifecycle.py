@@ -17,6 +17,8 @@ CDR's end in a replay) has passed its end by ``grace`` seconds, for late CDRs.
 """
 from __future__ import annotations
 
+import heapq
+import itertools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -44,6 +46,8 @@ class Condition:
     first: int
     last: int
     alerts: list[Alert] = field(default_factory=list)
+    due: float = 0.0
+    """When it was last judged unresolved: the moment that can next change (see settle)."""
 
 
 class Lifecycle:
@@ -81,28 +85,64 @@ class Lifecycle:
         resolved = []
         for key, condition in list(self.open.items()):
             reason = self._reason(condition, now, judge)
-            if reason is None:
-                continue
-            del self.open[key]
-            for alert in condition.alerts:
-                alert.state, alert.resolution = RESOLVED, reason
-                alert.ends_at = condition.last + WINDOW
-            resolved += condition.alerts
+            if reason is not None:
+                resolved += self._close(key, condition, reason)
         return resolved
+
+    def settle(self, alerts: list[tuple[float, Alert]], end: float, judge: Judge) -> None:
+        """Build the conditions again from firing alerts given in data time order, as
+        (time, alert), resolving each at the first of those times it can (a replay's end).
+
+        The counts no longer change, so a condition judged unresolved needs no new look
+        before its ``due`` moment: a heap of those keeps this near linear in the alerts.
+        """
+        self.open = {}
+        heap: list[tuple[float, int, tuple[str, Any]]] = []
+        order = itertools.count()
+
+        def resolve_due(now: float) -> None:
+            while heap and heap[0][0] <= now:
+                key = heapq.heappop(heap)[2]
+                condition = self.open.get(key)
+                if condition is None:
+                    continue
+                reason = self._reason(condition, now, judge)
+                if reason is None:
+                    heapq.heappush(heap, (condition.due, next(order), key))
+                else:
+                    self._close(key, condition, reason)
+
+        for now, alert in alerts:
+            resolve_due(now)
+            self.join(alert)
+            condition = self.open[(alert.plugin, alert.subject)]
+            heapq.heappush(heap, (condition.last + 2 * WINDOW + self.grace, next(order),
+                                  (alert.plugin, alert.subject)))
+        resolve_due(end)
+
+    def _close(self, key: tuple[str, Any], condition: Condition, reason: str) -> list[Alert]:
+        del self.open[key]
+        for alert in condition.alerts:
+            alert.state, alert.resolution = RESOLVED, reason
+            alert.ends_at = condition.last + WINDOW
+        return condition.alerts
 
     def _reason(self, condition: Condition, now: float, judge: Judge) -> str | None:
         while True:
             following = condition.last + WINDOW
-            if now < following + WINDOW + self.grace:
-                return None  # the window after the last alert is not complete yet
+            if now < following + WINDOW + self.grace:  # the window after the last alert is
+                condition.due = following + WINDOW + self.grace  # not complete yet
+                return None
             verdict = judge(condition, following)
             if verdict is False:
                 return "recovered"
             if verdict is None:
                 break
             condition.last = following  # crossed without an alert (say, one deleted): still on
-        if now >= condition.last + (self.quiet_windows + 1) * WINDOW + self.grace:
+        quiet = condition.last + (self.quiet_windows + 1) * WINDOW + self.grace
+        if now >= quiet:
             return "quiet"
+        condition.due = quiet
         return None
 
     def forget(self, kept: Callable[[Alert], bool]) -> None:
