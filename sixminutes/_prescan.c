@@ -16,6 +16,7 @@
  * way, which gives the exact error. tests/test_prescan.py checks both paths agree.
  */
 #define PY_SSIZE_T_CLEAN
+#define _GNU_SOURCE  /* memmem */
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
@@ -391,6 +392,38 @@ static PyObject *prescan_members(PyObject *module, PyObject *arg) {
     return result;
 }
 
+/* The digits after the first "end_epoch" key, as an int; -1 when there is none. */
+static PyObject *prescan_end_epoch(PyObject *module, PyObject *arg) {
+    char *data;
+    Py_ssize_t size;
+    static const char key[] = "\"end_epoch\"";
+    if (PyBytes_AsStringAndSize(arg, &data, &size) < 0)
+        return NULL;
+    const char *p = data, *end = data + size;
+    while ((p = memmem(p, end - p, key, sizeof key - 1)) != NULL) {
+        const char *q = p + sizeof key - 1;
+        long long value = 0;
+        int digits = 0;
+        while (q < end && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r'))
+            q++;
+        if (q < end && *q == ':') {
+            q++;
+            while (q < end && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r'))
+                q++;
+            if (q < end && *q == '"')
+                q++;
+            while (q < end && digits < 12 && *q >= '0' && *q <= '9') {
+                value = value * 10 + (*q++ - '0');
+                digits++;
+            }
+            if (digits)
+                return PyLong_FromLongLong(value);
+        }
+        p++;
+    }
+    return PyLong_FromLong(-1);
+}
+
 static int set_names(Names *names, PyObject *seq) {
     PyObject *fast = PySequence_Fast(seq, "names must be a sequence of str");
     if (fast == NULL)
@@ -443,6 +476,9 @@ static PyMethodDef methods[] = {
     {"members", prescan_members, METH_O,
      "members(raw: bytes) -> bytes | None\n\n"
      "The document reduced to its wanted members, or None when only the slow path can tell."},
+    {"end_epoch", prescan_end_epoch, METH_O,
+     "end_epoch(raw: bytes) -> int\n\n"
+     "The number after the first \"end_epoch\" key (quoted or not), without decoding; -1 if none."},
     {"configure", prescan_configure, METH_VARARGS,
      "configure(top_level_names, variable_names): the members that members() keeps."},
     {NULL, NULL, 0, NULL},

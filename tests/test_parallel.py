@@ -18,6 +18,7 @@ from helpers import END, raw
 from sixminutes.cli import main
 from sixminutes.config import Config
 from sixminutes.engine import Engine
+from sixminutes import parallel
 from sixminutes.parallel import shard_of
 from sixminutes.sources.synthetic import Generator
 from sixminutes.windows import WINDOW
@@ -132,6 +133,17 @@ def test_a_document_goes_to_its_windows_process_whatever_its_form(epoch, jobs):
     assert shard_of(doc, jobs) == expected
     assert shard_of({"id": "x", "doc": doc}, jobs) == expected
     assert shard_of({"variables": {"end_epoch": epoch}}, jobs) == expected
+
+
+@settings(max_examples=300)
+@given(st.lists(st.sampled_from([b'"end_epoch"', b"end_epoch", b":", b" ", b"\n", b'"', b"0", b"17",
+                                 b"1700000000123", b"{", b",", b"x", b"\\"]), max_size=12))
+def test_the_compiled_peek_reads_what_the_regular_expression_does(parts):
+    if parallel._prescan is None:
+        pytest.skip("the compiled pre-scan is not built (test_prescan says so)")
+    raw = b"".join(parts)
+    expected = parallel._peek_slowly(raw)
+    assert parallel._prescan.end_epoch(raw) == (-1 if expected is None else expected)
 
 
 @pytest.mark.parametrize("item", [b"not json", b"{}", {"variables": {"end_epoch": "soon"}},
