@@ -6,6 +6,11 @@ are compared on real fixtures, on generated documents and on mutated bytes.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
 from pathlib import Path
 
 import msgspec
@@ -174,3 +179,25 @@ def test_a_real_sized_cdr_takes_the_fast_path(monkeypatch):
     doc = raw(billsec="12", sip_term_status="200", ccnq_profile="p")
     assert prescan(doc) is not None
     assert same_verdict(doc, monkeypatch)[0] == "accepted"
+
+
+def test_hostile_input_under_address_sanitizer(tmp_path):
+    """The C code reads CDRs POSTed by anyone: no read past a buffer, no undefined behaviour."""
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.skip("no gcc to build the sanitized pre-scan with")
+    preload = [subprocess.run([gcc, f"-print-file-name={lib}"], capture_output=True, text=True,
+                              check=True).stdout.strip() for lib in ("libasan.so", "libubsan.so")]
+    if not all(os.path.isabs(lib) and os.path.exists(lib) for lib in preload):
+        pytest.skip("gcc has no AddressSanitizer/UBSan runtime here")
+    here = Path(__file__).resolve().parent
+    so_file = tmp_path / ("_prescan" + sysconfig.get_config_var("EXT_SUFFIX"))
+    subprocess.run([gcc, "-shared", "-fPIC", "-O1", "-g", "-fno-omit-frame-pointer",
+                    "-fsanitize=address,undefined", f"-I{sysconfig.get_paths()['include']}",
+                    str(here.parent / "sixminutes" / "_prescan.c"), "-o", str(so_file)], check=True)
+    env = dict(os.environ, LD_PRELOAD=":".join(preload), PYTHONMALLOC="malloc",
+               ASAN_OPTIONS="detect_leaks=0", UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1")
+    proc = subprocess.run([sys.executable, str(here / "sanitized_prescan.py"), str(so_file), "1500"],
+                          capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "no sanitizer report" in proc.stdout
