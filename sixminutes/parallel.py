@@ -65,71 +65,63 @@ def shard_of(item: bytes | dict | Any, jobs: int) -> int:
     return 0 if epoch is None else (epoch // WINDOW) % jobs
 
 
-def _count_share(paths: list[str], config: Config, index: int, jobs: int,
-                 progress: Any, results: Any) -> None:
-    """One process: count this share's documents, send back what was counted."""
+def _count(engine: Engine, paths: list[str], index: int, jobs: int,
+           progress: Callable[[int], None] | None = None) -> Engine:
+    """Count this share's documents of ``paths`` into ``engine``; pass over the others."""
+    engine.hold_resolution = True  # conditions span the windows of other shares: see settle()
+    feed, pass_over = engine.feed, engine.pass_over
+    for item in read_documents(paths, progress=progress):
+        if shard_of(item, jobs) == index:
+            feed(item)
+        else:
+            pass_over()
+    engine.flush()
+    engine.store.compact()
+    return engine
+
+
+def _count_share(paths: list[str], config: Config, index: int, jobs: int, results: Any) -> None:
+    """Another process: count its share, send back what was counted."""
     try:
-        engine = Engine(config)
-        engine.hold_resolution = True  # conditions span windows of other shares: judged at the join
-
-        def read(n: int) -> None:
-            progress[index] += n
-
-        feed, pass_over = engine.feed, engine.pass_over
-        for item in read_documents(paths, progress=read):
-            if shard_of(item, jobs) == index:
-                feed(item)
-            else:
-                pass_over()
-        engine.flush()
-        engine.store.compact()
-        results.put((index, engine.share()))
+        results.put((index, _count(Engine(config), paths, index, jobs).share()))
     except BaseException as error:  # the parent reports it; a worker must never hang it
         results.put((index, f"{type(error).__name__}: {error}"))
 
 
 def replay(paths: list[str], config: Config, jobs: int,
            progress: Callable[[int], None] | None = None) -> Engine:
-    """Count the documents of ``paths`` in ``jobs`` processes; return one engine holding it
-    all, its alerts still to be settled (:meth:`Engine.settle`).
+    """Count the documents of ``paths`` in ``jobs`` processes, this one among them; return one
+    engine holding it all, its alerts still to be settled (:meth:`Engine.settle`).
 
-    ``progress(n)`` receives bytes read by the slowest process, as ``read_documents`` reports.
+    ``progress(n)`` receives the bytes this process has read, as ``read_documents`` reports.
     """
     engine = Engine(config)  # first: a bad rule or plugin directory fails here, once
-    engine.hold_resolution = True
     context = multiprocessing.get_context("spawn")  # no fork of a process that may hold threads
-    read = context.Array("q", jobs)
     results = context.Queue()
-    workers = [context.Process(target=_count_share, args=(paths, config, i, jobs, read, results),
-                               daemon=True) for i in range(jobs)]
-    for worker in workers:
-        worker.start()
-    shares: dict[int, Share | str] = {}
-    shown = 0
+    workers = {i: context.Process(target=_count_share, args=(paths, config, i, jobs, results),
+                                  daemon=True) for i in range(1, jobs)}
     try:
-        while len(shares) < jobs:
+        for worker in workers.values():
+            worker.start()
+        _count(engine, paths, 0, jobs, progress)
+        shares: dict[int, Share | str] = {}
+        while len(shares) < len(workers):
             try:
                 index, share = results.get(timeout=0.2)
                 shares[index] = share
             except queue.Empty:
-                dead = [w for i, w in enumerate(workers) if i not in shares and w.exitcode is not None]
+                dead = [w for i, w in workers.items() if i not in shares and w.exitcode is not None]
                 if dead:
                     raise InputError(f"a replay process ended with exit code {dead[0].exitcode}")
-            slowest = min(read[:])
-            if progress is not None and slowest > shown:
-                progress(slowest - shown)
-                shown = slowest
-        for worker in workers:
+        for index in sorted(shares):
+            share = shares[index]
+            if isinstance(share, str):
+                raise InputError(share)
+            engine.absorb(share)
+        for worker in workers.values():
             worker.join()
     finally:
-        for worker in workers:
+        for worker in workers.values():
             if worker.is_alive():
                 worker.terminate()
-    for index in sorted(shares):
-        share = shares[index]
-        if isinstance(share, str):
-            raise InputError(share)
-        engine.absorb(share)
-    if progress is not None:
-        progress(max(read[:]) - shown)
     return engine

@@ -115,7 +115,11 @@ def test_the_shared_fixtures_agree(capsys):
 def test_a_process_that_dies_is_reported_not_waited_for(corpus, tmp_path, capsys):
     plugins = tmp_path / "plugins"
     plugins.mkdir()
-    (plugins / "crash.py").write_text("import os\ndef plugin(ctx):\n    os._exit(3)\n")
+    (plugins / "crash.py").write_text(  # only in the other process: this one is pytest
+        "import multiprocessing, os\n"
+        "def plugin(ctx):\n"
+        "    if multiprocessing.parent_process() is not None:\n"
+        "        os._exit(3)\n")
     assert main(["replay", "--json", "--no-progress", "--jobs", "2", "--plugins",
                  str(plugins), str(corpus)]) == 2
     assert "exit code 3" in capsys.readouterr().err
