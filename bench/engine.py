@@ -5,6 +5,7 @@
 The same JSON Lines corpus (made by bench/corpus.py when missing) is fed to:
 - the engine with every built-in plugin (raw line bytes to Engine.feed);
 - orjson.loads per line (the floor for anything that parses whole documents in Python);
+- `sixminutes replay` with one process and with --jobs (one per CPU), reading the file;
 - DuckDB reading the file itself and grouping by window, profile, direction.
 Lines are read into memory before the engine and orjson runs, so file I/O is in
 neither; DuckDB's figure includes reading the file. Each timing is the best of
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import sys
 import time
 from pathlib import Path
@@ -29,8 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _memory import store_bytes_per_cell  # noqa: E402
 from corpus import write_corpus  # noqa: E402
 
+from sixminutes import parallel  # noqa: E402
 from sixminutes.config import Config  # noqa: E402
 from sixminutes.engine import Engine  # noqa: E402
+from sixminutes.sources.files import read_documents  # noqa: E402
 
 _AGGREGATE = """
 SELECT e - e % 360 AS window, profile, direction, count(*) AS calls,
@@ -76,6 +80,21 @@ def run_engine(lines: list[bytes]) -> Callable[[Engine], Engine]:
     return run
 
 
+def run_replay(path: Path, jobs: int) -> Engine:
+    """What `sixminutes replay --jobs N PATH` does before it prints: read, count, settle."""
+    config = Config(retention_hours=None)
+    if jobs > 1:
+        engine = parallel.replay([str(path)], config, jobs)
+    else:
+        engine = Engine(config)
+        engine.hold_resolution = True
+        for item in read_documents([str(path)]):
+            engine.feed(item)
+    engine.flush()
+    engine.settle()
+    return engine
+
+
 def run_orjson(lines: list[bytes]) -> int:
     loads = orjson.loads
     for line in lines:
@@ -109,6 +128,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--repeat", type=int, default=3, help="runs per timing; the best is kept")
     p.add_argument("--duckdb-threads", type=int, help="DuckDB threads (default: DuckDB's own)")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                   help="processes of the parallel replay row (default: one per CPU)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = p.parse_args(argv)
     path = args.corpus or Path(__file__).resolve().parent / "out" / f"corpus-{args.n}.jsonl"
@@ -127,6 +148,12 @@ def main(argv: list[str] | None = None) -> None:
     orjson_s, _ = best_of(args.repeat, lambda: None, lambda _: run_orjson(lines))
     del lines
     gc.collect()
+    replay_s: dict[int, float] = {}
+    for jobs in sorted({1, args.jobs}):
+        replay_s[jobs], replayed = best_of(args.repeat, lambda: None, lambda _: run_replay(path, jobs))
+        if replayed.store.cells != engine.store.cells or replayed.accepted != n:
+            raise SystemExit(f"replay --jobs {jobs} counted otherwise than the engine")
+        del replayed
 
     con = duckdb.connect()
     if args.duckdb_threads:
@@ -142,7 +169,10 @@ def main(argv: list[str] | None = None) -> None:
     duck_name = min(duck, key=duck.get)
     cells, mem, peak = store_bytes_per_cell(engine)
 
-    rate = {"engine": n / engine_s, "orjson": n / orjson_s, **{f"duckdb: {k}": n / s for k, s in duck.items()}}
+    rate = {"engine": n / engine_s, "orjson": n / orjson_s,
+            **{f"replay --jobs {j}": n / s for j, s in replay_s.items()},
+            **{f"duckdb: {k}": n / s for k, s in duck.items()}}
+    best_replay = max(replay_s, key=lambda j: n / replay_s[j])
     result = {
         "corpus": str(path), "docs": n, "bytes_per_doc": round(size / n), "repeat": args.repeat,
         "docs_per_s": {k: round(v) for k, v in rate.items()},
@@ -151,6 +181,10 @@ def main(argv: list[str] | None = None) -> None:
         "ratio_engine_over_duckdb_read_json": round(rate["engine"] / rate[f"duckdb: {_READ_JSON}"], 3),
         "ratio_engine_over_duckdb_fastest": round(rate["engine"] / rate[f"duckdb: {duck_name}"], 3),
         "ratio_engine_over_orjson": round(rate["engine"] / rate["orjson"], 3),
+        f"ratio_replay_jobs_{best_replay}_over_duckdb_read_json": round(
+            rate[f"replay --jobs {best_replay}"] / rate[f"duckdb: {_READ_JSON}"], 3),
+        f"ratio_replay_jobs_{best_replay}_over_orjson": round(
+            rate[f"replay --jobs {best_replay}"] / rate["orjson"], 3),
         "store_cells": cells, "store_bytes": mem, "store_bytes_per_cell": round(mem / cells, 1),
         "store_peak_bytes_while_building": peak,
     }
@@ -162,6 +196,8 @@ def main(argv: list[str] | None = None) -> None:
     print("-" * 88)
     rows = [("sixminutes Engine.feed(bytes), all built-in plugins", 1, "memory", rate["engine"]),
             ("orjson.loads per line, nothing else", 1, "memory", rate["orjson"])]
+    rows += [(f"sixminutes replay --jobs {j} (read, count, settle)", j, "file",
+              rate[f"replay --jobs {j}"]) for j in replay_s]
     rows += [(f"DuckDB {k}", threads, "file", n / s) for k, s in duck.items()]
     for label, nthreads, source, v in rows:
         print(f"{label:<52} {nthreads:>7}  {source:<9} {v:>9,.0f} {v * size / n / 1e6:>6,.0f}")
@@ -170,6 +206,9 @@ def main(argv: list[str] | None = None) -> None:
           f"{result['ratio_engine_over_duckdb_read_json']:.3f}")
     print(f"engine / DuckDB fastest ({duck_name}): {result['ratio_engine_over_duckdb_fastest']:.3f}")
     print(f"engine / orjson.loads: {result['ratio_engine_over_orjson']:.3f}")
+    print(f"replay --jobs {best_replay} / DuckDB read_json: "
+          f"{result[f'ratio_replay_jobs_{best_replay}_over_duckdb_read_json']:.3f}; "
+          f"/ orjson.loads: {result[f'ratio_replay_jobs_{best_replay}_over_orjson']:.3f}")
     print("memory = lines read into a list before timing (no file I/O); file = DuckDB reads the file.")
     print(f"DuckDB groups on (window, ccnq_profile, ccnq_direction) as stored (it does not URL-decode): "
           f"{groups} groups; the {agreed} with ccnq_* equal the engine's calls/zero_duration/billsec.")
