@@ -97,23 +97,42 @@ _LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"(,|\})')
 _ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n"})
 
 
+_VALID_NAMES: set[str] = set()
+"""Names already checked (as series or label names: the label pattern is the stricter)."""
+
+
+def _remember(name: str) -> None:
+    if len(_VALID_NAMES) > 10_000:  # a plugin making names from data must not grow this
+        _VALID_NAMES.clear()
+    if _LABEL_NAME.fullmatch(name):  # valid as both: a series name may hold ':' as well
+        _VALID_NAMES.add(name)
+
+
 def series_key(name: str, labels: dict[str, str] | None = None) -> str:
     """``name{a="x",b="y"}`` with labels sorted by name and values escaped as Prometheus does.
 
     Names and label names must be valid Prometheus names (SeriesKeyError otherwise), so
     every key can be parsed back and exported.
     """
-    if not _NAME.fullmatch(name):
-        raise SeriesKeyError(f"not a valid series name: {name!r}")
+    if name not in _VALID_NAMES:
+        if not _NAME.fullmatch(name):
+            raise SeriesKeyError(f"not a valid series name: {name!r}")
+        _remember(name)
     for label in labels or ():
-        if not _LABEL_NAME.fullmatch(label):
-            raise SeriesKeyError(f"not a valid label name: {label!r}")
+        if label not in _VALID_NAMES:
+            if not _LABEL_NAME.fullmatch(label):
+                raise SeriesKeyError(f"not a valid label name: {label!r}")
+            _remember(label)
     if not labels:
         return name
-    inner = ",".join(
-        f'{label}="{str(value).translate(_ESCAPES)}"' for label, value in sorted(labels.items())
-    )
+    inner = ",".join(f'{label}="{_escaped(str(value))}"' for label, value in sorted(labels.items()))
     return f"{name}{{{inner}}}"
+
+
+def _escaped(value: str) -> str:
+    if "\\" in value or '"' in value or "\n" in value:
+        return value.translate(_ESCAPES)
+    return value  # the usual label value: translate() would cost ten times the tests
 
 
 _CACHE: dict[tuple, str] = {}
