@@ -48,4 +48,4 @@ bench: setup
 	$(BIN)/python bench/engine.py
 
 clean:
-	rm -rf $(VENV) tests/couchdb/node_modules bench/out sixminutes-demo.sqlite*
+	rm -rf $(VENV) tests/couchdb/node_modules bench/out sixminutes-demo.sqlite* sixminutes/*.so build
