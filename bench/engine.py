@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     engine_s, engine = best_of(args.repeat, lambda: Engine(Config(retention_hours=None)), run_engine(lines))
     if engine.accepted != n:
         raise SystemExit(f"engine accepted {engine.accepted} of {n}: {dict(engine.rejected)}")
-    orjson_s, _ = best_of(args.repeat, lambda: None, lambda _: run_orjson(lines))
+    orjson_s, _ = best_of(args.repeat, lambda: None, lambda _, lines=lines: run_orjson(lines))
     del lines
     gc.collect()
     replay_s: dict[int, float] = {}

@@ -12,7 +12,7 @@ import time
 import orjson
 import pytest
 
-from service_process import basic, config_toml, encode_body, small_cdr, switch_url_encode, unique
+from service_process import basic, config_toml, encode_body, small_cdr, unique
 
 TOKEN = "T0ken-with/odd+chars="
 LIMIT = 4096
