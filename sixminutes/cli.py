@@ -139,6 +139,8 @@ def _replay(args: argparse.Namespace) -> int:
     config.retention_hours = None
     config.plugin_dirs += args.plugins
     config.disabled += args.disable
+    if args.jobs < 0:
+        raise ConfigError(f"--jobs must be 0 (one per CPU) or more, not {args.jobs}")
     jobs = args.jobs if args.jobs > 0 else (os.cpu_count() or 1)
     try:
         engine = Engine(config)

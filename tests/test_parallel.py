@@ -125,6 +125,11 @@ def test_a_process_that_dies_is_reported_not_waited_for(corpus, tmp_path, capsys
     assert "exit code 3" in capsys.readouterr().err
 
 
+def test_a_negative_number_of_processes_is_refused(corpus, capsys):
+    assert main(["replay", "--jobs", "-2", str(corpus)]) == 2
+    assert "--jobs must be 0 (one per CPU) or more" in capsys.readouterr().err
+
+
 # --- the pieces ------------------------------------------------------------------------------
 
 @settings(max_examples=200)
