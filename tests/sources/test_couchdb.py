@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import logging
 import socket
 import time
@@ -17,6 +18,8 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from couchdb_server import PouchServer
 from helpers import cdr
@@ -385,6 +388,45 @@ def test_seq_numbers_and_redaction() -> None:
 def test_a_row_nested_too_deep_to_parse_is_handed_on_without_killing_the_feed():
     line = b'{"seq":7,"id":"x","doc":' + b"[" * 5000 + b"]" * 5000 + b"}"
     assert ChangesFollower._parse(line) == {}
+
+
+def _parse_fully(line: bytes) -> dict:
+    """The follower's row parse as it was: the whole row through orjson (json for NaN, big
+    numbers), then only the keys the follower reads."""
+    try:
+        row = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        try:
+            row = json.loads(line)
+        except (ValueError, RecursionError):
+            return {}
+    return {k: row[k] for k in ("seq", "id", "last_seq", "error") if k in row} \
+        if isinstance(row, dict) else {}
+
+
+json_values = st.recursive(  # (64-bit integers: beyond, orjson made floats; msgspec keeps them)
+    st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1) | st.text(max_size=8)
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6)
+
+
+@settings(max_examples=400)
+@given(row=st.dictionaries(st.sampled_from(["seq", "id", "last_seq", "error", "doc", "changes",
+                                            "deleted", "pending", "x"]), json_values, max_size=6),
+       nan=st.booleans(), spaced=st.booleans())
+def test_a_row_is_read_as_a_whole_parse_would_read_it(row, nan, spaced):
+    line = json.dumps(row, separators=(", ", ": ") if spaced else (",", ":")).encode()
+    if nan:  # FreeSWITCH's bare nan, inside the document
+        line = line[:-1] + (b', "doc": {"callStats": {"mos": nan}}}' if row else b'"doc": nan}')
+    assert ChangesFollower._parse(line) == _parse_fully(line)
+
+
+@pytest.mark.parametrize("line", [b'[1, 2]', b'"text"', b'{"seq": 1, "id": "x"', b"not json",
+                                  b'{"seq": 18446744073709551616, "id": "big"}',
+                                  b'{"seq": 1, "seq": 2, "id": "repeated"}'])
+def test_odd_rows_are_read_as_a_whole_parse_would_read_them(line):
+    assert ChangesFollower._parse(line) == _parse_fully(line)
 
 
 def test_the_url_query_goes_to_changes_and_its_heartbeat_sets_the_silence_allowed() -> None:
