@@ -4,15 +4,18 @@ import base64
 import json
 import re
 from pathlib import Path
-from urllib.parse import quote, unquote, unquote_to_bytes, urlencode
+from urllib.parse import quote, quote_from_bytes, unquote, unquote_to_bytes, urlencode
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from starlette.datastructures import Headers
 
+import test_prescan
 from sixminutes.web import body as body_module
-from sixminutes.web.body import BodyError, cdr_from_body, check_token, decode_post_body
+from sixminutes.web.body import (BodyError, _repair_strings, cdr_from_body, check_token,
+                                 decode_post_body, url_decode)
 
 FIXTURES = Path("/work/shared/fixtures/cdr")
 SOMLENG = FIXTURES / "somleng__somleng__freeswitch_cdr.json"
@@ -306,3 +309,16 @@ def test_non_ascii_bearer_as_starlette_decodes_it():
     wire = "Bearer pässwörd".encode().decode("latin-1")  # what Headers() gives for UTF-8 bytes
     assert check_token(Headers(raw=[(b"authorization", wire.encode("latin-1"))]), "pässwörd")
     assert check_token({"authorization": "Bearer pässwörd"}, "pässwörd")
+
+
+@settings(max_examples=400)
+@given(plain=test_prescan.serialized() | test_prescan.mutated())
+def test_the_prescan_shortcut_decodes_a_body_as_orjson_did(plain):
+    """url_decode() skips orjson when the pre-scan accepts the body; before, orjson decided
+    between the body as it is and the string repair."""
+    try:
+        orjson.loads(plain)
+        before = plain
+    except orjson.JSONDecodeError:
+        before = _repair_strings(plain)
+    assert url_decode(quote_from_bytes(plain, safe="")) == before
