@@ -184,6 +184,23 @@ static int scan_literal(Scan *s, const char *word, Py_ssize_t n) {
 
 static int scan_value(Scan *s, int depth);
 
+/* After a member or an element: 1 at a comma, 0 at the closing byte (each passed), -1 else. */
+static int next_item(Scan *s, unsigned char close) {
+    skip_ws(s);
+    if (s->p >= s->end)
+        return -1;
+    if (*s->p == ',') {
+        s->p++;
+        skip_ws(s);
+        return 1;
+    }
+    if (*s->p == close) {
+        s->p++;
+        return 0;
+    }
+    return -1;
+}
+
 /* An object or array starting at s->p; members are checked, nothing is copied. */
 static int scan_container(Scan *s, int depth) {
     unsigned char close = *s->p == '{' ? '}' : ']';
@@ -208,19 +225,9 @@ static int scan_container(Scan *s, int depth) {
         }
         if (scan_value(s, depth + 1) < 0)
             return -1;
-        skip_ws(s);
-        if (s->p >= s->end)
-            return -1;
-        if (*s->p == ',') {
-            s->p++;
-            skip_ws(s);
-            continue;
-        }
-        if (*s->p == close) {
-            s->p++;
-            return 0;
-        }
-        return -1;
+        int more = next_item(s, close);
+        if (more <= 0)
+            return more;
     }
 }
 
@@ -340,19 +347,9 @@ static int copy_members(Scan *s, const Names *names, int depth, int *copied,
                 (*copied)++;
             }
         }
-        skip_ws(s);
-        if (s->p >= s->end)
-            return -1;
-        if (*s->p == ',') {
-            s->p++;
-            skip_ws(s);
-            continue;
-        }
-        if (*s->p == '}') {
-            s->p++;
-            return 0;
-        }
-        return -1;
+        int more = next_item(s, '}');
+        if (more <= 0)
+            return more;
     }
 }
 
