@@ -4,6 +4,7 @@
 
 The same JSON Lines corpus (made by bench/corpus.py when missing) is fed to:
 - the engine with every built-in plugin (raw line bytes to Engine.feed);
+- call.decode() alone, with the compiled pre-scan and without it;
 - orjson.loads per line (the floor for anything that parses whole documents in Python);
 - `sixminutes replay` with one process and with --jobs (one per CPU), reading the file;
 - DuckDB reading the file itself and grouping by window, profile, direction.
@@ -31,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _memory import store_bytes_per_cell  # noqa: E402
 from corpus import write_corpus  # noqa: E402
 
-from sixminutes import parallel  # noqa: E402
+from sixminutes import call, parallel  # noqa: E402
 from sixminutes.config import Config  # noqa: E402
 from sixminutes.engine import Engine  # noqa: E402
 from sixminutes.sources.files import read_documents  # noqa: E402
@@ -95,6 +96,19 @@ def run_replay(path: Path, jobs: int) -> Engine:
     return engine
 
 
+def run_decode(lines: list[bytes], prescan: bool) -> int:
+    """call.decode() alone, with the compiled pre-scan or without it (msgspec over it all)."""
+    kept = call.prescan
+    call.prescan = kept if prescan else None
+    try:
+        decode = call.decode
+        for line in lines:
+            decode(line)
+    finally:
+        call.prescan = kept
+    return len(lines)
+
+
 def run_orjson(lines: list[bytes]) -> int:
     loads = orjson.loads
     for line in lines:
@@ -146,6 +160,9 @@ def main(argv: list[str] | None = None) -> None:
     if engine.accepted != n:
         raise SystemExit(f"engine accepted {engine.accepted} of {n}: {dict(engine.rejected)}")
     orjson_s, _ = best_of(args.repeat, lambda: None, lambda _, lines=lines: run_orjson(lines))
+    decode_s = {fast: best_of(args.repeat, lambda: None,
+                              lambda _, lines=lines, fast=fast: run_decode(lines, fast))[0]
+                for fast in ((True, False) if call.prescan is not None else (False,))}
     del lines
     gc.collect()
     replay_s: dict[int, float] = {}
@@ -170,6 +187,8 @@ def main(argv: list[str] | None = None) -> None:
     cells, mem, peak = store_bytes_per_cell(engine)
 
     rate = {"engine": n / engine_s, "orjson": n / orjson_s,
+            **{f"decode, {'with' if fast else 'without'} the pre-scan": n / s
+               for fast, s in decode_s.items()},
             **{f"replay --jobs {j}": n / s for j, s in replay_s.items()},
             **{f"duckdb: {k}": n / s for k, s in duck.items()}}
     best_replay = max(replay_s, key=lambda j: n / replay_s[j])
@@ -196,6 +215,9 @@ def main(argv: list[str] | None = None) -> None:
     print("-" * 88)
     rows = [("sixminutes Engine.feed(bytes), all built-in plugins", 1, "memory", rate["engine"]),
             ("orjson.loads per line, nothing else", 1, "memory", rate["orjson"])]
+    rows += [(f"sixminutes call.decode() alone, {'with' if fast else 'without'} the pre-scan", 1,
+              "memory", rate[f"decode, {'with' if fast else 'without'} the pre-scan"])
+             for fast in decode_s]
     rows += [(f"sixminutes replay --jobs {j} (read, count, settle)", j, "file",
               rate[f"replay --jobs {j}"]) for j in replay_s]
     rows += [(f"DuckDB {k}", threads, "file", n / s) for k, s in duck.items()]
