@@ -118,8 +118,10 @@ class ServiceProcess:
         """Start the process without waiting for it to answer."""
         assert not self.running, "already running"
         with open(self.stderr_path, "ab") as err:
-            # (credentials in URLs masked here: the tests look for them in this file)
+            # (credentials in URLs, tokens and secrets masked here: the tests look for them in
+            # this file, which must hold only what the service itself wrote)
             command = re.sub(r"//[^/@\s]*@", "//<credentials>@", " ".join(self.command))
+            command = re.sub(r"(--(?:token|webhook-secret) )\S+", r"\1<secret>", command)
             err.write(f"\n===== start #{self.starts + 1}: {command}\n".encode())
             err.flush()
             self.process = subprocess.Popen(self.command, cwd=self.workdir, env=self.env,

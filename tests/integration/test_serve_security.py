@@ -39,7 +39,8 @@ def test_couchdb_credentials_never_show_in_status_page_metrics_or_logs(pouchdb_f
     server.set_admin("admin", "s3cret")  # from now on a wrong password is a 401
     good = f"http://admin:s3cret@127.0.0.1:{server.port}/{db}"
     bad = f"http://admin:wr0ng%40pass@127.0.0.1:{server.port}/{other}"  # "wr0ng@pass"
-    service = serve(couchdb=[good, bad], since="0", config=config_toml(), log_level="debug")
+    service = serve(couchdb=[good, bad], since="0", config=config_toml(), log_level="debug",
+                    token="tok-9f2c1e")
     server.post_many(db, Realistic(seed=601).docs(5))
     service.wait_total(5, timeout=15)  # read once, by the feed with the right password
 
@@ -55,7 +56,7 @@ def test_couchdb_credentials_never_show_in_status_page_metrics_or_logs(pouchdb_f
     assert names == [f"couchdb:http://***@127.0.0.1:{server.port}/{db}",
                      f"couchdb:http://***@127.0.0.1:{server.port}/{other}"]
 
-    secrets = ["s3cret", "wr0ng%40pass", "wr0ng@pass", "wr0ng",
+    secrets = ["s3cret", "wr0ng%40pass", "wr0ng@pass", "wr0ng", "tok-9f2c1e",
                base64.b64encode(b"admin:s3cret").decode(),
                base64.b64encode(b"admin:wr0ng@pass").decode()]
     texts = {
