@@ -246,7 +246,7 @@ def _decode_bytes(raw: bytes) -> Decoded:
         except UnicodeDecodeError as error:
             raise Rejected("bad_json", f"invalid UTF-8 at byte {error.start}") from None
     try:
-        parsed = _parse(raw if members is None else members)
+        parsed = _parse(raw if members is None else members, raw)
     except msgspec.DecodeError as error:  # bare nan/inf tokens are the one invalid JSON we read
         fixed = _nonfinite_to_null(raw)
         if fixed == raw:
@@ -268,19 +268,23 @@ def _decode_bytes(raw: bytes) -> Decoded:
     return Decoded(_call(variables, doc_id), raw)
 
 
-def _parse(raw: bytes) -> Any:
-    """The typed decode, then the lenient one when a value has an unexpected type."""
+def _parse(data: bytes, whole: bytes | None = None) -> Any:
+    """The typed decode, then the lenient one when a value has an unexpected type.
+
+    ``data`` may be the pre-scan's members of ``whole``, the document itself (the default).
+    """
     try:
         try:
-            return _decoder.decode(raw)
+            return _decoder.decode(data)
         except msgspec.ValidationError:
             pass
         try:
-            return _loose_decoder.decode(raw)
+            return _loose_decoder.decode(data)
         except msgspec.ValidationError as error:
             # msgspec checks types before it reaches trailing garbage: `"a","b"` (a CSV
-            # line) fails as "not an object" although it is not JSON at all.
-            msgspec.json.decode(raw)
+            # line) fails as "not an object" although it is not JSON at all. The whole
+            # document is checked: a number msgspec refuses may sit in a member not kept.
+            msgspec.json.decode(data if whole is None else whole)
             raise _shape_error(error) from None
     except RecursionError:
         raise Rejected("bad_json", "nesting too deep") from None

@@ -58,6 +58,16 @@ def test_keeps_only_the_wanted_members_verbatim():
 
 
 @pytest.mark.parametrize("doc", [
+    b'{"variables":"abc","x":1e999}',  # the shape error is checked against the whole document
+    b'{"variables":5,"callflow":[{"t":1' + b"0" * 5000 + b'}]}',
+    b'{"variables":{"end_epoch":"1700000000"},"x":1e999}',
+])
+def test_a_shape_error_is_judged_on_the_whole_document(doc, monkeypatch):
+    assert prescan(doc) is not None
+    same_verdict(doc, monkeypatch)
+
+
+@pytest.mark.parametrize("doc", [
     b'{"variables":{"end_epoch":nan}}',            # bare nan: the slow path mends it
     b'{"variables":{"end\\u005fepoch":"1"}}',      # an escaped key may spell a wanted name
     b'{"variabl\\u0065s":{}}',
