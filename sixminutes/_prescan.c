@@ -389,36 +389,56 @@ static PyObject *prescan_members(PyObject *module, PyObject *arg) {
     return result;
 }
 
-/* The digits after the first "end_epoch" key, as an int; -1 when there is none. */
-static PyObject *prescan_end_epoch(PyObject *module, PyObject *arg) {
-    char *data;
-    Py_ssize_t size;
+/* The next "end_epoch" key (the quoted name, blanks, a colon) at or after p: where its value
+ * starts, or NULL when there is none. A match is always a key: inside a JSON string, the
+ * quotes around the name would be escaped. */
+static const char *next_end_epoch(const char *p, const char *end) {
     static const char key[] = "\"end_epoch\"";
-    if (PyBytes_AsStringAndSize(arg, &data, &size) < 0)
-        return NULL;
-    const char *p = data, *end = data + size;
     while ((p = memmem(p, end - p, key, sizeof key - 1)) != NULL) {
         const char *q = p + sizeof key - 1;
-        long long value = 0;
-        int digits = 0;
         while (q < end && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r'))
             q++;
         if (q < end && *q == ':') {
             q++;
             while (q < end && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r'))
                 q++;
-            if (q < end && *q == '"')
-                q++;
-            while (q < end && digits < 12 && *q >= '0' && *q <= '9') {
-                value = value * 10 + (*q++ - '0');
-                digits++;
-            }
-            if (digits)
-                return PyLong_FromLongLong(value);
+            return q;
         }
         p++;
     }
-    return PyLong_FromLong(-1);
+    return NULL;
+}
+
+/* The value of the one "end_epoch" key, when it is plain: 1 to 12 digits without a leading
+ * zero, quoted or not, and the key appears once. Else -1: the caller decodes the document,
+ * for whatever else (a sign, blanks, a fraction, a repeated or escaped key) means to msgspec. */
+static PyObject *prescan_end_epoch(PyObject *module, PyObject *arg) {
+    char *data;
+    Py_ssize_t size;
+    if (PyBytes_AsStringAndSize(arg, &data, &size) < 0)
+        return NULL;
+    const char *end = data + size, *q = next_end_epoch(data, end);
+    long long value = 0;
+    int digits = 0, quoted;
+    if (q == NULL)
+        return PyLong_FromLong(-1);
+    quoted = q < end && *q == '"';
+    q += quoted;
+    if (q < end && *q == '0')
+        return PyLong_FromLong(-1);
+    while (q < end && digits < 13 && *q >= '0' && *q <= '9') {
+        value = value * 10 + (*q++ - '0');
+        digits++;
+    }
+    if (digits == 0 || digits > 12)
+        return PyLong_FromLong(-1);
+    if (quoted ? !(q < end && *q == '"')
+               : !(q == end || *q == ',' || *q == '}' || *q == ' ' || *q == '\t' || *q == '\n'
+                   || *q == '\r'))
+        return PyLong_FromLong(-1);
+    if (next_end_epoch(q, end) != NULL)
+        return PyLong_FromLong(-1);  /* repeated (in another object, say): msgspec decides */
+    return PyLong_FromLongLong(value);
 }
 
 static int set_names(Names *names, PyObject *seq) {
@@ -475,7 +495,7 @@ static PyMethodDef methods[] = {
      "The document reduced to its wanted members, or None when only the slow path can tell."},
     {"end_epoch", prescan_end_epoch, METH_O,
      "end_epoch(raw: bytes) -> int\n\n"
-     "The number after the first \"end_epoch\" key (quoted or not), without decoding; -1 if none."},
+     "The plain value of the one \"end_epoch\" key, without decoding; -1 when it is not plain."},
     {"configure", prescan_configure, METH_VARARGS,
      "configure(top_level_names, variable_names): the members that members() keeps."},
     {NULL, NULL, 0, NULL},

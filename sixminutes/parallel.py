@@ -9,59 +9,76 @@ documents read, its own or not), so the same alerts fire with the same sample CD
 join adds up the stores, alerts and counts, and :meth:`Engine.settle` resolves the alert
 conditions over the whole store, as a one-process replay does at its end.
 
+The end time is read from the raw bytes only when it is plain (one ``end_epoch`` key, 1 to
+12 digits); otherwise the document is decoded to read it, so that it always goes to the
+process of the window the engine files it in. Outcomes, the last rejection of each reason
+and each plugin's last error are joined in the order of the inputs (each process counts
+every document it reads, its own or not), so the report reads the same.
+
 What may differ from one process: a plugin that keeps its own state across windows (a
-module global, say) sees only its process's share; and a document whose first
-``end_epoch`` is not the one decoded (a repeated key) may be counted by a process that does
-not hold the rest of its window, where a duplicate of it would go unnoticed.
-``tests/test_parallel.py`` compares the two on real and generated inputs.
+module global, say) sees only its process's share, and one that starts processes of its own
+cannot in the other processes (daemons). ``tests/test_parallel.py`` compares the two on
+real, generated and odd inputs.
 """
 from __future__ import annotations
 
 import multiprocessing
+import pickle
 import queue
 import re
 from typing import Any, Callable
 
-from .call import _prescan
+from .call import _prescan, decode
 from .config import Config
-from .engine import Engine, Share
+from .engine import Engine
 from .sources.files import InputError, read_documents
 from .windows import WINDOW
 
 __all__ = ["replay", "shard_of"]
 
-_END_EPOCH = re.compile(rb'"end_epoch"[ \t\n\r]*:[ \t\n\r]*"?(\d{1,12})')
+_KEY = re.compile(rb'"end_epoch"[ \t\n\r]*:[ \t\n\r]*')
+_AFTER_NUMBER = (b"", b",", b"}", b" ", b"\t", b"\n", b"\r")
 
 
-def _peek_slowly(raw: bytes) -> int | None:
+def _peek_slowly(raw: bytes) -> int:
     """What ``_prescan.end_epoch`` says, without the extension (ten times slower)."""
-    found = _END_EPOCH.search(raw)
-    return int(found.group(1)) if found else None
+    keys = list(_KEY.finditer(raw))
+    if len(keys) != 1:
+        return -1
+    start = keys[0].end()
+    quoted = raw[start:start + 1] == b'"'
+    start += quoted
+    stop = start
+    while stop < len(raw) and stop - start < 13 and 48 <= raw[stop] <= 57:
+        stop += 1
+    digits, after = raw[start:stop], raw[stop:stop + 1]
+    if not 1 <= len(digits) <= 12 or digits[:1] == b"0":
+        return -1
+    if (after != b'"') if quoted else (after not in _AFTER_NUMBER):
+        return -1
+    return int(digits)
 
 
 _peek = _prescan.end_epoch if _prescan is not None else _peek_slowly
 
 
-def shard_of(item: bytes | dict | Any, jobs: int) -> int:
-    """Which of ``jobs`` processes counts this document: the one its window falls to.
-
-    The end time is read without decoding (the first ``end_epoch`` in the bytes); a
-    document without a readable one goes to process 0, which rejects it as the engine
-    would. Two copies of one document always go to the same process.
-    """
-    epoch = None
+def end_epoch_of(item: bytes | dict | Any) -> int | None:
+    """The end time a document is counted at, read cheaply when it is plain; else decoded
+    (about one document in many thousands), so that it is always what the engine reads."""
     if isinstance(item, bytes):
         epoch = _peek(item)
-        if epoch is not None and epoch < 0:
-            epoch = None
-    elif isinstance(item, dict):
-        doc = item.get("doc") if "variables" not in item else item
-        variables = doc.get("variables") if isinstance(doc, dict) else None
-        if isinstance(variables, dict):
-            try:
-                epoch = int(variables.get("end_epoch"))  # type: ignore[arg-type]
-            except (TypeError, ValueError, OverflowError):
-                pass
+        if epoch >= 0:
+            return epoch
+    try:
+        return decode(item).call.end_epoch
+    except Exception:  # rejected (or a decoder bug): no window; the engine counts the reason
+        return None
+
+
+def shard_of(item: bytes | dict | Any, jobs: int) -> int:
+    """Which of ``jobs`` processes counts this document: the one its window falls to (process 0
+    for a document without an end time, which the engine rejects wherever it is counted)."""
+    epoch = end_epoch_of(item)
     return 0 if epoch is None else (epoch // WINDOW) % jobs
 
 
@@ -81,11 +98,17 @@ def _count(engine: Engine, paths: list[str], index: int, jobs: int,
 
 
 def _count_share(paths: list[str], config: Config, index: int, jobs: int, results: Any) -> None:
-    """Another process: count its share, send back what was counted."""
+    """Another process: count its share, send back what was counted.
+
+    The share is pickled here, not by the queue's feeder thread, so that what cannot be
+    sent (an alert field pickle cannot write) is reported instead of silently lost."""
     try:
-        results.put((index, _count(Engine(config), paths, index, jobs).share()))
+        share = pickle.dumps(_count(Engine(config), paths, index, jobs).share(),
+                             protocol=pickle.HIGHEST_PROTOCOL)
     except BaseException as error:  # the parent reports it; a worker must never hang it
-        results.put((index, f"{type(error).__name__}: {error}"))
+        results.put((index, f"process {index}: {type(error).__name__}: {error}"))
+    else:
+        results.put((index, share))
 
 
 def replay(paths: list[str], config: Config, jobs: int,
@@ -104,20 +127,27 @@ def replay(paths: list[str], config: Config, jobs: int,
         for worker in workers.values():
             worker.start()
         _count(engine, paths, 0, jobs, progress)
-        shares: dict[int, Share | str] = {}
+        shares: dict[int, bytes | str] = {}
         while len(shares) < len(workers):
             try:
                 index, share = results.get(timeout=0.2)
                 shares[index] = share
+                continue
             except queue.Empty:
-                dead = [w for i, w in workers.items() if i not in shares and w.exitcode is not None]
-                if dead:
-                    raise InputError(f"a replay process ended with exit code {dead[0].exitcode}")
+                pass
+            dead = [i for i, w in workers.items() if i not in shares and w.exitcode is not None]
+            if dead:
+                try:  # (it may have sent its share just before it ended)
+                    index, share = results.get(timeout=1.0)
+                    shares[index] = share
+                except queue.Empty:
+                    raise InputError(f"replay process {dead[0]} ended with exit code "
+                                     f"{workers[dead[0]].exitcode}") from None
         for index in sorted(shares):
             share = shares[index]
             if isinstance(share, str):
                 raise InputError(share)
-            engine.absorb(share)
+            engine.absorb(pickle.loads(share))
         for worker in workers.values():
             worker.join()
     finally:

@@ -19,6 +19,7 @@ from sixminutes.cli import main
 from sixminutes.config import Config
 from sixminutes.engine import Engine
 from sixminutes import parallel
+from sixminutes.call import Rejected, decode
 from sixminutes.parallel import shard_of
 from sixminutes.sources.synthetic import Generator
 from sixminutes.windows import WINDOW
@@ -48,7 +49,7 @@ def assert_same(capsys, *args: str, jobs: int = 3) -> dict:
     one = replay_json(capsys, *args)
     many = replay_json(capsys, "--jobs", str(jobs), *args)
     assert many["data"] == one["data"]
-    assert many["rejected"] == one["rejected"]
+    assert list(many["rejected"].items()) == list(one["rejected"].items())  # order too
     assert [a["id"] for a in many["alerts"]] == [a["id"] for a in one["alerts"]]
     assert many["alerts"] == one["alerts"]
     return one
@@ -89,6 +90,33 @@ def test_many_processes_count_what_one_does(corpus, capsys):
     assert len(one["data"]) >= 30  # windows
 
 
+def test_reasons_come_in_the_order_the_inputs_gave_them(tmp_path, capsys):
+    """The second process's duplicate comes first in the inputs: first in the output too."""
+    odd = (END // WINDOW | 1) * WINDOW + 10  # a window of the second of two processes
+    path = tmp_path / "order.jsonl"
+    path.write_bytes(b"\n".join([raw(_id="a", end_epoch=str(odd)), raw(_id="a", end_epoch=str(odd)),
+                                  b"not json", raw(_id="b", end_epoch=str(odd - WINDOW))]) + b"\n")
+    assert shard_of(raw(_id="a", end_epoch=str(odd)), 2) == 1
+    one = assert_same(capsys, str(path), jobs=2)
+    assert list(one["rejected"]) == ["duplicate", "bad_json"]
+
+
+def test_the_text_report_is_the_same_too(corpus, tmp_path, capsys):
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "picky.py").write_text(  # fails now and then: its count and last error show
+        "def plugin(ctx):\n"
+        "    if ctx.call.billsec % 7 == 3:\n"
+        "        raise ValueError(f'billsec {ctx.call.billsec} in {ctx.timestamp}')\n")
+    reports = []
+    for jobs in ("1", "3"):
+        assert main(["replay", "--no-progress", "--max-alerts", "1000", "--plugins", str(plugins),
+                     "--jobs", jobs, str(corpus)]) == 0
+        reports.append(capsys.readouterr().out)
+    assert "picky: " in reports[0] and "duplicate" in reports[0]
+    assert reports[1] == reports[0]
+
+
 def test_alerts_of_a_site_plugin_that_reads_its_window_agree(corpus, tmp_path, capsys):
     plugins = tmp_path / "plugins"
     plugins.mkdir()
@@ -110,6 +138,34 @@ def test_arrays_gzip_and_directories_agree(corpus, tmp_path, capsys):
 @pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/fixtures/cdr is absent")
 def test_the_shared_fixtures_agree(capsys):
     assert_same(capsys, str(SHARED), jobs=2)
+
+
+def test_an_alert_field_only_json_knows_how_to_write_crosses_processes(corpus, tmp_path, capsys):
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "info.py").write_text(  # pickle cannot find this class in another process
+        "from dataclasses import dataclass\n"
+        "@dataclass\n"
+        "class Info:\n"
+        "    carrier: str\n"
+        "def plugin(ctx):\n"
+        "    if ctx.call.billsec == 0:\n"
+        "        ctx.alert('zero', key=ctx.profile, info=Info(ctx.profile))\n")
+    one = assert_same(capsys, "--plugins", str(plugins), str(corpus), jobs=2)
+    assert any(a.get("info") == {"carrier": a["profile"]} for a in one["alerts"])
+
+
+def test_an_error_in_another_process_is_reported(corpus, tmp_path, capsys):
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "interrupted.py").write_text(  # what a plugin cannot catch ends the process
+        "import multiprocessing\n"
+        "def plugin(ctx):\n"
+        "    if multiprocessing.parent_process() is not None:\n"
+        "        raise KeyboardInterrupt('in the plugin')\n")
+    assert main(["replay", "--json", "--no-progress", "--jobs", "2", "--plugins",
+                 str(plugins), str(corpus)]) == 2
+    assert "process 1: KeyboardInterrupt: in the plugin" in capsys.readouterr().err
 
 
 def test_a_process_that_dies_is_reported_not_waited_for(corpus, tmp_path, capsys):
@@ -151,8 +207,38 @@ def test_the_compiled_peek_reads_what_the_regular_expression_does(parts):
     if parallel._prescan is None:
         pytest.skip("the compiled pre-scan is not built (test_prescan says so)")
     raw = b"".join(parts)
-    expected = parallel._peek_slowly(raw)
-    assert parallel._prescan.end_epoch(raw) == (-1 if expected is None else expected)
+    assert parallel._prescan.end_epoch(raw) == parallel._peek_slowly(raw)
+
+
+ODD_ENDS = [b'"00001700000460"', b'" 1700000460"', b'"+1700000460"', b"1700000460.0e0",
+            b'"1700000460 "', b"17000004600000", b'"1700000460"']
+
+
+@pytest.mark.parametrize("end", ODD_ENDS)
+@pytest.mark.parametrize("form", ["plain", "escaped key", "repeated key"])
+def test_an_odd_end_epoch_goes_where_the_engine_reads_it(end, form):
+    key = b'"end\\u005fepoch"' if form == "escaped key" else b'"end_epoch"'
+    before = b'"callflow":{"end_epoch":"1"},' if form == "repeated key" else b""
+    doc = b'{"_id":"x",' + before + b'"variables":{' + key + b":" + end + b',"billsec":"3"}}'
+    try:
+        epoch = decode(doc).call.end_epoch
+    except Rejected:
+        epoch = None
+    for jobs in (2, 3, 7):
+        assert shard_of(doc, jobs) == (0 if epoch is None else epoch // WINDOW % jobs)
+        assert shard_of(json.loads(doc), jobs) == shard_of(doc, jobs)
+
+
+def test_duplicates_written_oddly_are_still_found_by_many_processes(tmp_path, capsys):
+    docs = []
+    for i, end in enumerate(ODD_ENDS):
+        docs.append(b'{"_id":"d%d","variables":{"end_epoch":"1700000460","billsec":"10"}}' % i)
+        docs.append(b'{"_id":"d%d","variables":{"end_epoch":%s,"billsec":"10"}}' % (i, end))
+    (tmp_path / "odd.jsonl").write_bytes(b"\n".join(docs) + b"\n")
+    (tmp_path / "odd.json").write_text(json.dumps([json.loads(d) for d in docs]))
+    for path in ("odd.jsonl", "odd.json"):
+        one = assert_same(capsys, str(tmp_path / path))
+        assert one["rejected"]["duplicate"] >= 5
 
 
 @pytest.mark.parametrize("item", [b"not json", b"{}", {"variables": {"end_epoch": "soon"}},
