@@ -30,11 +30,15 @@ class Share:
     store: Store
     alerts: Alerts
     outcomes: Counter[tuple[str, str]]
+    first_seen: dict[tuple[str, str], int]
+    """Outcome → the position (documents read) where it was first seen."""
+    last_rejection: dict[str, tuple[int, str]]
+    """Reason → (position, detail) of its last rejection."""
     newest: int
     newest_epoch: float
     runs: int
-    plugins: dict[str, tuple[int, str | None, int, float, float]]
-    """Plugin name → (errors, last error, timed calls, timed seconds, slowest call)."""
+    plugins: dict[str, tuple[int, str | None, int, int, float, float]]
+    """Plugin name → (errors, last error, its position, timed calls, timed seconds, slowest)."""
 
 
 def _data_time(alert: Alert) -> float:
@@ -65,6 +69,10 @@ class Engine:
         self.outcomes: Counter[tuple[str, str]] = Counter()
         """(source, "accepted" or the rejection reason) → documents."""
         self.last_rejection: dict[str, str] = {}
+        self.read = 0
+        """Documents read, counted here or by another process (the position in the inputs)."""
+        self._first_seen: dict[tuple[str, str], int] = {}  # outcome → where it was first seen
+        self._rejected_at: dict[str, int] = {}  # reason → where last_rejection's was read
         self.check_every = 1000
         self.track_seen = False
         """When set, ids newly counted are listed in ``seen_new`` for the snapshot to save."""
@@ -99,22 +107,29 @@ class Engine:
     def feed(self, item: bytes | dict, source: str = "replay") -> str | None:
         """Count one document; return None when accepted, else the rejection reason."""
         reason = None
+        self.plugins.position = self.read
         try:
             decoded = decode(item)
             self._count(decoded)
         except Rejected as rejected:
             reason = rejected.reason
             self.last_rejection[reason] = rejected.detail
+            self._rejected_at[reason] = self.read
         except Exception as error:  # a decoder bug must cost one document, never the feed
             reason = "undecodable"
             self.last_rejection[reason] = f"{type(error).__name__}: {error}"
-        self.outcomes[(source, reason or "accepted")] += 1
+            self._rejected_at[reason] = self.read
+        outcome = (source, reason or "accepted")
+        if outcome not in self.outcomes:
+            self._first_seen[outcome] = self.read
+        self.outcomes[outcome] += 1
         self.pass_over()
         return reason
 
     def pass_over(self) -> None:
         """One more document read (by :meth:`feed`, or counted by another process): the rules
         are checked every ``check_every`` documents read, wherever they were counted."""
+        self.read += 1
         self._pending += 1
         if self._pending >= self.check_every:
             self.flush()
@@ -213,25 +228,34 @@ class Engine:
 
     def share(self) -> Share:
         """What this engine counted, to be absorbed by another (see :mod:`sixminutes.parallel`)."""
-        return Share(self.store, self.alerts, self.outcomes, self._newest, self._newest_epoch,
-                     self.plugins.runs,
-                     {p.name: (p.errors, p.last_error, p.timed_calls, p.timed_seconds,
-                               p.max_seconds) for p in self.plugins.plugins})
+        return Share(self.store, self.alerts, self.outcomes, self._first_seen,
+                     {r: (self._rejected_at.get(r, -1), d) for r, d in self.last_rejection.items()},
+                     self._newest, self._newest_epoch, self.plugins.runs,
+                     {p.name: (p.errors, p.last_error, p.last_error_at, p.timed_calls,
+                               p.timed_seconds, p.max_seconds) for p in self.plugins.plugins})
 
     def absorb(self, share: Share) -> None:
         """Add another engine's counts, alerts and plugin health to this one's (its alerts
         join this lifecycle; :meth:`settle` then resolves them over the whole store)."""
         self.store.absorb(share.store)
         self.alerts.absorb(share.alerts)
-        self.outcomes.update(share.outcomes)
+        for outcome, at in share.first_seen.items():  # outcomes in the order the inputs gave
+            self._first_seen[outcome] = min(at, self._first_seen.get(outcome, at))
+        counts = self.outcomes + share.outcomes
+        self.outcomes = Counter({k: counts[k] for k in sorted(
+            counts, key=lambda outcome: self._first_seen.get(outcome, -1))})
+        for reason, (at, detail) in share.last_rejection.items():
+            if at > self._rejected_at.get(reason, -2):
+                self.last_rejection[reason], self._rejected_at[reason] = detail, at
         self._newest = max(self._newest, share.newest)
         self._newest_epoch = max(self._newest_epoch, share.newest_epoch)
         self.plugins.runs += share.runs
         for plugin in self.plugins.plugins:
-            errors, last_error, timed, seconds, slowest = share.plugins.get(
-                plugin.name, (0, None, 0, 0.0, 0.0))
+            errors, last_error, at, timed, seconds, slowest = share.plugins.get(
+                plugin.name, (0, None, -1, 0, 0.0, 0.0))
             plugin.errors += errors
-            plugin.last_error = last_error or plugin.last_error
+            if last_error is not None and at > plugin.last_error_at:
+                plugin.last_error, plugin.last_error_at = last_error, at
             plugin.timed_calls += timed
             plugin.timed_seconds += seconds
             plugin.max_seconds = max(plugin.max_seconds, slowest)

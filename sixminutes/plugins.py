@@ -134,6 +134,8 @@ class Plugin:
     builtin: bool
     errors: int = 0
     last_error: str | None = None
+    last_error_at: int = -1
+    """Where (the owner's ``position`` then) the last error happened."""
     timed_calls: int = 0
     """Calls timed: one in SAMPLE_EVERY (timing every call would cost more than most plugins)."""
     timed_seconds: float = 0.0
@@ -177,6 +179,8 @@ class PluginSet:
     errors: list[LoadError] = field(default_factory=list)
     runs: int = 0
     """CDRs run through the set."""
+    position: int = 0
+    """Set by the engine: where the CDR being run is in the inputs (kept with an error)."""
 
     def run(self, ctx: Context) -> None:
         """Call every plugin; one that raises is counted and the others still run."""
@@ -189,6 +193,7 @@ class PluginSet:
                 p.fn(ctx)
             except BaseException as error:  # a plugin must never stop the others
                 _failed(p, error)
+                p.last_error_at = self.position
 
     def _run_timed(self, ctx: Context) -> None:
         """The same, timing each plugin (the sample that status extrapolates from)."""
@@ -201,6 +206,7 @@ class PluginSet:
                 p.fn(ctx)
             except BaseException as error:
                 _failed(p, error)
+                p.last_error_at = self.position
             spent = clock() - started
             p.timed_calls += 1
             p.timed_seconds += spent
