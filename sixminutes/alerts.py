@@ -125,17 +125,20 @@ class Alerts:
             alert.count += 1
         else:
             try:  # it is saved and served as JSON: refuse what cannot be, in the raiser
-                orjson.dumps([key, fields])
+                written = orjson.dumps([key, fields])
             except TypeError as error:
                 raise TypeError(f"an alert's key and fields must be JSON values: {error}") from None
+            # key and fields kept as the JSON they are written as (a tuple becomes a list, a
+            # plugin's dataclass a dict): served, saved and sent from another process alike
+            plain = orjson.loads(written)
             self._seq += 1
             digest = hashlib.sha1(repr(dedup).encode()).hexdigest()[:12]
             alert = self._rows[dedup] = Alert(
                 id=f"{timestamp}-{digest}", timestamp=timestamp, time=self._clock(), msg=msg,
-                plugin=plugin, key=list(key) if isinstance(key, tuple) else key, count=1,
+                plugin=plugin, key=plain[0], count=1,
                 profile=call.profile, direction=call.direction, account=call.account,
                 duration={"billable": call.billsec, "total": call.duration},
-                sample=sample, fields=dict(fields), seq=self._seq,
+                sample=sample, fields=plain[1], seq=self._seq,
             )
             self.lifecycle.fired(alert)
             self.raised += 1
