@@ -225,7 +225,11 @@ class ChangesFollower:
     @staticmethod
     def _parse(line: bytes) -> dict[str, Any]:
         """The row parsed just enough to read its seq (msgspec skips the document unbuilt:
-        the engine decodes it); a broken row is still handed on."""
+        the engine decodes it); a broken row is still handed on.
+
+        Bytes that are not UTF-8 inside the document no longer hide the row's seq: the engine
+        rejects the document as bad_json and the position moves past it, where a whole-row
+        parse used to keep the previous one (and read the row again after a restart)."""
         try:
             fields = _row_decoder.decode(line)
         except (msgspec.DecodeError, RecursionError):

@@ -429,6 +429,13 @@ def test_odd_rows_are_read_as_a_whole_parse_would_read_them(line):
     assert ChangesFollower._parse(line) == _parse_fully(line)
 
 
+def test_a_row_whose_document_is_not_utf8_still_gives_its_seq():
+    line = b'{"seq":"5-a","id":"x","doc":{"variables":{"caller":"\xff\xfe"}}}'
+    assert ChangesFollower._parse(line) == {"seq": "5-a", "id": "x"}
+    engine = Engine()
+    assert engine.feed(line, "couchdb") == "bad_json"  # counted once, not again after a restart
+
+
 def test_the_url_query_goes_to_changes_and_its_heartbeat_sets_the_silence_allowed() -> None:
     """`--couchdb http://couch/db?heartbeat=150&style=all_docs`: an operator tunes the feed in
     its URL; the follower's own parameters (feed, include_docs, since) cannot be overridden."""
