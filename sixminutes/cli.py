@@ -57,7 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--jobs", type=int, default=1, metavar="N",
                         help="count in N processes, each taking whole windows (default 1; 0: "
                              "one per CPU). The result is the same, except for a plugin that "
-                             "keeps its own state across windows: it sees only its share")
+                             "keeps its own state across windows (it sees only its share) or "
+                             "starts processes of its own")
 
     synth = commands.add_parser(
         "synth", help="write synthetic FreeSWITCH CDRs (JSON Lines) to try things with",
