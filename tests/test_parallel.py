@@ -36,6 +36,14 @@ def plugin(ctx):
 '''
 
 
+def plugin_dir(tmp_path: Path, name: str, source: str) -> Path:
+    """A plugins directory holding one plugin file."""
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / f"{name}.py").write_text(source)
+    return plugins
+
+
 def replay_json(capsys, *args: str) -> dict:
     assert main(["replay", "--json", "--no-progress", *args]) == 0
     out, err = capsys.readouterr()
@@ -102,9 +110,7 @@ def test_reasons_come_in_the_order_the_inputs_gave_them(tmp_path, capsys):
 
 
 def test_the_text_report_is_the_same_too(corpus, tmp_path, capsys):
-    plugins = tmp_path / "plugins"
-    plugins.mkdir()
-    (plugins / "picky.py").write_text(  # fails now and then: its count and last error show
+    plugins = plugin_dir(tmp_path, "picky",  # fails now and then: its count and last error show
         "def plugin(ctx):\n"
         "    if ctx.call.billsec % 7 == 3:\n"
         "        raise ValueError(f'billsec {ctx.call.billsec} in {ctx.timestamp}')\n")
@@ -118,9 +124,7 @@ def test_the_text_report_is_the_same_too(corpus, tmp_path, capsys):
 
 
 def test_alerts_of_a_site_plugin_that_reads_its_window_agree(corpus, tmp_path, capsys):
-    plugins = tmp_path / "plugins"
-    plugins.mkdir()
-    (plugins / "milestone.py").write_text(PLUGIN)
+    plugins = plugin_dir(tmp_path, "milestone", PLUGIN)
     one = assert_same(capsys, "--plugins", str(plugins), str(corpus), jobs=2)
     assert any(a["plugin"] == "milestone" for a in one["alerts"])
 
@@ -141,9 +145,7 @@ def test_the_shared_fixtures_agree(capsys):
 
 
 def test_an_alert_field_only_json_knows_how_to_write_crosses_processes(corpus, tmp_path, capsys):
-    plugins = tmp_path / "plugins"
-    plugins.mkdir()
-    (plugins / "info.py").write_text(  # pickle cannot find this class in another process
+    plugins = plugin_dir(tmp_path, "info",  # pickle cannot find this class in another process
         "from dataclasses import dataclass\n"
         "@dataclass\n"
         "class Info:\n"
@@ -155,30 +157,19 @@ def test_an_alert_field_only_json_knows_how_to_write_crosses_processes(corpus, t
     assert any(a.get("info") == {"carrier": a["profile"]} for a in one["alerts"])
 
 
-def test_an_error_in_another_process_is_reported(corpus, tmp_path, capsys):
-    plugins = tmp_path / "plugins"
-    plugins.mkdir()
-    (plugins / "interrupted.py").write_text(  # what a plugin cannot catch ends the process
-        "import multiprocessing\n"
-        "def plugin(ctx):\n"
-        "    if multiprocessing.parent_process() is not None:\n"
-        "        raise KeyboardInterrupt('in the plugin')\n")
+@pytest.mark.parametrize("ending, said", [
+    ("raise KeyboardInterrupt('in the plugin')", "process 1: KeyboardInterrupt: in the plugin"),
+    ("os._exit(3)", "replay process 1 ended with exit code 3"),  # dies: not waited for
+])
+def test_the_end_of_another_process_is_reported(ending, said, corpus, tmp_path, capsys):
+    plugins = plugin_dir(tmp_path, "ending",  # only in the other process: this one is pytest
+                         "import multiprocessing, os\n"
+                         "def plugin(ctx):\n"
+                         "    if multiprocessing.parent_process() is not None:\n"
+                         f"        {ending}\n")
     assert main(["replay", "--json", "--no-progress", "--jobs", "2", "--plugins",
                  str(plugins), str(corpus)]) == 2
-    assert "process 1: KeyboardInterrupt: in the plugin" in capsys.readouterr().err
-
-
-def test_a_process_that_dies_is_reported_not_waited_for(corpus, tmp_path, capsys):
-    plugins = tmp_path / "plugins"
-    plugins.mkdir()
-    (plugins / "crash.py").write_text(  # only in the other process: this one is pytest
-        "import multiprocessing, os\n"
-        "def plugin(ctx):\n"
-        "    if multiprocessing.parent_process() is not None:\n"
-        "        os._exit(3)\n")
-    assert main(["replay", "--json", "--no-progress", "--jobs", "2", "--plugins",
-                 str(plugins), str(corpus)]) == 2
-    assert "exit code 3" in capsys.readouterr().err
+    assert said in capsys.readouterr().err
 
 
 def test_a_negative_number_of_processes_is_refused(corpus, capsys):
