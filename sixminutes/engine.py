@@ -161,8 +161,9 @@ class Engine:
         """Check the threshold rules over what arrived since the last check, then resolve
         the alerts whose cause has gone.
 
-        Runs every ``check_every`` CDRs; a live service also calls it four times a second
-        and a replay at its end, so that no crossing waits for more traffic.
+        Runs every ``check_every`` documents read (see :meth:`pass_over`); a live service
+        also calls it four times a second and a replay at its end, so that no crossing waits
+        for more traffic.
         """
         self._pending = 0
         for rule, labels, value, samples, timestamp, decoded in self.thresholds.check(self.store):
