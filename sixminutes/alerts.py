@@ -63,7 +63,7 @@ class Alert:
     @property
     def subject(self) -> Any:
         """What the alert is about across windows: its key, or its message when it has none."""
-        return _hashable(self.key) if self.key is not None else self.msg
+        return _subject(self.key, self.msg)
 
     def to_json(self, with_doc: bool = True) -> dict[str, Any]:
         """The item of GET /6minutes/alerts: the record, the raiser's fields, the sample CDR."""
@@ -84,6 +84,24 @@ _CALL_FIELDS = frozenset(_Call.__struct_fields__)
 _RECORD_FIELDS = ("id", "timestamp", "time", "msg", "plugin", "key", "count",
                   "profile", "direction", "account", "duration")
 _LIFECYCLE_FIELDS = ("state", "starts_at", "ends_at", "resolution")
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _subject(key: Any, msg: str) -> Any:
+    """What dedup goes by: the key as the JSON it is saved as (so that a key rebuilt from a
+    state file after a restart is the same), or the message when there is no key."""
+    if key is None:
+        return msg
+    if type(key) in _SCALARS:
+        return key
+    if type(key) in (list, tuple) and all(type(k) in _SCALARS for k in key):
+        return tuple(key)  # the usual key, a list of text: as it is
+    try:
+        return _hashable(orjson.loads(orjson.dumps(key)))
+    except TypeError as error:
+        raise TypeError(f"an alert's key and fields must be JSON values: {error}") from None
 
 
 def _hashable(key: Any) -> Any:
@@ -118,7 +136,7 @@ class Alerts:
     def raise_alert(self, plugin: str, msg: str, key: Any, timestamp: int, sample: Decoded,
                     fields: dict[str, Any]) -> Alert:
         """Add an alert, or count one more of the same (plugin, key or msg, window)."""
-        dedup = (plugin, _hashable(key) if key is not None else msg, timestamp)
+        dedup = (plugin, _subject(key, msg), timestamp)
         alert = self._rows.get(dedup)
         call = sample.call
         if alert is not None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import replace
 
 import pytest
@@ -495,3 +496,22 @@ def test_a_plugin_alert_with_fields_json_cannot_hold_is_a_plugin_error_not_a_bro
 def test_rules_from_config_refuses_values_that_would_break_every_check(table):
     with pytest.raises(ValueError, match="rule asr"):
         rules_from_config({"asr": table})
+
+
+def test_an_alert_keyed_by_an_object_dedups_alike_after_a_restart():
+    """The key is kept as the JSON it is saved as: a restored alert is the same alert."""
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Where:
+        profile: str
+        code: str
+
+    sample = decode(raw(_id="k1"))
+    alerts = Alerts(clock=lambda: NOW)
+    first = alerts.raise_alert("p", "m", Where("acme", "503"), WINDOW, sample, {})
+    again = Alerts(clock=lambda: NOW)
+    again.restore(json.loads(json.dumps(first.to_record())))
+    raised = again.raise_alert("p", "m", Where("acme", "503"), WINDOW, sample, {})
+    assert len(again) == 1 and raised.count == 2
+    assert raised.key == {"profile": "acme", "code": "503"}
