@@ -112,9 +112,10 @@ _LooseDoc = _doc_type("_LooseDoc", _Loose)
 _decoder = msgspec.json.Decoder(_Doc, strict=False)
 _loose_decoder = msgspec.json.Decoder(_LooseDoc)
 # Bare non-finite tokens as FreeSWITCH >= 1.6 writes them in callStats. Strings are split
-# out first so that a token inside a string is left alone; the string pattern is possessive
+# out first so that a token inside a string is left alone; the string pattern is atomic
 # and also ends at the end of the input, so an unterminated string cannot make it quadratic.
-_STRING = re.compile(rb'("(?:[^"\\]|\\.)*+(?:"|\\?\Z))', re.S)
+# (An atomic group, not a possessive repeat: CPython 3.11.2's re gets `(?:...)*+` wrong.)
+_STRING = re.compile(rb'("(?>(?:[^"\\]|\\.)*)(?:"|\\?\Z))', re.S)
 _NONFINITE = re.compile(rb'-?(?:nan|NaN|NAN|inf|Infinity|INF)\b')
 _TOKENS = (b"nan", b"NaN", b"NAN", b"inf", b"Inf", b"INF")
 _MAX_DEPTH = 100

@@ -29,8 +29,10 @@ URLENCODED = "application/x-www-form-urlencoded"  # encode=true, FreeSWITCH's de
 BASE64 = "application/x-www-form-base64-encoded"  # encode=base64
 
 # The rest of a JSON string, as far as a quote followed by what may follow a string.
-# Unrolled and possessive: linear, and it fails in one pass when no string end follows.
-_STRING_END = re.compile(rb'[^"\\]*+(?:(?:\\.|"(?![:,}\]]|\Z))[^"\\]*+)*+"(?=[:,}\]]|\Z)', re.S)
+# Unrolled, in atomic groups: linear, and it fails in one pass when no string end follows.
+# (Atomic groups, not possessive repeats: CPython 3.11.2's re gets `(?:...)*+` wrong.)
+_STRING_END = re.compile(
+    rb'(?>[^"\\]*)(?>(?:(?:\\.|"(?![:,}\]]|\Z))(?>[^"\\]*))*)"(?=[:,}\]]|\Z)', re.S)
 # Group 1: a run of bytes that must not be raw in a string (a backslash that starts no escape).
 _RAW_IN_STRING = re.compile(rb'\\[\\"/bfnrtu]|((?:["\x00-\x1f]|\\(?![\\"/bfnrtu]))+)')
 _PERCENT = [b"%%%02X" % byte for byte in range(256)]
