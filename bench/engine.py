@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import platform
 import sys
 import time
 from pathlib import Path
@@ -135,6 +136,11 @@ def cross_check(engine: Engine, rows: list[tuple]) -> int:
     return agreed
 
 
+def interpreter() -> str:
+    """Which CPython ran: the same code runs markedly faster on some builds (README)."""
+    return f"CPython {platform.python_version()} from {sys.base_prefix} ({sys.executable})"
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=100_000, help="documents to generate when the corpus is missing")
@@ -155,6 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     n, size = len(lines), sum(map(len, lines))
     log(f"corpus {path}: {n} docs, {size / n:.0f} bytes/doc average, {size / 1e6:.0f} MB; "
         f"best of {args.repeat} runs each")
+    log(f"python: {interpreter()}")
 
     engine_s, engine = best_of(args.repeat, lambda: Engine(Config(retention_hours=None)), run_engine(lines))
     if engine.accepted != n:
@@ -193,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
             **{f"duckdb: {k}": n / s for k, s in duck.items()}}
     best_replay = max(replay_s, key=lambda j: n / replay_s[j])
     result = {
-        "corpus": str(path), "docs": n, "bytes_per_doc": round(size / n), "repeat": args.repeat,
+        "corpus": str(path), "python": interpreter(), "docs": n, "bytes_per_doc": round(size / n), "repeat": args.repeat,
         "docs_per_s": {k: round(v) for k, v in rate.items()},
         "duckdb_best": duck_name, "duckdb_threads": threads, "duckdb_groups": groups,
         "duckdb_groups_agreeing_with_engine": agreed,
