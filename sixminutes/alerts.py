@@ -334,15 +334,17 @@ class Thresholds:
     def check(self, store: Store) -> list[tuple[Rule, dict[str, str], float, int, int, Decoded]]:
         """(rule, labels, value, samples, window, sample CDR) for each rule newly crossed."""
         crossed = []
+        plans = self._plans
         for (names, _, rules), touched in zip(self._groups, self._touched):
+            window = cells = fired = None
             for (timestamp, values), decoded in touched.items():
-                cells = store.peek(timestamp)
+                if timestamp != window:  # (CDRs come mostly in order: one look per window)
+                    window, cells = timestamp, store.peek(timestamp)
+                    if cells is not None:  # (else the window was deleted meanwhile)
+                        fired = self._fired.setdefault(timestamp, set())
                 if cells is None:
-                    continue  # the window was deleted meanwhile
-                fired = self._fired.get(timestamp)
-                if fired is None:
-                    fired = self._fired[timestamp] = set()
-                plan = self._plans.get((names, values)) or self._plan(names, values, rules)
+                    continue
+                plan = plans.get((names, values)) or self._plan(names, values, rules)
                 for rule, once, series, per in plan:
                     if once in fired:
                         continue
