@@ -208,6 +208,9 @@ def _line_docs(lines: Iterable[bytes], meter: _Meter | None = None) -> Iterator[
     for line in lines:
         if meter:
             meter.add(len(line))
+        if line[:2] == b'{"' and line[-2:] == b"}\n" and line[2:3] not in b"lp":
+            yield line[:-1]  # the usual line, as the checks below give it, without their cost
+            continue
         line = _clean(line)
         if not line or _LAST_SEQ.match(line):
             continue

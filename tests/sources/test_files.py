@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
+from hypothesis import given, strategies as st
 
 from sixminutes.sources import files
 from sixminutes.sources.files import InputError, read_documents, total_bytes
@@ -439,3 +440,18 @@ def test_real_cdrs_as_array_json_lines_and_changes(tmp_path):
     assert docs(write(tmp_path / "all.jsonl.gz", b"\n".join(lines), gz=True)) == lines
     changes = {"results": [{"seq": i, "id": str(i), "doc": v} for i, v in enumerate(valid)]}
     assert docs(write(tmp_path / "changes.json", dumps(changes))) == valid
+
+
+_LINE = st.one_of(
+    st.binary(max_size=40).filter(lambda b: b"\n" not in b),
+    st.sampled_from([b'{"last_seq":"9-x"}', b'{"pending":0,"last_seq":3}', b'{"l":1}', b'{"p":2}',
+                     b'{"_id":"a","variables":{}}', b'{"x":1} ', b' {"x":1}', b'{"x":1}\r',
+                     b"[{\"a\":1},{\"b\":2}]", b"\xef\xbb\xbf{\"x\":1}", b"", b"{}"]),
+)
+
+
+@given(st.lists(_LINE, max_size=8))
+def test_a_streamed_line_gives_what_the_line_without_its_newline_gives(lines):
+    # Streamed lines keep their newline; the usual ones skip the checks (a fast path).
+    streamed = list(files._line_docs([line + b"\n" for line in lines]))
+    assert streamed == list(files._line_docs(lines))
