@@ -133,8 +133,9 @@ def test_json_lines_of_arrays_like_couchbackup(tmp_path):
 def test_big_json_lines_are_streamed_with_progress(tmp_path, monkeypatch, gz):
     monkeypatch.setattr(files, "SMALL_LIMIT", 100)
     monkeypatch.setattr(files, "PROGRESS_STEP", 10_000)
-    # random padding, so that the gzip is bigger than the chunks gzip reads at a time (128 KiB)
-    lines = [dumps({"_id": str(i), "pad": os.urandom(100).hex()}) for i in range(3000)]
+    # random padding, so that the gzip is bigger than the chunks the inflater reads at a time
+    # (zlib's GzipFile 128 KiB, ISA-L's 512 KiB)
+    lines = [dumps({"_id": str(i), "pad": os.urandom(100).hex()}) for i in range(8000)]
     p = write(tmp_path / "big.jsonl", b"\n".join(lines) + b"\n", gz)
     calls = []
     assert docs(p, progress=calls.append) == lines
