@@ -7,7 +7,9 @@ The same JSON Lines corpus (made by bench/corpus.py when missing) is fed to:
 - call.decode() alone, with the compiled pre-scan and without it;
 - orjson.loads per line (the floor for anything that parses whole documents in Python);
 - `sixminutes replay` with one process and with --jobs (one per CPU), reading the file;
-- DuckDB reading the file itself and grouping by window, profile, direction.
+- DuckDB reading the file itself and grouping by window, profile, direction;
+- with --gzip, `sixminutes replay` of the gzip-compressed corpus, inflated by ISA-L (as
+  installed) and by the standard library's zlib (one process), and with --jobs.
 Lines are read into memory before the engine and orjson runs, so file I/O is in
 neither; DuckDB's figure includes reading the file. Each timing is the best of
 --repeat runs in this one process. The Store's memory per (window, series) cell is
@@ -17,8 +19,10 @@ from __future__ import annotations
 
 import argparse
 import gc
+import gzip
 import os
 import platform
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -36,6 +40,7 @@ from corpus import write_corpus  # noqa: E402
 from sixminutes import call, parallel  # noqa: E402
 from sixminutes.config import Config  # noqa: E402
 from sixminutes.engine import Engine  # noqa: E402
+from sixminutes.sources import files  # noqa: E402
 from sixminutes.sources.files import read_documents  # noqa: E402
 
 _AGGREGATE = """
@@ -97,6 +102,27 @@ def run_replay(path: Path, jobs: int) -> Engine:
     return engine
 
 
+def run_gzip_replay(path: Path, jobs: int, isal: bool) -> Engine:
+    """A replay of the gzip file, with ISA-L's inflate or zlib's (in this process only)."""
+    kept = files._GzipFile
+    files._GzipFile = kept if isal else gzip.GzipFile
+    try:
+        return run_replay(path, jobs)
+    finally:
+        files._GzipFile = kept
+
+
+def gzipped(path: Path) -> Path:
+    """The corpus gzip-compressed (level 1, as a log rotation might), made once."""
+    out = path.with_name(path.name + ".gz")
+    if not out.exists():
+        tmp = out.with_name(out.name + ".tmp")
+        with path.open("rb") as src, gzip.open(tmp, "wb", compresslevel=1) as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        tmp.replace(out)
+    return out
+
+
 def run_decode(lines: list[bytes], prescan: bool) -> int:
     """call.decode() alone, with the compiled pre-scan or without it (msgspec over it all)."""
     kept = call.prescan
@@ -150,6 +176,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--duckdb-threads", type=int, help="DuckDB threads (default: DuckDB's own)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                    help="processes of the parallel replay row (default: one per CPU)")
+    p.add_argument("--gzip", action="store_true",
+                   help="also replay the corpus gzip-compressed (made once, beside it)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = p.parse_args(argv)
     path = args.corpus or Path(__file__).resolve().parent / "out" / f"corpus-{args.n}.jsonl"
@@ -178,6 +206,15 @@ def main(argv: list[str] | None = None) -> None:
         if replayed.store.cells != engine.store.cells or replayed.accepted != n:
             raise SystemExit(f"replay --jobs {jobs} counted otherwise than the engine")
         del replayed
+    gzip_s: dict[tuple[int, bool], float] = {}
+    if args.gzip:
+        packed = gzipped(path)
+        for jobs, isal in sorted({(1, True), (1, False), (args.jobs, True)}):
+            gzip_s[jobs, isal], replayed = best_of(
+                args.repeat, lambda: None, lambda _: run_gzip_replay(packed, jobs, isal))
+            if replayed.store.cells != engine.store.cells or replayed.accepted != n:
+                raise SystemExit(f"gzip replay --jobs {jobs} counted otherwise than the engine")
+            del replayed
 
     con = duckdb.connect()
     if args.duckdb_threads:
@@ -197,6 +234,8 @@ def main(argv: list[str] | None = None) -> None:
             **{f"decode, {'with' if fast else 'without'} the pre-scan": n / s
                for fast, s in decode_s.items()},
             **{f"replay --jobs {j}": n / s for j, s in replay_s.items()},
+            **{f"replay --jobs {j}, gzip, {'ISA-L' if isal else 'zlib'}": n / s
+               for (j, isal), s in gzip_s.items()},
             **{f"duckdb: {k}": n / s for k, s in duck.items()}}
     best_replay = max(replay_s, key=lambda j: n / replay_s[j])
     result = {
@@ -227,6 +266,8 @@ def main(argv: list[str] | None = None) -> None:
              for fast in decode_s]
     rows += [(f"sixminutes replay --jobs {j} (read, count, settle)", j, "file",
               rate[f"replay --jobs {j}"]) for j in replay_s]
+    rows += [(f"sixminutes replay --jobs {j}, gzip file, {'ISA-L' if isal else 'zlib'}", j,
+              "file.gz", n / s) for (j, isal), s in gzip_s.items()]
     rows += [(f"DuckDB {k}", threads, "file", n / s) for k, s in duck.items()]
     for label, nthreads, source, v in rows:
         print(f"{label:<52} {nthreads:>7}  {source:<9} {v:>9,.0f} {v * size / n / 1e6:>6,.0f}")
