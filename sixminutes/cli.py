@@ -154,8 +154,7 @@ def _replay(args: argparse.Namespace) -> int:
         if jobs > 1:
             engine = parallel.replay(args.paths, config, jobs, progress=bar.update)
         else:
-            for item in read_documents(args.paths, progress=bar.update):
-                engine.feed(item)
+            engine.feed_many(read_documents(args.paths, progress=bar.update))
     engine.flush()
     engine.settle()
     engine.store.compact()

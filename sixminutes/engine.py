@@ -1,14 +1,16 @@
 """The engine: one document in, a Call filed into its window, plugins run, alerts checked.
 
-No I/O happens here: sources hand documents to :meth:`Engine.feed`, and the web,
-state and report layers read :attr:`Engine.store` and :attr:`Engine.alerts`.
+No I/O happens here: sources hand documents to :meth:`Engine.feed` (live, one at a time) or
+:meth:`Engine.feed_many` (a replay, decoded in batches), and the web, state and report
+layers read :attr:`Engine.store` and :attr:`Engine.alerts`.
 """
 from __future__ import annotations
 
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Iterable
+from itertools import islice
+from typing import Any, Callable, Iterable
 
 from .alerts import Alert, Alerts, Thresholds, rules_from_config
 from .lifecycle import Condition, Lifecycle
@@ -20,7 +22,10 @@ from .stats import Stat
 from .store import Store
 from .windows import WINDOW, Clock, Retention, window_of
 
-__all__ = ["Engine", "Share"]
+__all__ = ["Engine", "Share", "BATCH"]
+
+BATCH = 1000
+"""Documents :meth:`Engine.feed_many` decodes before it counts them (see there why)."""
 
 
 @dataclass
@@ -39,6 +44,20 @@ class Share:
     runs: int
     plugins: dict[str, tuple[int, str | None, int, int, float, float]]
     """Plugin name → (errors, last error, its position, timed calls, timed seconds, slowest)."""
+
+
+def _decoded(item: Any) -> Decoded | Rejected:
+    """A document decoded, or why it does not count (a decoder bug costs that one document)."""
+    try:
+        return decode(item)
+    except Rejected as rejected:
+        return rejected.with_traceback(None)  # (kept in a batch: not with its frames)
+    except Exception as error:
+        return _undecodable(error)
+
+
+def _undecodable(error: Exception) -> Rejected:
+    return Rejected("undecodable", f"{type(error).__name__}: {error}")
 
 
 def _data_time(alert: Alert) -> float:
@@ -106,18 +125,43 @@ class Engine:
 
     def feed(self, item: bytes | dict, source: str = "replay") -> str | None:
         """Count one document; return None when accepted, else the rejection reason."""
-        reason = None
+        return self._file(_decoded(item), source)
+
+    def feed_many(self, items: Iterable[Any], source: str = "replay",
+                  keep: Callable[[Any], bool] | None = None) -> None:
+        """Count documents in order, each as :meth:`feed` would; those for which ``keep`` is
+        false are only passed over (another process counts them: :mod:`sixminutes.parallel`).
+
+        They are decoded ``BATCH`` at a time, then counted: decoding reads ~10 KB of JSON
+        per CDR, which between two CDRs pushes the store's cells out of the CPU caches; in
+        batches the engine runs about 10% faster on the bench corpus (``bench/engine.py``
+        prints both). Plugins see the same CDRs in the same order, and the rules are checked
+        at the same documents.
+        """
+        it = iter(items)
+        file, pass_over = self._file, self.pass_over
+        while batch := list(islice(it, BATCH)):
+            for decoded in [_decoded(item) if keep is None or keep(item) else None
+                            for item in batch]:
+                if decoded is None:
+                    pass_over()
+                else:
+                    file(decoded, source)
+
+    def _file(self, decoded: Decoded | Rejected, source: str) -> str | None:
+        """Count a decoded document, or record why it does not count; then pass over it."""
         self.plugins.position = self.read
-        try:
-            decoded = decode(item)
-            self._count(decoded)
-        except Rejected as rejected:
-            reason = rejected.reason
-            self.last_rejection[reason] = rejected.detail
-            self._rejected_at[reason] = self.read
-        except Exception as error:  # a decoder bug must cost one document, never the feed
-            reason = "undecodable"
-            self.last_rejection[reason] = f"{type(error).__name__}: {error}"
+        if isinstance(decoded, Decoded):
+            try:
+                self._count(decoded)
+            except Rejected as rejected:
+                decoded = rejected
+            except Exception as error:  # an engine bug must cost one document, never the feed
+                decoded = _undecodable(error)
+        reason = None
+        if isinstance(decoded, Rejected):
+            reason = decoded.reason
+            self.last_rejection[reason] = decoded.detail
             self._rejected_at[reason] = self.read
         outcome = (source, reason or "accepted")
         if outcome not in self.outcomes:

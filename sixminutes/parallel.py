@@ -86,12 +86,8 @@ def _count(engine: Engine, paths: list[str], index: int, jobs: int,
            progress: Callable[[int], None] | None = None) -> Engine:
     """Count this share's documents of ``paths`` into ``engine``; pass over the others."""
     engine.hold_resolution = True  # conditions span the windows of other shares: see settle()
-    feed, pass_over = engine.feed, engine.pass_over
-    for item in read_documents(paths, progress=progress):
-        if shard_of(item, jobs) == index:
-            feed(item)
-        else:
-            pass_over()
+    engine.feed_many(read_documents(paths, progress=progress),
+                     keep=lambda item: shard_of(item, jobs) == index)
     engine.flush()
     engine.store.compact()
     return engine

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from helpers import END, WINDOW, cdr, raw
 from sixminutes.call import REASONS
 from sixminutes.config import Config
+from sixminutes import engine as engine_module
 from sixminutes.engine import Engine
 from sixminutes.plugins import load_plugins
 from sixminutes.stats import Stat
@@ -432,3 +433,73 @@ def test_every_document_is_accepted_or_rejected_and_every_accepted_one_counted(i
     assert all(r is None or r in REASONS for r in results)
     calls = sum(s.count for _, key, s in e.store.items(names=["calls"]))
     assert calls == e.accepted
+
+
+# --- feed_many --------------------------------------------------------------------------------
+
+ODD_PLUGIN = """
+def plugin(ctx):
+    if ctx.duration.billable == 3:
+        raise RuntimeError(f"odd call {ctx.call.id}")
+    if ctx.duration.billable == 0:
+        ctx.alert("zero", key=ctx.call.id)
+"""
+
+
+@pytest.fixture(scope="module")
+def odd_plugin(tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("plugins")
+    write(directory, "odd.py", ODD_PLUGIN)
+    return directory
+
+
+def what_was_counted(e: Engine) -> tuple:
+    """Everything a report or the status shows, with the positions it keeps."""
+    return (list(e.outcomes.items()), e._first_seen, e.last_rejection, e._rejected_at, e.read,
+            e.store.to_json(), e.alerts.to_json(),
+            [(p.name, p.errors, p.last_error, p.last_error_at) for p in e.plugins.plugins])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(documents, max_size=30), st.integers(1, 5), st.integers(1, 6),
+       st.sampled_from([None, 2, 3]))
+def test_feed_many_counts_as_feed_one_at_a_time(odd_plugin, items, batch, check_every, shards):
+    """Decoding a batch before counting it changes nothing a user sees: outcomes and where
+    each was seen, plugin errors and their positions, alerts, the store; and a document
+    ``keep`` declines is passed over, as another process's share."""
+    plugins = odd_plugin
+    keep = None if shards is None else (lambda item: hash(item) % shards == 0)
+    one, many = engine(plugin_dirs=[str(plugins)]), engine(plugin_dirs=[str(plugins)])
+    for e in (one, many):
+        e.check_every = check_every
+    for item in items:
+        if keep is None or keep(item):
+            one.feed(item)
+        else:
+            one.pass_over()
+    one.flush()
+    kept = engine_module.BATCH
+    engine_module.BATCH = batch
+    try:
+        many.feed_many(iter(items), keep=keep)
+    finally:
+        engine_module.BATCH = kept
+    many.flush()
+    assert what_was_counted(many) == what_was_counted(one)
+
+
+def test_feed_many_counts_a_decoder_bug_as_undecodable_and_goes_on(monkeypatch):
+    real = engine_module.decode
+
+    def decode(item):
+        if item == b"boom":
+            raise KeyError("surprise")
+        return real(item)
+
+    monkeypatch.setattr(engine_module, "decode", decode)
+    e = engine()
+    e.feed_many([raw(_id="a", **CARRIER), b"boom", raw(_id="b", **CARRIER)])
+    assert e.accepted == 2
+    assert e.rejected == {"undecodable": 1}
+    assert e.last_rejection["undecodable"] == "KeyError: 'surprise'"
+    assert e._rejected_at["undecodable"] == 1
