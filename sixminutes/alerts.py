@@ -342,16 +342,16 @@ class Thresholds:
                     window, cells = timestamp, store.peek(timestamp)
                     if cells is not None:  # (else the window was deleted meanwhile)
                         fired = self._fired.setdefault(timestamp, set())
+                        sum_count = cells.sum_count
                 if cells is None:
                     continue
                 plan = plans.get((names, values)) or self._plan(names, values, rules)
                 for rule, once, series, per in plan:
-                    if once in fired:
+                    # _measure, inlined: most label sets (accounts) have too few samples
+                    total, samples = sum_count(per or series)
+                    if samples < rule.min_count or once in fired:
                         continue
-                    measured = _measure(rule, cells, series, per)
-                    if measured is None:
-                        continue
-                    value, samples = measured
+                    value = total / samples if per is None else sum_count(series)[0] / samples
                     if rule.crossed(value):
                         fired.add(once)
                         crossed.append((rule, dict(zip(names, values)), value, samples,
