@@ -5,6 +5,8 @@
 The same JSON Lines corpus (made by bench/corpus.py when missing) is fed to:
 - the engine with every built-in plugin, raw line bytes to Engine.feed_many (decoded in
   batches, as `sixminutes replay` does) and to Engine.feed one at a time (as the live service);
+- the engine without the threshold rules, and without them and the plugins: what the
+  per-CDR Python work beyond the decode costs, part by part;
 - call.decode() alone, with the compiled pre-scan and without it;
 - orjson.loads per line (the floor for anything that parses whole documents in Python);
 - `sixminutes replay` with one process and with --jobs (one per CPU), reading the file;
@@ -39,8 +41,10 @@ from _memory import store_bytes_per_cell  # noqa: E402
 from corpus import write_corpus  # noqa: E402
 
 from sixminutes import call, parallel  # noqa: E402
+from sixminutes.alerts import Thresholds  # noqa: E402
 from sixminutes.config import Config  # noqa: E402
 from sixminutes.engine import Engine  # noqa: E402
+from sixminutes.plugins import PluginSet  # noqa: E402
 from sixminutes.sources import files  # noqa: E402
 from sixminutes.sources.files import read_documents  # noqa: E402
 
@@ -89,6 +93,13 @@ def run_engine(lines: list[bytes], batched: bool = True) -> Callable[[Engine], E
         engine.flush()
         return engine
     return run
+
+
+def bare_engine(plugins: bool) -> Engine:
+    """An engine without threshold rules, and with no plugins unless asked for."""
+    engine = Engine(Config(retention_hours=None), plugins=None if plugins else PluginSet())
+    engine.thresholds = Thresholds([])
+    return engine
 
 
 def run_replay(path: Path, jobs: int) -> Engine:
@@ -202,6 +213,8 @@ def main(argv: list[str] | None = None) -> None:
     if single.store.to_json() != engine.store.to_json():
         raise SystemExit("Engine.feed one at a time counted otherwise than feed_many")
     del single
+    parts_s = {plugins: best_of(args.repeat, lambda plugins=plugins: bare_engine(plugins),
+                                run_engine(lines))[0] for plugins in (True, False)}
     orjson_s, _ = best_of(args.repeat, lambda: None, lambda _, lines=lines: run_orjson(lines))
     decode_s = {fast: best_of(args.repeat, lambda: None,
                               lambda _, lines=lines, fast=fast: run_decode(lines, fast))[0]
@@ -239,6 +252,8 @@ def main(argv: list[str] | None = None) -> None:
     cells, mem, peak = store_bytes_per_cell(engine)
 
     rate = {"engine": n / engine_s, "engine, feed one at a time": n / single_s,
+            "engine, no threshold rules": n / parts_s[True],
+            "engine, no threshold rules, no plugins": n / parts_s[False],
             "orjson": n / orjson_s,
             **{f"decode, {'with' if fast else 'without'} the pre-scan": n / s
                for fast, s in decode_s.items()},
@@ -247,6 +262,15 @@ def main(argv: list[str] | None = None) -> None:
                for (j, isal), s in gzip_s.items()},
             **{f"duckdb: {k}": n / s for k, s in duck.items()}}
     best_replay = max(replay_s, key=lambda j: n / replay_s[j])
+    us = {k: 1e6 / rate[k] for k in rate}
+    decode_us = min(v for k, v in us.items() if k.startswith("decode"))
+    parts_us = {"decode": decode_us,
+                "engine without plugins or rules, beyond the decode":
+                    us["engine, no threshold rules, no plugins"] - decode_us,
+                "plugins": us["engine, no threshold rules"] - us["engine, no threshold rules, no plugins"],
+                "threshold rules": us["engine"] - us["engine, no threshold rules"],
+                "all": us["engine"],
+                "twice DuckDB read_json allows": us[f"duckdb: {_READ_JSON}"] / 2}
     result = {
         "corpus": str(path), "python": interpreter(), "docs": n, "bytes_per_doc": round(size / n), "repeat": args.repeat,
         "docs_per_s": {k: round(v) for k, v in rate.items()},
@@ -260,6 +284,7 @@ def main(argv: list[str] | None = None) -> None:
             rate[f"replay --jobs {best_replay}"] / rate[f"duckdb: {_READ_JSON}"], 3),
         f"ratio_replay_jobs_{best_replay}_over_orjson": round(
             rate[f"replay --jobs {best_replay}"] / rate["orjson"], 3),
+        "us_per_cdr": {k: round(v, 1) for k, v in parts_us.items()},
         "store_cells": cells, "store_bytes": mem, "store_bytes_per_cell": round(mem / cells, 1),
         "store_peak_bytes_while_building": peak,
     }
@@ -272,6 +297,10 @@ def main(argv: list[str] | None = None) -> None:
     rows = [("sixminutes Engine.feed_many(bytes), all built-in plugins", 1, "memory", rate["engine"]),
             ("sixminutes Engine.feed(bytes) one at a time, the same", 1, "memory",
              rate["engine, feed one at a time"]),
+            ("sixminutes Engine.feed_many, plugins, no threshold rules", 1, "memory",
+             rate["engine, no threshold rules"]),
+            ("sixminutes Engine.feed_many, no plugins, no threshold rules", 1, "memory",
+             rate["engine, no threshold rules, no plugins"]),
             ("orjson.loads per line, nothing else", 1, "memory", rate["orjson"])]
     rows += [(f"sixminutes call.decode() alone, {'with' if fast else 'without'} the pre-scan", 1,
               "memory", rate[f"decode, {'with' if fast else 'without'} the pre-scan"])
@@ -289,6 +318,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"engine / DuckDB fastest ({duck_name}): {result['ratio_engine_over_duckdb_fastest']:.3f}")
     print(f"engine / orjson.loads: {result['ratio_engine_over_orjson']:.3f}")
     print(f"Engine.feed_many / Engine.feed one at a time: {result['ratio_feed_many_over_feed']:.3f}")
+    print("µs per CDR, one process (differences of the rows above): "
+          + "; ".join(f"{k} {v:.1f}" for k, v in parts_us.items()))
     print(f"replay --jobs {best_replay} / DuckDB read_json: "
           f"{result[f'ratio_replay_jobs_{best_replay}_over_duckdb_read_json']:.3f}; "
           f"/ orjson.loads: {result[f'ratio_replay_jobs_{best_replay}_over_orjson']:.3f}")
