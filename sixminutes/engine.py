@@ -133,10 +133,9 @@ class Engine:
         false are only passed over (another process counts them: :mod:`sixminutes.parallel`).
 
         They are decoded ``BATCH`` at a time, then counted: decoding reads ~10 KB of JSON
-        per CDR, which between two CDRs pushes the store's cells out of the CPU caches; in
-        batches the engine runs about 10% faster on the bench corpus (``bench/engine.py``
-        prints both). Plugins see the same CDRs in the same order, and the rules are checked
-        at the same documents.
+        per CDR, which between two CDRs pushes the store's cells out of the CPU caches, so
+        in batches the engine runs faster (``bench/engine.py`` prints by how much). Plugins
+        see the same CDRs in the same order, and the rules are checked at the same documents.
         """
         it = iter(items)
         file, pass_over = self._file, self.pass_over
