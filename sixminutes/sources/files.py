@@ -1,10 +1,10 @@
 """The inputs of `sixminutes replay PATH...`: files and directories of CDR documents.
 
 Documents come out one at a time, decoded no more than the container needs: a file holding one
-document (or one JSON Lines line, which may keep its newline) is yielded as raw `bytes`, because
-the engine's tolerant decoder must see what FreeSWITCH wrote (bare `nan`, repeated `callflow`
-keys); the elements of arrays and CouchDB dumps come out as the values already parsed to find them.
-Bad documents are still yielded, so the engine counts them instead of losing them.
+document (or one JSON Lines line) is yielded as raw `bytes`, because the engine's tolerant decoder
+must see what FreeSWITCH wrote (bare `nan`, repeated `callflow` keys); the elements of arrays and
+CouchDB dumps come out as the values already parsed to find them. Bad documents are still yielded,
+so the engine counts them instead of losing them.
 """
 
 from __future__ import annotations
@@ -215,7 +215,7 @@ def _line_docs(lines: Iterable[bytes], meter: _Meter | None = None) -> Iterator[
         if meter:
             meter.add(len(line))
         if line[:2] == b'{"' and line[-2:] == b"}\n" and line[2:3] not in b"lp":
-            yield line  # the usual line, without the checks' cost nor a copy without its newline
+            yield line[:-1]  # the usual line, as the checks below give it, without their cost
             continue
         line = _clean(line)
         if not line or _LAST_SEQ.match(line):
