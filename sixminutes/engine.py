@@ -47,11 +47,14 @@ class Share:
 
 
 def _decoded(item: Any) -> Decoded | Rejected:
-    """A document decoded, or why it does not count (a decoder bug costs that one document)."""
+    """A document decoded, or why it does not count (a decoder bug costs that one document).
+
+    The Rejected returned is a new one, never raised: it holds no traceback, so no frame
+    (nor the document in it) stays alive while a batch waits to be counted."""
     try:
         return decode(item)
     except Rejected as rejected:
-        return rejected.with_traceback(None)  # (kept in a batch: not with its frames)
+        return Rejected(rejected.reason, rejected.detail)
     except Exception as error:
         return _undecodable(error)
 
@@ -150,17 +153,18 @@ class Engine:
     def _file(self, decoded: Decoded | Rejected, source: str) -> str | None:
         """Count a decoded document, or record why it does not count; then pass over it."""
         self.plugins.position = self.read
+        reason = detail = None
         if isinstance(decoded, Decoded):
             try:
                 self._count(decoded)
-            except Rejected as rejected:
-                decoded = rejected
+            except Rejected as rejected:  # (its reason and detail only: see _decoded)
+                reason, detail = rejected.reason, rejected.detail
             except Exception as error:  # an engine bug must cost one document, never the feed
-                decoded = _undecodable(error)
-        reason = None
-        if isinstance(decoded, Rejected):
-            reason = decoded.reason
-            self.last_rejection[reason] = decoded.detail
+                reason, detail = "undecodable", _undecodable(error).detail
+        else:
+            reason, detail = decoded.reason, decoded.detail
+        if reason is not None:
+            self.last_rejection[reason] = detail
             self._rejected_at[reason] = self.read
         outcome = (source, reason or "accepted")
         if outcome not in self.outcomes:

@@ -1,6 +1,7 @@
 """The engine: feed → decode → window → plugins → store and alerts, with an injected clock."""
 from __future__ import annotations
 
+import gc
 import textwrap
 from pathlib import Path
 
@@ -503,3 +504,20 @@ def test_feed_many_counts_a_decoder_bug_as_undecodable_and_goes_on(monkeypatch):
     assert e.rejected == {"undecodable": 1}
     assert e.last_rejection["undecodable"] == "KeyError: 'surprise'"
     assert e._rejected_at["undecodable"] == 1
+
+
+def test_rejected_documents_leave_no_reference_cycles():
+    """A rejection must not keep its frames, and the document in them, until the cyclic
+    collector runs: the live service rejects duplicates by the thousand."""
+    e = engine()
+    e.feed(raw(_id="a", **CARRIER))
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(20):
+            assert e.feed(raw(_id="a", **CARRIER)) == "duplicate"
+        e.feed_many([raw(_id="a", **CARRIER), b"{", raw(end_epoch="x")] * 20)
+        assert e.rejected == {"duplicate": 40, "bad_json": 20, "bad_end_epoch": 20}
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
