@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from itertools import accumulate
 from typing import Any
 
 import msgspec
@@ -119,6 +120,11 @@ _STRING = re.compile(rb'("(?>(?:[^"\\]|\\.)*)(?:"|\\?\Z))', re.S)
 _NONFINITE = re.compile(rb'-?(?:nan|NaN|NAN|inf|Infinity|INF)\b')
 _TOKENS = (b"nan", b"NaN", b"NAN", b"inf", b"Inf", b"INF")
 _MAX_DEPTH = 100
+MAX_NESTING = 700
+"""Documents nesting deeper are ``bad_json``, whoever decodes them: msgspec's own limit is
+what is left of Python's recursion limit, so it would depend on the caller's stack depth."""
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
+_STEP = [1 if b in b"[{" else -1 if b in b"]}" else 0 for b in range(256)]
 """Nesting kept when a document is built: orjson cannot write much deeper (alerts, snapshots)."""
 
 
@@ -246,6 +252,8 @@ def _decode_bytes(raw: bytes) -> Decoded:
             raw.decode("utf-8")  # msgspec does not check strings it skips
         except UnicodeDecodeError as error:
             raise Rejected("bad_json", f"invalid UTF-8 at byte {error.start}") from None
+    if members is None and _too_deep(raw):  # (the pre-scan keeps none deeper than 64)
+        raise Rejected("bad_json", f"nesting deeper than {MAX_NESTING}")
     try:
         parsed = _parse(raw if members is None else members, raw)
     except msgspec.DecodeError as error:  # bare nan/inf tokens are the one invalid JSON we read
@@ -267,6 +275,14 @@ def _decode_bytes(raw: bytes) -> Decoded:
     if isinstance(variables, _Loose):
         variables = _tighten(variables)
     return Decoded(_call(variables, doc_id), raw)
+
+
+def _too_deep(raw: bytes) -> bool:
+    """Whether brackets outside strings nest deeper than MAX_NESTING."""
+    if raw.count(b"[") + raw.count(b"{") <= MAX_NESTING:  # (real CDRs: fewer than 200)
+        return False
+    brackets = _STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
+    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0) > MAX_NESTING
 
 
 def _parse(data: bytes, whole: bytes | None = None) -> Any:

@@ -343,6 +343,41 @@ def test_deep_nesting_as_a_read_variable_is_bad_json():
     assert reason_of(b'{"variables":{"end_epoch":' + deep + b"}}") == "bad_json"
 
 
+def _nested(levels: int) -> bytes:
+    """A CDR whose whole document nests ``levels`` deep (the root object is the first)."""
+    inner = levels - 1
+    return (b'{"variables":{"end_epoch":"1700000000"},"x":' + b"[" * inner + b"]" * inner
+            + b"}")
+
+
+def _at_stack_depth(frames: int, fn):
+    return fn() if frames == 0 else _at_stack_depth(frames - 1, fn)
+
+
+def _outcome(raw: bytes) -> str:
+    try:
+        decode(raw)
+    except Rejected as rejected:
+        return f"{rejected.reason}: {rejected.detail}"
+    return "accepted"
+
+
+@pytest.mark.parametrize("frames", [0, 150])
+def test_the_nesting_limit_does_not_depend_on_the_callers_stack(frames):
+    """msgspec alone would accept 701 levels from a shallow stack and refuse them from a deep
+    one: a replay's processes, or feed and feed_many, would then disagree on a document."""
+    from sixminutes.call import MAX_NESTING
+    assert _at_stack_depth(frames, lambda: _outcome(_nested(MAX_NESTING))) == "accepted"
+    assert _at_stack_depth(frames, lambda: _outcome(_nested(MAX_NESTING + 1))) == (
+        f"bad_json: nesting deeper than {MAX_NESTING}")
+
+
+def test_brackets_inside_strings_are_not_nesting():
+    from sixminutes.call import MAX_NESTING
+    text = "é".encode() + b"[{" * MAX_NESTING  # (not ASCII: the pre-scan leaves it to msgspec)
+    assert _outcome(b'{"variables":{"end_epoch":"1700000000","x":"' + text + b'"}}') == "accepted"
+
+
 def test_deep_nesting_in_a_document_read_leniently_is_bad_json():
     # billsec "n/a" sends the document down the lenient path, which must still reject it.
     deep = b"[" * 100_000 + b"]" * 100_000

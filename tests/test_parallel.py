@@ -109,6 +109,25 @@ def test_reasons_come_in_the_order_the_inputs_gave_them(tmp_path, capsys):
     assert list(one["rejected"]) == ["duplicate", "bad_json"]
 
 
+def test_documents_near_the_nesting_limit_are_each_counted_once(tmp_path, capsys):
+    """Their end time is not plain, so each process decodes them to find their window; were
+    the nesting limit msgspec's own (what is left of the stack), one process could place a
+    document in the other's window while that one rejects it: counted by none."""
+    from sixminutes.call import MAX_NESTING
+    docs = []
+    for i, levels in enumerate(range(MAX_NESTING - 40, MAX_NESTING + 40, 4)):
+        deep = b"[" * levels + b"]" * levels
+        docs.append(b'{"_id":"d%d","variables":{"end_epoch":" %d"},"x":%s}'
+                    % (i, END + i * WINDOW, deep))  # (a blank: not plain)
+    path = tmp_path / "deep.jsonl"
+    path.write_bytes(b"\n".join(docs) + b"\n")
+    one = assert_same(capsys, str(path), jobs=2)
+    calls = sum(stat["count"] for window in one["data"].values()
+                for key, stat in window.items() if key.startswith("calls{"))
+    assert calls + sum(one["rejected"].values()) == len(docs)
+    assert calls > 0 and one["rejected"] == {"bad_json": len(docs) - calls}
+
+
 def test_the_text_report_is_the_same_too(corpus, tmp_path, capsys):
     plugins = plugin_dir(tmp_path, "picky",  # fails now and then: its count and last error show
         "def plugin(ctx):\n"
