@@ -139,16 +139,29 @@ class Engine:
         per CDR, which between two CDRs pushes the store's cells out of the CPU caches, so
         in batches the engine runs faster (``bench/engine.py`` prints by how much). Plugins
         see the same CDRs in the same order, and the rules are checked at the same documents.
+        As a batch is read before it is decoded, ``items`` must not reuse an object it gave.
+        When ``items`` raises, the documents it gave before are counted, then the error goes on.
         """
         it = iter(items)
         file, pass_over = self._file, self.pass_over
-        while batch := list(islice(it, BATCH)):
+        while True:
+            batch: list[Any] = []
+            try:
+                batch.extend(islice(it, BATCH))  # (what was read stays when the source fails)
+            except Exception as error:
+                failed: Exception | None = error
+            else:
+                failed = None
             for decoded in [_decoded(item) if keep is None or keep(item) else None
                             for item in batch]:
                 if decoded is None:
                     pass_over()
                 else:
                     file(decoded, source)
+            if failed is not None:
+                raise failed
+            if len(batch) < BATCH:
+                return
 
     def _file(self, decoded: Decoded | Rejected, source: str) -> str | None:
         """Count a decoded document, or record why it does not count; then pass over it."""

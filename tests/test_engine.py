@@ -521,3 +521,15 @@ def test_rejected_documents_leave_no_reference_cycles():
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+def test_feed_many_counts_what_a_failing_source_gave_before_its_error():
+    def source():
+        yield raw(_id="a", **CARRIER)
+        yield raw(_id="b", **CARRIER)
+        raise OSError("the disk went away")
+
+    e = engine()
+    with pytest.raises(OSError, match="went away"):
+        e.feed_many(source())
+    assert e.read == 2 and e.accepted == 2
