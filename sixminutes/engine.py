@@ -9,8 +9,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass
-from itertools import islice
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from .alerts import Alert, Alerts, Thresholds, rules_from_config
 from .lifecycle import Condition, Lifecycle
@@ -22,10 +21,12 @@ from .stats import Stat
 from .store import Store
 from .windows import WINDOW, Clock, Retention, window_of
 
-__all__ = ["Engine", "Share", "BATCH"]
+__all__ = ["Engine", "Share", "BATCH", "BATCH_BYTES"]
 
 BATCH = 1000
-"""Documents :meth:`Engine.feed_many` decodes before it counts them (see there why)."""
+"""Documents :meth:`Engine.feed_many` decodes before it counts them (see there why)..."""
+BATCH_BYTES = 16 << 20
+"""... or fewer, once their raw bytes add up to this (a directory of huge documents)."""
 
 
 @dataclass
@@ -57,6 +58,22 @@ def _decoded(item: Any) -> Decoded | Rejected:
         return Rejected(rejected.reason, rejected.detail)
     except Exception as error:
         return _undecodable(error)
+
+
+def _batch(items: Iterator[Any]) -> tuple[list[Any], Exception | None]:
+    """The next documents to decode together, and the error that cut them short, if any."""
+    batch: list[Any] = []
+    size = 0
+    try:
+        for item in items:
+            batch.append(item)
+            if type(item) is bytes:
+                size += len(item)
+            if len(batch) == BATCH or size >= BATCH_BYTES:
+                break
+    except Exception as error:  # the source failed: what it gave before is still counted
+        return batch, error
+    return batch, None
 
 
 def _undecodable(error: Exception) -> Rejected:
@@ -135,23 +152,18 @@ class Engine:
         """Count documents in order, each as :meth:`feed` would; those for which ``keep`` is
         false are only passed over (another process counts them: :mod:`sixminutes.parallel`).
 
-        They are decoded ``BATCH`` at a time, then counted: decoding reads ~10 KB of JSON
-        per CDR, which between two CDRs pushes the store's cells out of the CPU caches, so
-        in batches the engine runs faster (``bench/engine.py`` prints by how much). Plugins
-        see the same CDRs in the same order, and the rules are checked at the same documents.
-        As a batch is read before it is decoded, ``items`` must not reuse an object it gave.
-        When ``items`` raises, the documents it gave before are counted, then the error goes on.
+        They are decoded ``BATCH`` at a time (fewer once their bytes reach ``BATCH_BYTES``),
+        then counted: decoding reads ~10 KB of JSON per CDR, which between two CDRs pushes
+        the store's cells out of the CPU caches, so in batches the engine runs faster
+        (``bench/engine.py`` prints by how much). Plugins see the same CDRs in the same
+        order, and the rules are checked at the same documents. As a batch is read before it
+        is decoded, ``items`` must not reuse an object it gave. When ``items`` raises, the
+        documents it gave before are counted, then the error goes on.
         """
         it = iter(items)
         file, pass_over = self._file, self.pass_over
         while True:
-            batch: list[Any] = []
-            try:
-                batch.extend(islice(it, BATCH))  # (what was read stays when the source fails)
-            except Exception as error:
-                failed: Exception | None = error
-            else:
-                failed = None
+            batch, failed = _batch(it)
             for decoded in [_decoded(item) if keep is None or keep(item) else None
                             for item in batch]:
                 if decoded is None:
@@ -160,7 +172,7 @@ class Engine:
                     file(decoded, source)
             if failed is not None:
                 raise failed
-            if len(batch) < BATCH:
+            if not batch:
                 return
 
     def _file(self, decoded: Decoded | Rejected, source: str) -> str | None:

@@ -462,9 +462,10 @@ def what_was_counted(e: Engine) -> tuple:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(documents, max_size=30), st.integers(1, 5), st.integers(1, 6),
-       st.sampled_from([None, 2, 3]))
-def test_feed_many_counts_as_feed_one_at_a_time(odd_plugin, items, batch, check_every, shards):
+@given(st.lists(documents, max_size=30), st.integers(1, 5), st.sampled_from([1, 300, 16 << 20]),
+       st.integers(1, 6), st.sampled_from([None, 2, 3]))
+def test_feed_many_counts_as_feed_one_at_a_time(odd_plugin, items, batch, batch_bytes,
+                                                check_every, shards):
     """Decoding a batch before counting it changes nothing a user sees: outcomes and where
     each was seen, plugin errors and their positions, alerts, the store; and a document
     ``keep`` declines is passed over, as another process's share."""
@@ -479,12 +480,12 @@ def test_feed_many_counts_as_feed_one_at_a_time(odd_plugin, items, batch, check_
         else:
             one.pass_over()
     one.flush()
-    kept = engine_module.BATCH
-    engine_module.BATCH = batch
+    kept = engine_module.BATCH, engine_module.BATCH_BYTES
+    engine_module.BATCH, engine_module.BATCH_BYTES = batch, batch_bytes
     try:
         many.feed_many(iter(items), keep=keep)
     finally:
-        engine_module.BATCH = kept
+        engine_module.BATCH, engine_module.BATCH_BYTES = kept
     many.flush()
     assert what_was_counted(many) == what_was_counted(one)
 
@@ -533,3 +534,21 @@ def test_feed_many_counts_what_a_failing_source_gave_before_its_error():
     with pytest.raises(OSError, match="went away"):
         e.feed_many(source())
     assert e.read == 2 and e.accepted == 2
+
+
+def test_feed_many_reads_no_further_ahead_than_batch_bytes(monkeypatch):
+    """A directory of huge documents must not be held a thousand at a time."""
+    monkeypatch.setattr(engine_module, "BATCH_BYTES", 1)
+    pulled: list[int] = []
+
+    def source():
+        for i in range(4):
+            pulled.append(i)
+            yield raw(_id=f"x{i}", **CARRIER)
+
+    e = engine()
+    counted_after: list[int] = []
+    file = e._file
+    e._file = lambda decoded, source: counted_after.append(len(pulled)) or file(decoded, source)
+    e.feed_many(source())
+    assert counted_after == [1, 2, 3, 4] and e.accepted == 4
