@@ -449,6 +449,44 @@ static PyObject *prescan_end_epoch(PyObject *module, PyObject *arg) {
     return PyLong_FromLongLong(value);
 }
 
+/* Whether brackets outside strings nest deeper than limit; any bytes (not checked as JSON).
+ * A string runs to the first quote not escaped by an odd run of backslashes, or to the end:
+ * what call.py's _STRING pattern takes, so the two agree (tests/test_prescan.py). */
+static PyObject *prescan_deeper_than(PyObject *module, PyObject *args) {
+    Py_buffer view;
+    Py_ssize_t limit, depth = 0;
+    int deeper = 0;
+    if (!PyArg_ParseTuple(args, "y*n", &view, &limit))
+        return NULL;
+    const unsigned char *p = view.buf, *end = p + view.len;
+    while (p < end) {
+        unsigned char c = *p++;
+        if (c == '"') {
+            for (;;) {
+                const unsigned char *q = memchr(p, '"', end - p), *b;
+                if (q == NULL) {
+                    p = end;
+                    break;
+                }
+                for (b = q; b > p && b[-1] == '\\'; b--)
+                    ;
+                p = q + 1;
+                if (((q - b) & 1) == 0)
+                    break;
+            }
+        } else if (c == '[' || c == '{') {
+            if (++depth > limit) {
+                deeper = 1;
+                break;
+            }
+        } else if (c == ']' || c == '}') {
+            depth--;
+        }
+    }
+    PyBuffer_Release(&view);
+    return PyBool_FromLong(deeper);
+}
+
 static int set_names(Names *names, PyObject *seq) {
     PyObject *fast = PySequence_Fast(seq, "names must be a sequence of str");
     if (fast == NULL)
@@ -504,6 +542,9 @@ static PyMethodDef methods[] = {
     {"end_epoch", prescan_end_epoch, METH_O,
      "end_epoch(raw: bytes) -> int\n\n"
      "The plain value of the one \"end_epoch\" key, without decoding; -1 when it is not plain."},
+    {"deeper_than", prescan_deeper_than, METH_VARARGS,
+     "deeper_than(raw: bytes, limit: int) -> bool\n\n"
+     "Whether brackets outside strings nest deeper than limit (the bytes need not be JSON)."},
     {"configure", prescan_configure, METH_VARARGS,
      "configure(top_level_names, variable_names): the members that members() keeps."},
     {NULL, NULL, 0, NULL},

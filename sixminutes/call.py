@@ -277,12 +277,19 @@ def _decode_bytes(raw: bytes) -> Decoded:
     return Decoded(_call(variables, doc_id), raw)
 
 
-def _too_deep(raw: bytes) -> bool:
-    """Whether brackets outside strings nest deeper than MAX_NESTING."""
+def _too_deep_slowly(raw: bytes) -> bool:
+    """Whether brackets outside strings nest deeper than MAX_NESTING (what the compiled
+    ``deeper_than`` says, about ten times slower)."""
     if raw.count(b"[") + raw.count(b"{") <= MAX_NESTING:  # (real CDRs: fewer than 200)
         return False
     brackets = _STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
     return max(accumulate(map(_STEP.__getitem__, brackets)), default=0) > MAX_NESTING
+
+
+def _too_deep(raw: bytes) -> bool:
+    if _prescan is None:
+        return _too_deep_slowly(raw)
+    return _prescan.deeper_than(raw, MAX_NESTING)
 
 
 def _parse(data: bytes, whole: bytes | None = None) -> Any:

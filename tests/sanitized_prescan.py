@@ -34,6 +34,7 @@ def main(so_file: str, examples: int) -> None:
             piece = data[:cut]  # a fresh object: a read past its end is caught
             kept = prescan.members(piece)
             prescan.end_epoch(piece)
+            prescan.deeper_than(piece, 3)
             assert kept is None or len(kept) <= len(piece) + 16
 
     @settings(max_examples=examples, database=None, deadline=None,

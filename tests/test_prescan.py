@@ -191,6 +191,23 @@ def test_a_real_sized_cdr_takes_the_fast_path(monkeypatch):
     assert same_verdict(doc, monkeypatch)[0] == "accepted"
 
 
+_NESTING_BYTES = st.lists(st.sampled_from([b"[", b"]", b"{", b"}", b'"', b"\\", b"a", b"[["]),
+                          max_size=60).map(b"".join)
+
+
+@settings(max_examples=500)
+@given(_NESTING_BYTES, st.integers(0, 6))
+def test_the_compiled_depth_check_agrees_with_the_pattern(data, limit):
+    """call.MAX_NESTING is checked by ``deeper_than`` (the document need not be JSON) or, without
+    the extension, by the string pattern and a count: both must read strings alike."""
+    kept = call_module.MAX_NESTING
+    call_module.MAX_NESTING = limit
+    try:
+        assert call_module._prescan.deeper_than(data, limit) == call_module._too_deep_slowly(data)
+    finally:
+        call_module.MAX_NESTING = kept
+
+
 def test_hostile_input_under_address_sanitizer(tmp_path):
     """The C code reads CDRs POSTed by anyone: no read past a buffer, no undefined behaviour."""
     gcc = shutil.which("gcc")
