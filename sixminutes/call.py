@@ -3,27 +3,27 @@
 Only the variables the Call needs are built as Python objects: a CDR is 8–12 KB, of
 which the engine reads a few hundred bytes. The compiled pre-scan (``_prescan.c``)
 validates the document and keeps only those members, which msgspec then decodes;
-without it (no compiler at install) msgspec skips the rest itself, more slowly. The whole document is built only when a plugin asks for
-``ctx.doc``. Real FreeSWITCH output is handled: URL-encoded values, a bare ``nan``
-token, repeated keys, ``callflow`` as object or array, CouchDB change rows.
+without it (no compiler at install) msgspec skips the rest itself, more slowly. The whole
+document is built only when a plugin asks for ``ctx.doc``. Real FreeSWITCH output is
+handled: URL-encoded values, a bare ``nan`` token (see :mod:`sixminutes.rawjson`), repeated
+keys, ``callflow`` as object or array, CouchDB change rows.
 """
 from __future__ import annotations
 
-import json
 import math
 import re
-from itertools import accumulate
 from typing import Any
 
 import msgspec
-import orjson
 
 try:
     from . import _prescan
 except ImportError:  # built without a C compiler: the same results, more slowly
     _prescan = None
 
-__all__ = ["Call", "Decoded", "Rejected", "decode", "REASONS"]
+from .rawjson import CLIP_DEPTH, MAX_NESTING, clipped, load, nonfinite_to_null, too_deep
+
+__all__ = ["Call", "Decoded", "Rejected", "decode", "REASONS", "MAX_NESTING"]
 
 REASONS = {
     "bad_json": "not JSON (syntax, encoding, or nesting too deep)",
@@ -112,44 +112,6 @@ prescan = _prescan.members if _prescan is not None else None
 _LooseDoc = _doc_type("_LooseDoc", _Loose)
 _decoder = msgspec.json.Decoder(_Doc, strict=False)
 _loose_decoder = msgspec.json.Decoder(_LooseDoc)
-# Bare non-finite tokens as FreeSWITCH >= 1.6 writes them in callStats. Strings are split
-# out first so that a token inside a string is left alone; the string pattern is atomic
-# and also ends at the end of the input, so an unterminated string cannot make it quadratic.
-# (An atomic group, not a possessive repeat: CPython 3.11.2's re gets `(?:...)*+` wrong.)
-_STRING = re.compile(rb'("(?>(?:[^"\\]|\\.)*)(?:"|\\?\Z))', re.S)
-_NONFINITE = re.compile(rb'-?(?:nan|NaN|NAN|inf|Infinity|INF)\b')
-_TOKENS = (b"nan", b"NaN", b"NAN", b"inf", b"Inf", b"INF")
-_MAX_DEPTH = 100
-MAX_NESTING = 700
-"""Documents nesting deeper are ``bad_json``, whoever decodes them: msgspec's own limit is
-what is left of Python's recursion limit, so it would depend on the caller's stack depth."""
-_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
-_STEP = [1 if b in b"[{" else -1 if b in b"]}" else 0 for b in range(256)]
-"""Nesting kept when a document is built: orjson cannot write much deeper (alerts, snapshots)."""
-
-
-def _nonfinite_to_null(raw: bytes) -> bytes:
-    """``nan``/``inf`` tokens outside strings as ``null``; linear (every step runs in C)."""
-    if b"\x00" in raw or not any(token in raw for token in _TOKENS):  # (NUL: never in valid
-        return raw                                                     # JSON; it joins below)
-    parts = _STRING.split(raw)  # text, string, text, string, ..., text
-    parts[0::2] = _NONFINITE.sub(b"null", b"\x00".join(parts[0::2])).split(b"\x00")
-    return b"".join(parts)
-
-
-def _clipped(value: Any, depth: int = _MAX_DEPTH) -> Any:
-    """The value with what nests deeper than ``depth`` replaced by a note."""
-    if isinstance(value, dict):
-        if depth <= 0:
-            return "(nested too deep)"
-        return {k: _clipped(v, depth - 1) for k, v in value.items()}
-    if isinstance(value, list):
-        if depth <= 0:
-            return "(nested too deep)"
-        return [_clipped(v, depth - 1) for v in value]
-    return value
-
-
 class Call(msgspec.Struct, gc=False):
     """One call leg, normalised as DESIGN.md's table says."""
 
@@ -198,38 +160,13 @@ class Decoded:
         if isinstance(source, dict):
             doc = dict(source)  # the caller's dict is left as it was
         else:
-            doc = _load(source)
+            doc = load(source)
         variables = doc.get("variables")
         if isinstance(variables, dict):
             doc["variables"] = {k: _unquoted(v) for k, v in variables.items()}
-        if not isinstance(source, dict) and source.count(b"[") + source.count(b"{") > _MAX_DEPTH:
-            doc = _clipped(doc)  # a hostile document may nest deeper than orjson writes
+        if not isinstance(source, dict) and source.count(b"[") + source.count(b"{") > CLIP_DEPTH:
+            doc = clipped(doc)  # a hostile document may nest deeper than orjson writes
         return doc
-
-
-def _load(source: bytes) -> dict:
-    """A counted document as a dict, whatever it holds; never raises (alerts and snapshots
-    build it long after it was counted)."""
-    try:
-        return orjson.loads(source)
-    except orjson.JSONDecodeError:
-        source = _nonfinite_to_null(source)
-    try:
-        return orjson.loads(source)
-    except orjson.JSONDecodeError:
-        pass
-    try:  # numbers orjson refuses, in fields the decoder skipped: 2**64, 1e999
-        doc = json.loads(source, parse_int=_json_int)
-    except (ValueError, RecursionError) as error:
-        doc = None
-        reason = f"{type(error).__name__}: {error}"
-    if isinstance(doc, dict):
-        return doc
-    return {"error": f"the document cannot be shown: {reason if doc is None else 'not an object'}"}
-
-
-def _json_int(text: str) -> int | float:
-    return int(text) if len(text) < 19 else float(text)  # what orjson can write back
 
 
 def decode(item: bytes | dict) -> Decoded:
@@ -252,12 +189,12 @@ def _decode_bytes(raw: bytes) -> Decoded:
             raw.decode("utf-8")  # msgspec does not check strings it skips
         except UnicodeDecodeError as error:
             raise Rejected("bad_json", f"invalid UTF-8 at byte {error.start}") from None
-    if members is None and _too_deep(raw):  # (the pre-scan keeps none deeper than 64)
+    if members is None and too_deep(raw):  # (the pre-scan keeps none deeper than 64)
         raise Rejected("bad_json", f"nesting deeper than {MAX_NESTING}")
     try:
         parsed = _parse(raw if members is None else members, raw)
     except msgspec.DecodeError as error:  # bare nan/inf tokens are the one invalid JSON we read
-        fixed = _nonfinite_to_null(raw)
+        fixed = nonfinite_to_null(raw)
         if fixed == raw:
             raise Rejected("bad_json", str(error)) from None
         try:
@@ -275,21 +212,6 @@ def _decode_bytes(raw: bytes) -> Decoded:
     if isinstance(variables, _Loose):
         variables = _tighten(variables)
     return Decoded(_call(variables, doc_id), raw)
-
-
-def _too_deep_slowly(raw: bytes) -> bool:
-    """Whether brackets outside strings nest deeper than MAX_NESTING (what the compiled
-    ``deeper_than`` says, about ten times slower)."""
-    if raw.count(b"[") + raw.count(b"{") <= MAX_NESTING:  # (real CDRs: fewer than 200)
-        return False
-    brackets = _STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
-    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0) > MAX_NESTING
-
-
-def _too_deep(raw: bytes) -> bool:
-    if _prescan is None:
-        return _too_deep_slowly(raw)
-    return _prescan.deeper_than(raw, MAX_NESTING)
 
 
 def _parse(data: bytes, whole: bytes | None = None) -> Any:

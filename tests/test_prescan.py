@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from helpers import END, raw
 from sixminutes import call as call_module
+from sixminutes import rawjson
 from sixminutes.call import _FIELDS, Rejected, decode
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "cdr"
@@ -198,14 +199,14 @@ _NESTING_BYTES = st.lists(st.sampled_from([b"[", b"]", b"{", b"}", b'"', b"\\", 
 @settings(max_examples=500)
 @given(_NESTING_BYTES, st.integers(0, 6))
 def test_the_compiled_depth_check_agrees_with_the_pattern(data, limit):
-    """call.MAX_NESTING is checked by ``deeper_than`` (the document need not be JSON) or, without
-    the extension, by the string pattern and a count: both must read strings alike."""
-    kept = call_module.MAX_NESTING
-    call_module.MAX_NESTING = limit
+    """rawjson.MAX_NESTING is checked by ``deeper_than`` (the document need not be JSON) or,
+    without the extension, by the string pattern and a count: both must read strings alike."""
+    kept = rawjson.MAX_NESTING
+    rawjson.MAX_NESTING = limit
     try:
-        assert call_module._prescan.deeper_than(data, limit) == call_module._too_deep_slowly(data)
+        assert rawjson._prescan.deeper_than(data, limit) == rawjson._too_deep_slowly(data)
     finally:
-        call_module.MAX_NESTING = kept
+        rawjson.MAX_NESTING = kept
 
 
 def test_hostile_input_under_address_sanitizer(tmp_path):
