@@ -449,6 +449,17 @@ static PyObject *prescan_end_epoch(PyObject *module, PyObject *arg) {
     return PyLong_FromLongLong(value);
 }
 
+/* How many c bytes from p to end, counting no further than past stop (memchr: fast). */
+static Py_ssize_t count_byte(const unsigned char *p, const unsigned char *end, int c,
+                             Py_ssize_t stop) {
+    Py_ssize_t n = 0;
+    while (n <= stop && p < end && (p = memchr(p, c, end - p)) != NULL) {
+        n++;
+        p++;
+    }
+    return n;
+}
+
 /* Whether brackets outside strings nest deeper than limit; any bytes (not checked as JSON).
  * A string runs to the first quote not escaped by an odd run of backslashes, or to the end:
  * what call.py's _STRING pattern takes, so the two agree (tests/test_prescan.py). */
@@ -459,6 +470,8 @@ static PyObject *prescan_deeper_than(PyObject *module, PyObject *args) {
     if (!PyArg_ParseTuple(args, "y*n", &view, &limit))
         return NULL;
     const unsigned char *p = view.buf, *end = p + view.len;
+    if (count_byte(p, end, '[', limit) + count_byte(p, end, '{', limit) <= limit)
+        p = end;  /* no deeper than its brackets: a CDR has a few dozen */
     while (p < end) {
         unsigned char c = *p++;
         if (c == '"') {
