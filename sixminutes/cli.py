@@ -18,6 +18,7 @@ from .engine import Engine
 from .report import write_report
 from .sources.files import InputError, read_documents, total_bytes
 from .sources.synthetic import Generator
+from .state import StateError
 
 __all__ = ["main"]
 
@@ -128,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             return _serve(args)
         return _synth(args) if args.command == "synth" else _replay(args)
-    except (InputError, ConfigError) as error:
+    except (InputError, ConfigError, StateError) as error:
         print(f"sixminutes: {error}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `sixminutes replay … | head`
@@ -208,6 +209,7 @@ def _serve(args: argparse.Namespace) -> int:
         service = Service(config)
     except ValueError as error:  # a bad rule in the config
         raise ConfigError(str(error)) from None
+    service.open_state()  # a file another process owns is refused here, before the port
     print(f"sixminutes: serving http://{config.host}:{config.port}/6minutes "
           f"(state {config.state})", file=sys.stderr, flush=True)
     class Server(uvicorn.Server):

@@ -74,8 +74,13 @@ class Service:
     # -- life cycle -------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Restore the saved state, replay the journal past it, then start the sources."""
-        self.state = State(self.config.state)
+        """Restore the saved state, replay the journal past it, then start the sources.
+
+        The state file is opened here unless :meth:`open_state` opened it before (the CLI
+        does, so that a file in use is refused before the port is bound)."""
+        if self.state is None:
+            self.open_state()
+        assert self.state is not None
         saved = await self._run(self.state.load)
         seen = (saved.seen.popitem() for _ in range(len(saved.seen)))  # handed over, not copied
         self.engine.restore(saved.cells, [orjson.loads(a) for a in saved.alerts], seen,
@@ -112,6 +117,11 @@ class Service:
             self.notifier.resend_firing()  # what was firing at the last stop, Alertmanager hears again
             self._tasks.append(asyncio.create_task(self._forever("notifications", self.notifier.run),
                                                    name="notifications"))
+
+    def open_state(self) -> None:
+        """Open and lock the state file; StateError when another process owns it or it is
+        from a newer version."""
+        self.state = State(self.config.state)
 
     async def stop(self) -> None:
         """Stop the sources, then save a last snapshot (SIGTERM/SIGINT come here)."""

@@ -10,6 +10,8 @@ nothing twice.
 """
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import time
 from array import array
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 
 from .dedup import id_hash
 
-__all__ = ["State", "Delta", "Saved", "StateError"]
+__all__ = ["State", "Delta", "Saved", "StateError", "StateInUse", "StateLock", "SCHEMA_VERSION"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -36,11 +38,63 @@ CREATE TABLE IF NOT EXISTS journal (id INTEGER PRIMARY KEY AUTOINCREMENT, receiv
 CREATE TABLE IF NOT EXISTS bad_bodies (
     id INTEGER PRIMARY KEY AUTOINCREMENT, received REAL, source TEXT, content_type TEXT, error TEXT, body BLOB);
 """
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = 2
+"""The layout this version writes. 1: ids of dedup may still be text rows in ``seen`` (0.1)."""
 
 
 class StateError(RuntimeError):
     """The state file cannot be used (unreadable, not SQLite, from a newer version)."""
+
+
+class StateInUse(StateError):
+    """Another process holds the state file: two writers would each lose the other's counts."""
+
+
+class StateLock:
+    """An exclusive ``flock`` on ``<path>.lock``, held until :meth:`release` or process end.
+
+    On a separate file, not the database: closing any descriptor of the database would drop
+    SQLite's own POSIX locks in this process. The holder's pid is written in the file, only
+    for the message a second process prints.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = f"{path}.lock"
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as error:
+            raise StateError(f"cannot lock state file {path}: {self.path}: "
+                             f"{error.strerror or error}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            os.close(fd)
+            who = f" (pid {holder})" if holder.isdigit() else ""
+            raise StateInUse(
+                f"state file {path} is in use by another sixminutes process{who}: one process "
+                f"per state file. Stop that one, or give this one --state with another file."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # (the lock file stays: removing it would race another opener)
+            self._fd = None
+
+
+def _from_1(db: sqlite3.Connection) -> None:
+    """Version 1 -> 2: dedup ids kept as text (0.1) become the 64-bit hashes read since."""
+    rows = db.execute("SELECT timestamp, id FROM seen").fetchall()
+    db.executemany("INSERT OR IGNORE INTO seen_hashes VALUES (?, ?)",
+                   [(t, id_hash(doc_id)) for t, doc_id in rows])
+    db.execute("DELETE FROM seen")
+
+
+_MIGRATIONS = {1: _from_1}
+"""Version N -> N + 1, applied in order in one transaction."""
 
 
 @dataclass
@@ -74,27 +128,62 @@ class Saved:
     outcomes: dict[tuple[str, str], int]
 
 
+def _version(value: str, path: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise StateError(f"state file {path} has an unknown schema {value!r}") from None
+
+
 class State:
     """One SQLite connection; use it from a single thread (the service gives it its own)."""
 
     def __init__(self, path: str, bad_body_limit: int = 1000) -> None:
         self.path = path
         self.bad_body_limit = bad_body_limit
+        self._lock = StateLock(path)  # first: a second process must not touch the file at all
         try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-            version = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            self._upgrade()
         except sqlite3.DatabaseError as error:
+            self._lock.release()
             raise StateError(f"cannot use state file {path}: {error}") from None
-        if version is None:
-            self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
-        elif version[0] != SCHEMA_VERSION:
-            raise StateError(f"state file {path} has schema {version[0]}, this version reads {SCHEMA_VERSION}")
+        except StateError:
+            self._db.close()
+            self._lock.release()
+            raise
+
+    def _upgrade(self) -> None:
+        """Create the tables, then migrate an older file to SCHEMA_VERSION; refuse a newer one."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            has_meta = db.execute("SELECT 1 FROM sqlite_master WHERE name='meta'").fetchone()
+            row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() \
+                if has_meta else None
+            found = SCHEMA_VERSION if row is None else _version(row[0], self.path)
+            if found > SCHEMA_VERSION:
+                raise StateError(
+                    f"state file {self.path} was written by a newer sixminutes (schema {found}; "
+                    f"this version reads up to {SCHEMA_VERSION}): upgrade sixminutes, or give "
+                    f"--state another file")
+            for statement in _SCHEMA.split(";"):  # (executescript would commit)
+                if statement.strip():
+                    db.execute(statement)
+            for version in range(found, SCHEMA_VERSION):
+                _MIGRATIONS[version](db)
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         self._db.close()
+        self._lock.release()
 
     def load(self) -> Saved:
         """The saved state; its cells are read as they are restored, on the caller's thread."""

@@ -51,3 +51,106 @@ def test_a_packed_window_is_one_blob_that_replaces_its_rows_and_late_rows_merge(
     assert {t: list(h) for t, h in state.load().seen.items()} == {W: [-2, 3, 5, 11], W + 360: [8]}
     state.save(Delta(deletions=[("seen", W + 360)]))
     assert dict(state.load().seen) == {W + 360: array("q", [8])}
+
+
+# -- one owner per state file, and its schema version ----------------------------------------
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from sixminutes.state import SCHEMA_VERSION, StateError, StateInUse
+
+
+def _holder(path: str) -> subprocess.Popen:
+    """Another process that opens the state file and keeps it until killed."""
+    code = ("import sys; from sixminutes.state import State; s = State(sys.argv[1]); "
+            "print('open', flush=True); sys.stdin.read()")
+    process = subprocess.Popen([sys.executable, "-c", code, path], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE)
+    assert process.stdout.readline() == b"open\n"
+    return process
+
+
+def test_a_state_file_open_in_another_process_is_refused_until_that_process_dies(tmp_path):
+    path = str(tmp_path / "s.sqlite")
+    holder = _holder(path)
+    try:
+        with pytest.raises(StateInUse, match=f"{path} is in use by another sixminutes process "
+                                             f"\\(pid {holder.pid}\\)"):
+            State(path)
+    finally:
+        holder.send_signal(signal.SIGKILL)  # no chance to clean anything up
+        holder.wait()
+    State(path).close()  # the kernel dropped the lock with the process
+    assert os.path.exists(path + ".lock")  # left, empty of meaning, and reused
+
+
+def test_a_second_open_in_the_same_process_is_refused_and_close_releases_it(tmp_path):
+    path = str(tmp_path / "s.sqlite")
+    first = State(path)
+    with pytest.raises(StateInUse):
+        State(path)
+    first.close()
+    State(path).close()
+
+
+def _version_of(path: str) -> str:
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0]
+
+
+def test_a_new_file_records_the_schema_version(tmp_path):
+    path = str(tmp_path / "s.sqlite")
+    State(path).close()
+    assert _version_of(path) == str(SCHEMA_VERSION)
+
+
+def test_a_version_1_file_is_migrated_its_text_ids_becoming_hashes(tmp_path):
+    path = str(tmp_path / "s.sqlite")
+    with sqlite3.connect(path) as db:  # the layout version 1 wrote, with 0.1's text ids
+        db.executescript("""
+            CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+            INSERT INTO meta VALUES ('schema', '1');
+            CREATE TABLE cells (timestamp INTEGER, key TEXT, sum REAL, count INTEGER,
+                squares REAL, min REAL, max REAL, PRIMARY KEY (timestamp, key)) WITHOUT ROWID;
+            CREATE TABLE seen (timestamp INTEGER, id TEXT, PRIMARY KEY (timestamp, id)) WITHOUT ROWID;
+            CREATE TABLE positions (source TEXT PRIMARY KEY, position TEXT);""")
+        db.execute("INSERT INTO seen VALUES (?, 'doc-1'), (?, 'doc-2')", (W, W + 360))
+        db.execute("INSERT INTO cells VALUES (?, 'calls', 2, 2, 2, 1, 1)", (W,))
+        db.execute("INSERT INTO positions VALUES ('couchdb:x', '7')")
+    state = State(path)
+    saved = state.load()
+    assert {t: list(h) for t, h in saved.seen.items()} == {W: [id_hash("doc-1")],
+                                                          W + 360: [id_hash("doc-2")]}
+    assert list(saved.cells) == [(W, "calls", 2.0, 2, 2.0, 1.0, 1.0)]
+    assert saved.positions == {"couchdb:x": "7"}
+    state.close()
+    assert _version_of(path) == str(SCHEMA_VERSION)
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM seen").fetchone() == (0,)
+        assert db.execute("SELECT count(*) FROM seen_hashes").fetchone() == (2,)
+
+
+@pytest.mark.parametrize("version", [str(SCHEMA_VERSION + 1), "99"])
+def test_a_file_from_a_newer_version_is_refused_and_left_as_it_was(tmp_path, version):
+    path = str(tmp_path / "s.sqlite")
+    State(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (version,))
+    with pytest.raises(StateError, match=f"written by a newer sixminutes \\(schema {version}; "
+                                         f"this version reads up to {SCHEMA_VERSION}\\)"):
+        State(path)
+    assert _version_of(path) == version
+    with pytest.raises(StateError, match="newer"):  # refused again: the lock was released
+        State(path)
+
+
+def test_a_file_that_is_not_sqlite_is_refused_with_its_name(tmp_path):
+    path = tmp_path / "s.sqlite"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StateError, match=f"cannot use state file {path}"):
+        State(str(path))
