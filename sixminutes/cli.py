@@ -7,7 +7,7 @@ import gzip
 import os
 import sys
 import time
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import orjson
 from tqdm import tqdm
@@ -15,8 +15,10 @@ from tqdm import tqdm
 from . import __version__, parallel
 from .config import Config, ConfigError
 from .engine import Engine
-from .report import write_report
+from .report import where_rejected, write_report
+from .sources import csv_cdr
 from .sources.files import InputError, read_documents, total_bytes
+from .sources.reading import Reading, ReadOptions
 from .sources.synthetic import Generator
 from .state import StateError
 
@@ -34,16 +36,27 @@ def _parser() -> argparse.ArgumentParser:
     replay = commands.add_parser(
         "replay", help="count CDR files offline and print a report",
         description="Read FreeSWITCH CDRs from files and print, per 6-minute window and carrier "
-                    "(profile × direction): calls, ASR, NER, zero-duration %%, ACD, PDD, MOS and "
+                    "(profile × direction): calls, ASR, NER, zero-duration %, ACD, PDD, MOS and "
                     "the top SIP error codes; then the alerts; then the rejected documents by "
-                    "reason. Inputs: a JSON document or array, JSON Lines, a directory of "
-                    "*.json files (mod_json_cdr's log-dir or err-log-dir), a CouchDB _changes or "
-                    "_all_docs?include_docs=true dump; any of them gzip-compressed. Windows are "
-                    "never purged in a replay.")
+                    "reason, each with the file and line it was read at. Inputs: a JSON "
+                    "document or array, JSON Lines, a CouchDB _changes or "
+                    "_all_docs?include_docs=true dump, mod_xml_cdr XML files, mod_cdr_csv CSV "
+                    "files, directories of them (log-dir or err-log-dir: *.json, *.xml, *.csv); "
+                    "any of them gzip-compressed. Windows are never purged in a replay. "
+                    "Exit status: 0 when every input was read to its end (rejected documents "
+                    "are counted and reported, not errors); 1 when a file could not be read "
+                    "whole (unreadable, compressed data truncated or corrupt, content in no "
+                    "known format): it is named in the report and on stderr, and what it held "
+                    "before the damage is counted; 2 when nothing was counted (a bad flag or "
+                    "config, a path that does not exist).")
     replay.add_argument("paths", nargs="+", metavar="PATH", help="files or directories to read")
     replay.add_argument("--json", action="store_true",
-                        help='print one JSON object {"data", "alerts", "rejected"} instead of '
-                             "the report; data is exactly GET /6minutes/data's document")
+                        help='print one JSON object {"data", "alerts", "rejected", '
+                             '"where_rejected", "rejections", "problems"} instead of the report; '
+                             "data is exactly GET /6minutes/data's document; rejected counts by "
+                             "reason, where_rejected the first and last place of each, "
+                             "rejections each record the reader could not use, problems each "
+                             "file not read to its end")
     replay.add_argument("--config", metavar="FILE",
                         help="TOML configuration (plugins, rules); also $SIXMINUTES_CONFIG")
     replay.add_argument("--plugins", metavar="DIR", action="append", default=[],
@@ -55,6 +68,16 @@ def _parser() -> argparse.ArgumentParser:
                         help="no progress bar on stderr (it only shows on a terminal anyway)")
     replay.add_argument("--max-alerts", type=int, default=100, metavar="N",
                         help="alerts listed in the report (default 100; --json lists all)")
+    replay.add_argument("--csv-template", default="example", metavar="NAME",
+                        help="the cdr_csv.conf.xml template mod_cdr_csv wrote the CSV files with "
+                             f"(default example, FreeSWITCH's; one of {', '.join(csv_cdr.TEMPLATES)})")
+    replay.add_argument("--csv-columns", metavar="A,B,...",
+                        help="the CSV columns as channel variable names, for a template of your "
+                             "own (e.g. uuid,sip_gateway_name,direction,end_stamp,billsec; '-' "
+                             "skips a column); instead of --csv-template")
+    replay.add_argument("--timezone", metavar="ZONE",
+                        help="the zone of the CSV files' local stamps, e.g. Europe/Paris "
+                             "(default: this machine's)")
     replay.add_argument("--jobs", type=int, default=1, metavar="N",
                         help="count in N processes, each taking whole windows (default 1; 0: "
                              "one per CPU). The result is the same, except for a plugin that "
@@ -149,25 +172,62 @@ def _replay(args: argparse.Namespace) -> int:
     except ValueError as error:  # a bad rule in the config
         raise ConfigError(str(error)) from None
     engine.hold_resolution = True  # alerts are resolved once, by settle(), at the end
+    options = _read_options(args)
     size = total_bytes(args.paths)
     with tqdm(total=size, unit="B", unit_scale=True, file=sys.stderr, desc="reading",
               disable=True if args.no_progress else None, delay=0.5) as bar:
-        if jobs > 1:
-            engine = parallel.replay(args.paths, config, jobs, progress=bar.update)
+        reading = Reading(bar.update, options)
+        if jobs > 1:  # the other processes read the inputs again: the options go with them
+            with _environment(options.to_env()):
+                engine = parallel.replay(args.paths, config, jobs, progress=reading)
         else:
-            engine.feed_many(read_documents(args.paths, progress=bar.update))
+            engine.feed_many(read_documents(args.paths, progress=reading))
+    for reason, count in reading.counts().items():  # what the reader could not use counts too
+        engine.outcomes[("replay", reason)] += count
     engine.flush()
     engine.settle()
     engine.store.compact()
     if args.json:
         result = {"data": engine.store.to_json(), "alerts": engine.alerts.to_json(),
-                  "rejected": dict(engine.rejected)}
+                  "rejected": dict(engine.rejected),
+                  "where_rejected": where_rejected(engine, reading),
+                  "rejections": [r.to_json() for r in reading.rejections],
+                  "problems": [p.to_json() for p in reading.problems]}
         sys.stdout.buffer.write(orjson.dumps(result, option=orjson.OPT_NON_STR_KEYS) + b"\n")
     else:
-        write_report(engine, sys.stdout, args.max_alerts)
+        write_report(engine, sys.stdout, args.max_alerts, reading)
     for error in engine.plugins.errors:
         print(f"sixminutes: plugin not loaded: {error}", file=sys.stderr)
-    return 0
+    for problem in reading.problems:
+        print(f"sixminutes: {problem.path}: {problem.reason}: {problem.detail}", file=sys.stderr)
+    return 1 if reading.problems else 0
+
+
+def _read_options(args: argparse.Namespace) -> ReadOptions:
+    """The CSV options, checked before anything is read."""
+    columns = tuple(args.csv_columns.split(",")) if args.csv_columns else None
+    try:
+        csv_cdr.layout(args.csv_template, columns, args.timezone)
+    except ValueError as error:
+        flag = ("--timezone" if "time zone" in str(error) else
+                "--csv-columns" if columns is not None else "--csv-template")
+        raise ConfigError(f"{flag}: {error}") from None
+    return ReadOptions(csv_columns=columns, csv_template=args.csv_template, timezone=args.timezone)
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the processes started inside, then put them back."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")

@@ -2,13 +2,20 @@
 from __future__ import annotations
 
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
 from .board import CarrierRow, carrier_rows
-from .call import REASONS
+from .call import REASONS as DECODE_REASONS
 from .engine import Engine
+from .sources import csv_cdr, xml_cdr
+from .sources.reading import PROBLEMS, Reading
 
-__all__ = ["write_report", "utc"]
+__all__ = ["write_report", "utc", "where_rejected", "REASONS"]
+
+REASONS = {**DECODE_REASONS, **xml_cdr.REASONS, **csv_cdr.REASONS, **PROBLEMS}
+"""Every reason a replay counts a document (or a file) as not read, with what it means."""
+LISTED = 20
+"""Rejections the reader made listed per reason in the text report (--json lists all)."""
 
 _COLUMNS = ("profile", "direction", "calls", "ASR%", "NER%", "zero%", "ACD s", "PDD s", "MOS",
             "top SIP errors")
@@ -66,8 +73,34 @@ def _write_alerts(engine: Engine, out: TextIO, max_alerts: int) -> None:
         out.write(f"  … and {len(ranked) - max_alerts} more groups (all alerts with --json)\n")
 
 
-def write_report(engine: Engine, out: TextIO, max_alerts: int = 100) -> None:
-    """Windows with their carriers, then alerts, then rejected documents by reason."""
+def where_rejected(engine: Engine, reading: Reading) -> dict[str, dict[str, Any]]:
+    """Reason -> where its first and last rejected documents were read (``file:line``).
+
+    The engine keeps the number of the first and the last document of each reason; the
+    reader knows where each number was read. Rejections the reader made itself (XML, CSV,
+    files) are each in ``reading.rejections``, with their place."""
+    share = engine.share()
+    places: dict[str, dict[str, Any]] = {}
+    for (_source, outcome), at in share.first_seen.items():
+        if outcome != "accepted":
+            places.setdefault(outcome, {})["first"] = reading.where(at)
+    for reason, (at, detail) in share.last_rejection.items():
+        places.setdefault(reason, {}).update(last=reading.where(at), last_detail=detail)
+    for r in reading.rejections:
+        place = places.setdefault(r.reason, {})
+        place.setdefault("first", r.where)
+        place.update(last=r.where, last_detail=r.detail)
+    for p in reading.problems:
+        place = places.setdefault(p.reason, {})
+        place.setdefault("first", p.path)
+        place.update(last=p.path, last_detail=p.detail)
+    return places
+
+
+def write_report(engine: Engine, out: TextIO, max_alerts: int = 100,
+                 reading: Reading | None = None) -> None:
+    """Windows with their carriers, then alerts, then rejected documents by reason, with
+    where they were read when ``reading`` says it, and the files not read to their end."""
     rows = carrier_rows(engine.store)
     rejected = sum(engine.rejected.values())
     out.write(f"sixminutes replay: {engine.accepted} CDRs accepted, {rejected} rejected, "
@@ -82,11 +115,28 @@ def write_report(engine: Engine, out: TextIO, max_alerts: int = 100) -> None:
     _write_alerts(engine, out, max_alerts)
 
     out.write(f"\nRejected: {rejected}\n")
+    places = where_rejected(engine, reading) if reading is not None else {}
     for reason, count in engine.rejected.most_common():
         meaning = REASONS.get(reason, "")
-        example = engine.last_rejection.get(reason, "")
-        example = f" — last: {example[:80]}" if example else ""
+        at = places.get(reason, {})
+        example = engine.last_rejection.get(reason) or at.get("last_detail") or ""
+        if at.get("first") and at.get("last") and at["first"] != at["last"]:
+            example = f" — first at {at['first']}, last at {at['last']}: {example[:80]}"
+        elif at.get("last"):
+            example = f" — at {at['last']}: {example[:80]}"
+        else:
+            example = f" — last: {example[:80]}" if example else ""
         out.write(f"  {reason:<14} {count:>7}  {meaning}{example}\n")
+        listed = [r for r in reading.rejections if r.reason == reason] if reading else []
+        for r in listed[:LISTED]:
+            out.write(f"      {r.where}: {r.detail[:100]}\n")
+        if len(listed) > LISTED:
+            out.write(f"      … and {len(listed) - LISTED} more (all with --json)\n")
+
+    if reading is not None and reading.problems:
+        out.write(f"\nFiles not read to their end: {len(reading.problems)} (exit status 1)\n")
+        for problem in reading.problems:
+            out.write(f"  {problem.path}: {problem.reason}: {problem.detail}\n")
 
     broken = [p for p in engine.plugins.plugins if p.errors]
     if broken or engine.plugins.errors:

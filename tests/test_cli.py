@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from unittest.mock import ANY
+
 import pytest
 
 import sixminutes.cli as cli
@@ -124,11 +126,13 @@ def test_log_dir_style_directory(tmp_path, capsys):
     (top / "a1b2.cdr.json").write_bytes(dumps(FOUR[0]))  # compact, one line
     (top / "2023-11-14" / "c3d4.cdr.json").write_bytes(json.dumps(FOUR[1], indent=2).encode())
     (top / "2023-11-14" / "e5f6.cdr.json.gz").write_bytes(gzip.compress(dumps(FOUR[2])))
-    (top / "2023-11-14" / "g7h8.cdr.xml").write_text("<cdr><variables/></cdr>")  # skipped
+    variables = "".join(f"<{k}>{v}</{k}>" for k, v in FOUR[3]["variables"].items())
+    (top / "2023-11-14" / "g7h8.cdr.xml").write_text(  # mod_xml_cdr's, in the same tree
+        f'<?xml version="1.0"?>\n<cdr core-uuid="x"><variables>{variables}</variables></cdr>')
     (top / "README.txt").write_text("not a CDR")  # skipped
     result = run_json(capsys, str(top))
     assert result["rejected"] == {}
-    assert calls(result["data"]) == 3
+    assert calls(result["data"]) == 4
 
 
 def changes_dump() -> dict:
@@ -189,11 +193,14 @@ def test_json_string_element_of_an_array_is_not_decoded_as_a_cdr(tmp_path, capsy
     assert result["rejected"] == {"not_object": 1}
 
 
-def test_quoted_csv_file_is_bad_json(tmp_path, capsys):
-    """Asterisk cdr_csv starts with a quoted field: the file is not JSON at all."""
+def test_a_csv_row_that_does_not_fit_the_template_is_bad_csv_at_its_line(tmp_path, capsys):
+    """Asterisk's cdr_csv (here, 8 columns) is not mod_cdr_csv's example template (15)."""
     p = tmp_path / "Master.csv"
     p.write_text('"","100","200","default","Console/dsp",7,7,"ANSWERED"\n')
-    assert run_json(capsys, str(p))["rejected"] == {"bad_json": 1}
+    result = run_json(capsys, str(p))
+    assert result["rejected"] == {"bad_csv": 1}
+    assert result["rejections"] == [{"where": f"{p}:1", "reason": "bad_csv",
+                                     "detail": "8 fields where example has 15"}]
 
 
 def test_same_document_in_two_files_is_a_duplicate(tmp_path, capsys):
@@ -216,7 +223,8 @@ def test_json_output_shape(tmp_path, capsys):
     assert out.endswith("\n") and out.count("\n") == 1  # one JSON object, one line
     assert err == ""
     result = json.loads(out)
-    assert set(result) == {"data", "alerts", "rejected"}
+    assert set(result) == {"data", "alerts", "rejected", "where_rejected", "rejections",
+                           "problems"}
     assert set(result["data"]) == {str(W0), str(W1)}
     for series in result["data"].values():
         for k, stat in series.items():
@@ -232,6 +240,10 @@ def test_json_output_shape(tmp_path, capsys):
     assert w0[f'sip_status{{code="503",{carrier}}}']["count"] == 1
     assert w0['account_calls{account="acct1",direction="egress"}']["count"] == 4
     assert result["rejected"] == {"not_object": 1, "no_variables": 1}
+    assert result["where_rejected"] == {  # the lines after the five CDRs
+        "not_object": {"first": f"{p}:6", "last": f"{p}:6", "last_detail": ANY},
+        "no_variables": {"first": f"{p}:7", "last": f"{p}:7", "last_detail": ""}}
+    assert result["rejections"] == [] and result["problems"] == []
     (alert,) = result["alerts"]
     assert ALERT_FIELDS <= set(alert)
     assert alert["plugin"] == "unexpected_sip"

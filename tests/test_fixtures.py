@@ -87,7 +87,25 @@ FILES: dict[str, dict] = {
         pdd=239, mos=None),
 }
 
-NOT_JSON = sorted(p.name for p in FIXTURES.iterdir() if p.suffix in (".xml", ".csv"))
+# The two mod_xml_cdr files, read by hand in the same way (their <variables>); both end in
+# window 1560229920 (1560230140 % 360 == 220, 1560230104 % 360 == 184).
+XML_FILES: dict[str, dict] = {
+    # A-leg from an Avaya trunk, 11 s; no sip_term_status; <direction> has whitespace in
+    # channel_data (not in variables).
+    "zhouhailin__freeswitch-cdr-all__a_4b3b36af-3d98-4670-bc14-0ee08890d7d6.cdr.xml": dict(
+        end=1560230140, window=1560229920, profile="internal", direction="inbound",
+        account="unknown", code="none", cause="NORMAL_CLEARING", billsec=11, answered=True,
+        pdd=2120, mos=4.50),
+    # 30 s earlier on the same switch: 200, 6 s.
+    "zhouhailin__freeswitch-cdr-all__a_6a7ccd66-6d2f-46c4-abd9-07cf37fc161e.cdr.xml": dict(
+        end=1560230104, window=1560229920, profile="internal", direction="inbound",
+        account="unknown", code="200", cause="NORMAL_CLEARING", billsec=6, answered=True,
+        pdd=2300, mos=4.49),
+}
+# Asterisk cdr_csv (18 columns) and cdr_custom (19): no FreeSWITCH template fits them.
+NOT_FREESWITCH_CSV = {"asterisk__testsuite__Master.csv": 2, "asterisk__testsuite__good.csv": 5,
+                      "asterisk__testsuite__buggy.csv": 1, "KelySaina__cdr__Master.csv": 14}
+FREESWITCH_CSV = "Kxingyunliushui__freeswitch_tools__Master.csv"  # mod_cdr_csv, example template
 
 
 def key(name: str, **labels: str) -> str:
@@ -182,41 +200,64 @@ def test_repeated_callflow_key_is_accepted(capsys, name):
                                       profile=FILES[name]["profile"])]["count"] == 1
 
 
-def test_whole_directory_is_the_sum_of_the_files(capsys):
+def test_whole_directory_is_the_sum_of_the_files(capsys, tmp_path):
     expected: dict[tuple[int, str], tuple[int, float]] = {}
-    for f in FILES.values():
+    for f in [*FILES.values(), *XML_FILES.values()]:
         for k, (count, total) in expected_series(f).items():
             c, s = expected.get((f["window"], k), (0, 0))
             expected[(f["window"], k)] = (c + count, s + total)
-    result = replay(capsys, FIXTURES)
-    assert result["rejected"] == {}  # the CSV, XML and SOURCES.md files are not read
+    for name in [*FILES, *XML_FILES]:  # (the CSV files: see the tests after these)
+        (tmp_path / name).write_bytes((FIXTURES / name).read_bytes())
+    result = replay(capsys, tmp_path)
+    assert result["rejected"] == {}
     got = flatten(result["data"])
     assert set(got) == set(expected)
     for k, (count, total) in expected.items():
         assert got[k][0] == count, k
         assert got[k][1] == pytest.approx(total), k
     calls = sum(c for (_t, k), (c, _s) in got.items() if k.startswith("calls{"))
-    assert calls == 11
+    assert calls == 13
     # the two legs of one call end in the same second: one window, two calls
     assert got[(1624793400, key("calls", direction="outbound", profile="external"))] == (2, 2)
 
 
-def test_whole_directory_report_counts_eleven_accepted(capsys):
-    assert main(["replay", "--no-progress", str(FIXTURES)]) == 0
+def test_whole_directory_report_counts_every_file(capsys):
+    assert main(["replay", "--no-progress", "--timezone", "UTC", str(FIXTURES)]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0].startswith("sixminutes replay: 11 CDRs accepted, 0 rejected, 10 windows")
+    # 11 JSON + 2 XML + 8 rows of the FreeSWITCH CSV (its last 2 rows repeat earlier ones)
+    assert out.splitlines()[0].startswith("sixminutes replay: 21 CDRs accepted, 24 rejected")
+    assert "bad_csv             22" in out and "duplicate            2" in out
 
 
-@pytest.mark.parametrize("name", NOT_JSON)
-def test_xml_or_csv_file_given_explicitly_is_rejected_as_bad_json(capsys, name):
+def test_the_two_real_xml_cdrs_count_as_two_calls_in_their_window(capsys):
+    result = replay(capsys, *(FIXTURES / name for name in XML_FILES))
+    assert result["rejected"] == {}
+    (window,) = {f["window"] for f in XML_FILES.values()}
+    assert list(result["data"]) == [str(window)]
+    series = result["data"][str(window)]
+    assert series[key("calls", direction="inbound", profile="internal")]["count"] == 2
+    expected: dict[str, tuple[int, float]] = {}
+    for f in XML_FILES.values():
+        for k, (count, total) in expected_series(f).items():
+            c, t = expected.get(k, (0, 0))
+            expected[k] = (c + count, t + total)
+    assert {k: (s["count"], pytest.approx(s["sum"])) for k, s in series.items()} == expected
+
+
+@pytest.mark.parametrize("name", sorted(NOT_FREESWITCH_CSV))
+def test_asterisk_csv_rows_are_each_bad_csv_at_their_line(capsys, name):
     result = replay(capsys, FIXTURES / name)
+    rows = NOT_FREESWITCH_CSV[name]
     assert result["data"] == {}
-    assert result["rejected"] == {"bad_json": 1}
+    assert result["rejected"] == {"bad_csv": rows}
+    assert [r["where"] for r in result["rejections"]] == \
+        [f"{FIXTURES / name}:{n}" for n in range(1, rows + 1)]
 
 
 def test_not_json_fixtures_are_present():
-    assert len([n for n in NOT_JSON if n.endswith(".xml")]) == 2
-    assert len([n for n in NOT_JSON if n.endswith(".csv")]) == 5
+    assert len(list(FIXTURES.glob("*.xml"))) == 2
+    assert sorted(p.name for p in FIXTURES.glob("*.csv")) == sorted([*NOT_FREESWITCH_CSV,
+                                                                     FREESWITCH_CSV])
 
 
 @pytest.mark.parametrize("name", sorted(FILES))

@@ -5,6 +5,13 @@ document (or one JSON Lines line) is yielded as raw `bytes`, because the engine'
 must see what FreeSWITCH wrote (bare `nan`, repeated `callflow` keys); the elements of arrays and
 CouchDB dumps come out as the values already parsed to find them. Bad documents are still yielded,
 so the engine counts them instead of losing them.
+
+XML (mod_xml_cdr) and CSV (mod_cdr_csv) files come out as dicts shaped like a JSON CDR
+(:mod:`.xml_cdr`, :mod:`.csv_cdr`). A :class:`~.reading.Reading` given as ``progress`` learns
+where each document was read and what could not be: a file that cannot be opened, gzip data
+damaged half-way (every document before the damage is still read: :mod:`.salvage`), content in
+no known format, XML and CSV records that are no document. Such files are read as far as they
+go and the replay goes on to the next.
 """
 
 from __future__ import annotations
@@ -21,6 +28,9 @@ from typing import Any
 import orjson
 
 from ..web.body import decode_post_body
+from . import csv_cdr, xml_cdr
+from .reading import Reading, ReadOptions
+from .salvage import Salvage
 
 try:  # ISA-L's inflate, about twice as fast as zlib's on CDRs (bench/engine.py)
     from isal.igzip import IGzipFile as _GzipFile
@@ -32,7 +42,10 @@ SMALL_LIMIT = 64 << 20  # larger (decompressed) contents are streamed when the l
 FIRST_LINE_LIMIT = 16 << 20  # how much of a big file's first line is read to learn its layout
 PROGRESS_STEP = 4 << 20  # decompressed bytes between two progress reports on a streamed file
 READ_CHUNK = 1 << 20
-SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
+SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".xml", ".xml.gz",
+            ".csv", ".csv.gz")
+# mod_cdr_csv's rotated files: Master.csv.2023-10-11-00-36-14
+_ROTATED_CSV = re.compile(r"\.csv\.\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d(?:\.gz)?$", re.I)
 _GZIP_MAGIC = b"\x1f\x8b"
 # A JSON string (kept as is) or a bare NaN/Infinity token as printf writes it (replaced by null).
 _NAN_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|-?(?i:nan|inf(?:inity)?)\b', re.S)
@@ -46,15 +59,23 @@ _FAIL = object()
 
 
 class InputError(Exception):
-    """A path that cannot be read at all (missing, permission, not a file/dir, broken gzip).
+    """A path given that does not exist or is not a file or directory: nothing is read.
 
     The message names the path and the reason, so the CLI prints it as is, without a traceback.
+    (A file that exists but cannot be read whole is a :class:`~.reading.Problem` instead.)
     """
 
 
 def total_bytes(paths: list[str]) -> int:
     """On-disk size of everything `read_documents` will read: the total of a progress bar."""
-    return sum(os.stat(path).st_size for path in _expand(paths))
+    return sum(_size(path) for path in _expand(paths))
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:  # (gone since the walk: reading it will say so)
+        return 0
 
 
 def read_documents(
@@ -63,16 +84,22 @@ def read_documents(
     """Yield every document of every path, in order, as raw bytes or as an already parsed value.
 
     `progress(n)` receives on-disk bytes consumed: at least once per file, every few MB on a
-    streamed file; over a whole run the calls add up to `total_bytes(paths)`.
+    streamed file; over a whole run the calls add up to `total_bytes(paths)`. When `progress`
+    is a Reading, it also learns where each document was and what could not be read (else
+    that is only skipped: the processes of a --jobs replay read it again, the first reports).
     All paths are checked before the first document, so a typo fails fast.
     """
-    report = progress or (lambda n: None)
-    for path in _expand(paths):
-        yield from _read_file(path, report)
+    reading = progress if isinstance(progress, Reading) else Reading(progress, ReadOptions.from_env())
+    layout = None
+    for path in _expand(paths, reading):
+        if layout is None:
+            layout = csv_cdr.layout(reading.options.csv_template, reading.options.csv_columns,
+                                    reading.options.timezone)
+        yield from _read_file(path, reading, layout)
 
 
-def _expand(paths: list[str]) -> list[str]:
-    """The files to read: paths given as files, and the JSON files found under directories."""
+def _expand(paths: list[str], reading: Reading | None = None) -> list[str]:
+    """The files to read: paths given as files, and the CDR files found under directories."""
     files: list[str] = []
     for path in paths:
         try:
@@ -80,7 +107,7 @@ def _expand(paths: list[str]) -> list[str]:
         except OSError as e:
             raise InputError(f"cannot read {path}: {e.strerror or e}") from None
         if stat.S_ISDIR(mode):
-            files += _walk(path)
+            files += _walk(path, reading)
         elif stat.S_ISREG(mode):
             files.append(path)
         else:
@@ -88,35 +115,48 @@ def _expand(paths: list[str]) -> list[str]:
     return files
 
 
-def _walk(top: str) -> list[str]:
-    """mod_json_cdr's log-dir and err-log-dir hold one `<uuid>.cdr.json` per CDR (in dated
-    subdirectories when rotate=true); other files are skipped."""
+def _walk(top: str, reading: Reading | None) -> list[str]:
+    """mod_json_cdr's and mod_xml_cdr's log-dir and err-log-dir hold one `<uuid>.cdr.json` or
+    `.cdr.xml` per CDR (in dated subdirectories when rotate=true), mod_cdr_csv's `Master.csv`
+    and its rotated copies; other files are skipped. A directory that cannot be listed is a
+    problem of the reading (the top one given: an error at once)."""
 
     def fail(e: OSError) -> None:
-        raise InputError(f"cannot read {e.filename}: {e.strerror or e}")
+        if reading is None or e.filename == top:
+            raise InputError(f"cannot read {e.filename}: {e.strerror or e}")
+        reading.problem(str(e.filename), "unreadable", e.strerror or str(e))
 
     found = []
     for root, _dirs, names in os.walk(top, onerror=fail):
-        found += [os.path.join(root, n) for n in names if n.lower().endswith(SUFFIXES)]
+        found += [os.path.join(root, n) for n in names
+                  if n.lower().endswith(SUFFIXES) or _ROTATED_CSV.search(n)]
     return sorted(found)
 
 
-def _read_file(path: str, progress: Callable[[int], None]) -> Iterator[Any]:
+def _read_file(path: str, reading: Reading, layout: csv_cdr.CsvLayout) -> Iterator[Any]:
     try:
         raw = open(path, "rb", buffering=READ_CHUNK)  # CDR lines outgrow the 8 KB default
     except OSError as e:
-        raise InputError(f"cannot read {path}: {e.strerror or e}") from None
+        reading.problem(path, "unreadable", e.strerror or str(e))
+        return
     with raw:
         size = os.fstat(raw.fileno()).st_size
-        # By content, not by suffix: FreeSWITCH setups rename and compress files in many ways.
-        gzipped = raw.peek(2)[:2] == _GZIP_MAGIC
-        meter = _Meter(raw, progress)
+        meter = _Meter(raw, reading)
         try:
-            yield from _documents(_GzipFile(fileobj=raw) if gzipped else raw, meter)
-        except (OSError, EOFError, zlib.error, _InflateError) as e:
-            reason = e.strerror if isinstance(e, OSError) and e.strerror else f"broken gzip ({e})"
-            raise InputError(f"cannot read {path}: {reason}") from None
+            # By content, not by suffix: FreeSWITCH setups rename and compress files in many ways.
+            gzipped = raw.peek(2)[:2] == _GZIP_MAGIC
+            reader = _Reader(path, reading, layout, meter)
+            yield from reader.documents(_GzipFile(fileobj=raw) if gzipped else raw)
+        except _DAMAGE as e:
+            if not gzipped or (isinstance(e, OSError) and e.errno is not None):
+                reading.problem(path, "unreadable", e.strerror or str(e) if isinstance(e, OSError)
+                                else str(e))
+            else:  # streamed lines were read up to the damage: read on as far as it goes
+                yield from reader.salvage(raw)
         meter.finish(size)
+
+
+_DAMAGE = (OSError, EOFError, zlib.error, _InflateError)
 
 
 class _Meter:
@@ -124,10 +164,13 @@ class _Meter:
 
     def __init__(self, raw: Any, progress: Callable[[int], None]) -> None:
         self.raw, self.progress, self.reported, self.pending = raw, progress, 0, 0
+        self.consumed = 0
+        """Decompressed bytes the streamed lines took, up to the last PROGRESS_STEP."""
 
     def add(self, decompressed: int) -> None:
         self.pending += decompressed
         if self.pending >= PROGRESS_STEP:  # tell() is a system call: not once per line
+            self.consumed += self.pending
             self.pending = 0
             position = self.raw.tell()
             if position > self.reported:
@@ -139,66 +182,146 @@ class _Meter:
         self.reported = max(size, self.reported)
 
 
-def _documents(f: Any, meter: _Meter) -> Iterator[Any]:
-    head = bytearray()
-    while len(head) <= SMALL_LIMIT and (chunk := f.read(READ_CHUNK)):
-        head += chunk
-    if len(head) <= SMALL_LIMIT:
-        yield from _from_content(_clean(bytes(head)))
-        return
-    # Too big to parse at once: stream it when its first line says how, else read it all.
-    del head
-    f.seek(0)
-    first = b""
-    while not first and (line := f.readline(FIRST_LINE_LIMIT)):
-        first = _clean(line)
-    f.seek(0)
-    if _ROWS_HEADER.match(first):
-        yield from _row_docs(f, meter)
-    elif first and _is_record(_lenient(first)):
-        yield from _line_docs(f, meter)
-    else:
-        yield from _from_content(_clean(f.read()))
+class _Reader:
+    """The documents of one file, with where each was, whatever its layout."""
+
+    def __init__(self, path: str, reading: Reading, layout: csv_cdr.CsvLayout, meter: _Meter) -> None:
+        self.path, self.reading, self.layout, self.meter = path, reading, layout, meter
+        self.streamed = self.rows = False
+
+    def documents(self, f: Any) -> Iterator[Any]:
+        head = bytearray()
+        try:
+            # read1: when the data breaks, what the calls before gave is kept
+            while len(head) <= SMALL_LIMIT and (chunk := f.read1(READ_CHUNK)):
+                head += chunk
+        except _DAMAGE as e:
+            if not isinstance(f, gzip.GzipFile) or (isinstance(e, OSError) and e.errno is not None):
+                raise
+            yield from self.salvage(f.fileobj)
+            return
+        if len(head) <= SMALL_LIMIT:
+            yield from self.content(bytes(head))
+            return
+        # Too big to parse at once: stream it when its first line says how, else read it all.
+        del head
+        f.seek(0)
+        first = b""
+        while not first and (line := f.readline(FIRST_LINE_LIMIT)):
+            first = _clean(line)
+        f.seek(0)
+        self.streamed = True
+        if _ROWS_HEADER.match(first):
+            self.rows = True
+            yield from _row_docs(f, self.meter, self.reading, self.path)
+        elif first and _is_record(_lenient(first)):
+            yield from _line_docs(f, self.meter, self.reading, self.path)
+        else:
+            self.streamed = False
+            yield from self.content(f.read())
+
+    def salvage(self, raw: Any) -> Iterator[Any]:
+        """A damaged gzip file: the documents before the damage not yet read, then the problem."""
+        salvage = Salvage(raw)
+        if self.streamed:  # the lines before the failing read were read: the rest of them
+            skip = self.meter.consumed + self.meter.pending
+            tail, line = bytearray(), 1
+            for chunk in salvage.chunks():
+                start = min(max(skip - (salvage.produced - len(chunk)), 0), len(chunk))
+                line += chunk.count(b"\n", 0, start)
+                tail += chunk[start:]
+            lines = tail[:tail.rfind(b"\n") + 1].splitlines(keepends=True)  # not the line cut
+            if self.rows:
+                yield from _row_docs(lines, None, self.reading, self.path, line, in_rows=True)
+            else:
+                yield from _line_docs(lines, None, self.reading, self.path, line)
+        else:
+            content = b"".join(salvage.chunks())
+            yield from self.content(content[:content.rfind(b"\n") + 1] if salvage.detail else content)
+        detail = salvage.detail or "damaged (the streamed reader failed; zlib read it whole)"
+        self.reading.problem(self.path, "damaged", f"{detail}; the documents before it were read")
+
+    def content(self, data: bytes) -> Iterator[Any]:
+        """Documents of a whole file content, whatever its layout."""
+        stripped = data.removeprefix(codecs.BOM_UTF8).lstrip()
+        first_line = 1 + data[:len(data) - len(stripped)].count(b"\n")
+        content = stripped.rstrip()
+        if not content:
+            return
+        if content[:3] in (b"%7B", b"%7b", b"eyJ", b"%3C", b"%3c", b"PD9", b"PGN") or content[:4] == b"cdr=":
+            content = decode_post_body(content.removeprefix(b"cdr="))
+        if xml_cdr.looks_like_xml(content):
+            yield from self.xml(content)
+        elif content[:1] in (b"{", b"["):
+            yield from self.json(content, first_line)
+        elif csv_cdr.looks_like_csv(self.path, content):
+            yield from self.layout.documents(content, self.path, self.reading, first_line)
+        else:
+            self.reading.problem(self.path, "unknown_format", _describe(content))
+
+    def xml(self, content: bytes) -> Iterator[Any]:
+        try:
+            doc = xml_cdr.cdr_from_xml(content)
+        except xml_cdr.XmlCdrError as error:
+            where = self.path if error.line is None else f"{self.path}:{error.line}"
+            self.reading.reject(where, error.reason, error.detail)
+            return
+        self.reading.run(self.path, 1, "")
+        self.reading.documents += 1
+        yield doc
+
+    def json(self, content: bytes, first_line: int) -> Iterator[Any]:
+        reading, path = self.reading, self.path
+        if content[:1] == b"{" and b"\n" not in content and not _CONTAINER_KEY.search(content):
+            reading.run(path, first_line)
+            reading.documents += 1
+            yield content  # mod_json_cdr's one-line document: whatever it holds, the engine decodes it
+            return
+        value = _loads(content)
+        if value is not _FAIL:
+            yield from _unwrap(value, content, reading, path)
+            return
+        lines = content.split(b"\n")
+        if len(lines) > 1 and _is_record(_lenient(lines[0])):
+            yield from _line_docs(lines, None, reading, path, first_line)
+            return
+        value = _loads(_fix_nan(content))
+        if value is not _FAIL:  # a single document keeps its original bytes for the engine
+            yield from _unwrap(value, content, reading, path)
+            return
+        if content[:1] == b"{" and any(_is_record(_lenient(line)) for line in lines[1:]):
+            yield from _line_docs(lines, None, reading, path, first_line)  # a broken first line
+            return
+        reading.run(path, first_line, "")
+        reading.documents += 1
+        yield content  # a broken document (truncated, say): the engine rejects it as bad_json
 
 
-def _from_content(content: bytes) -> Iterator[Any]:
-    """Documents of a whole (stripped) file content, whatever its layout."""
-    if not content:
-        return
-    if content[:3] in (b"%7B", b"%7b", b"eyJ") or content[:4] == b"cdr=":
-        content = decode_post_body(content.removeprefix(b"cdr="))
-    if content[:1] == b"{" and b"\n" not in content and not _CONTAINER_KEY.search(content):
-        yield content  # mod_json_cdr's one-line document: whatever it holds, the engine decodes it
-        return
-    value = _loads(content)
-    if value is not _FAIL:
-        yield from _unwrap(value, content)
-        return
-    lines = content.split(b"\n")
-    if len(lines) > 1 and _is_record(_lenient(lines[0])):
-        yield from _line_docs(lines)
-        return
-    value = _loads(_fix_nan(content))
-    if value is not _FAIL:  # a single document keeps its original bytes for the engine
-        yield from _unwrap(value, content)
-        return
-    if content[:1] == b"{" and any(_is_record(_lenient(line)) for line in lines[1:]):
-        yield from _line_docs(lines)  # JSON Lines whose first line is broken
-        return
-    yield content  # not JSON at all (CSV, XML, a truncated document): the engine rejects it
+def _describe(content: bytes) -> str:
+    """What unknown content looks like, for the report: text or bytes, and how it starts."""
+    head = content[:24]
+    if b"\0" in content[:4096] or not head.decode("utf-8", "ignore").isprintable():
+        return f"not JSON, XML or CSV: binary data starting {head[:12].hex(' ')}"
+    return f"not JSON, XML or CSV: text starting {head.decode('utf-8', 'replace')!r}"
 
 
-def _unwrap(value: Any, raw: bytes) -> Iterator[Any]:
+def _unwrap(value: Any, raw: bytes, reading: Reading, path: str) -> Iterator[Any]:
     if isinstance(value, list):
+        reading.run(path, 0, "item")
+        reading.documents += len(value)
         yield from value
         return
     if isinstance(value, dict):
         for key in ("results", "rows", "docs"):  # _changes, _all_docs, _find / _bulk_docs
             if isinstance(value.get(key), list):
+                reading.run(f"{path}:{key}", 0, "item")
+                reading.documents += len(value[key])
                 yield from _rows(value[key])
                 return
         if value and value.keys() <= {"last_seq", "pending"}:
             return  # an empty continuous _changes feed
+    reading.run(path, 1, "")
+    reading.documents += 1
     yield raw
 
 
@@ -209,30 +332,50 @@ def _rows(rows: Iterable[Any]) -> Iterator[Any]:
         yield row if doc is None else doc
 
 
-def _line_docs(lines: Iterable[bytes], meter: _Meter | None = None) -> Iterator[Any]:
+def _line_docs(lines: Iterable[bytes], meter: _Meter | None = None, reading: Reading | None = None,
+               path: str = "", first: int = 1) -> Iterator[Any]:
     """JSON Lines, including a continuous _changes feed (the engine unwraps a row's `doc`)."""
-    for line in lines:
+    reading = reading or Reading()
+    n = reading.documents  # the number of the next document (counted here: the hot loop)
+    expected = -1  # the line the next document is on while they follow one a line
+    try:
+        for number, line in enumerate(lines, first):
+            if meter:
+                meter.add(len(line))
+            if line[:2] == b'{"' and line[-2:] == b"}\n" and line[2:3] not in b"lp":
+                if number != expected:
+                    reading.run(path, number, at=n)
+                expected = number + 1
+                n += 1
+                yield line[:-1]  # the usual line, as the checks below give it, without their cost
+                continue
+            line = _clean(line)
+            if not line or _LAST_SEQ.match(line):
+                continue
+            if line[:1] == b"[":  # couchbackup writes one array of documents per line
+                value = _lenient(line)
+                if isinstance(value, list):
+                    for item in value:
+                        reading.run(path, number, at=n)
+                        n += 1
+                        yield item
+                    expected = -1
+                    continue
+            if number != expected:
+                reading.run(path, number, at=n)
+            expected = number + 1
+            n += 1
+            yield line
+    finally:
+        reading.documents = n
+
+
+def _row_docs(lines: Iterable[bytes], meter: _Meter | None, reading: Reading, path: str,
+              first: int = 1, in_rows: bool = False) -> Iterator[Any]:
+    """A big _changes or _all_docs dump in CouchDB's own layout: one row per line, then `]`."""
+    for number, line in enumerate(lines, first):
         if meter:
             meter.add(len(line))
-        if line[:2] == b'{"' and line[-2:] == b"}\n" and line[2:3] not in b"lp":
-            yield line[:-1]  # the usual line, as the checks below give it, without their cost
-            continue
-        line = _clean(line)
-        if not line or _LAST_SEQ.match(line):
-            continue
-        if line[:1] == b"[":  # couchbackup writes one array of documents per line
-            value = _lenient(line)
-            if isinstance(value, list):
-                yield from value
-                continue
-        yield line
-
-
-def _row_docs(lines: Iterable[bytes], meter: _Meter) -> Iterator[Any]:
-    """A big _changes or _all_docs dump in CouchDB's own layout: one row per line, then `]`."""
-    in_rows = False
-    for line in lines:
-        meter.add(len(line))
         line = _clean(line)
         if not in_rows:
             in_rows = bool(line)  # skip the header line
@@ -242,6 +385,8 @@ def _row_docs(lines: Iterable[bytes], meter: _Meter) -> Iterator[Any]:
         line = line.removesuffix(b",")
         if line:
             value = _lenient(line)
+            reading.run(path, number)
+            reading.documents += 1
             yield from ([line] if value is _FAIL else _rows([value]))
 
 

@@ -102,13 +102,15 @@ def _extract(media: str, data: bytes) -> bytes:
 
 def decode_post_body(body: bytes) -> bytes:
     """mod_json_cdr writes a CDR it failed to POST to err-log-dir as the POST body (without
-    `cdr=`): URL-encoded (encode=true) or base64 (encode=base64). Lenient: what does not decode
-    is returned as it is, for the engine to reject and count."""
-    if body[:3] == b"eyJ":
+    `cdr=`): URL-encoded (encode=true) or base64 (encode=base64); mod_xml_cdr's XML likewise.
+    Lenient: what does not decode is returned as it is, for the engine to reject and count."""
+    if body[:3] in (b"eyJ", b"PD9", b"PGN"):  # `{"`, `<?x`, `<cd` in base64
         try:
             return base64.b64decode(body, validate=True)
         except binascii.Error:
             return body
+    if body[:3].upper() == b"%3C":  # URL-encoded XML: no JSON string repair
+        return unquote_to_bytes(body)
     return url_decode(body)
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import zlib
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -14,6 +15,7 @@ from hypothesis import given, strategies as st
 
 from sixminutes.sources import files
 from sixminutes.sources.files import InputError, read_documents, total_bytes
+from sixminutes.sources.reading import Reading
 
 FIXTURES = Path("/work/shared/fixtures/cdr")
 needs_fixtures = pytest.mark.skipif(
@@ -237,9 +239,12 @@ def test_directory_walk_order_suffixes_and_recursion(tmp_path):
     write(d / "e.ndjson", dumps(B) + b"\n")
     write(d / "f.jsonl", dumps(A) + b"\n")
     write(d / "notes.txt", b"ignored")
-    write(d / "a.cdr.xml", b"<cdr/>")
-    write(d / "Master.csv", b"1,2,3")
-    assert docs(d) == [
+    write(d / "a.cdr.xml", b"<cdr/>")  # mod_xml_cdr's log-dir: read, as an (empty) document
+    write(d / "Master.csv", b"1,2,3")  # mod_cdr_csv's: read (the row does not fit: rejected)
+    write(d / "Master.csv.2023-10-11-00-36-14", b"1,2")  # rotated by mod_cdr_csv: read too
+    reading = Reading()
+    assert docs(d, progress=reading) == [
+        {},  # a.cdr.xml
         dumps(A),  # a_1.cdr.json
         dumps(B),  # b.cdr.json
         dumps(B),  # e.ndjson
@@ -248,6 +253,8 @@ def test_directory_walk_order_suffixes_and_recursion(tmp_path):
         dumps(B),
         B,  # sub/d.json.gz
     ]
+    assert [r.where for r in reading.rejections] == [f"{d}/Master.csv:1",
+                                                     f"{d}/Master.csv.2023-10-11-00-36-14:1"]
 
 
 def test_progress_totals_equal_total_bytes_for_a_directory(tmp_path, monkeypatch):
@@ -343,11 +350,16 @@ def test_empty_and_blank_files_yield_nothing(tmp_path):
     assert docs(write(tmp_path / "e.json.gz", b"", gz=True)) == []
 
 
-def test_not_json_given_explicitly_is_one_raw_item(tmp_path):
-    csv = b'"","100","200"\n"","101","201"\n'
-    xml = b'<?xml version="1.0"?>\n<cdr core-uuid="x"/>\n'
-    p, q = write(tmp_path / "Master.csv", csv), write(tmp_path / "a.cdr.xml", xml)
-    assert docs(p, q) == [csv.strip(), xml.strip()]
+def test_content_in_no_known_format_is_a_problem_naming_the_file(tmp_path):
+    junk = write(tmp_path / "junk.json", bytes(range(256)) * 4)
+    text = write(tmp_path / "notes.json", b"hello, this is not a CDR\n")
+    good = write(tmp_path / "a.json", dumps(A))
+    reading = Reading()
+    assert docs(junk, text, good, progress=reading) == [dumps(A)]
+    assert [(p.path, p.reason) for p in reading.problems] == [
+        (junk, "unknown_format"), (text, "unknown_format")]
+    assert "binary data starting 00 01 02" in reading.problems[0].detail
+    assert "text starting 'hello, this is not a CDR'" in reading.problems[1].detail
 
 
 def test_missing_path_raises_input_error_naming_it(tmp_path):
@@ -375,20 +387,77 @@ def test_not_a_file_or_directory(tmp_path):
     ],
     ids=["garbage", "truncated", "crc"],
 )
-def test_corrupt_gzip_raises_input_error(tmp_path, data):
+def test_corrupt_gzip_is_a_damaged_problem_naming_the_file_and_reading_goes_on(tmp_path, data):
     p = write(tmp_path / "bad.json.gz", data)
-    with pytest.raises(InputError) as e:
-        docs(p)
-    assert str(e.value).startswith(f"cannot read {p}: ")
-    assert "\n" not in str(e.value)
+    after = write(tmp_path / "b.json", dumps(B))
+    reading = Reading()
+    got = docs(p, after, progress=reading)
+    assert got[-1] == dumps(B)  # the next file is read
+    assert [(x.path, x.reason) for x in reading.problems] == [(p, "damaged")]
+    assert "\n" not in reading.problems[0].detail
+
+
+def test_a_gzip_cut_in_the_middle_keeps_every_line_before_the_cut(tmp_path):
+    lines = [dumps({**A, "_id": str(i)}) for i in range(3000)]
+    data = gzip.compress(b"\n".join(lines) + b"\n")
+    p = write(tmp_path / "cut.jsonl.gz", data[:len(data) // 2])
+    reading = Reading()
+    got = docs(p, progress=reading)
+    whole = gzip.decompress(data)
+    before = gzip.GzipFile(fileobj=__import__("io").BytesIO(data[:len(data) // 2]))
+    kept = bytearray()
+    try:
+        while chunk := before.read1(1):
+            kept += chunk
+    except EOFError:
+        pass
+    complete = bytes(kept).count(b"\n")  # every line whole before the cut, and no more
+    assert got == lines[:complete] and 0 < complete < len(lines)
+    assert whole.startswith(bytes(kept))
+    assert reading.problems[0].reason == "damaged"
+    assert reading.problems[0].detail.startswith("truncated: the compressed data ends at byte")
+    assert reading.where(complete - 1) == f"{p}:{complete}"
+
+
+def test_corrupt_bytes_in_the_middle_keep_the_lines_before_them(tmp_path):
+    lines = [dumps({**A, "_id": f"{i:06d}", "pad": os.urandom(64).hex()}) for i in range(2000)]
+    data = bytearray(gzip.compress(b"\n".join(lines) + b"\n"))
+    middle = len(data) // 2
+    data[middle:middle + 64] = b"\xff" * 64
+    p = write(tmp_path / "corrupt.jsonl.gz", bytes(data))
+    reading = Reading()
+    got = docs(p, progress=reading)
+    # What the bytes before the damage decompress to: every whole line of it is read. (What
+    # zlib makes of the damaged bytes before it notices may be junk lines: the engine
+    # rejects those as bad_json.)
+    before = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(bytes(data[:middle]))
+    whole = before.count(b"\n")
+    assert 0 < whole < len(lines) and got[:whole] == lines[:whole]
+    assert reading.problems[0].reason == "damaged"
+    assert reading.problems[0].detail.startswith("corrupt at byte ")
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
 def test_permission_denied(tmp_path):
     p = write(tmp_path / "secret.json", dumps(A))
     os.chmod(p, 0)
-    with pytest.raises(InputError, match="secret.json: Permission denied"):
-        docs(p)
+    reading = Reading()
+    assert docs(p, progress=reading) == []
+    assert [(x.path, x.reason, x.detail) for x in reading.problems] == [
+        (p, "unreadable", "Permission denied")]
+
+
+def test_an_unreadable_file_is_a_problem_and_the_others_are_read(tmp_path):
+    """(The suite may run as root, who reads any file whatever its mode: a link to nowhere in
+    a log-dir fails to open in any case.)"""
+    d = tmp_path / "log"
+    write(d / "a.json", dumps(A))
+    os.symlink(tmp_path / "gone.json", d / "b.cdr.json")  # rotated away under the replay
+    write(d / "c.json", dumps(B))
+    reading = Reading()
+    assert docs(d, progress=reading) == [dumps(A), dumps(B)]
+    assert [(x.path, x.reason, x.detail) for x in reading.problems] == [
+        (str(d / "b.cdr.json"), "unreadable", "No such file or directory")]
 
 
 # Real FreeSWITCH output
@@ -413,19 +482,27 @@ def test_real_cdr_with_bare_nan_stays_one_document():
 
 
 @needs_fixtures
-def test_real_fixture_directory_reads_only_json(tmp_path):
+def test_real_fixture_directory_reads_json_xml_and_csv(tmp_path):
     d = tmp_path / "log"
     shutil.copytree(FIXTURES, d)
-    jsons = sorted(d.glob("*.json"))
-    assert docs(d) == [p.read_bytes().strip() for p in jsons]
-    assert total_bytes([str(d)]) == sum(p.stat().st_size for p in jsons)
+    read = sorted([*d.glob("*.json"), *d.glob("*.xml"), *d.glob("*.csv")])
+    reading = Reading()
+    got = docs(d, progress=reading)
+    jsons = [g for g in got if isinstance(g, bytes)]
+    assert jsons == [p.read_bytes().strip() for p in sorted(d.glob("*.json"))]
+    assert sum(isinstance(g, dict) and "core-uuid" in g for g in got) == 2  # the XML files
+    assert total_bytes([str(d)]) == sum(p.stat().st_size for p in read)
+    assert reading.problems == []
 
 
 @needs_fixtures
-def test_real_csv_and_xml_given_explicitly_are_one_item_each():
+def test_real_asterisk_csv_rows_do_not_fit_the_example_template_and_each_is_named():
     csv = FIXTURES / "asterisk__testsuite__good.csv"
-    xml = next(FIXTURES.glob("*.cdr.xml"))
-    assert docs(csv, xml) == [csv.read_bytes().strip(), xml.read_bytes().strip()]
+    reading = Reading()
+    assert docs(csv, progress=reading) == []
+    assert [(r.where, r.reason) for r in reading.rejections] == [
+        (f"{csv}:{n}", "bad_csv") for n in range(1, 6)]
+    assert reading.rejections[0].detail == "18 fields where example has 15"
 
 
 @needs_fixtures
