@@ -7,6 +7,11 @@ the raw JSON (`application/x-www-form-plaintext`; `application/json` in recent v
 A generic form parser gets two of these wrong, so each is read by hand. When the POST fails,
 FreeSWITCH writes the same body to its err-log-dir, hence `decode_post_body`, shared with the
 replay inputs. Nothing here validates the CDR: the engine does, and counts what it rejects.
+
+mod_xml_cdr posts the same ways (`cdr=` + raw XML as plaintext by default, URL-encoded, base64,
+or raw XML): an XML CDR becomes the JSON of the dict mod_json_cdr would have written
+(:mod:`sixminutes.sources.xml_cdr`, hardened against entity expansion), so the journal and the
+engine see JSON whatever was posted. XML that is no CDR is a BodyError with its reason.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from urllib.parse import unquote_to_bytes
 import orjson
 
 from ..call import prescan
+from ..sources.xml_cdr import XmlCdrError, cdr_from_xml
 
 JSON = "application/json"
 PLAINTEXT = "application/x-www-form-plaintext"  # mod_json_cdr encode=false (before 1.10)
@@ -54,7 +60,8 @@ class BodyError(Exception):
 
 
 def cdr_from_body(content_type: str | None, body: bytes) -> bytes:
-    """The CDR's raw JSON bytes from what FreeSWITCH's mod_json_cdr (or another client) POSTed."""
+    """The CDR's raw JSON bytes from what FreeSWITCH's mod_json_cdr or mod_xml_cdr (or another
+    client) POSTed."""
     data = body.strip().removeprefix(codecs.BOM_UTF8).strip()
     if not data.removeprefix(b"cdr=").strip():
         raise BodyError("empty", "The request body is empty: POST one CDR document.")
@@ -91,7 +98,7 @@ def _extract(media: str, data: bytes) -> bytes:
         raise BodyError(
             "unsupported_media_type",
             f"Content-Type {media} is not supported: send application/json, or what "
-            f"mod_json_cdr sends ({URLENCODED}, {BASE64} or {PLAINTEXT}).",
+            f"mod_json_cdr and mod_xml_cdr send ({URLENCODED}, {BASE64} or {PLAINTEXT}).",
         )
     raise BodyError(
         "unrecognised",
@@ -206,6 +213,8 @@ def _form_field(data: bytes) -> bytes:
 
 
 def _url_value(value: bytes) -> bytes:
+    if value[:3].upper() == b"%3C":  # XML (mod_xml_cdr's default encoding): no JSON repair
+        return unquote_to_bytes(value.replace(b"+", b" "))
     if bad := _BAD_ESCAPE.search(value):
         raise BodyError(
             "bad_urlencoding",
@@ -229,17 +238,15 @@ def _b64decode(value: bytes) -> bytes:
 
 
 def _not_xml(document: bytes) -> bytes:
-    """mod_xml_cdr (the XML sibling) posts to URLs like ours; tell its operator plainly."""
-    head = document.lstrip().removeprefix(codecs.BOM_UTF8)[:5].lower()
-    if head.startswith((b"<?xml", b"<cdr")):
-        raise BodyError(
-            "xml_not_supported",
-            "This is an XML CDR (mod_xml_cdr): sixminutes reads JSON CDRs; "
-            "use mod_json_cdr.",
-        )
-    if head[:1] == b"<":
-        raise BodyError("xml_not_supported", "The body is XML or HTML, not a JSON CDR.")
-    return document
+    """A JSON document as it is; an XML one (mod_xml_cdr) as the JSON of its CDR."""
+    head = document.lstrip().removeprefix(codecs.BOM_UTF8).lstrip()
+    if head[:1] != b"<":
+        return document
+    try:
+        return orjson.dumps(cdr_from_xml(head))
+    except XmlCdrError as error:
+        line = f" (line {error.line})" if error.line else ""
+        raise BodyError(error.reason, f"The XML CDR cannot be read{line}: {error.detail}") from None
 
 
 def check_token(headers: Mapping[str, str], token: str | None) -> bool:

@@ -135,7 +135,10 @@ BAD_BODIES = [
      ["cdr=", "name"]),
     ("application/x-www-form-plaintext",
      b"cdr=<?xml version=\"1.0\"?><cdr><variables><a>1&2</a></variables></cdr>", 400,
-     "xml_not_supported", ["mod_xml_cdr", "mod_json_cdr"]),
+     "bad_xml", ["XML CDR", "not well-formed"]),
+    ("application/x-www-form-plaintext",
+     b"cdr=<?xml version=\"1.0\"?><!DOCTYPE cdr [<!ENTITY a \"aa\"><!ENTITY b \"&a;&a;\">]>"
+     b"<cdr><variables><x>&b;</x></variables></cdr>", 400, "xml_dtd", ["refused"]),
     ("application/x-www-form-urlencoded", b"", 400, "empty", ["empty"]),
     ("application/x-www-form-urlencoded", b"cdr=", 400, "empty", ["empty"]),
     ("text/csv", b"a,b,c\n1,2,3\n", 400, "unsupported_media_type", ["text/csv"]),

@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 from starlette.datastructures import Headers
 
 import test_prescan
+from sixminutes.call import decode
 from sixminutes.config import Config
+from sixminutes.sources.xml_cdr import cdr_from_xml
 from sixminutes.engine import Engine
 from sixminutes.web import body as body_module
 from sixminutes.web.body import (BodyError, _repair_strings, cdr_from_body, check_token,
@@ -220,16 +222,58 @@ def test_bad_urlencoding():
 
 
 @pytest.mark.parametrize("ctype", [None, JSON_T, PLAIN_T, FORM_T, B64_T, "text/xml"])
-def test_xml_cdr_is_refused_clearly(ctype):
+def test_an_xml_cdr_posted_as_mod_xml_cdr_sends_it_is_the_json_of_the_same_call(ctype):
     xml = XML_CDR.read_bytes()
-    assert xml.startswith(b"<?xml")
+    assert xml.startswith(b"<?xml") and b"%40" in xml  # values URL-encoded (encode-values)
     bodies = {
-        PLAIN_T: [b"cdr=" + xml, xml],  # what mod_xml_cdr sends with encode=false
-        FORM_T: [b"cdr=" + fs_url_encode(xml), b"cdr=" + xml],
-        B64_T: [b"cdr=" + base64.b64encode(xml)],
-    }.get(ctype, [xml, b"cdr=" + xml, b"<cdr><variables/></cdr>"])
+        PLAIN_T: [b"cdr=" + xml, xml],  # what mod_xml_cdr sends with encode=false (the default)
+        FORM_T: [b"cdr=" + fs_url_encode(xml), b"cdr=" + xml],  # encode=true
+        B64_T: [b"cdr=" + base64.b64encode(xml)],  # encode=base64
+    }.get(ctype, [xml, b"cdr=" + xml])  # encode=textxml: the XML alone
+    want = decode(cdr_from_xml(xml)).call
+    assert want.id == "4b3b36af-3d98-4670-bc14-0ee08890d7d6" and want.from_ == "anonymous"
     for body in bodies:
-        assert reason(ctype, body) == "xml_not_supported", body[:20]
+        json_cdr = cdr_from_body(ctype, body)
+        assert decode(json_cdr).call == want, body[:20]
+        assert orjson.loads(json_cdr)["variables"]["sip_from_uri"] == "anonymous%40wilcom.com.cn"
+
+
+def test_raw_xml_with_ampersands_in_a_plaintext_form_is_not_split():
+    """A generic form parser cuts `cdr=<xml...&...` at the `&`; the escaped `&amp;` and a
+    URL-encoded `%26` inside values must both come through."""
+    xml = (b'<?xml version="1.0"?>\n<cdr core-uuid="u"><variables><end_epoch>1700000000'
+           b'</end_epoch><sip_to_user>a&amp;b</sip_to_user><sip_from_user>c%26d</sip_from_user>'
+           b'</variables></cdr>')
+    call = decode(cdr_from_body(PLAIN_T, b"cdr=" + xml)).call
+    assert (call.to, call.from_, call.end_epoch) == ("a&b", "c&d", 1700000000)
+
+
+BILLION_LAUGHS = (b'<?xml version="1.0"?>\n<!DOCTYPE cdr [\n <!ENTITY lol "lol">\n'
+                  + b"".join(b' <!ENTITY lol%d "%s">\n' % (i, (b"&lol%d;" % (i - 1) if i > 1
+                                                                 else b"&lol;") * 10)
+                             for i in range(1, 10))
+                  + b']>\n<cdr><variables><end_epoch>1700000000</end_epoch>'
+                    b'<sip_to_user>&lol9;</sip_to_user></variables></cdr>')
+
+
+@pytest.mark.parametrize("ctype", [PLAIN_T, FORM_T, B64_T, "text/xml"])
+def test_a_billion_laughs_is_refused_unexpanded(ctype):
+    body = {FORM_T: b"cdr=" + fs_url_encode(BILLION_LAUGHS),
+            B64_T: b"cdr=" + base64.b64encode(BILLION_LAUGHS)}.get(ctype, b"cdr=" + BILLION_LAUGHS)
+    with pytest.raises(BodyError, match="DTD, entity or external reference") as refused:
+        cdr_from_body(ctype, body)
+    assert refused.value.reason == "xml_dtd"
+
+
+@pytest.mark.parametrize("body, why", [
+    (b"<html><body>hello</body></html>", "the root element is <html>, not <cdr>"),
+    (b"<cdr><variables><a>1&2</a></variables></cdr>", "not well-formed"),
+    (b'<?xml version="1.0"?><!DOCTYPE cdr SYSTEM "http://evil.example/x.dtd"><cdr/>', "DTD"),
+])
+def test_xml_that_is_no_cdr_is_bad_xml_saying_why(body, why):
+    with pytest.raises(BodyError, match=re.escape(why)) as refused:
+        cdr_from_body(PLAIN_T, b"cdr=" + body)
+    assert refused.value.reason in ("bad_xml", "xml_dtd")
 
 
 def test_unknown_type_and_garbage():
