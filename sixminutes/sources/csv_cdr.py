@@ -8,7 +8,9 @@ stamps (``end_stamp`` ...) are local time of the switch, read in ``--timezone`` 
 this machine's zone); a template with ``end_epoch`` needs no zone. A row becomes
 ``{"variables": {column: value}}`` plus the ``*_epoch`` variables its stamps give, so the
 engine decodes it as a JSON CDR; what a template lacks falls back as for JSON (profile and
-direction ``unknown`` in the stock templates). CSV values are not URL-encoded, so a ``%`` in
+direction ``unknown`` in the stock templates). ``caller_id_number`` and ``destination_number``
+stand in for ``sip_from_user`` and ``sip_to_user`` when those are not columns (the call's
+from and to, and so its destination country). CSV values are not URL-encoded, so a ``%`` in
 one is written ``%25`` for the engine's decoding to give it back.
 """
 from __future__ import annotations
@@ -45,6 +47,7 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
 REASONS = {"bad_csv": "a CSV row that does not fit the columns (--csv-template, --csv-columns)"}
 _STAMPS = {"start_stamp": "start_epoch", "answer_stamp": "answer_epoch", "end_stamp": "end_epoch",
            "progress_stamp": "progress_epoch", "progress_media_stamp": "progress_media_epoch"}
+_NUMBERS = (("caller_id_number", "sip_from_user"), ("destination_number", "sip_to_user"))
 _STAMP = re.compile(r"\s*(\d{4})[-/](\d{1,2})[-/](\d{1,2})[ T](\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?\s*$")
 _SQL = re.compile(r"\s*INSERT\s+INTO\s+\S+\s+VALUES\s*\((.*)\)\s*;?\s*$", re.I | re.S)
 _NAME = re.compile(r"\$\{([^}]*)\}")
@@ -129,6 +132,9 @@ class CsvLayout:
         for stamp, epoch in _STAMPS.items():
             if stamp in variables and epoch not in variables:
                 variables[epoch] = self.epoch(variables[stamp])
+        for number, user in _NUMBERS:  # the numbers a CSV has are the call's from and to
+            if number in variables and user not in variables:
+                variables[user] = variables[number]
         return {"variables": variables}
 
     def epoch(self, stamp: str) -> str:
