@@ -13,7 +13,7 @@ import orjson
 from tqdm import tqdm
 
 from . import __version__, parallel
-from .config import Config, ConfigError
+from .config import Config, ConfigError, check_hours
 from .engine import Engine
 from .report import where_rejected, write_report
 from .sources import csv_cdr
@@ -166,6 +166,8 @@ def _replay(args: argparse.Namespace) -> int:
     config.disabled += args.disable
     if args.jobs < 0:
         raise ConfigError(f"--jobs must be 0 (one per CPU) or more, not {args.jobs}")
+    if args.max_alerts < 0:
+        raise ConfigError(f"--max-alerts must be 0 or more, not {args.max_alerts}")
     jobs = args.jobs if args.jobs > 0 else (os.cpu_count() or 1)
     try:
         engine = Engine(config)
@@ -247,16 +249,13 @@ def _serve(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None:
             config.set(name, value, f"--{name.replace('_', '-')}")
-    if args.couchdb:
-        config.couchdb = args.couchdb
-    if args.alertmanager:
-        config.alertmanager = args.alertmanager
-    if args.webhook:
-        config.webhook = args.webhook
+    for name in ("couchdb", "alertmanager", "webhook"):  # (repeatable: the flags replace)
+        if getattr(args, name):
+            config.set(name, getattr(args, name), f"--{name}")
     if args.demo:
         config.demo = True
     if args.retention_hours is not None:
-        config.retention_hours = args.retention_hours
+        config.retention_hours = check_hours(args.retention_hours, "--retention-hours")
     config.plugin_dirs += args.plugins
     config.disabled += args.disable
     if config.host not in _LOOPBACK and not config.token:
@@ -285,6 +284,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
+    if args.count < 0:
+        raise ConfigError(f"--count must be 0 or more, not {args.count}")
+    if not 0 < args.hours <= 24 * 365:  # (nan fails too)
+        raise ConfigError(f"--hours must be more than 0 and at most a year, not {args.hours}")
     span = max(int(args.hours * 3600), 1)
     docs = Generator(seed=args.seed).corpus(args.count, int(time.time()) - span, span)
     try:

@@ -50,6 +50,10 @@ The TOML file (all keys optional)::
 
 Every [serve] key can also come from the environment as SIXMINUTES_<KEY> (SIXMINUTES_PORT,
 SIXMINUTES_COUCHDB with URLs separated by spaces, SIXMINUTES_DEMO=1, ...).
+
+Every value is checked where it is set, by type and range (URLs by scheme and host), and a
+bad one is a ConfigError naming where it came from (the flag, the variable or the file's key),
+before anything starts.
 """
 from __future__ import annotations
 
@@ -58,8 +62,9 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
-__all__ = ["Config", "ConfigError"]
+__all__ = ["Config", "ConfigError", "check_hours"]
 
 
 class ConfigError(ValueError):
@@ -126,10 +131,17 @@ class Config:
                 value = value.split() if isinstance(value, str) else [str(v) for v in value]
             elif kind is bool and not isinstance(value, bool):
                 raise ValueError(value)
+            elif kind in (int, float) and isinstance(value, bool):
+                raise ValueError(value)  # (TOML true is no number, though int(True) is 1)
+            elif kind is int and isinstance(value, float):
+                raise ValueError(value)  # (a port of 80.5: no rounding)
             else:
                 value = kind(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: not a valid {kind.__name__}: {value!r}") from None
+        except (TypeError, ValueError, OverflowError):
+            raise ConfigError(f"{where}: not a valid {kind.__name__}: {_shown(name, value)}") from None
+        problem = _problem(name, value)
+        if problem:
+            raise ConfigError(f"{where}: {problem}, got {_shown(name, value)}")
         setattr(self, name, value)
 
     def apply_toml(self, path: str) -> None:
@@ -189,6 +201,77 @@ SERVE_SETTINGS: dict[str, type] = {
 }
 _BOOLEANS = {"1": True, "true": True, "yes": True, "on": True,
              "0": False, "false": False, "no": False, "off": False}
+
+
+_RANGES: dict[str, tuple[float, float, str]] = {
+    # name: (lowest, highest, what it is); the lowest is excluded for floats, kept for ints
+    "port": (1, 65535, "a TCP port from 1 to 65535"),
+    "demo_rate": (0, 100_000, "CDRs per second, more than 0 and at most 100000"),
+    "max_body_bytes": (1024, 1 << 30, "bytes from 1024 to 1 GiB"),
+    "snapshot_seconds": (0, 86_400, "seconds, more than 0 and at most a day"),
+    "couchdb_heartbeat_ms": (100, 3_600_000, "milliseconds from 100 to an hour"),
+    "couchdb_backoff_max": (0, 86_400, "seconds, more than 0 and at most a day"),
+    "notify_queue": (1, 10_000_000, "alerts from 1 to 10000000"),
+    "alertmanager_resend_seconds": (0, 86_400, "seconds, more than 0 and at most a day"),
+}
+_URLS = {"alertmanager": "an Alertmanager URL (http[s]://host:port)",
+         "webhook": "a webhook URL (http[s]://host/path)",
+         "public_url": "this service's URL (http[s]://host:port)",
+         "couchdb": "a CouchDB database URL (http[s]://[user:password@]host:port/database)"}
+_SECRET = {"token", "webhook_secret"}
+
+
+def _problem(name: str, value: Any) -> str | None:
+    """What is wrong with a [serve] value of the right type, or None."""
+    if name in _RANGES:
+        low, high, what = _RANGES[name]
+        too_low = value < low if isinstance(value, int) else not value > low
+        if not math.isfinite(value) or too_low or value > high:
+            return f"must be {what}"
+    elif name in _URLS:
+        for url in value if isinstance(value, list) else [value]:
+            if not _is_url(url, database=name == "couchdb"):
+                return f"must be {_URLS[name]}"
+    elif name == "host":
+        if not value.strip() or "/" in value or " " in value:
+            return "must be an address to listen on, such as 127.0.0.1, ::1 or 0.0.0.0"
+    elif name == "state":
+        if not value.strip() or value.endswith(os.sep) or os.path.isdir(value):
+            return "must be the path of a file"
+    elif name == "since":
+        if not value.strip() or any(c.isspace() for c in value):
+            return "must be now, 0 or a CouchDB sequence"
+    elif name in _SECRET and not value:
+        return "must not be empty"
+    return None
+
+
+def _is_url(url: str, database: bool = False) -> bool:
+    try:
+        parts = urlsplit(url)
+        parts.port  # (raises on a port that is no number)
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return False
+    return not database or bool(parts.path.strip("/"))
+
+
+def _shown(name: str, value: Any) -> str:
+    """A value for a message: secrets hidden, credentials in URLs masked."""
+    if name in _SECRET:
+        return "(hidden)"
+    if isinstance(value, list):
+        return repr([_shown(name, v) for v in value]).replace("'", "")
+    if isinstance(value, str) and "@" in value and "//" in value:
+        head, _, rest = value.partition("//")
+        return repr(head + "//<credentials>@" + rest.rpartition("@")[2])
+    return repr(value)
+
+
+def check_hours(value: Any, where: str) -> float:
+    """A retention in hours, from a flag: a positive finite number."""
+    return _hours(value, where)
 
 
 def _strings(value: Any, where: str) -> list[str]:

@@ -63,7 +63,7 @@ class StateLock:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as error:
-            raise StateError(f"cannot lock state file {path}: {self.path}: "
+            raise StateError(f"cannot use state file {path} (--state): {self.path}: "
                              f"{error.strerror or error}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
