@@ -29,7 +29,7 @@ import orjson
 
 from ..web.body import decode_post_body
 from . import csv_cdr, xml_cdr
-from .reading import Reading, ReadOptions
+from .reading import Meter, Reading, ReadOptions
 from .salvage import Salvage
 
 try:  # ISA-L's inflate, about twice as fast as zlib's on CDRs (bench/engine.py)
@@ -141,11 +141,12 @@ def _read_file(path: str, reading: Reading, layout: csv_cdr.CsvLayout) -> Iterat
         return
     with raw:
         size = os.fstat(raw.fileno()).st_size
-        meter = _Meter(raw, reading)
+        meter = Meter(raw, reading, PROGRESS_STEP)
+        reader = _Reader(path, reading, layout, meter)
+        gzipped = False
         try:
             # By content, not by suffix: FreeSWITCH setups rename and compress files in many ways.
             gzipped = raw.peek(2)[:2] == _GZIP_MAGIC
-            reader = _Reader(path, reading, layout, meter)
             yield from reader.documents(_GzipFile(fileobj=raw) if gzipped else raw)
         except _DAMAGE as e:
             if not gzipped or (isinstance(e, OSError) and e.errno is not None):
@@ -159,33 +160,10 @@ def _read_file(path: str, reading: Reading, layout: csv_cdr.CsvLayout) -> Iterat
 _DAMAGE = (OSError, EOFError, zlib.error, _InflateError)
 
 
-class _Meter:
-    """Counts on-disk (compressed) bytes, so that progress adds up to `total_bytes`."""
-
-    def __init__(self, raw: Any, progress: Callable[[int], None]) -> None:
-        self.raw, self.progress, self.reported, self.pending = raw, progress, 0, 0
-        self.consumed = 0
-        """Decompressed bytes the streamed lines took, up to the last PROGRESS_STEP."""
-
-    def add(self, decompressed: int) -> None:
-        self.pending += decompressed
-        if self.pending >= PROGRESS_STEP:  # tell() is a system call: not once per line
-            self.consumed += self.pending
-            self.pending = 0
-            position = self.raw.tell()
-            if position > self.reported:
-                self.progress(position - self.reported)
-                self.reported = position
-
-    def finish(self, size: int) -> None:
-        self.progress(max(size - self.reported, 0))
-        self.reported = max(size, self.reported)
-
-
 class _Reader:
     """The documents of one file, with where each was, whatever its layout."""
 
-    def __init__(self, path: str, reading: Reading, layout: csv_cdr.CsvLayout, meter: _Meter) -> None:
+    def __init__(self, path: str, reading: Reading, layout: csv_cdr.CsvLayout, meter: Meter) -> None:
         self.path, self.reading, self.layout, self.meter = path, reading, layout, meter
         self.streamed = self.rows = False
 
@@ -332,7 +310,7 @@ def _rows(rows: Iterable[Any]) -> Iterator[Any]:
         yield row if doc is None else doc
 
 
-def _line_docs(lines: Iterable[bytes], meter: _Meter | None = None, reading: Reading | None = None,
+def _line_docs(lines: Iterable[bytes], meter: Meter | None = None, reading: Reading | None = None,
                path: str = "", first: int = 1) -> Iterator[Any]:
     """JSON Lines, including a continuous _changes feed (the engine unwraps a row's `doc`)."""
     reading = reading or Reading()
@@ -370,7 +348,7 @@ def _line_docs(lines: Iterable[bytes], meter: _Meter | None = None, reading: Rea
         reading.documents = n
 
 
-def _row_docs(lines: Iterable[bytes], meter: _Meter | None, reading: Reading, path: str,
+def _row_docs(lines: Iterable[bytes], meter: Meter | None, reading: Reading, path: str,
               first: int = 1, in_rows: bool = False) -> Iterator[Any]:
     """A big _changes or _all_docs dump in CouchDB's own layout: one row per line, then `]`."""
     for number, line in enumerate(lines, first):

@@ -16,8 +16,9 @@ import os
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
-__all__ = ["Reading", "ReadOptions", "Problem", "Rejection", "PROBLEMS"]
+__all__ = ["Reading", "ReadOptions", "Problem", "Rejection", "Meter", "PROBLEMS"]
 
 PROBLEMS = {
     "unreadable": "the file cannot be read (permission, I/O error)",
@@ -134,3 +135,28 @@ class Reading:
     def counts(self) -> Counter[str]:
         """The reader's rejections and problems by reason, to add to the engine's outcomes."""
         return Counter([r.reason for r in self.rejections] + [p.reason for p in self.problems])
+
+
+class Meter:
+    """Counts on-disk (compressed) bytes, so that progress adds up to `total_bytes`."""
+
+    def __init__(self, raw: BinaryIO, progress: Callable[[int], None], step: int) -> None:
+        self.raw, self.progress, self.reported, self.pending = raw, progress, 0, 0
+        self.step = step
+        """Decompressed bytes between two progress reports on a streamed file."""
+        self.consumed = 0
+        """Decompressed bytes the streamed lines took, up to the last report."""
+
+    def add(self, decompressed: int) -> None:
+        self.pending += decompressed
+        if self.pending >= self.step:  # tell() is a system call: not once per line
+            self.consumed += self.pending
+            self.pending = 0
+            position = self.raw.tell()
+            if position > self.reported:
+                self.progress(position - self.reported)
+                self.reported = position
+
+    def finish(self, size: int) -> None:
+        self.progress(max(size - self.reported, 0))
+        self.reported = max(size, self.reported)
