@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import re
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,9 @@ __all__ = ["Service"]
 log = logging.getLogger("sixminutes")
 T = TypeVar("T")
 JOURNAL = "journal"
+REJECTIONS_KEPT = 100
+"""The newest rejections listed in the status, each with where it came from."""
+_ROW_ID = re.compile(rb'"id"\s*:\s*"((?:[^"\\]|\\.){0,200})"')
 
 
 class Service:
@@ -61,6 +65,9 @@ class Service:
         self._tasks: list[asyncio.Task] = []
         self._saving: asyncio.Future | None = None
         self._rate: deque[tuple[float, int]] = deque(maxlen=41)
+        self.rejections: deque[dict[str, Any]] = deque(maxlen=REJECTIONS_KEPT)
+        """The newest rejections: source, reason, detail and the CouchDB id and sequence, or
+        the journal row of the POST (whose body GET /6minutes/rejected keeps)."""
         self._purged_at = 0.0
         self.engine.alerts.listeners.append(self._alert_changed)
         self.notifier = Notifier(
@@ -173,6 +180,8 @@ class Service:
                 continue
             for row_id, (source, body, future) in zip(ids, batch):
                 reason = self.engine.feed(body, source)
+                if reason is not None:
+                    self._rejected(source, reason, journal=row_id)
                 self.journal_position = row_id
                 if not future.done():
                     future.set_result(reason)
@@ -186,14 +195,23 @@ class Service:
 
     async def _follow(self, name: str, follower: ChangesFollower) -> None:
         async with contextlib.aclosing(follower.rows()) as rows:
-            async for row, _seq in rows:  # the follower's position moves with each row
+            async for row, seq in rows:  # the follower's position moves with each row
                 if name not in self._positions and follower.started_from is not None:
                     # "now" was resolved: save it before counting anything from it, or a
                     # kill -9 before the first snapshot would resolve a later "now"
                     start = {name: follower.started_from}
                     await self._run(lambda: self.state.save(Delta(positions=start)))
                     self._positions.update(start)
-                self.engine.feed(row, name)
+                reason = self.engine.feed(row, name)
+                if reason is not None:
+                    found = _ROW_ID.search(row, 0, 4096)
+                    self._rejected(name, reason, id=found[1].decode("utf-8", "replace")
+                                   if found else None, seq=seq)
+
+    def _rejected(self, source: str, reason: str, **where: Any) -> None:
+        detail = self.engine.last_rejection.get(reason, "")
+        self.rejections.append({"time": self.clock(), "source": source, "reason": reason,
+                                "detail": detail[:200], **where})
 
     async def _forever(self, what: str, run: Callable[[], Any]) -> None:
         """Run a source again after an unexpected error, so that one bad moment never stops it."""
@@ -366,6 +384,7 @@ class Service:
             "sources": sources,
             "by_source": by_source,
             "last_rejection": self.engine.last_rejection,
+            "rejections": list(self.rejections),
             "windows": len(self.engine.store.windows()),
             "rules": [{"name": r.name, "series": r.series, "per": r.per, "op": r.op,
                        "bound": r.bound, "min_count": r.min_count, "labels": list(r.labels),
