@@ -8,7 +8,7 @@ from .board import CarrierRow, carrier_rows
 from .call import REASONS as DECODE_REASONS
 from .engine import Engine
 from .sources import csv_cdr, xml_cdr
-from .sources.reading import PROBLEMS, Reading
+from .sources.reading import PROBLEMS, Reading, Rejection
 
 __all__ = ["write_report", "utc", "where_rejected", "REASONS"]
 
@@ -73,6 +73,25 @@ def _write_alerts(engine: Engine, out: TextIO, max_alerts: int) -> None:
         out.write(f"  … and {len(ranked) - max_alerts} more groups (all alerts with --json)\n")
 
 
+def _runs(rejections: list[Rejection]) -> list[tuple[str, str]]:
+    """Rejections as (place, detail), those on following lines of a file with the same detail
+    joined: `Master.csv:1-14 (14 rows)`."""
+    runs: list[list[Any]] = []  # [file, first line, last line, detail] or [where, None, None, detail]
+    for r in rejections:
+        path, _, line = r.where.rpartition(":")
+        number = int(line) if line.isdigit() and path else None
+        last = runs[-1] if runs else None
+        if (number is not None and last is not None and last[1] is not None
+                and last[0] == path and last[2] + 1 == number and last[3] == r.detail):
+            last[2] = number
+        elif number is None:
+            runs.append([r.where, None, None, r.detail])
+        else:
+            runs.append([path, number, number, r.detail])
+    return [(f"{p}:{a}" if a == b else f"{p}:{a}-{b} ({b - a + 1} rows)" if a is not None else p,
+             detail) for p, a, b, detail in runs]
+
+
 def where_rejected(engine: Engine, reading: Reading) -> dict[str, dict[str, Any]]:
     """Reason -> where its first and last rejected documents were read (``file:line``).
 
@@ -127,9 +146,9 @@ def write_report(engine: Engine, out: TextIO, max_alerts: int = 100,
         else:
             example = f" — last: {example[:80]}" if example else ""
         out.write(f"  {reason:<14} {count:>7}  {meaning}{example}\n")
-        listed = [r for r in reading.rejections if r.reason == reason] if reading else []
-        for r in listed[:LISTED]:
-            out.write(f"      {r.where}: {r.detail[:100]}\n")
+        listed = _runs([r for r in reading.rejections if r.reason == reason] if reading else [])
+        for where, detail in listed[:LISTED]:
+            out.write(f"      {where}: {detail[:100]}\n")
         if len(listed) > LISTED:
             out.write(f"      … and {len(listed) - LISTED} more (all with --json)\n")
 

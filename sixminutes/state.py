@@ -59,7 +59,7 @@ class StateLock:
     """
 
     def __init__(self, path: str) -> None:
-        self.path = f"{path}.lock"
+        self.path = f"{os.path.realpath(path)}.lock"  # one lock whatever the name (links)
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as error:

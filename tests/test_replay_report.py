@@ -137,3 +137,16 @@ def test_help_documents_the_exit_status():
     assert "Exit status: 0 when every input was read to its end" in text
     assert "1 when a file could not be read whole" in text
     assert "2 when nothing was counted" in text
+
+
+def test_the_text_report_joins_bad_rows_that_follow_each_other(tmp_path):
+    path = tmp_path / "Master.csv"
+    good = ('"a","1","2","default","2023-11-14 23:10:05","","2023-11-14 23:13:20","10","0",'
+            '"NO_ANSWER","u1","","acct","",""\n')
+    path.write_text('"x","y"\n' * 3 + good + '"x","y"\n' + '"x","y","z"\n')
+    proc = replay("--timezone", "UTC", str(path))
+    assert proc.returncode == 0, proc.stderr
+    assert f"      {path}:1-3 (3 rows): 2 fields where example has 15\n" in proc.stdout
+    assert f"      {path}:5: 2 fields where example has 15\n" in proc.stdout
+    assert f"      {path}:6: 3 fields where example has 15\n" in proc.stdout
+    assert "1 CDRs accepted, 5 rejected" in proc.stdout

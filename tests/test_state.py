@@ -98,6 +98,17 @@ def test_a_second_open_in_the_same_process_is_refused_and_close_releases_it(tmp_
     State(path).close()
 
 
+def test_the_same_file_under_another_name_is_the_same_lock(tmp_path):
+    path = tmp_path / "s.sqlite"
+    first = State(str(path))
+    os.symlink(path, tmp_path / "link.sqlite")
+    with pytest.raises(StateInUse):
+        State(str(tmp_path / "link.sqlite"))
+    with pytest.raises(StateInUse):
+        State(str(tmp_path / "." / "s.sqlite"))
+    first.close()
+
+
 def _version_of(path: str) -> str:
     with sqlite3.connect(path) as db:
         return db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0]
