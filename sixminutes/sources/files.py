@@ -215,7 +215,13 @@ class _Reader:
                 yield from _line_docs(lines, None, self.reading, self.path, line)
         else:
             content = b"".join(salvage.chunks())
-            yield from self.content(content[:content.rfind(b"\n") + 1] if salvage.detail else content)
+            if salvage.detail:
+                content = content[:content.rfind(b"\n") + 1]  # not the line the damage cut
+            if salvage.detail and _ROWS_HEADER.match(_clean(content.split(b"\n", 1)[0])):
+                # a CouchDB dump cut short is no JSON as a whole: its rows, one a line
+                yield from _row_docs(content.splitlines(keepends=True), None, self.reading, self.path)
+            else:
+                yield from self.content(content)
         detail = salvage.detail or "damaged (the streamed reader failed; zlib read it whole)"
         self.reading.problem(self.path, "damaged", f"{detail}; the documents before it were read")
 

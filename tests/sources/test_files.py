@@ -533,3 +533,41 @@ def test_a_streamed_line_gives_what_the_line_without_its_newline_gives(lines):
     # Streamed lines keep their newline; the usual ones skip the checks (a fast path).
     streamed = list(files._line_docs([line + b"\n" for line in lines]))
     assert streamed == list(files._line_docs(lines))
+
+
+@pytest.mark.parametrize("step", [300, 10_000_000])
+def test_a_streamed_gzip_cut_in_the_middle_keeps_every_line_before_the_cut(tmp_path, monkeypatch,
+                                                                          step):
+    """Big files are streamed line by line: the lines read before the failing read are not
+    read again, the rest up to the damage are, each at its own line number."""
+    monkeypatch.setattr(files, "SMALL_LIMIT", 1000)
+    monkeypatch.setattr(files, "PROGRESS_STEP", step)
+    # (big enough that the damage is past the first reads: ISA-L inflates 128 KB at a time)
+    lines = [dumps({**A, "_id": str(i), "pad": "x" * (i % 50)}) for i in range(60_000)]
+    data = gzip.compress(b"\n".join(lines) + b"\n")
+    cut = data[:len(data) * 3 // 5]
+    p = write(tmp_path / "big.jsonl.gz", cut)
+    reading = Reading()
+    got = docs(p, progress=reading)
+    complete = zlib.decompressobj(31).decompress(cut).count(b"\n")
+    assert 0 < complete < len(lines) and got == lines[:complete]
+    assert [reading.where(i) for i in (0, complete - 1)] == [f"{p}:1", f"{p}:{complete}"]
+    assert [(x.path, x.reason) for x in reading.problems] == [(p, "damaged")]
+
+
+@pytest.mark.parametrize("size", [3000, 60_000], ids=["read-whole", "streamed"])
+def test_a_couchdb_dump_cut_in_the_middle_keeps_its_rows(tmp_path, monkeypatch, size):
+    monkeypatch.setattr(files, "SMALL_LIMIT", 1000)
+    rows = [{"id": str(i), "key": str(i), "value": {}, "doc": {**A, "_id": str(i)}}
+            for i in range(size)]
+    text = (b'{"total_rows":%d,"offset":0,"rows":[\n' % size + b",\n".join(map(dumps, rows))
+            + b"\n]}\n")
+    data = gzip.compress(text)
+    cut = data[:len(data) // 2]
+    p = write(tmp_path / "all_docs.json.gz", cut)
+    reading = Reading()
+    got = docs(p, progress=reading)
+    whole_rows = zlib.decompressobj(31).decompress(cut).count(b"\n") - 1  # minus the header
+    assert 0 < whole_rows < size and got == [r["doc"] for r in rows[:whole_rows]]
+    assert reading.where(whole_rows - 1) == f"{p}:{whole_rows + 1}"
+    assert reading.problems[0].reason == "damaged"
