@@ -6,6 +6,9 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
+import tempfile
 import zlib
 from pathlib import Path
 from urllib.parse import unquote
@@ -437,14 +440,25 @@ def test_corrupt_bytes_in_the_middle_keep_the_lines_before_them(tmp_path):
     assert reading.problems[0].detail.startswith("corrupt at byte ")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
 def test_permission_denied(tmp_path):
+    """Root reads any file whatever its mode: then the replay runs as nobody (uid 65534)."""
     p = write(tmp_path / "secret.json", dumps(A))
     os.chmod(p, 0)
-    reading = Reading()
-    assert docs(p, progress=reading) == []
-    assert [(x.path, x.reason, x.detail) for x in reading.problems] == [
-        (p, "unreadable", "Permission denied")]
+    if os.geteuid() != 0:
+        reading = Reading()
+        assert docs(p, progress=reading) == []
+        assert [(x.path, x.reason, x.detail) for x in reading.problems] == [
+            (p, "unreadable", "Permission denied")]
+        return
+    with tempfile.TemporaryDirectory() as folder:  # (pytest's own is root's only: 0700)
+        os.chmod(folder, 0o755)  # nobody may reach the file, not read it
+        p = write(Path(folder) / "secret.json", dumps(A))
+        os.chmod(p, 0)
+        proc = subprocess.run([sys.executable, "-m", "sixminutes.cli", "replay", "--no-progress",
+                               p], user=65534, group=65534, capture_output=True, text=True,
+                              cwd="/", timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr == f"sixminutes: {p}: unreadable: Permission denied\n"
 
 
 def test_an_unreadable_file_is_a_problem_and_the_others_are_read(tmp_path):
