@@ -69,6 +69,57 @@ class Cells:
         if value > values[i + 4]:
             values[i + 4] = value
 
+    def add_stat(self, key: str, total: float, count: int, squares: float, low: float,
+                 high: float) -> None:
+        """Fold a batch's Stat of a series into its cell (exact for the counts a batch adds)."""
+        self.changed.add(key)
+        cell = self.live.get(key)
+        if cell is None:
+            i = self.offsets.get(key)
+            if i is None:
+                self.live[key] = [total, count, squares, low, high]
+                return
+            values = self.values
+            cell = [values[i], int(values[i + 1]), values[i + 2], values[i + 3], values[i + 4]]
+            cell[0] += total
+            cell[1] += count
+            cell[2] += squares
+            values[i:i + 5] = array("d", (cell[0], float(cell[1]), cell[2],
+                                          min(cell[3], low), max(cell[4], high)))
+            return
+        cell[0] += total
+        cell[1] += count
+        cell[2] += squares
+        if low < cell[3]:
+            cell[3] = low
+        if high > cell[4]:
+            cell[4] = high
+
+    def stat_row(self, key: str) -> tuple[float, int, float, float, float] | None:
+        """A cell as (sum, count, squares, min, max), or None when it holds nothing yet."""
+        cell = self.live.get(key)
+        if cell is not None:
+            return cell[0], cell[1], cell[2], cell[3], cell[4]
+        i = self.offsets.get(key)
+        if i is None:
+            return None
+        s, count, squares, low, high = self.values[i:i + 5]
+        return s, int(count), squares, low, high
+
+    def set_stat(self, key: str, total: float, count: int, squares: float, low: float,
+                 high: float) -> None:
+        """Replace a cell's Stat (one computed from it and a batch's values)."""
+        self.changed.add(key)
+        i = self.offsets.get(key)
+        if i is not None:
+            self.values[i:i + 5] = array("d", (total, float(count), squares, low, high))
+            return
+        cell = self.live.get(key)
+        if cell is None:
+            self.live[key] = [total, count, squares, low, high]
+        else:
+            cell[:] = (total, count, squares, low, high)
+
     def merge(self, key: str, stat: Stat) -> None:
         current = self.get(key)
         merged = stat if current is None else current.merge(stat)
