@@ -24,6 +24,9 @@ NUMBERS = {"end_epoch": np.int64, "billsec": np.int64, "duration": np.int64,
 TEXTS = ("id", "profile", "direction", "account", "from_", "to", "sip_code", "hangup_cause", "q850")
 """The Call's text fields (``q850`` and ``id`` may be None)."""
 _KEY_BOUND = 1 << 40  # a group key this large is folded back to dense codes before the next label
+SMALL = 16
+"""A batch this small (a live CDR or a few) is grouped, and counted, row by row in Python:
+numpy's cost per call would outweigh the work."""
 
 
 class Groups:
@@ -107,15 +110,16 @@ class Batch:
     def isin(self, name: str, values: Collection[Any]) -> np.ndarray:
         """Rows whose text column ``name`` holds one of ``values`` (a mask)."""
         codes, distinct = self.codes(name)
-        wanted = [i for i, value in enumerate(distinct) if value in values]
-        if not wanted:
-            return np.zeros(self.n, np.bool_)
-        return np.isin(codes, wanted)
+        table = np.fromiter([value in values for value in distinct], np.bool_, len(distinct))
+        return table[codes]
 
     def groups(self, columns: tuple[str, ...]) -> Groups:
         """The rows grouped by window and the given text columns (computed once per batch)."""
         found = self._groups.get(columns)
         if found is not None:
+            return found
+        if self.n <= SMALL:
+            found = self._groups[columns] = self._small_groups(columns)
             return found
         key, bound = self.codes("window")[0], len(self.codes("window")[1])
         for name in columns:
@@ -134,3 +138,21 @@ class Batch:
         values = list(zip(*per_column)) if columns else [()] * len(rows)
         found = self._groups[columns] = Groups(inverse.reshape(-1), first, self.window[first], values)
         return found
+
+    def _small_groups(self, columns: tuple[str, ...]) -> Groups:
+        index: dict[tuple, int] = {}
+        inverse: list[int] = []
+        first: list[int] = []
+        values: list[tuple[Any, ...]] = []
+        windows = self.window.tolist()
+        rows = zip(*[list(map(attrgetter(name), self._calls)) for name in columns]) if columns \
+            else [()] * self.n
+        for row, (window, labels) in enumerate(zip(windows, rows)):
+            group = index.get((window, labels))
+            if group is None:
+                group = index[(window, labels)] = len(first)
+                first.append(row)
+                values.append(labels)
+            inverse.append(group)
+        return Groups(np.array(inverse, np.int64), np.array(first, np.int64),
+                      np.array([windows[row] for row in first], np.int64), values)

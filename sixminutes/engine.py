@@ -145,13 +145,21 @@ class Engine:
         return counts
 
     def feed(self, item: bytes | dict, source: str = "replay") -> str | None:
-        """Count one document; return None when accepted, else the rejection reason.
+        """Count one document; return None when accepted, else the rejection reason."""
+        return self.feed_batch([item], source)[0]
+
+    def feed_batch(self, items: list[Any], source: str = "replay") -> list[str | None]:
+        """Count documents that arrived together (a group commit of POSTs) as one batch;
+        return each one's rejection reason, None when accepted.
 
         The rules are checked every ``check_every`` documents (and by the live service's
-        timer), not after each one."""
-        reason = self._count_batch([_decoded(item)], source)[0]
-        self.pass_over()
-        return reason
+        timer), not after each batch: live batches are small and frequent."""
+        reasons = self._count_batch([_decoded(item) for item in items], source)
+        self.read += len(items)
+        self._pending += len(items)
+        if self._pending >= self.check_every:
+            self.flush()
+        return reasons
 
     def feed_many(self, items: Iterable[Any], source: str = "replay",
                   keep: Callable[[Any], bool] | None = None) -> None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Union
 
 import numpy as np
 
-from .batch import TEXTS, Batch, Groups
+from .batch import SMALL, TEXTS, Batch, Groups
 from .stats import cached_key, series_key
 
 if TYPE_CHECKING:
@@ -94,6 +94,8 @@ def count(series: Series, batch: Batch, store: Store) -> None:
         values = values.astype(np.float64, copy=False)
         known = ~np.isnan(values)
         mask = known if mask is None else mask & known
+    if batch.n <= SMALL:
+        return _count_rows(series, groups, store, mask, values)
     index = groups.inverse if mask is None else groups.inverse[mask]
     counts = np.bincount(index, minlength=groups.size)
     used = np.flatnonzero(counts).tolist()
@@ -148,3 +150,16 @@ def count(series: Series, batch: Batch, store: Store) -> None:
             targets, sums[used].tolist(), counts[used].tolist(), squares[used].tolist(),
             lows[used].tolist(), highs[used].tolist()):
         cells.set_stat(k, total, before + n, square, low, high)
+
+
+def _count_rows(series: Series, groups: Groups, store: Store, mask: np.ndarray | None,
+                values: np.ndarray | None) -> None:
+    """:func:`count` for a small batch: each row added to its cell as one CDR at a time."""
+    windows = groups.windows.tolist()
+    wanted = mask.tolist() if mask is not None else None
+    numbers = values.tolist() if values is not None else None
+    for row, g in enumerate(groups.inverse.tolist()):
+        if wanted is not None and not wanted[row]:
+            continue
+        value = 1.0 if numbers is None else numbers[row]  # (NaN rows are masked out)
+        store.window(windows[g]).add(series.key(groups, g), value)

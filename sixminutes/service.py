@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import random
 import time
@@ -20,7 +21,7 @@ import orjson
 
 from .alerts import Alert
 from .config import Config
-from .engine import Engine
+from .engine import BATCH, Engine
 from .notify import Notifier
 from .sources.couchdb import ChangesFollower, redact
 from .sources.synthetic import Generator
@@ -82,12 +83,13 @@ class Service:
                             saved.outcomes)
         self._positions = {k: v for k, v in saved.positions.items() if k != JOURNAL}
         self.journal_position = int(saved.positions.get(JOURNAL, "0"))
-        replayed = 0
-        for row_id, source, body in await self._run(
-                lambda: list(self.state.journal_after(self.journal_position))):
-            self.engine.feed(body, source)
-            self.journal_position = row_id
-            replayed += 1
+        journal = await self._run(lambda: list(self.state.journal_after(self.journal_position)))
+        for start in range(0, len(journal), BATCH):
+            rows = journal[start:start + BATCH]
+            for source, run in itertools.groupby(rows, key=lambda row: row[1]):
+                self.engine.feed_batch([body for _, _, body in run], source)
+            self.journal_position = rows[-1][0]
+        replayed = len(journal)
         self._purge()
         log.info("state %s: %d windows, %d alerts restored; %d journal CDRs replayed",
                  self.config.state, len(self.engine.store.windows()), len(self.engine.alerts),
@@ -161,9 +163,11 @@ class Service:
                     if not future.done():
                         future.set_exception(error)
                 continue
-            for row_id, (source, body, future) in zip(ids, batch):
-                reason = self.engine.feed(body, source)
-                self.journal_position = row_id
+            reasons: list[str | None] = []
+            for source, run in itertools.groupby(batch, key=lambda item: item[0]):
+                reasons += self.engine.feed_batch([body for _, body, _ in run], source)
+            self.journal_position = ids[-1]
+            for reason, (_, _, future) in zip(reasons, batch):
                 if not future.done():
                     future.set_result(reason)
 

@@ -5,10 +5,12 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpers import END, WINDOW, raw
+from sixminutes import batch as batch_module
+from sixminutes import series as series_module
 from sixminutes.batch import Batch
 from sixminutes.call import decode
 from sixminutes.series import Series, count
@@ -60,9 +62,19 @@ SERIES = [
 ]
 
 
-@settings(max_examples=80)
-@given(st.lists(cdrs, max_size=40), st.integers(1, 12))
-def test_batches_count_as_one_cdr_at_a_time_bit_for_bit(docs, size):
+@pytest.fixture(params=["numpy", "rows", "as sized"])
+def path(request, monkeypatch):
+    """Count every batch with numpy, or row by row, or each as its size chooses."""
+    small = {"numpy": 0, "rows": 10**9}.get(request.param)
+    if small is not None:
+        monkeypatch.setattr(batch_module, "SMALL", small)
+        monkeypatch.setattr(series_module, "SMALL", small)
+    return request.param
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])  # (constant)
+@given(docs=st.lists(cdrs, max_size=50), size=st.integers(1, 30))
+def test_batches_count_as_one_cdr_at_a_time_bit_for_bit(path, docs, size):
     store = Store()
     for start in range(0, len(docs), size):
         chunk = docs[start:start + size]
