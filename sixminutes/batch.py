@@ -33,7 +33,7 @@ class Groups:
     """The rows of a batch grouped by (window, label columns): one pass, reused by every
     series and rule that groups by the same labels."""
 
-    __slots__ = ("inverse", "first", "size", "windows", "_values")
+    __slots__ = ("inverse", "first", "size", "windows", "window_list", "one_window", "_values")
 
     def __init__(self, inverse: np.ndarray, first: np.ndarray, windows: np.ndarray,
                  values: list[tuple[Any, ...]]) -> None:
@@ -44,6 +44,9 @@ class Groups:
         self.size = len(first)
         self.windows = windows
         """Group → its window."""
+        self.window_list = windows.tolist()
+        self.one_window = len(set(self.window_list)) == 1
+        """Every group in one window (the usual batch): one window's cells to update."""
         self._values = values
 
     def labels(self, group: int) -> tuple[Any, ...]:

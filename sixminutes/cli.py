@@ -54,9 +54,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="no progress bar on stderr (it only shows on a terminal anyway)")
     replay.add_argument("--max-alerts", type=int, default=100, metavar="N",
                         help="alerts listed in the report (default 100; --json lists all)")
-    replay.add_argument("--jobs", type=int, default=1, metavar="N",
-                        help="count in N processes, each taking whole windows (default 1; 0: "
-                             "one per CPU). The result is the same, except for a plugin that "
+    replay.add_argument("--jobs", type=int, default=0, metavar="N",
+                        help="count in N processes, each taking whole windows (default 0: one "
+                             "per CPU). The result is the same, except for a plugin that "
                              "keeps its own state across windows (it sees only its share) or "
                              "starts processes of its own")
 

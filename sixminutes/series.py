@@ -101,24 +101,14 @@ def count(series: Series, batch: Batch, store: Store) -> None:
     used = np.flatnonzero(counts).tolist()
     if not used:
         return
-    windows = groups.windows.tolist()
-    window_cells: dict[int, Cells] = {}
-    key = series.key
-
-    def cells_of(timestamp: int) -> Cells:
-        cells = window_cells.get(timestamp)
-        if cells is None:
-            cells = window_cells[timestamp] = store.window(timestamp)
-        return cells
-
+    keys, cells = _targets(series, groups, used, store)
+    added = counts[used].tolist()
     if values is None:  # a count: every value is 1
-        for g, n in zip(used, counts[used].tolist()):
-            cells, k = cells_of(windows[g]), key(groups, g)
-            cell = cells.live.get(k)
+        for k, c, n in zip(keys, cells, added):
+            cell = c.live.get(k)
             if cell is None:
-                cells.add_stat(k, float(n), n, float(n), 1.0, 1.0)
+                c.add_stat(k, float(n), n, float(n), 1.0, 1.0)
                 continue
-            cells.changed.add(k)
             cell[0] += n
             cell[1] += n
             cell[2] += n
@@ -134,22 +124,43 @@ def count(series: Series, batch: Batch, store: Store) -> None:
     squares = np.zeros(groups.size)
     lows = np.full(groups.size, np.inf)
     highs = np.full(groups.size, -np.inf)
-    targets = []
-    for g in used:
-        cells, k = cells_of(windows[g]), key(groups, g)
-        stat = cells.stat_row(k)
-        before = 0
-        if stat is not None:
-            sums[g], before, squares[g], lows[g], highs[g] = stat
-        targets.append((g, cells, k, before))
+    before = []
+    for g, k, c in zip(used, keys, cells):
+        stat = c.stat_row(k)
+        if stat is None:
+            before.append(0)
+        else:
+            sums[g], n, squares[g], lows[g], highs[g] = stat
+            before.append(n)
     np.add.at(sums, index, values)
     np.add.at(squares, index, values * values)
     np.minimum.at(lows, index, values)
     np.maximum.at(highs, index, values)
-    for (g, cells, k, before), total, n, square, low, high in zip(
-            targets, sums[used].tolist(), counts[used].tolist(), squares[used].tolist(),
+    for k, c, total, old, n, square, low, high in zip(
+            keys, cells, sums[used].tolist(), before, added, squares[used].tolist(),
             lows[used].tolist(), highs[used].tolist()):
-        cells.set_stat(k, total, before + n, square, low, high)
+        c.set_stat(k, total, old + n, square, low, high)
+
+
+def _targets(series: Series, groups: Groups, used: list[int], store: Store
+             ) -> tuple[list[str], list[Cells]]:
+    """The key and the window's cells of each group used, marked changed."""
+    known, labels, make = series._keys, groups.labels, series.key
+    keys = [known.get(labels(g)) or make(groups, g) for g in used]
+    windows = groups.window_list
+    if groups.one_window:
+        cells = store.window(windows[0])
+        cells.changed.update(keys)
+        return keys, [cells] * len(keys)
+    by_window: dict[int, Cells] = {}
+    targets = []
+    for g, k in zip(used, keys):
+        c = by_window.get(windows[g])
+        if c is None:
+            c = by_window[windows[g]] = store.window(windows[g])
+        c.changed.add(k)
+        targets.append(c)
+    return keys, targets
 
 
 def _count_rows(series: Series, groups: Groups, store: Store, mask: np.ndarray | None,

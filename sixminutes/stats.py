@@ -11,7 +11,7 @@ import math
 import re
 from dataclasses import dataclass
 
-__all__ = ["Stat", "series_key", "cached_key", "parse_series_key", "SeriesKeyError"]
+__all__ = ["Stat", "series_key", "cached_key", "parse_series_key", "parsed_key", "SeriesKeyError"]
 
 
 @dataclass(slots=True)
@@ -152,7 +152,28 @@ def cached_key(name: str, labels: dict) -> str:
         if len(_CACHE) > 500_000:  # accounts come and go; keep the cache bounded
             _CACHE.clear()
         key = _CACHE[cache_key] = series_key(name, text)
+        _remember_parsed(key, (name, text))
     return key
+
+
+_PARSED: dict[str, tuple[str, dict[str, str]]] = {}
+
+
+def _remember_parsed(key: str, parsed: tuple[str, dict[str, str]]) -> None:
+    if len(_PARSED) > 1_000_000:  # (bounded, as _CACHE)
+        _PARSED.clear()
+    _PARSED[key] = parsed
+
+
+def parsed_key(key: str) -> tuple[str, dict[str, str]]:
+    """:func:`parse_series_key`, remembered: a key built by :func:`cached_key` is never parsed
+    (reports and filters read every key of the store). The labels returned are shared:
+    read them, do not change them."""
+    parsed = _PARSED.get(key)
+    if parsed is None:
+        parsed = parse_series_key(key)
+        _remember_parsed(key, parsed)
+    return parsed
 
 
 class SeriesKeyError(ValueError):
