@@ -24,7 +24,7 @@ NUMBERS = {"end_epoch": np.int64, "billsec": np.int64, "duration": np.int64,
 TEXTS = ("id", "profile", "direction", "account", "from_", "to", "sip_code", "hangup_cause", "q850")
 """The Call's text fields (``q850`` and ``id`` may be None)."""
 _KEY_BOUND = 1 << 40  # a group key this large is folded back to dense codes before the next label
-SMALL = 16
+SMALL = 64
 """A batch this small (a live CDR or a few) is grouped, and counted, row by row in Python:
 numpy's cost per call would outweigh the work."""
 
