@@ -33,7 +33,7 @@ class Groups:
     """The rows of a batch grouped by (window, label columns): one pass, reused by every
     series and rule that groups by the same labels."""
 
-    __slots__ = ("inverse", "first", "size", "windows", "window_list", "one_window", "_values")
+    __slots__ = ("inverse", "first", "size", "windows", "window_list", "one_window", "label_list")
 
     def __init__(self, inverse: np.ndarray, first: np.ndarray, windows: np.ndarray,
                  values: list[tuple[Any, ...]]) -> None:
@@ -47,11 +47,12 @@ class Groups:
         self.window_list = windows.tolist()
         self.one_window = len(set(self.window_list)) == 1
         """Every group in one window (the usual batch): one window's cells to update."""
-        self._values = values
+        self.label_list = values
+        """Group → its label columns' values, in the order they were asked for."""
 
     def labels(self, group: int) -> tuple[Any, ...]:
         """The label columns' values of a group, in the order they were asked for."""
-        return self._values[group]
+        return self.label_list[group]
 
 
 class Batch:

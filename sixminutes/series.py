@@ -126,7 +126,8 @@ def count(series: Series, batch: Batch, store: Store) -> None:
     highs = np.full(groups.size, -np.inf)
     before = []
     for g, k, c in zip(used, keys, cells):
-        stat = c.stat_row(k)
+        cell = c.live.get(k)
+        stat = cell if cell is not None else c.stat_row(k)
         if stat is None:
             before.append(0)
         else:
@@ -139,27 +140,34 @@ def count(series: Series, batch: Batch, store: Store) -> None:
     for k, c, total, old, n, square, low, high in zip(
             keys, cells, sums[used].tolist(), before, added, squares[used].tolist(),
             lows[used].tolist(), highs[used].tolist()):
-        c.set_stat(k, total, old + n, square, low, high)
+        cell = c.live.get(k)
+        if cell is None:
+            c.set_stat(k, total, old + n, square, low, high)
+        else:
+            cell[0], cell[1], cell[2], cell[3], cell[4] = total, old + n, square, low, high
 
 
 def _targets(series: Series, groups: Groups, used: list[int], store: Store
              ) -> tuple[list[str], list[Cells]]:
     """The key and the window's cells of each group used, marked changed."""
-    known, labels, make = series._keys, groups.labels, series.key
-    keys = [known.get(labels(g)) or make(groups, g) for g in used]
+    known, labels = series._keys, groups.label_list
+    keys = [known.get(labels[g]) for g in used]
+    if None in keys:
+        keys = [k if k is not None else series.key(groups, g) for g, k in zip(used, keys)]
     windows = groups.window_list
     if groups.one_window:
         cells = store.window(windows[0])
         cells.changed.update(keys)
         return keys, [cells] * len(keys)
-    by_window: dict[int, Cells] = {}
-    targets = []
-    for g, k in zip(used, keys):
-        c = by_window.get(windows[g])
-        if c is None:
-            c = by_window[windows[g]] = store.window(windows[g])
-        c.changed.add(k)
-        targets.append(c)
+    # the groups come sorted by window: one run of groups, and of keys, per window
+    targets: list[Cells] = []
+    start = 0
+    for end in range(1, len(used) + 1):
+        if end == len(used) or windows[used[end]] != windows[used[start]]:
+            cells = store.window(windows[used[start]])
+            cells.changed.update(keys[start:end])
+            targets += [cells] * (end - start)
+            start = end
     return keys, targets
 
 
