@@ -6,7 +6,8 @@ The same JSON Lines corpus (made by bench/corpus.py when missing) is fed to:
 - the engine with every built-in plugin, raw line bytes to Engine.feed_many (decoded in
   batches, as `sixminutes replay` does) and to Engine.feed one at a time (as the live service);
 - the engine without the threshold rules, and without them and the plugins: what the
-  per-CDR Python work beyond the decode costs, part by part;
+  work beyond the decode costs, part by part; and with a per-CDR plugin(ctx) added (the
+  seed's kind of plugin, run over the rows of each batch): what one such plugin costs;
 - call.decode() alone, with the compiled pre-scan and without it;
 - orjson.loads per line (the floor for anything that parses whole documents in Python);
 - `sixminutes replay` with one process and with --jobs (one per CPU), reading the file;
@@ -27,6 +28,7 @@ import os
 import platform
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -48,6 +50,10 @@ from sixminutes.plugins import PluginSet  # noqa: E402
 from sixminutes.sources import files  # noqa: E402
 from sixminutes.sources.files import read_documents  # noqa: E402
 
+PER_CDR_PLUGIN = """
+def plugin(ctx):
+    ctx.increment("per_cdr", profile=ctx.profile)
+"""
 _AGGREGATE = """
 SELECT e - e % 360 AS window, profile, direction, count(*) AS calls,
        count(*) FILTER (WHERE b = 0) AS zero_duration, sum(b) AS billsec
@@ -215,6 +221,11 @@ def main(argv: list[str] | None = None) -> None:
     del single
     parts_s = {plugins: best_of(args.repeat, lambda plugins=plugins: bare_engine(plugins),
                                 run_engine(lines))[0] for plugins in (True, False)}
+    with tempfile.TemporaryDirectory() as plugin_dir:  # the seed's kind of plugin, run per CDR
+        Path(plugin_dir, "per_cdr.py").write_text(PER_CDR_PLUGIN)
+        per_cdr_s, _ = best_of(args.repeat, lambda: Engine(Config(retention_hours=None,
+                                                                  plugin_dirs=[plugin_dir])),
+                               run_engine(lines))
     orjson_s, _ = best_of(args.repeat, lambda: None, lambda _, lines=lines: run_orjson(lines))
     decode_s = {fast: best_of(args.repeat, lambda: None,
                               lambda _, lines=lines, fast=fast: run_decode(lines, fast))[0]
@@ -253,6 +264,7 @@ def main(argv: list[str] | None = None) -> None:
 
     rate = {"engine": n / engine_s, "engine, feed one at a time": n / single_s,
             "engine, no threshold rules": n / parts_s[True],
+            "engine and one per-CDR plugin": n / per_cdr_s,
             "engine, no threshold rules, no plugins": n / parts_s[False],
             "orjson": n / orjson_s,
             **{f"decode, {'with' if fast else 'without'} the pre-scan": n / s
@@ -269,6 +281,7 @@ def main(argv: list[str] | None = None) -> None:
                     us["engine, no threshold rules, no plugins"] - decode_us,
                 "plugins": us["engine, no threshold rules"] - us["engine, no threshold rules, no plugins"],
                 "threshold rules": us["engine"] - us["engine, no threshold rules"],
+                "one per-CDR plugin(ctx) with one ctx.increment": us["engine and one per-CDR plugin"] - us["engine"],
                 "all": us["engine"],
                 "twice DuckDB read_json allows": us[f"duckdb: {_READ_JSON}"] / 2}
     result = {
@@ -299,6 +312,8 @@ def main(argv: list[str] | None = None) -> None:
              rate["engine, feed one at a time"]),
             ("sixminutes Engine.feed_many, plugins, no threshold rules", 1, "memory",
              rate["engine, no threshold rules"]),
+            ("sixminutes Engine.feed_many, all, and a per-CDR plugin(ctx)", 1, "memory",
+             rate["engine and one per-CDR plugin"]),
             ("sixminutes Engine.feed_many, no plugins, no threshold rules", 1, "memory",
              rate["engine, no threshold rules, no plugins"]),
             ("orjson.loads per line, nothing else", 1, "memory", rate["orjson"])]

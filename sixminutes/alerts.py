@@ -21,6 +21,7 @@ from .windows import WINDOW
 from .stats import SeriesKeyError, cached_key as _key, series_key
 
 if TYPE_CHECKING:
+    from .batch import Batch
     from .call import Call, Decoded
     from .store import Store
 
@@ -330,6 +331,14 @@ class Thresholds:
         call = decoded.call
         for (_, values, _), touched in zip(self._groups, self._touched):
             touched[(timestamp, values(call))] = decoded
+
+    def touch_batch(self, batch: Batch) -> None:
+        """The same for every (window, labels) of a batch; a group's first CDR is its sample."""
+        for (names, _, _), touched in zip(self._groups, self._touched):
+            groups = batch.groups(names)
+            decoded = batch.decoded
+            for g, (row, timestamp) in enumerate(zip(groups.first.tolist(), groups.windows.tolist())):
+                touched[(timestamp, groups.labels(g))] = decoded[row]
 
     def check(self, store: Store) -> list[tuple[Rule, dict[str, str], float, int, int, Decoded]]:
         """(rule, labels, value, samples, window, sample CDR) for each rule newly crossed."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .stats import Stat, parse_series_key
+from .stats import Stat, parsed_key
 from .store import Store
 
 __all__ = ["CarrierRow", "carrier_rows", "ERROR_CODE_MIN"]
@@ -86,7 +86,7 @@ def carrier_rows(store: Store, start: int | None = None, end: int | None = None)
     """Rows for every window in [start, end] and carrier seen, by window then by calls."""
     rows: dict[tuple[int, str, str], CarrierRow] = {}
     for t, key, stat in store.items(start, end, names=_PER_CARRIER):
-        name, labels = parse_series_key(key)
+        name, labels = parsed_key(key)
         profile, direction = labels.get("profile", "unknown"), labels.get("direction", "unknown")
         row = rows.get((t, profile, direction))
         if row is None:

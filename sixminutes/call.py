@@ -11,8 +11,8 @@ keys, ``callflow`` as object or array, CouchDB change rows.
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
+from urllib.parse import unquote
 
 import msgspec
 
@@ -330,17 +330,11 @@ def _call(v: _Vars, doc_id: Any) -> Call:
     )
 
 
-_ESCAPED = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
-
-
-def _unescape(match: re.Match) -> str:
-    return bytes.fromhex(match.group().replace("%", "")).decode("utf-8", "replace")
-
-
 def _unquoted(value: Any) -> Any:
-    """A variable URL-decoded when it is encoded text, else unchanged."""
+    """A variable URL-decoded when it is encoded text, else unchanged: runs of ``%XX`` read
+    as UTF-8 (an invalid sequence as U+FFFD), anything else left as it is."""
     if type(value) is str and "%" in value:
-        return _ESCAPED.sub(_unescape, value)
+        return unquote(value, errors="replace")
     return value
 
 
@@ -348,7 +342,7 @@ def _text(value: Any) -> str | None:
     """A variable as text: URL-decoded (FreeSWITCH's encode-values), None when absent or empty."""
     if type(value) is str:
         if "%" in value:
-            return _ESCAPED.sub(_unescape, value)
+            return unquote(value, errors="replace")
         return value or None
     return None if value is None else str(value)
 

@@ -78,9 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--timezone", metavar="ZONE",
                         help="the zone of the CSV files' local stamps, e.g. Europe/Paris "
                              "(default: this machine's)")
-    replay.add_argument("--jobs", type=int, default=1, metavar="N",
-                        help="count in N processes, each taking whole windows (default 1; 0: "
-                             "one per CPU). The result is the same, except for a plugin that "
+    replay.add_argument("--jobs", type=int, default=0, metavar="N",
+                        help="count in N processes, each taking whole windows (default 0: one "
+                             "per CPU). The result is the same, except for a plugin that "
                              "keeps its own state across windows (it sees only its share) or "
                              "starts processes of its own")
 

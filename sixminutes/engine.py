@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
 from .alerts import Alert, Alerts, Thresholds, rules_from_config
+from .batch import Batch
 from .lifecycle import Condition, Lifecycle
 from .call import Decoded, Rejected, decode
 from .config import Config
 from .dedup import SeenIds, id_hash
-from .plugins import Context, PluginSet, load_plugins
+from .plugins import PluginSet, load_plugins
 from .stats import Stat
 from .store import Store
 from .windows import WINDOW, Clock, Retention, window_of
@@ -145,7 +146,20 @@ class Engine:
 
     def feed(self, item: bytes | dict, source: str = "replay") -> str | None:
         """Count one document; return None when accepted, else the rejection reason."""
-        return self._file(_decoded(item), source)
+        return self.feed_batch([item], source)[0]
+
+    def feed_batch(self, items: list[Any], source: str = "replay") -> list[str | None]:
+        """Count documents that arrived together (a group commit of POSTs) as one batch;
+        return each one's rejection reason, None when accepted.
+
+        The rules are checked every ``check_every`` documents (and by the live service's
+        timer), not after each batch: live batches are small and frequent."""
+        reasons = self._count_batch([_decoded(item) for item in items], source)
+        self.read += len(items)
+        self._pending += len(items)
+        if self._pending >= self.check_every:
+            self.flush()
+        return reasons
 
     def feed_many(self, items: Iterable[Any], source: str = "replay",
                   keep: Callable[[Any], bool] | None = None) -> None:
@@ -161,57 +175,63 @@ class Engine:
         documents it gave before are counted, then the error goes on.
         """
         it = iter(items)
-        file, pass_over = self._file, self.pass_over
         while True:
             batch, failed = _batch(it)
-            for decoded in [_decoded(item) if keep is None or keep(item) else None
-                            for item in batch]:
-                if decoded is None:
-                    pass_over()
-                else:
-                    file(decoded, source)
+            if batch:
+                self._count_batch([_decoded(item) if keep is None or keep(item) else None
+                                   for item in batch], source)
+                self.read += len(batch)
+                self.flush()
             if failed is not None:
                 raise failed
             if not batch:
                 return
 
-    def _file(self, decoded: Decoded | Rejected, source: str) -> str | None:
-        """Count a decoded document, or record why it does not count; then pass over it."""
-        self.plugins.position = self.read
-        reason = detail = None
-        if isinstance(decoded, Decoded):
-            try:
-                self._count(decoded)
-            except Rejected as rejected:  # (its reason and detail only: see _decoded)
-                reason, detail = rejected.reason, rejected.detail
-            except Exception as error:  # an engine bug must cost one document, never the feed
-                reason, detail = "undecodable", _undecodable(error).detail
-        else:
-            reason, detail = decoded.reason, decoded.detail
-        if reason is not None:
-            self.last_rejection[reason] = detail
-            self._rejected_at[reason] = self.read
-        outcome = (source, reason or "accepted")
-        if outcome not in self.outcomes:
-            self._first_seen[outcome] = self.read
-        self.outcomes[outcome] += 1
-        self.pass_over()
-        return reason
-
-    def pass_over(self) -> None:
-        """One more document read (by :meth:`feed`, or counted by another process): the rules
-        are checked every ``check_every`` documents read, wherever they were counted."""
-        self.read += 1
-        self._pending += 1
-        if self._pending >= self.check_every:
-            self.flush()
-
-    def _count(self, decoded: Decoded) -> None:
-        call = decoded.call
-        if call.end_epoch > self.retention.newest_epoch():
-            raise Rejected("future", f"end_epoch {call.end_epoch}")
-        timestamp = window_of(call.end_epoch)
+    def _count_batch(self, items: list[Decoded | Rejected | None], source: str) -> list[str | None]:
+        """Count a batch of decoded documents (None: one another process counts) from position
+        ``read`` on, without moving it; return each one's rejection reason, None if accepted."""
+        newest_epoch = self.retention.newest_epoch()
         oldest = self.retention.oldest_window()
+        accepted: list[Decoded] = []
+        windows: list[int] = []
+        positions: list[int] = []
+        reasons: list[str | None] = []
+        outcomes, first_seen = self.outcomes, self._first_seen
+        for position, decoded in enumerate(items, self.read):
+            if decoded is None:
+                reasons.append(None)
+                continue
+            if isinstance(decoded, Decoded):
+                try:
+                    timestamp = self._admit(decoded.call, newest_epoch, oldest)
+                    reason = None
+                    accepted.append(decoded)
+                    windows.append(timestamp)
+                    positions.append(position)
+                except Rejected as rejected:  # (its reason and detail only: see _decoded)
+                    reason, detail = rejected.reason, rejected.detail
+                except Exception as error:  # an engine bug must cost one document, never the feed
+                    reason, detail = "undecodable", _undecodable(error).detail
+            else:
+                reason, detail = decoded.reason, decoded.detail
+            if reason is not None:
+                self.last_rejection[reason] = detail
+                self._rejected_at[reason] = position
+            outcome = (source, reason or "accepted")
+            if outcome not in outcomes:
+                first_seen[outcome] = position
+            outcomes[outcome] += 1
+            reasons.append(reason)
+        if accepted:
+            self._count_accepted(Batch(accepted, windows), positions)
+        return reasons
+
+    def _admit(self, call: Any, newest_epoch: float, oldest: int | None) -> int:
+        """The window of a CDR that counts; Rejected when it is from the future, too old or
+        an id already counted in its window."""
+        if call.end_epoch > newest_epoch:
+            raise Rejected("future", f"end_epoch {call.end_epoch}")
+        timestamp = call.end_epoch - call.end_epoch % WINDOW
         if oldest is not None and timestamp < oldest:
             raise Rejected("too_old", f"end_epoch {call.end_epoch}")
         if call.id is not None:
@@ -220,14 +240,29 @@ class Engine:
                 raise Rejected("duplicate", str(call.id))
             if self.track_seen:
                 self.seen_new.append((timestamp, digest))
-        self.plugins.run(Context(decoded, timestamp, self.store, self._raise_alert))
-        self.thresholds.touch(timestamp, decoded)
-        if call.end_epoch > self._newest_epoch:
-            self._newest_epoch = call.end_epoch
+        return timestamp
+
+    def _count_accepted(self, batch: Batch, positions: list[int]) -> None:
+        """Run the plugins over the accepted CDRs of a batch, mark their windows for the rules,
+        and compact the windows the data has left behind."""
+        self.plugins.run_batch(batch, self.store, self._raise_alert, positions)
+        self.thresholds.touch_batch(batch)
+        newest_epoch = int(batch.end_epoch.max())
+        if newest_epoch > self._newest_epoch:
+            self._newest_epoch = newest_epoch
+            timestamp = window_of(newest_epoch)
             if timestamp > self._newest:
                 self._newest = timestamp
                 self.store.compact(timestamp - 2 * WINDOW)
                 self.seen.freeze(timestamp - 2 * WINDOW)
+
+    def pass_over(self) -> None:
+        """One more document read by :meth:`feed`: the rules are checked every
+        ``check_every`` of them (:meth:`feed_many` checks them after each batch)."""
+        self.read += 1
+        self._pending += 1
+        if self._pending >= self.check_every:
+            self.flush()
 
     def flush(self) -> None:
         """Check the threshold rules over what arrived since the last check, then resolve

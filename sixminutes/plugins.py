@@ -1,7 +1,11 @@
 """Find, load, reload and isolate plugins, and the ``ctx`` handed to them.
 
-A plugin is a ``*.py`` file defining ``plugin(ctx)``, called once per accepted CDR.
-The built-in KPIs in ``sixminutes/builtin`` are loaded first, the same way, then the
+A plugin is a ``*.py`` file. A **batch plugin** declares what it counts: ``SERIES``, a
+list of :class:`~sixminutes.series.Series` (or ``series(options)`` returning one), counted
+over a whole batch of CDRs at once, and may define ``batch(batch, ctx)`` for vectorised
+logic of its own (:class:`BatchContext`). The seed's **per-CDR plugin** defines
+``plugin(ctx)``, called once per accepted CDR with a :class:`Context`. The built-in KPIs
+in ``sixminutes/builtin`` are batch plugins loaded first, the same way, then the
 configured directories in order. A file whose name (stem) matches one already loaded
 replaces it, so a site can override a built-in; ``disabled`` names are skipped. An
 optional ``setup(options)`` receives the plugin's ``[plugins.<name>]`` table.
@@ -15,13 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from .series import Series, count
 from .stats import _CACHE, SeriesKeyError, Stat, cached_key as _key, parse_series_key
 
 if TYPE_CHECKING:
+    from .batch import Batch
     from .call import Call, Decoded
     from .store import Store
 
-__all__ = ["Context", "Duration", "Plugin", "PluginSet", "LoadError", "load_plugins", "BUILTIN_DIR"]
+__all__ = ["Context", "BatchContext", "Duration", "Plugin", "PluginSet", "LoadError",
+           "load_plugins", "BUILTIN_DIR"]
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 SAMPLE_EVERY = 64
@@ -111,6 +118,28 @@ class Context:
         self._alert(self._decoded, self.timestamp, self.plugin_name, msg, key, fields)
 
 
+class BatchContext:
+    """What a batch plugin's ``batch(batch, ctx)`` may do besides reading the batch."""
+
+    __slots__ = ("_batch", "_store", "_alert", "plugin_name")
+
+    def __init__(self, batch: Batch, store: Store, alert: Callable[..., None],
+                 plugin_name: str = "") -> None:
+        self._batch = batch
+        self._store = store
+        self._alert = alert
+        self.plugin_name = plugin_name
+
+    def alert(self, row: int, msg: str, key: Any = None, **fields: Any) -> None:
+        """Raise an alert about the CDR of a row (its window; it is the alert's sample)."""
+        batch = self._batch
+        self._alert(batch.decoded[row], int(batch.window[row]), self.plugin_name, msg, key, fields)
+
+    def stat(self, window: int, name: str, **labels: Any) -> Stat | None:
+        """A window's Stat of a series (this batch's declared series already counted)."""
+        return self._store.get(window, _key(name, labels))
+
+
 _VALID_KEYS: set[str] = set()
 
 
@@ -130,8 +159,11 @@ class Plugin:
 
     name: str
     path: str
-    fn: Callable[[Context], Any]
+    fn: Callable[[Context], Any] | None
+    """``plugin(ctx)``, run per CDR (None for a batch plugin)."""
     builtin: bool
+    series: tuple[Series, ...] = ()
+    batch: Callable[[Batch, BatchContext], Any] | None = None
     errors: int = 0
     last_error: str | None = None
     last_error_at: int = -1
@@ -179,15 +211,57 @@ class PluginSet:
     errors: list[LoadError] = field(default_factory=list)
     runs: int = 0
     """CDRs run through the set."""
+    cdr_runs: int = 0
+    """CDRs run through the per-CDR plugins (one in SAMPLE_EVERY is timed)."""
     position: int = 0
     """Set by the engine: where the CDR being run is in the inputs (kept with an error)."""
 
-    def run(self, ctx: Context) -> None:
-        """Call every plugin; one that raises is counted and the others still run."""
-        self.runs += 1
-        if self.runs % SAMPLE_EVERY == 1:  # the first call, then one in SAMPLE_EVERY
-            return self._run_timed(ctx)
+    @property
+    def per_cdr(self) -> list[Plugin]:
+        """The plugins with ``plugin(ctx)``, in order."""
+        return [p for p in self.plugins if p.fn is not None]
+
+    def run_batch(self, batch: Batch, store: Store, alert: Callable[..., None],
+                  positions: list[int]) -> None:
+        """Count a batch: every batch plugin over the whole of it (one that raises is counted
+        and skipped for this batch), then every per-CDR plugin over its rows in order."""
+        clock = time.perf_counter
         for p in self.plugins:
+            p.owner = self
+            if not p.series and p.batch is None:
+                continue
+            started = clock()
+            try:
+                for series in p.series:
+                    count(series, batch, store)
+                if p.batch is not None:
+                    p.batch(batch, BatchContext(batch, store, alert, p.name))
+            except BaseException as error:
+                _failed(p, error)
+                p.last_error_at = positions[0] if positions else self.position
+            spent = clock() - started
+            p.timed_calls += batch.n
+            p.timed_seconds += spent
+            if batch.n and spent / batch.n > p.max_seconds:
+                p.max_seconds = spent / batch.n
+        self.runs += batch.n
+        per_cdr = self.per_cdr
+        if not per_cdr:
+            return
+        for row, (decoded, timestamp) in enumerate(zip(batch.decoded, batch.window.tolist())):
+            self.position = positions[row]
+            self._run(Context(decoded, timestamp, store, alert), per_cdr)
+
+    def run(self, ctx: Context) -> None:
+        """Call every per-CDR plugin; one that raises is counted and the others still run."""
+        self.runs += 1
+        self._run(ctx, self.per_cdr)
+
+    def _run(self, ctx: Context, per_cdr: list[Plugin]) -> None:
+        self.cdr_runs += 1
+        if self.cdr_runs % SAMPLE_EVERY == 1:  # the first call, then one in SAMPLE_EVERY
+            return self._run_timed(ctx, per_cdr)
+        for p in per_cdr:
             ctx.plugin_name = p.name
             try:
                 p.fn(ctx)
@@ -195,10 +269,10 @@ class PluginSet:
                 _failed(p, error)
                 p.last_error_at = self.position
 
-    def _run_timed(self, ctx: Context) -> None:
+    def _run_timed(self, ctx: Context, per_cdr: list[Plugin]) -> None:
         """The same, timing each plugin (the sample that status extrapolates from)."""
         clock = time.perf_counter
-        for p in self.plugins:
+        for p in per_cdr:
             p.owner = self
             ctx.plugin_name = p.name
             started = clock()
@@ -239,27 +313,38 @@ def load_plugins(
     for name, (path, is_builtin) in found.items():
         if name in skip:
             continue
-        fn = _load_file(name, path, options.get(name, {}), result.errors)
-        if fn is not None:
-            result.plugins.append(Plugin(name, str(path), fn, is_builtin))
+        loaded = _load_file(name, path, options.get(name, {}), result.errors)
+        if loaded is not None:
+            fn, series, batch = loaded
+            result.plugins.append(Plugin(name, str(path), fn, is_builtin, series, batch))
     return result
 
 
-def _load_file(name: str, path: Path, options: dict, errors: list[LoadError]) -> Callable | None:
+def _load_file(name: str, path: Path, options: dict, errors: list[LoadError]
+               ) -> tuple[Callable | None, tuple[Series, ...], Callable | None] | None:
     try:
         spec = importlib.util.spec_from_file_location(f"sixminutes_plugin_{name}", path)
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         fn = getattr(module, "plugin", None)
-        if fn is None:
-            return None  # a helper file without plugin(ctx) is not a plugin
-        if not callable(fn):
-            raise TypeError("`plugin` is not callable")
+        batch = getattr(module, "batch", None)
+        declared = getattr(module, "series", None) or getattr(module, "SERIES", None)
+        if fn is None and batch is None and declared is None:
+            return None  # a helper file without plugin(ctx), batch() or series is not a plugin
+        for what, value in (("plugin", fn), ("batch", batch)):
+            if value is not None and not callable(value):
+                raise TypeError(f"`{what}` is not callable")
         setup = getattr(module, "setup", None)
         if callable(setup):
             setup(dict(options))
-        return fn
+        if callable(declared):
+            declared = declared(dict(options))
+        series = tuple(declared or ())
+        for item in series:
+            if not isinstance(item, Series):
+                raise TypeError(f"SERIES holds {type(item).__name__}, not sixminutes.series.Series")
+        return fn, series, batch
     except BaseException as error:  # SyntaxError, ImportError, SystemExit in a user file
         if isinstance(error, KeyboardInterrupt):
             raise

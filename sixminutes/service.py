@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import random
 import re
@@ -21,7 +22,7 @@ import orjson
 
 from .alerts import Alert
 from .config import Config
-from .engine import Engine
+from .engine import BATCH, Engine
 from .notify import Notifier
 from .sources.couchdb import ChangesFollower, redact
 from .sources.synthetic import Generator
@@ -94,12 +95,13 @@ class Service:
                             saved.outcomes)
         self._positions = {k: v for k, v in saved.positions.items() if k != JOURNAL}
         self.journal_position = int(saved.positions.get(JOURNAL, "0"))
-        replayed = 0
-        for row_id, source, body in await self._run(
-                lambda: list(self.state.journal_after(self.journal_position))):
-            self.engine.feed(body, source)
-            self.journal_position = row_id
-            replayed += 1
+        journal = await self._run(lambda: list(self.state.journal_after(self.journal_position)))
+        for start in range(0, len(journal), BATCH):
+            rows = journal[start:start + BATCH]
+            for source, run in itertools.groupby(rows, key=lambda row: row[1]):
+                self.engine.feed_batch([body for _, _, body in run], source)
+            self.journal_position = rows[-1][0]
+        replayed = len(journal)
         self._purge()
         log.info("state %s: %d windows, %d alerts restored; %d journal CDRs replayed",
                  self.config.state, len(self.engine.store.windows()), len(self.engine.alerts),
@@ -178,11 +180,13 @@ class Service:
                     if not future.done():
                         future.set_exception(error)
                 continue
-            for row_id, (source, body, future) in zip(ids, batch):
-                reason = self.engine.feed(body, source)
+            reasons: list[str | None] = []
+            for source, run in itertools.groupby(batch, key=lambda item: item[0]):
+                reasons += self.engine.feed_batch([body for _, body, _ in run], source)
+            self.journal_position = ids[-1]
+            for row_id, reason, (source, _, future) in zip(ids, reasons, batch):
                 if reason is not None:
                     self._rejected(source, reason, journal=row_id)
-                self.journal_position = row_id
                 if not future.done():
                     future.set_result(reason)
 

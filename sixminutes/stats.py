@@ -11,7 +11,7 @@ import math
 import re
 from dataclasses import dataclass
 
-__all__ = ["Stat", "series_key", "cached_key", "parse_series_key", "SeriesKeyError"]
+__all__ = ["Stat", "series_key", "cached_key", "parse_series_key", "parsed_key", "SeriesKeyError"]
 
 
 @dataclass(slots=True)
@@ -152,7 +152,30 @@ def cached_key(name: str, labels: dict) -> str:
         if len(_CACHE) > 500_000:  # accounts come and go; keep the cache bounded
             _CACHE.clear()
         key = _CACHE[cache_key] = series_key(name, text)
+        _remember_parsed(key, name, text)
     return key
+
+
+_PARSED: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {}
+"""Key → (name, label pairs). Pairs, not a dict: a tuple of strings is soon untracked by the
+cyclic garbage collector, where 200,000 dicts made each of its full passes ~20% of a replay."""
+
+
+def _remember_parsed(key: str, name: str, labels: dict[str, str]) -> None:
+    if len(_PARSED) > 1_000_000:  # (bounded, as _CACHE)
+        _PARSED.clear()
+    _PARSED[key] = (name, tuple(labels.items()))
+
+
+def parsed_key(key: str) -> tuple[str, dict[str, str]]:
+    """:func:`parse_series_key`, remembered: a key built by :func:`cached_key` is never parsed
+    (reports and filters read every key of the store)."""
+    parsed = _PARSED.get(key)
+    if parsed is None:
+        name, labels = parse_series_key(key)
+        _remember_parsed(key, name, labels)
+        return name, labels
+    return parsed[0], dict(parsed[1])
 
 
 class SeriesKeyError(ValueError):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import orjson
 import pytest
@@ -634,3 +635,19 @@ def test_deeply_nested_text_variable_in_dict_input_decodes_or_rejects():
     for _ in range(1000):
         deep = [deep]
     check_total({"variables": {"end_epoch": "1700000000", "ccnq_profile": deep}})
+
+
+_RUNS = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
+
+
+def _by_runs(value: str) -> str:
+    """The reference: each run of %XX read as UTF-8 bytes (replacement for invalid), the rest kept."""
+    return _RUNS.sub(lambda m: bytes.fromhex(m.group().replace("%", "")).decode("utf-8", "replace"), value)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.sampled_from(["%", "%C3", "%A9", "%c3%a9", "zz", "%2", "0", "é", "x", "%E2%82", "%AC",
+                                 "+", "%FF", "%25", "%%"]) | st.characters(), max_size=12).map("".join))
+def test_url_decoding_reads_runs_of_escapes_as_utf8_and_keeps_the_rest(value):
+    from sixminutes.call import _unquoted
+    assert _unquoted(value) == _by_runs(value)

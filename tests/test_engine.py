@@ -466,7 +466,8 @@ def what_was_counted(e: Engine) -> tuple:
        st.integers(1, 6), st.sampled_from([None, 2, 3]))
 def test_feed_many_counts_as_feed_one_at_a_time(odd_plugin, items, batch, batch_bytes,
                                                 check_every, shards):
-    """Decoding a batch before counting it changes nothing a user sees: outcomes and where
+    """Counting a batch at once changes nothing a user sees, against one document at a
+    time with the rules checked at the same points (after each batch): outcomes and where
     each was seen, plugin errors and their positions, alerts, the store; and a document
     ``keep`` declines is passed over, as another process's share."""
     plugins = odd_plugin
@@ -474,15 +475,17 @@ def test_feed_many_counts_as_feed_one_at_a_time(odd_plugin, items, batch, batch_
     one, many = engine(plugin_dirs=[str(plugins)]), engine(plugin_dirs=[str(plugins)])
     for e in (one, many):
         e.check_every = check_every
-    for item in items:
-        if keep is None or keep(item):
-            one.feed(item)
-        else:
-            one.pass_over()
-    one.flush()
     kept = engine_module.BATCH, engine_module.BATCH_BYTES
     engine_module.BATCH, engine_module.BATCH_BYTES = batch, batch_bytes
     try:
+        rest = iter(items)
+        while chunk := engine_module._batch(rest)[0]:  # feed_many checks the rules after each
+            for item in chunk:
+                if keep is None or keep(item):
+                    one.feed(item)
+                else:
+                    one.pass_over()
+            one.flush()
         many.feed_many(iter(items), keep=keep)
     finally:
         engine_module.BATCH, engine_module.BATCH_BYTES = kept
@@ -548,7 +551,7 @@ def test_feed_many_reads_no_further_ahead_than_batch_bytes(monkeypatch):
 
     e = engine()
     counted_after: list[int] = []
-    file = e._file
-    e._file = lambda decoded, source: counted_after.append(len(pulled)) or file(decoded, source)
+    count = e._count_batch
+    e._count_batch = lambda items, source: counted_after.append(len(pulled)) or count(items, source)
     e.feed_many(source())
     assert counted_after == [1, 2, 3, 4] and e.accepted == 4

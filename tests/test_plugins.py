@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from helpers import END, WINDOW, raw
+from sixminutes.batch import Batch
 from sixminutes.call import decode
 from sixminutes.config import Config
 from sixminutes.engine import Engine
@@ -224,7 +225,8 @@ def test_setup_raising_is_a_load_error(tmp_path):
 def test_builtin_setup_option_short_call_seconds():
     plugins = load_plugins(options={"kpis": {"short_call_seconds": 30}})
     store = Store()
-    plugins.run(context(store, ccnq_profile="p", ccnq_direction="outbound", billsec="20"))
+    ctx = context(store, ccnq_profile="p", ccnq_direction="outbound", billsec="20")
+    plugins.run_batch(Batch([ctx._decoded], [ctx.timestamp]), store, lambda *a: None, [0])
     assert store.get(WINDOW, 'short_calls{direction="outbound",profile="p"}') == Stat.of(1.0)
 
 
@@ -501,3 +503,68 @@ def test_ctx_alert_passes_plugin_name_msg_key_and_fields(tmp_path):
     assert (alert.plugin, alert.msg, alert.key, alert.fields) == (
         "alerter", "p: SIP 503", ["p", "503"], {"code": "503"})
     assert alert.timestamp == WINDOW and alert.doc["_id"] == "x"
+
+
+# --- batch plugins --------------------------------------------------------------------------
+
+def batch_of(*docs: bytes) -> Batch:
+    decoded = [decode(d) for d in docs]
+    return Batch(decoded, [d.call.end_epoch - d.call.end_epoch % 360 for d in decoded])
+
+
+def test_a_user_batch_plugin_declares_series_with_options_and_alerts_from_its_hook(tmp_path):
+    write(tmp_path, "long_calls.py", """\
+        import numpy as np
+        from sixminutes.series import Series
+
+        def series(options):
+            return [Series("long_calls", when=lambda b: b.billsec >= options["seconds"])]
+
+        def batch(batch, ctx):
+            for row in np.flatnonzero(batch.billsec > 3600).tolist():
+                ctx.alert(row, "a call over an hour", key=batch.decoded[row].call.id)
+        """)
+    plugins = load_plugins([tmp_path], builtin=False, options={"long_calls": {"seconds": 60}})
+    store, alerts = Store(), []
+    b = batch_of(raw(_id="a", billsec="30"), raw(_id="b", billsec="90"), raw(_id="c", billsec="4000"))
+    plugins.run_batch(b, store, lambda *args: alerts.append(args), [0, 1, 2])
+    assert store.get(WINDOW, 'long_calls{direction="unknown",profile="unknown"}') == Stat.of(1.0, 1.0)
+    assert [(a[0].call.id, a[1], a[2], a[3], a[4]) for a in alerts] == [
+        ("c", WINDOW, "long_calls", "a call over an hour", "c")]
+    assert plugins.plugins[0].status()["calls"] == 3 and plugins.plugins[0].errors == 0
+
+
+def test_a_raising_batch_plugin_is_counted_once_per_batch_and_the_others_still_count(tmp_path):
+    write(tmp_path, "a_bad.py", """\
+        from sixminutes.series import Series
+        SERIES = [Series("bad", when=lambda b: b.nope)]
+        """)
+    write(tmp_path, "b_hook.py", "def batch(batch, ctx):\n    raise KeyError('boom')\n")
+    write(tmp_path, "c_good.py", "from sixminutes.series import Series\nSERIES = [Series('good', labels=())]\n")
+    write(tmp_path, "d_cdr.py", 'def plugin(ctx):\n    ctx.increment("per_cdr")\n')
+    plugins = load_plugins([tmp_path], builtin=False)
+    store = Store()
+    plugins.run_batch(batch_of(raw(), raw()), store, lambda *a: None, [7, 8])
+    bad, hook, good, cdr = plugins.plugins
+    assert (bad.errors, hook.errors, good.errors, cdr.errors) == (1, 1, 0, 0)
+    assert "no column 'nope'" in bad.last_error and bad.last_error_at == 7
+    assert hook.last_error == "KeyError: 'boom' (line 2)"
+    assert store.get(WINDOW, "good") == Stat.of(1.0, 1.0)
+    assert store.get(WINDOW, "per_cdr") == Stat.of(1.0, 1.0)
+
+
+def test_series_that_are_not_series_are_a_load_error(tmp_path):
+    path = write(tmp_path, "wrong.py", "SERIES = ['calls']\n")
+    plugins = load_plugins([tmp_path], builtin=False)
+    assert plugins.names() == []
+    assert plugins.errors == [LoadError(str(path), None,
+                                        "TypeError: SERIES holds str, not sixminutes.series.Series")]
+
+
+def test_the_builtins_are_batch_plugins_on_the_public_api():
+    plugins = load_plugins()
+    assert all(p.fn is None and (p.series or p.batch) for p in plugins.plugins)
+    assert {s.name for p in plugins.plugins for s in p.series} == {
+        "calls", "answered", "zero_duration", "billsec", "short_calls", "pdd_ms",
+        "network_failures", "mos", "sip_status", "hangup_cause",
+        "account_calls", "account_zero_duration", "account_billsec"}

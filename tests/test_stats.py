@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sixminutes.stats import SeriesKeyError, Stat, cached_key, parse_series_key, series_key
+from sixminutes.stats import SeriesKeyError, Stat, cached_key, parse_series_key, parsed_key, series_key
 
 # Values that keep sums exact enough to compare: no inf/nan, no values whose squares overflow.
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
@@ -282,3 +282,9 @@ def test_cached_key_does_not_confuse_equal_values_of_different_types():
     assert cached_key("flag_case", {"v": 1}) == 'flag_case{v="1"}'
     assert cached_key("flag_case", {"v": True}) == series_key("flag_case", {"v": "True"})
     assert cached_key("flag_case", {"v": 1.0}) == series_key("flag_case", {"v": "1.0"})
+
+
+@given(metric_names, st.dictionaries(label_names, label_values, max_size=4))
+def test_a_key_built_by_cached_key_is_remembered_as_it_parses(name, labels):
+    key = cached_key(name, labels)
+    assert parsed_key(key) == parse_series_key(key) == (name, labels)

@@ -304,3 +304,23 @@ def test_to_json_filters():
         str(W1): {BILLSEC: {"sum": 30, "count": 1, "squares": 900, "min": 30, "max": 30}}}
     assert list(store.to_json(labels={"profile": "carrier2"})[str(W1)]) == [CALLS_C2]
     assert store.to_json(end=W0 - 1) == {}
+
+
+@settings(max_examples=100)
+@given(st.lists(st.tuples(st.sampled_from([0, 360, 720]), st.sampled_from(["a", 'b{x="1"}', "c"]),
+                          st.floats(allow_nan=False, allow_infinity=False) | st.integers(-2**60, 2**60)),
+                max_size=30), st.booleans())
+def test_to_json_writes_each_stat_as_stat_to_json_does(adds, compact):
+    """The whole-store writer (vectorised) and Stat.to_json agree, packed or live."""
+    store = Store()
+    for t, key, value in adds:
+        store.add(t, key, float(value))
+    if compact:
+        store.compact(360)
+    want: dict = {}
+    for t, key, stat in store.items():
+        want.setdefault(str(t), {})[key] = stat.to_json()
+    got = store.to_json()
+    assert got == want
+    assert [[type(v) for v in s.values()] for w in got.values() for s in w.values()] == \
+        [[type(v) for v in s.values()] for w in want.values() for s in w.values()]

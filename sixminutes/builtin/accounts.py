@@ -1,20 +1,10 @@
 """Per account × direction: calls, zero-duration calls and billed seconds."""
+from sixminutes.series import Series
 
-_keys = {}
+_ACCOUNT = ("account", "direction")
 
-
-def plugin(ctx):
-    found = _keys.get((ctx.account, ctx.direction))
-    if found is None:
-        if len(_keys) > 200_000:  # accounts come and go
-            _keys.clear()
-        found = _keys[(ctx.account, ctx.direction)] = tuple(
-            ctx.series(name, account=ctx.account, direction=ctx.direction)
-            for name in ("account_calls", "account_zero_duration", "account_billsec"))
-    calls, zero_duration, billsec_ = found
-    ctx.add(calls)
-    billsec = ctx.duration.billable
-    if billsec == 0:
-        ctx.add(zero_duration)
-    else:
-        ctx.add(billsec_, billsec)
+SERIES = [
+    Series("account_calls", labels=_ACCOUNT),
+    Series("account_zero_duration", when=lambda b: b.billsec == 0, labels=_ACCOUNT),
+    Series("account_billsec", value="billsec", when=lambda b: b.billsec > 0, labels=_ACCOUNT),
+]

@@ -2,6 +2,7 @@
 
 Options: ``expected`` — the codes that are normal outcomes of a call (default 200, 401,
 407, 480, 486, 487, 603, and "none" for a CDR without a SIP code)."""
+import numpy as np
 
 DEFAULT_EXPECTED = ("200", "401", "407", "480", "486", "487", "603", "none")
 expected = frozenset(DEFAULT_EXPECTED)
@@ -12,8 +13,8 @@ def setup(options):
     expected = frozenset(str(code) for code in options.get("expected", DEFAULT_EXPECTED))
 
 
-def plugin(ctx):
-    code = ctx.call.sip_code
-    if code not in expected:
-        ctx.alert(f"{ctx.profile}: unexpected SIP {code}",
-                  key=[ctx.profile, code], code=code)
+def batch(batch, ctx):
+    for row in np.flatnonzero(~batch.isin("sip_code", expected)).tolist():
+        call = batch.decoded[row].call
+        code = call.sip_code
+        ctx.alert(row, f"{call.profile}: unexpected SIP {code}", key=[call.profile, code], code=code)

@@ -18,7 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from ..board import carrier_rows
-from ..stats import parse_series_key
+from ..stats import parsed_key
 from ..windows import WINDOW, window_of
 
 if TYPE_CHECKING:
@@ -177,7 +177,7 @@ class ServiceCollector(Collector):
         series = {"account_calls": "account_calls",
                   "account_zero_duration": "account_zero_duration_calls"}
         for _, key, stat in self.service.engine.store.items(last, last, names=series):
-            name, labels = parse_series_key(key)
+            name, labels = parsed_key(key)
             families[series[name]].add_metric(
                 [labels.get("account", ""), labels.get("direction", "")], stat.count)
         yield from families.values()
