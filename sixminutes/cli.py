@@ -97,8 +97,9 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve", help="run the live service (CouchDB follower, HTTP ingest, API, live events)",
         description="Run the live service: follow CouchDB _changes feeds and/or take "
-                    "FreeSWITCH mod_json_cdr POSTs on /6minutes/cdr, keep the last 24 hours of "
-                    "6-minute windows in a SQLite state file, and serve /6minutes (page), "
+                    "FreeSWITCH mod_json_cdr or mod_xml_cdr POSTs on /6minutes/cdr, keep the "
+                    "last 24 hours of 6-minute windows in a SQLite state file (one process "
+                    "per file: a second one is refused), and serve /6minutes (page), "
                     "/6minutes/data, /6minutes/alerts, /6minutes/status, /6minutes/events "
                     "(SSE) and /metrics; push alerts that fire and resolve to Alertmanager "
                     "and webhooks. Settings come from --config, then SIXMINUTES_* "

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 import time
 from collections.abc import Iterator, Sequence
@@ -54,7 +55,7 @@ _NAME = re.compile(r"\$\{([^}]*)\}")
 
 
 def zone(name: str | None) -> ZoneInfo | None:
-    """The zone of ``--timezone`` (None: this machine's); ValueError naming what is wrong."""
+    """The zone of ``--timezone`` (None: not given); ValueError naming what is wrong."""
     if name is None:
         return None
     try:
@@ -62,6 +63,23 @@ def zone(name: str | None) -> ZoneInfo | None:
     except (ZoneInfoNotFoundError, ValueError) as error:
         raise ValueError(f"unknown time zone {name!r} (an IANA name such as Europe/Paris or "
                          f"UTC): {error}") from None
+
+
+def local_zone() -> ZoneInfo | None:
+    """This machine's zone as zoneinfo reads it ($TZ, else /etc/localtime), so that a stamp in
+    the hour a DST change repeats reads as its first occurrence, as with --timezone; None when
+    it cannot be told (a POSIX TZ rule): then the C library's mktime reads the stamps."""
+    name = os.environ.get("TZ", "").removeprefix(":")
+    try:
+        if name:
+            if os.path.isabs(name):
+                with open(name, "rb") as file:
+                    return ZoneInfo.from_file(file, key=name)
+            return ZoneInfo(name)
+        with open("/etc/localtime", "rb") as file:
+            return ZoneInfo.from_file(file, key="localtime")
+    except (OSError, ValueError, ZoneInfoNotFoundError):
+        return None
 
 
 def looks_like_csv(path: str, content: bytes) -> bool:
@@ -157,7 +175,7 @@ class CsvLayout:
 def layout(template: str = "example", columns: Sequence[str] | None = None,
            timezone: str | None = None) -> CsvLayout:
     """The layout of ``--csv-columns`` or else ``--csv-template``; ValueError naming the bad one."""
-    tz = zone(timezone)
+    tz = zone(timezone) if timezone is not None else local_zone()
     if columns is not None:
         names = [_column(c) for c in columns]
         if not any(names) or "end_stamp" not in names and "end_epoch" not in names:

@@ -127,6 +127,19 @@ def test_the_default_zone_is_the_machines(tmp_path):
     assert runs[2] != runs[0] and str(W0 + 3600) in runs[2]  # in UTC: an hour later
 
 
+def test_a_stamp_in_the_repeated_hour_of_a_dst_change_is_its_first_occurrence(tmp_path):
+    """2023-10-29 02:30 happens twice in Paris: 00:30 UTC (1698539400), then 01:30 UTC."""
+    assert csv_cdr.layout(timezone="Europe/Paris").epoch("2023-10-29 02:30:00") == "1698539400"
+    path = tmp_path / "Master.csv"
+    path.write_text('"a","1","2","default","","","2023-10-29 02:30:00","1","0","NO_ANSWER",'
+                    '"u1","","acct","",""\n')
+    for args, tz in (([], "Europe/Paris"), (["--timezone", "Europe/Paris"], "UTC")):
+        proc = subprocess.run([str(SCRIPT), "replay", "--json", "--no-progress", *args,
+                               str(path)], capture_output=True, text=True,
+                              env={**os.environ, "TZ": tz}, timeout=60)
+        assert list(json.loads(proc.stdout)["data"]) == [str(1698539400 - 1698539400 % 360)]
+
+
 def test_jobs_2_reads_the_csv_options_too(tmp_path, capsys):
     path = tmp_path / "cdr.sql"
     path.write_bytes(SQL * 50)  # the same two calls: duplicates after the first 2
