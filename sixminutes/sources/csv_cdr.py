@@ -110,7 +110,7 @@ class CsvLayout:
             rows = self._rows(text, first_line)
         header = True
         for line, fields in rows:
-            if isinstance(fields, list) and not any(fields):
+            if fields == [] or fields == [""]:
                 continue  # a blank line
             if isinstance(fields, str) or len(fields) != len(self.columns):
                 problem = fields if isinstance(fields, str) else \
@@ -149,17 +149,18 @@ class CsvLayout:
                 variables[name] = value.replace("%", "%25") if "%" in value else value
         for stamp, epoch in _STAMPS.items():
             if stamp in variables and epoch not in variables:
-                variables[epoch] = self.epoch(variables[stamp])
+                if variables[stamp].strip():
+                    variables[epoch] = self.epoch(variables[stamp])
+                elif epoch == "answer_epoch":
+                    variables[epoch] = "0"  # not answered (an empty end stays missing)
         for number, user in _NUMBERS:  # the numbers a CSV has are the call's from and to
             if number in variables and user not in variables:
                 variables[user] = variables[number]
         return {"variables": variables}
 
     def epoch(self, stamp: str) -> str:
-        """A local stamp as epoch seconds (text, as FreeSWITCH writes them); "0" when empty (no
-        answer); the stamp itself when unreadable, so the engine names it in its rejection."""
-        if not stamp.strip():
-            return "0"
+        """A local stamp as epoch seconds (text, as FreeSWITCH writes them); the stamp itself
+        when unreadable, so the engine names it in its rejection."""
         match = _STAMP.match(stamp)
         if match is None:
             return stamp
