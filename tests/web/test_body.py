@@ -377,3 +377,16 @@ def test_a_valid_body_with_a_number_orjson_refuses_is_kept_not_repaired():
     body = b'{"variables" : {"end_epoch" : "1700000000", "billsec" : "30"}, "x" : 1e999}'
     assert url_decode(quote_from_bytes(body, safe="")) == body
     assert Engine(Config(retention_hours=None)).feed(body) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(body=st.binary(max_size=200), prefix=st.sampled_from(
+    [b"cdr=<", b"<", b"<?xml version='1.0'?><cdr><variables>", b"cdr=%3C", b"cdr=PD9", b"cdr=PGN"]),
+    ctype=st.sampled_from([None, PLAIN_T, FORM_T, B64_T, "text/xml", JSON_T]))
+def test_any_xml_looking_body_is_a_cdr_or_a_body_error(body, prefix, ctype):
+    try:
+        out = cdr_from_body(ctype, prefix + body)
+    except BodyError as error:
+        assert error.reason and str(error)
+    else:
+        assert isinstance(out, bytes)
