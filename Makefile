@@ -50,6 +50,8 @@ test: setup $(POUCHDB) /usr/bin/chromium /usr/bin/promtool /usr/bin/prometheus-a
 
 bench: setup
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/python bench/replay.py
+	$(BIN)/python bench/groupby.py
 	$(BIN)/python bench/engine.py
 
 clean:
