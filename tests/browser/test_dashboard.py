@@ -72,6 +72,7 @@ class Service:
         plugins = workdir / "plugins"
         plugins.mkdir()
         (plugins / "boom.py").write_text(BOOM_PLUGIN)
+        self.plugins = plugins
         self.command = [sys.executable, "-m", "sixminutes.cli", "serve", "--port", str(self.port),
                         "--state", str(workdir / "s.sqlite"), "--config", str(config),
                         "--plugins", str(plugins), *args]
@@ -570,3 +571,24 @@ def test_without_the_link_the_page_asks_for_the_token(guarded: Service, watched:
     assert len(asked) == 1 and "token" in asked[0], asked
     # The refused first read is an expected console message.
     watched.assert_clean(allow=r"401")
+
+
+def test_a_plugin_file_that_does_not_load_shows_in_the_status_strip(guarded: Service,
+                                                                     watched: Watched) -> None:
+    service = guarded
+    broken = service.plugins / "broken_kpi.py"
+    broken.write_text("def plugin(ctx):\n    x = (\n")
+    try:
+        assert service.http.post("/6minutes/restart", headers=service.auth()).status_code == 200
+        page = watched.page
+        page.goto(service.link())
+        plugins = page.locator("#status .stat", has_text="Plugin errors")
+        expect(plugins).to_have_class(re.compile(r"\bbad\b"))
+        expect(plugins).to_contain_text("broken_kpi.py not loaded")
+        assert "SyntaxError" in (plugins.get_attribute("title") or "")
+        broken.unlink()
+        assert service.http.post("/6minutes/restart", headers=service.auth()).status_code == 200
+        expect(plugins).not_to_contain_text("not loaded")
+    finally:
+        broken.unlink(missing_ok=True)
+    watched.assert_clean()
