@@ -23,6 +23,7 @@ from .alerts import Alert
 from .config import Config
 from .engine import BATCH, Engine
 from .notify import Notifier
+from .plugin_health import PluginHealth
 from .sources.couchdb import ChangesFollower, redact
 from .sources.synthetic import Generator
 from .state import Delta, State
@@ -64,6 +65,7 @@ class Service:
         self._rate: deque[tuple[float, int]] = deque(maxlen=41)
         self._purged_at = 0.0
         self.engine.alerts.listeners.append(self._alert_changed)
+        self.plugin_health = PluginHealth(clock, log)
         self.notifier = Notifier(
             config.alertmanager, config.webhook, secret=config.webhook_secret,
             public_url=config.public_url or f"http://{config.host}:{config.port}",
@@ -94,6 +96,7 @@ class Service:
         log.info("state %s: %d windows, %d alerts restored; %d journal CDRs replayed",
                  self.config.state, len(self.engine.store.windows()), len(self.engine.alerts),
                  replayed)
+        self.plugin_health.check(self.engine.status())  # files that failed to load, said now
         for url in self.config.couchdb:
             name = f"couchdb:{redact(url)}"
             while name in self.followers:  # the same database under other credentials
@@ -233,6 +236,7 @@ class Service:
         alerts, self._alerts_live = self._alerts_live, {}
         for alert in alerts.values():
             self.hub.publish("alert", alert.to_json(with_doc=False))  # the CDR: /6minutes/alerts/{id}
+        self.plugin_health.check(self.engine.status())  # logged once per change of state
         now = self.clock()
         self._rate.append((now, self.engine.accepted))
         if now - self._purged_at >= 60:
@@ -365,6 +369,7 @@ class Service:
                        "bound": r.bound, "min_count": r.min_count, "labels": list(r.labels),
                        "severity": r.severity} for r in self.engine.thresholds.rules],
             "events": {"clients": self.hub.clients, "dropped": self.hub.dropped},
+            "plugin_health": self.plugin_health.to_json(),
             "notifications": self.notifier.status(),
             "snapshots": self.snapshots,
             "state": self.config.state,
