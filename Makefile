@@ -41,7 +41,9 @@ $(POUCHDB): tests/couchdb/package.json tests/couchdb/package-lock.json
 
 setup: $(BIN)/sixminutes
 
-# The live service with synthetic traffic (one carrier in trouble) and a local state file.
+# The live service with synthetic traffic (one carrier in trouble) and a local state file. It
+# prints the link to open (/6minutes/#token=...: the token it generated at the first run and
+# keeps in sixminutes-demo.sqlite.token, mode 0600).
 run: setup
 	$(BIN)/sixminutes serve --demo --state sixminutes-demo.sqlite
 
@@ -50,6 +52,8 @@ test: setup $(POUCHDB) /usr/bin/chromium /usr/bin/promtool /usr/bin/prometheus-a
 
 bench: setup
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/python bench/replay.py
+	$(BIN)/python bench/groupby.py
 	$(BIN)/python bench/engine.py
 
 clean:

@@ -5,6 +5,7 @@ import argparse
 import contextlib
 import gzip
 import os
+import shlex
 import sys
 import time
 from typing import Iterator, Sequence
@@ -20,7 +21,8 @@ from .sources import csv_cdr
 from .sources.files import InputError, read_documents, total_bytes
 from .sources.reading import Reading, ReadOptions
 from .sources.synthetic import Generator
-from .state import StateError
+from .state import State, StateError
+from .web.token import Token, TokenError, resolve_token
 
 __all__ = ["main"]
 
@@ -105,8 +107,8 @@ def _parser() -> argparse.ArgumentParser:
                     "and webhooks. Settings come from --config, then SIXMINUTES_* "
                     "variables, then these flags.")
     serve.add_argument("--config", metavar="FILE", help="TOML configuration; also $SIXMINUTES_CONFIG")
-    serve.add_argument("--host", help="address to listen on (default 127.0.0.1; any other "
-                                      "address needs --token)")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 for "
+                                      "every address: changes still need the token)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8360)")
     serve.add_argument("--state", metavar="PATH",
                        help="SQLite state file: windows, alerts, positions, ingest journal "
@@ -121,8 +123,26 @@ def _parser() -> argparse.ArgumentParser:
                        help="a directory of plugin files, loaded after the built-ins (repeatable)")
     serve.add_argument("--disable", metavar="NAME", action="append", default=[],
                        help="do not load the plugin NAME (repeatable)")
-    serve.add_argument("--token", help="token required by POST /6minutes/cdr, DELETE and "
-                                       "/6minutes/restart (Bearer, or Basic with it as password)")
+    serve.add_argument("--token", help="the token every change needs (POST /6minutes/cdr, "
+                                       "DELETE, POST /6minutes/restart): Authorization: Bearer, "
+                                       "or HTTP Basic with it as password. Default: generated at "
+                                       "first start and kept beside the state file in "
+                                       "STATE.token (mode 0600); the log says where, and prints "
+                                       "the page's one-time link")
+    serve.add_argument("--auth-reads", action="store_true", default=None,
+                       help="reads need the token too: /6minutes/data, alerts, status, "
+                            "rejected, events (there also as ?token=, for the page's "
+                            "EventSource) and /metrics; the page's HTML and scripts hold no "
+                            "data and stay open")
+    serve.add_argument("--allow-host", metavar="NAME", action="append",
+                       help="also answer requests for the host name NAME (repeatable; * for "
+                            "any). By default only localhost, the --host address (any IP "
+                            "address with 0.0.0.0) and the --public-url host are answered; "
+                            "other names get 421, against DNS rebinding")
+    serve.add_argument("--allow-origin", metavar="ORIGIN", action="append",
+                       help="also accept changes (POST, DELETE) sent by web pages of ORIGIN, "
+                            "e.g. https://noc.example.net (repeatable); those of any other "
+                            "site are refused with 403, token or not")
     serve.add_argument("--retention-hours", type=float, metavar="H",
                        help="hours of windows kept (default 24)")
     serve.add_argument("--demo", action="store_true",
@@ -141,7 +161,8 @@ def _parser() -> argparse.ArgumentParser:
                             "'<X-Sixminutes-Timestamp>.<body>'>")
     serve.add_argument("--public-url", metavar="URL",
                        help="this service's address as people reach it, for the links in "
-                            "notifications (default http://HOST:PORT)")
+                            "notifications and in the start-up log (default "
+                            "http://HOST:PORT); its host is answered and its origin trusted")
     serve.add_argument("--log-level", default="info",
                        choices=["debug", "info", "warning", "error"], help="default info")
     return parser
@@ -234,6 +255,40 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 
 
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
+_EVERY_ADDRESS = ("", "0.0.0.0", "::")
+
+
+def _url_host(host: str) -> str:
+    """A listening address as a URL's host: 127.0.0.1 for every address, IPv6 in brackets."""
+    host = "127.0.0.1" if host in _EVERY_ADDRESS else host
+    return f"[{host}]" if ":" in host else host
+
+
+def _token_usage(config: Config, token: Token) -> list[str]:
+    """What the start-up log says about the token: where it is, the page's one-time link, a
+    curl example. A configured token is never written out (its owner knows it); a generated
+    one is, since the operator needs it: the log goes where the service's own output goes."""
+    base = (config.public_url or f"http://{_url_host(config.host)}:{config.port}").rstrip("/")
+    lines = []
+    if token.origin == "configured":
+        secret = "$TOKEN"
+        lines.append(f"open {base}/6minutes/#token=<the token> (the configured token; "
+                     "the page asks for it otherwise)")
+    else:
+        secret = f"$(cat {shlex.quote(str(token.path))})" if token.path else token.value
+        where = {"created": f"generated now and kept in {token.path} (mode 0600)",
+                 "reused": f"kept in {token.path}",
+                 "process": "generated for this process only (in-memory state)"}[token.origin]
+        lines.append(f"the token is {where}; every change needs it")
+        lines.append(f"open {base}/6minutes/#token={token.value}")
+    lines.append(f'e.g. curl -X DELETE -H "Authorization: Bearer {secret}" {base}/6minutes/alerts'
+                 "  (FreeSWITCH mod_json_cdr: cred = freeswitch:<the token>)")
+    if config.host not in _LOOPBACK:
+        reads = ("reads need it too (auth_reads)" if config.auth_reads else
+                 "reads are open to whoever reaches the port (--auth-reads closes them)")
+        lines.append(f"listening on {config.host}, beyond this machine: every change needs "
+                     f"the token; {reads}")
+    return lines
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -253,31 +308,45 @@ def _serve(args: argparse.Namespace) -> int:
     for name in ("couchdb", "alertmanager", "webhook"):  # (repeatable: the flags replace)
         if getattr(args, name):
             config.set(name, getattr(args, name), f"--{name}")
+    if args.allow_host:
+        config.allowed_hosts = args.allow_host
+    if args.allow_origin:
+        config.allowed_origins = args.allow_origin
+    if args.auth_reads:
+        config.auth_reads = True
     if args.demo:
         config.demo = True
     if args.retention_hours is not None:
         config.retention_hours = check_hours(args.retention_hours, "--retention-hours")
     config.plugin_dirs += args.plugins
     config.disabled += args.disable
-    if config.host not in _LOOPBACK and not config.token:
-        raise ConfigError(f"refusing to listen on {config.host} without a token: anyone who "
-                          "reaches it could post CDRs and delete data. Give --token (or "
-                          "SIXMINUTES_TOKEN), or listen on 127.0.0.1.")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs every request's whole URL
+    state = State(config.state)  # first: a file another process owns is refused at once
+    try:
+        token = resolve_token(config.token, config.state)
+    except TokenError as error:
+        raise ConfigError(str(error)) from None
+    config.token = token.value
     try:
         service = Service(config)
     except ValueError as error:  # a bad rule in the config
         raise ConfigError(str(error)) from None
-    service.open_state()  # a file another process owns is refused here, before the port
-    print(f"sixminutes: serving http://{config.host}:{config.port}/6minutes "
+    service.state = state
+    try:
+        app = create_app(service)
+    except ValueError as error:  # e.g. an allowed origin that is not one
+        raise ConfigError(str(error)) from None
+    print(f"sixminutes: serving http://{_url_host(config.host)}:{config.port}/6minutes "
           f"(state {config.state})", file=sys.stderr, flush=True)
+    for line in _token_usage(config, token):
+        print(f"sixminutes: {line}", file=sys.stderr, flush=True)
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: object) -> None:
             service.hub.close()  # end live-event streams now, or shutdown waits for them
             super().handle_exit(sig, frame)
 
-    server = Server(uvicorn.Config(create_app(service), host=config.host, port=config.port,
+    server = Server(uvicorn.Config(app, host=config.host, port=config.port,
                                    log_level=args.log_level, access_log=False,
                                    timeout_graceful_shutdown=5))
     server.run()

@@ -35,7 +35,11 @@ The TOML file (all keys optional)::
     since = "now"                        # where to start when no position is saved: now, 0, a seq
     couchdb_heartbeat_ms = 10000         # _changes heartbeat; two missed ones mean a dead connection
     couchdb_backoff_max = 30             # seconds between reconnection attempts, at most
-    token = "…"                          # required to listen beyond loopback
+    token = "…"                          # default: generated at first start, kept in <state>.token (0600)
+    auth_reads = false                   # reads (data, alerts, status, events, metrics) need the token too
+    allowed_hosts = ["six.example.net"]  # Host names answered besides localhost, the bound address
+                                         # and public_url's host ("*": any); others get 421
+    allowed_origins = ["https://noc.example.net"]  # web pages that may POST/DELETE here; others get 403
     demo = false
     demo_rate = 4.0                      # synthetic CDRs per second with demo
     max_body_bytes = 1048576
@@ -45,11 +49,13 @@ The TOML file (all keys optional)::
     alertmanager_resend_seconds = 60     # firing alerts are sent again this often
     webhook = ["https://hooks.example.net/sixminutes"]  # POST each alert that fires or resolves
     webhook_secret = "…"                 # signs webhooks: X-Sixminutes-Timestamp, X-Sixminutes-Signature
-    public_url = "http://sixminutes.example.net:8360"  # links in notifications
+    public_url = "http://sixminutes.example.net:8360"  # links in notifications and in the start-up
+                                         # log; its host is answered and its origin trusted
     notify_queue = 1000                  # alerts waiting per target; beyond, the oldest are dropped
 
 Every [serve] key can also come from the environment as SIXMINUTES_<KEY> (SIXMINUTES_PORT,
-SIXMINUTES_COUCHDB with URLs separated by spaces, SIXMINUTES_DEMO=1, ...).
+SIXMINUTES_COUCHDB with URLs separated by spaces, SIXMINUTES_DEMO=1, SIXMINUTES_ALLOWED_HOSTS
+and SIXMINUTES_ALLOWED_ORIGINS separated by spaces, SIXMINUTES_AUTH_READS=1, ...).
 
 Every value is checked where it is set, by type and range (URLs by scheme and host), and a
 bad one is a ConfigError naming where it came from (the flag, the variable or the file's key),
@@ -87,6 +93,9 @@ class Config:
     couchdb: list[str] = field(default_factory=list)
     since: str = "now"
     token: str | None = None
+    auth_reads: bool = False
+    allowed_hosts: list[str] = field(default_factory=list)
+    allowed_origins: list[str] = field(default_factory=list)
     demo: bool = False
     demo_rate: float = 4.0
     max_body_bytes: int = 1 << 20
@@ -198,6 +207,7 @@ SERVE_SETTINGS: dict[str, type] = {
     "account_metrics": bool, "alertmanager": list, "webhook": list, "webhook_secret": str,
     "public_url": str, "notify_queue": int, "alertmanager_resend_seconds": float,
     "couchdb_heartbeat_ms": int, "couchdb_backoff_max": float,
+    "auth_reads": bool, "allowed_hosts": list, "allowed_origins": list,
 }
 _BOOLEANS = {"1": True, "true": True, "yes": True, "on": True,
              "0": False, "false": False, "no": False, "off": False}

@@ -24,6 +24,7 @@ from .alerts import Alert
 from .config import Config
 from .engine import BATCH, Engine
 from .notify import Notifier
+from .plugin_health import PluginHealth
 from .sources.couchdb import ChangesFollower, redact
 from .sources.synthetic import Generator
 from .state import Delta, State
@@ -71,6 +72,7 @@ class Service:
         the journal row of the POST (whose body GET /6minutes/rejected keeps)."""
         self._purged_at = 0.0
         self.engine.alerts.listeners.append(self._alert_changed)
+        self.plugin_health = PluginHealth(clock, log)
         self.notifier = Notifier(
             config.alertmanager, config.webhook, secret=config.webhook_secret,
             public_url=config.public_url or f"http://{config.host}:{config.port}",
@@ -84,8 +86,8 @@ class Service:
     async def start(self) -> None:
         """Restore the saved state, replay the journal past it, then start the sources.
 
-        The state file is opened here unless :meth:`open_state` opened it before (the CLI
-        does, so that a file in use is refused before the port is bound)."""
+        The state file is opened here unless it was opened before (the CLI does, so that a
+        file in use is refused before anything else, the port and the token file included)."""
         if self.state is None:
             self.open_state()
         assert self.state is not None
@@ -106,6 +108,7 @@ class Service:
         log.info("state %s: %d windows, %d alerts restored; %d journal CDRs replayed",
                  self.config.state, len(self.engine.store.windows()), len(self.engine.alerts),
                  replayed)
+        self.plugin_health.check(self.engine.status())  # files that failed to load, said now
         for url in self.config.couchdb:
             name = f"couchdb:{redact(url)}"
             while name in self.followers:  # the same database under other credentials
@@ -129,7 +132,7 @@ class Service:
 
     def open_state(self) -> None:
         """Open and lock the state file; StateError when another process owns it or it is
-        from a newer version."""
+        from a newer version. (The CLI opens it itself, before anything else.)"""
         self.state = State(self.config.state)
 
     async def stop(self) -> None:
@@ -261,6 +264,7 @@ class Service:
         alerts, self._alerts_live = self._alerts_live, {}
         for alert in alerts.values():
             self.hub.publish("alert", alert.to_json(with_doc=False))  # the CDR: /6minutes/alerts/{id}
+        self.plugin_health.check(self.engine.status())  # logged once per change of state
         now = self.clock()
         self._rate.append((now, self.engine.accepted))
         if now - self._purged_at >= 60:
@@ -394,6 +398,7 @@ class Service:
                        "bound": r.bound, "min_count": r.min_count, "labels": list(r.labels),
                        "severity": r.severity} for r in self.engine.thresholds.rules],
             "events": {"clients": self.hub.clients, "dropped": self.hub.dropped},
+            "plugin_health": self.plugin_health.to_json(),
             "notifications": self.notifier.status(),
             "snapshots": self.snapshots,
             "state": self.config.state,

@@ -59,6 +59,9 @@ class StateLock:
     """
 
     def __init__(self, path: str) -> None:
+        self._fd: int | None = None
+        if path == ":memory:" or path.startswith("file::memory:"):
+            return  # a database of this process alone: nothing to share, no file to lock
         self.path = f"{os.path.realpath(path)}.lock"  # one lock whatever the name (links)
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -77,7 +80,7 @@ class StateLock:
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd: int | None = fd
+        self._fd = fd
 
     def release(self) -> None:
         if self._fd is not None:

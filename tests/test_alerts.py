@@ -426,26 +426,70 @@ def sip_alerts(e: Engine) -> list[Alert]:
     return [a for a in e.alerts.list() if a.plugin == "unexpected_sip"]
 
 
-def test_unexpected_sip_alerts_on_503_once_per_profile_code_window_with_count():
+def feed_codes(e: Engine, profile: str, code: str | None, n: int, direction: str = "outbound",
+               end: int = END, prefix: str = "") -> None:
+    for i in range(n):
+        e.feed(raw(_id=f"{prefix}{profile}-{direction}-{code}-{end}-{i}", ccnq_profile=profile,
+                   ccnq_direction=direction, sip_term_status=code, end_epoch=end))
+
+
+GUARDED = {"unexpected_sip": {"min_count": 5, "share": 0.05}}
+"""The statistical guard on: at least 5 CDRs, and surely more than 5 % of the carrier's calls."""
+
+
+def test_by_default_each_unexpected_code_alerts_at_once_as_the_seed_did():
     e = engine()
-    e.feed(raw(_id="first", ccnq_profile="carrier1", ccnq_direction="outbound", sip_term_status="503"))
-    e.feed(raw(_id="second", ccnq_profile="carrier1", ccnq_direction="outbound", sip_term_status="503"))
-    e.feed(raw(_id="third", ccnq_profile="carrier1", ccnq_direction="inbound", sip_term_status="503"))
+    feed_codes(e, "carrier1", "503", 2)
     [alert] = sip_alerts(e)
-    assert alert.count == 3
+    assert alert.count == 2 and alert.doc["_id"] == "carrier1-outbound-503-1700000000-0"
+
+
+def test_a_lone_unexpected_code_is_counted_not_alerted():
+    e = engine(plugin_options=GUARDED)
+    feed_codes(e, "carrier1", "503", 4)
+    assert sip_alerts(e) == []
+    assert e.store.get(WINDOW, 'sip_status{code="503",direction="outbound",profile="carrier1"}').count == 4
+
+
+def test_unexpected_sip_fires_once_its_share_is_evident_then_counts_each_cdr():
+    e = engine(plugin_options=GUARDED)
+    feed_codes(e, "carrier1", "503", 5)
+    [alert] = sip_alerts(e)
+    assert alert.count == 1
     assert alert.key == ["carrier1", "503"]
     assert "carrier1" in alert.msg and "503" in alert.msg
     assert alert.fields == {"code": "503"}
-    assert alert.doc["_id"] == "first"
+    assert alert.doc["_id"] == "carrier1-outbound-503-1700000000-4"  # the CDR that made it evident
     assert alert.to_json()["code"] == "503"
+    feed_codes(e, "carrier1", "503", 2, prefix="more-")
+    feed_codes(e, "carrier1", "503", 1, direction="inbound")  # one inbound 503: no evidence there
+    assert [a.count for a in sip_alerts(e)] == [3]
+
+
+def test_a_healthy_carrier_with_a_small_share_of_odd_codes_stays_quiet():
+    e = engine(plugin_options=GUARDED)
+    feed_codes(e, "carrier1", "200", 194)
+    feed_codes(e, "carrier1", "403", 6)  # 3 %: the lower bound of its share is under 5 %
+    assert sip_alerts(e) == []
+    feed_codes(e, "carrier2", "200", 60)
+    feed_codes(e, "carrier2", "403", 20)  # 25 %: surely above 5 %
+    assert [a.key for a in sip_alerts(e)] == [["carrier2", "403"]]
+
+
+def test_the_evidence_bounds_are_options():
+    e = engine(plugin_options={"unexpected_sip": {"min_count": 2, "share": 0.5}})
+    feed_codes(e, "carrier1", "503", 2)
+    assert sip_alerts(e) == []  # 2 of 2: the lower bound is 0.34, not above 0.5
+    feed_codes(e, "carrier1", "503", 8, prefix="more-")
+    assert len(sip_alerts(e)) == 1
 
 
 def test_unexpected_sip_separate_rows_per_profile_code_and_window():
     e = engine()
-    e.feed(raw(_id="a", ccnq_profile="carrier1", sip_term_status="503"))
-    e.feed(raw(_id="b", ccnq_profile="carrier2", sip_term_status="503"))
-    e.feed(raw(_id="c", ccnq_profile="carrier1", sip_term_status="502"))
-    e.feed(raw(_id="d", ccnq_profile="carrier1", sip_term_status="503", end_epoch=END + 360))
+    feed_codes(e, "carrier1", "503", 5)
+    feed_codes(e, "carrier2", "503", 5)
+    feed_codes(e, "carrier1", "502", 5)
+    feed_codes(e, "carrier1", "503", 5, end=END + 360)
     assert sorted((a.timestamp, *a.key) for a in sip_alerts(e)) == [
         (WINDOW, "carrier1", "502"), (WINDOW, "carrier1", "503"), (WINDOW, "carrier2", "503"),
         (WINDOW + 360, "carrier1", "503")]
@@ -454,20 +498,21 @@ def test_unexpected_sip_separate_rows_per_profile_code_and_window():
 @pytest.mark.parametrize("code", ["486", "200", "487", None])
 def test_unexpected_sip_quiet_on_expected_codes(code):
     e = engine()
-    e.feed(raw(_id="a", ccnq_profile="carrier1", sip_term_status=code))
+    feed_codes(e, "carrier1", code, 10)
     assert sip_alerts(e) == []
 
 
 def test_unexpected_sip_expected_set_is_configurable():
     e = engine(plugin_options={"unexpected_sip": {"expected": ["200", 503]}})
-    e.feed(raw(_id="a", sip_term_status="503"))
-    e.feed(raw(_id="b", sip_term_status="486"))
+    feed_codes(e, "carrier1", "503", 5)
+    feed_codes(e, "carrier1", "486", 5)
     assert [a.key[1] for a in sip_alerts(e)] == ["486"]
 
 
 def test_dict_input_alert_doc():
     e = engine()
-    e.feed(cdr(_id="d1", ccnq_profile="carrier%201", sip_term_status="503"))
+    for i in range(5):
+        e.feed(cdr(_id=f"d{i}", ccnq_profile="carrier%201", sip_term_status="503"))
     [alert] = sip_alerts(e)
     assert alert.doc["variables"]["ccnq_profile"] == "carrier 1"
     assert alert.profile == "carrier 1"

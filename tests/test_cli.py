@@ -580,3 +580,12 @@ def test_real_terminal_on_stderr_leaves_stdout_clean(tmp_path):
     result = json.loads(proc.stdout)
     assert calls(result["data"]) == 4
     assert b"\r" not in proc.stdout and b"reading" not in proc.stdout
+
+
+def test_serve_help_explains_the_token_and_the_guard(capsys):
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for words in ("--token", "generated at first start", "STATE.token", "0600", "--auth-reads",
+                  "?token=", "--allow-host", "421", "--allow-origin", "403"):
+        assert words in out, words

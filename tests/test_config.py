@@ -185,3 +185,21 @@ def test_process_environment_is_the_default(tmp_path, monkeypatch):
     config = Config.load()
     assert config.retention_hours == 7.0
     assert config.plugin_dirs == ["/p"]
+
+
+def test_the_guard_settings_come_from_the_file_and_the_environment(tmp_path):
+    path = toml(tmp_path, '[serve]\nauth_reads = true\nallowed_hosts = ["six.example.net"]\n'
+                          'allowed_origins = ["https://noc.example.net"]\n')
+    config = Config.load(path, env={})
+    assert config.auth_reads is True
+    assert config.allowed_hosts == ["six.example.net"]
+    assert config.allowed_origins == ["https://noc.example.net"]
+    config = Config.load(path, env={"SIXMINUTES_AUTH_READS": "no",
+                                    "SIXMINUTES_ALLOWED_ORIGINS": "https://a.example https://b.example",
+                                    "SIXMINUTES_ALLOWED_HOSTS": "a.example"})
+    assert config.auth_reads is False
+    assert config.allowed_origins == ["https://a.example", "https://b.example"]
+    assert config.allowed_hosts == ["a.example"]
+    assert (Config().auth_reads, Config().allowed_hosts, Config().allowed_origins) == (False, [], [])
+    with pytest.raises(ConfigError, match="auth_reads"):
+        Config.load(toml(tmp_path, '[serve]\nauth_reads = "sometimes"\n'), env={})

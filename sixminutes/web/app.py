@@ -18,9 +18,11 @@ from starlette.routing import Route
 from ..service import Service
 from .body import BodyError, cdr_from_body, check_token
 from .events import events_endpoint
+from .guard import CHALLENGES, Guard, origins_of
 from .metrics import ServiceCollector
 from .page import PAGE
 from .static import static_routes
+from .token import resolve_token
 
 __all__ = ["create_app"]
 
@@ -61,15 +63,23 @@ def _before(request: Request) -> int | None:
 
 
 def create_app(service: Service) -> Starlette:
-    """The Starlette application around a Service; its lifespan starts and stops the service."""
-    token = service.config.token
+    """The Starlette application around a Service; its lifespan starts and stops the service.
+
+    Every request goes through the Guard first (Host, Origin, token: see guard.py). There is
+    always a token: without one configured, the one kept beside the state file is used.
+    """
+    config = service.config
+    if config.token is None:
+        config.token = resolve_token(None, config.state).value
+    token = config.token
     registry = CollectorRegistry(auto_describe=True)
     registry.register(ServiceCollector(service))
 
     def require_token(request: Request) -> None:
         if not check_token(request.headers, token):
             raise HTTPException(401, "this needs the token: Authorization: Bearer <token> "
-                                     "(or HTTP Basic with the token as password)")
+                                     "(or HTTP Basic with the token as password)",
+                                headers={"WWW-Authenticate": CHALLENGES[0].decode()})
 
     async def page(request: Request) -> HTMLResponse:
         # no framing: the page's Clear button must not be clickable from another site
@@ -153,7 +163,8 @@ def create_app(service: Service) -> Starlette:
         return _error(413, "too_large", message)
 
     async def status(request: Request) -> JSONResponse:
-        return JSONResponse(service.status())
+        # auth_reads tells the page to give its event stream the token (?token=)
+        return JSONResponse({**service.status(), "auth_reads": config.auth_reads})
 
     async def rejected(request: Request) -> JSONResponse:
         limit = min(max(_int_param(request, "limit") or 100, 1), 1000)
@@ -165,7 +176,9 @@ def create_app(service: Service) -> Starlette:
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
-        return _error(exc.status_code, "http_" + str(exc.status_code), str(exc.detail))
+        response = _error(exc.status_code, "http_" + str(exc.status_code), str(exc.detail))
+        response.headers.update(exc.headers or {})
+        return response
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -191,7 +204,13 @@ def create_app(service: Service) -> Starlette:
         Route("/metrics", metrics),
         *static_routes(),
     ]
-    # 24 hours of series are megabytes of JSON; gzip skips the event stream by itself
+    guarded = dict(token=token, host=config.host, public_url=config.public_url,
+                   allowed_hosts=config.allowed_hosts, allowed_origins=config.allowed_origins,
+                   auth_reads=config.auth_reads)
+    origins_of(config.allowed_origins)  # a bad one is an error now, not at the first request
+    # The guard first, before anything else sees the request; then gzip (24 hours of series
+    # are megabytes of JSON; it skips the event stream by itself).
     return Starlette(routes=routes, lifespan=lifespan,
-                     middleware=[Middleware(GZipMiddleware, minimum_size=1024)],
+                     middleware=[Middleware(Guard, **guarded),
+                                 Middleware(GZipMiddleware, minimum_size=1024)],
                      exception_handlers={HTTPException: http_error})

@@ -64,7 +64,7 @@ def free_port() -> int:
 class Service:
     """`python -m sixminutes.cli serve` in a subprocess; restart() keeps the port and state."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, token: str | None = TOKEN, args: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = workdir / "c.toml"
@@ -72,9 +72,14 @@ class Service:
         plugins = workdir / "plugins"
         plugins.mkdir()
         (plugins / "boom.py").write_text(BOOM_PLUGIN)
+        self.plugins = plugins
         self.command = [sys.executable, "-m", "sixminutes.cli", "serve", "--port", str(self.port),
-                        "--state", str(workdir / "s.sqlite"), "--token", TOKEN,
-                        "--config", str(config), "--plugins", str(plugins)]
+                        "--state", str(workdir / "s.sqlite"), "--config", str(config),
+                        "--plugins", str(plugins), *args]
+        if token is not None:
+            self.command += ["--token", token]
+        self.given_token = token
+        self.token_file = workdir / "s.sqlite.token"  # where it keeps the one it generates
         self.log = workdir / "service.log"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("SIXMINUTES_")}
         self.http = httpx.Client(base_url=self.url, timeout=10)
@@ -88,7 +93,8 @@ class Service:
         while time.monotonic() < deadline:
             assert self.process.poll() is None, f"service exited:\n{self.log.read_text()[-3000:]}"
             try:
-                if self.http.get("/6minutes/status", timeout=1).status_code == 200:
+                if self.http.get("/6minutes/status", timeout=1,
+                                 headers=self.auth() if self.token_known() else {}).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
@@ -108,14 +114,30 @@ class Service:
         self.stop()
         self.start()
 
+    @property
+    def token(self) -> str:
+        """The token given with --token, else the one the service generated and keeps."""
+        return self.given_token or self.token_file.read_text().strip()
+
+    def token_known(self) -> bool:
+        return self.given_token is not None or self.token_file.exists()
+
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def link(self) -> str:
+        """The one-time link the service logged at its (last) start."""
+        links = re.findall(r"open (http://\S+/6minutes/#token=\S+)", self.log.read_text())
+        assert links, self.log.read_text()[-3000:]
+        return links[-1]
+
     def post(self, doc: dict, status: int = 200) -> None:
         response = self.http.post("/6minutes/cdr", content=json.dumps(doc),
-                                  headers={"Content-Type": "application/json",
-                                           "Authorization": f"Bearer {TOKEN}"})
+                                  headers={"Content-Type": "application/json", **self.auth()})
         assert response.status_code == status, response.text
 
     def alerts(self) -> list[dict]:
-        return self.http.get("/6minutes/alerts").json()
+        return self.http.get("/6minutes/alerts", headers=self.auth()).json()
 
 
 def settled_end() -> int:
@@ -141,6 +163,16 @@ def call(profile: str, account: str = "acct-1", direction: str = "egress", bills
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     svc = Service(tmp_path_factory.mktemp("dashboard"))
+    svc.start()
+    yield svc
+    svc.stop()
+    svc.http.close()
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """A service started without a token option (it generates one) and with --auth-reads."""
+    svc = Service(tmp_path_factory.mktemp("guarded"), token=None, args=("--auth-reads",))
     svc.start()
     yield svc
     svc.stop()
@@ -486,3 +518,77 @@ def test_catches_up_after_the_connection_drops(service: Service, watched: Watche
     assert page.evaluate("window.__loaded") == "once", "the page reloaded"
     # Connection errors while the service was down and the events were blocked are expected.
     watched.assert_clean(allow=r"ERR_CONNECTION_REFUSED|ERR_FAILED|ERR_EMPTY_RESPONSE|net::")
+
+
+# -- the token: the one-time link, or the page asks ---------------------------------------------
+
+def test_opened_by_the_one_time_link_the_page_reads_follows_and_clears(guarded: Service,
+                                                                        watched: Watched) -> None:
+    """Without a token option and with --auth-reads: the link the service logged gives the page
+    the token, which leaves the address at once; the page reads with it (fetch and the event
+    stream), keeps it across a reload, and its Clear button works."""
+    service = guarded
+    service.post(call("link-carrier", account="link-acct", billsec=0, sip_term_status="500"))
+    assert service.http.get("/6minutes/data").status_code == 401  # reads need it
+    page = watched.page
+    page.goto(service.link())
+    expect(page.locator("#live")).to_have_attribute("data-state", "live")
+    assert "token" not in page.url and service.token not in page.url, page.url
+    assert page.evaluate("sessionStorage.getItem('sixminutes.token')") == service.token
+    expect(board_row(page, "link-carrier")).to_have_count(1)
+    service.post(call("link-live", account="link-acct"))  # through the event stream (?token=)
+    expect(board_row(page, "link-live")).to_have_count(1)
+    page.reload()
+    expect(page.locator("#live")).to_have_attribute("data-state", "live")
+    expect(board_row(page, "link-live")).to_have_count(1)
+    page.click("#clear-alerts")
+    expect(page.locator("#clear-token")).to_have_value(service.token)
+    with page.expect_response(lambda r: r.url.endswith("/6minutes/alerts")
+                              and r.request.method == "DELETE") as answer:
+        page.click("#clear-form button[type=submit]")
+    assert answer.value.status == 200
+    assert answer.value.request.headers.get("authorization") == f"Bearer {service.token}"
+    expect(page.locator("#clear-dialog")).to_be_hidden()
+    expect(page.locator("#alerts tbody tr")).to_have_count(0)
+    assert service.alerts() == []
+    watched.assert_clean()
+
+
+def test_without_the_link_the_page_asks_for_the_token(guarded: Service, watched: Watched) -> None:
+    service = guarded
+    service.post(call("ask-carrier", account="ask-acct"))
+    page = watched.page
+    asked: list[str] = []
+
+    def answer(dialog) -> None:
+        asked.append(dialog.message)
+        dialog.accept(service.token)
+
+    page.on("dialog", answer)
+    page.goto(service.url + "/6minutes/")
+    expect(page.locator("#live")).to_have_attribute("data-state", "live")
+    expect(board_row(page, "ask-carrier")).to_have_count(1)
+    assert len(asked) == 1 and "token" in asked[0], asked
+    # The refused first read is an expected console message.
+    watched.assert_clean(allow=r"401")
+
+
+def test_a_plugin_file_that_does_not_load_shows_in_the_status_strip(guarded: Service,
+                                                                     watched: Watched) -> None:
+    service = guarded
+    broken = service.plugins / "broken_kpi.py"
+    broken.write_text("def plugin(ctx):\n    x = (\n")
+    try:
+        assert service.http.post("/6minutes/restart", headers=service.auth()).status_code == 200
+        page = watched.page
+        page.goto(service.link())
+        plugins = page.locator("#status .stat", has_text="Plugin errors")
+        expect(plugins).to_have_class(re.compile(r"\bbad\b"))
+        expect(plugins).to_contain_text("broken_kpi.py not loaded")
+        assert "SyntaxError" in (plugins.get_attribute("title") or "")
+        broken.unlink()
+        assert service.http.post("/6minutes/restart", headers=service.auth()).status_code == 200
+        expect(plugins).not_to_contain_text("not loaded")
+    finally:
+        broken.unlink(missing_ok=True)
+    watched.assert_clean()

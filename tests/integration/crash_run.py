@@ -84,9 +84,10 @@ class Poster(threading.Thread):
     """POSTs CDRs one after the other like mod_json_cdr: a POST that got no answer (connection
     refused or reset by the kill) or a 5xx is sent again until it gets one."""
 
-    def __init__(self, url: str, bodies: list[tuple[str, bytes, str]]) -> None:
+    def __init__(self, url: str, bodies: list[tuple[str, bytes, str]],
+                 auth: dict[str, str]) -> None:
         super().__init__(daemon=True)
-        self.url, self.bodies = url, bodies
+        self.url, self.bodies, self.auth = url, bodies, auth
         self.outcomes: dict[str, list[str]] = {}  # uuid → every answer, failures included
         self.done = 0
         self.error: BaseException | None = None
@@ -107,7 +108,8 @@ class Poster(threading.Thread):
             assert time.monotonic() < deadline, f"{uuid}: never accepted: {answers}"
             try:
                 response = client.post("/6minutes/cdr", content=body, headers={
-                    "Content-Type": content_type, "User-Agent": "freeswitch-json/1.0"})
+                    "Content-Type": content_type, "User-Agent": "freeswitch-json/1.0",
+                    **self.auth})
             except httpx.HTTPError as error:
                 answers.append(f"failed: {type(error).__name__}")
                 time.sleep(0.03)
@@ -213,10 +215,12 @@ def crash_http(workdir: Path, n: int, kills: int, seed: int, posters: int = 3,
     service = ServiceProcess(workdir / "service",
                              config=config_toml(snapshot_seconds=snapshot_seconds))
     bodies, raws = post_bodies(seed, n)
-    clients = [Poster(service.url, bodies[i::posters]) for i in range(posters)]
+    clients: list[Poster] = []
     started = time.monotonic()
     try:
-        service.start()
+        service.start()  # (the token it generated is then in its file)
+        clients = [Poster(service.url, bodies[i::posters], service.auth_headers())
+                   for i in range(posters)]
         for client in clients:
             client.start()
 

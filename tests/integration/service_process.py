@@ -81,7 +81,7 @@ class ServiceProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.host = host
-        self.token = token
+        self._token = token
         self.state = self.workdir / "s.sqlite"
         self.stderr_path = self.workdir / "service.stderr"
         self.config_path: Path | None = None
@@ -138,8 +138,9 @@ class ServiceProcess:
             if process.poll() is not None:
                 raise AssertionError(f"sixminutes serve exited with {process.returncode}:\n"
                                      f"{self.stderr_tail()}")
-            try:
-                if self.http.get("/6minutes/status", timeout=1.0).status_code == 200:
+            try:  # (with the token: reads may need it, --auth-reads)
+                if self.http.get("/6minutes/status", headers=self._known_auth(),
+                                 timeout=1.0).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
@@ -198,6 +199,29 @@ class ServiceProcess:
         return "\n".join(self.stderr_text().splitlines()[-lines:])
 
     # -- requests -------------------------------------------------------------------------
+    @property
+    def token_file(self) -> Path:
+        """Where the service keeps the token it generated (none given): beside the state."""
+        return self.state.with_name(self.state.name + ".token")
+
+    @property
+    def token(self) -> str:
+        """The token the service uses: the one given (--token, or SIXMINUTES_TOKEN), else the
+        one it generated at its first start and keeps beside the state file."""
+        if self._token is not None:
+            return self._token
+        if self.env.get("SIXMINUTES_TOKEN"):
+            return self.env["SIXMINUTES_TOKEN"]
+        return self.token_file.read_text().strip()
+
+    def _known_auth(self) -> dict[str, str]:
+        """The auth headers, or none while the token file is not written yet (or not at all:
+        an in-memory state)."""
+        try:
+            return self.auth_headers()
+        except FileNotFoundError:
+            return {}
+
     def auth_headers(self, token: str | None = None) -> dict[str, str]:
         token = token if token is not None else self.token
         return {"Authorization": f"Bearer {token}"} if token else {}

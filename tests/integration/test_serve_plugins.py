@@ -136,3 +136,37 @@ def test_misbehaving_plugins_are_reported_and_the_builtins_keep_counting(serve, 
     assert plugins["raiser"]["errors"] == len(more) and plugins["slow"]["calls"] == len(more)
     assert service.running and service.starts == 1
     assert "Traceback" not in service.stderr_text()
+
+
+def test_plugin_failures_are_logged_once_per_change_of_state_and_shown_in_status(serve, tmp_path):
+    """A plugin that raises on each of 60 CDRs is one log line, not 60; a file that does not load
+    is one line however long the service runs, and one more when a reload finds it fixed."""
+    directory = tmp_path / "plugins"
+    directory.mkdir()
+    (directory / "raiser.py").write_text(textwrap.dedent(PLUGINS["raiser.py"]))
+    (directory / "syntax_error.py").write_text(textwrap.dedent(PLUGINS["syntax_error.py"]))
+    service = serve(args=["--plugins", str(directory)], config=config_toml())
+    _post_all(service, Realistic(seed=4244).docs(30))
+
+    def failing() -> list[str]:
+        return [p["name"] for p in service.status()["plugin_health"]["failing"]]
+
+    service.wait(lambda: failing() == ["raiser"], what="raiser to show as failing")
+    _post_all(service, Realistic(seed=4245).docs(30))
+    service.wait(lambda: {p["name"]: p["errors"] for p in service.status()["plugins"]}["raiser"] >= 60,
+                 what="60 errors")
+    health = service.status()["plugin_health"]
+    assert health["failing"][0]["errors"] >= 30
+    assert health["failing"][0]["last_error"].startswith("ValueError: broken for ")
+    assert len(health["load_errors"]) == 1 and "syntax_error.py:2: SyntaxError" in health["load_errors"][0]
+    err = service.stderr_text()
+    assert err.count("plugin raiser raises: ValueError: broken for ") == 1, err
+    assert err.count("plugin not loaded: ") == 1 and "syntax_error.py:2: SyntaxError" in err
+    # Fixed, then reloaded: said once, and gone from the status.
+    (directory / "syntax_error.py").write_text("def plugin(ctx):\n    pass\n")
+    assert service.http.post("/6minutes/restart", headers=service.auth_headers()).status_code == 200
+    service.wait(lambda: service.status()["plugin_health"]["load_errors"] == [],
+                 what="the load error to be gone")
+    err = service.stderr_text()
+    assert err.count("plugin load error gone (after a reload): ") == 1, err
+    assert err.count("plugin not loaded: ") == 1

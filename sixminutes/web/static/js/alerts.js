@@ -1,13 +1,14 @@
 // The alerts table: newest first, updated in place by id (the same alert comes again with a
 // higher count), filtered by text, profile and account; a row opens its sample CDR; the
-// "Clear alerts" button deletes them all on the service (with the token).
+// "Clear alerts" button deletes them all on the service (with the token: the one this tab
+// holds, from the service's one-time link, is offered; else it is asked for).
 
 import { $, h, setOptions } from "./dom.js";
 import { deleteAlerts, fetchAlert } from "./api.js";
+import { getToken, setToken } from "./auth.js";
 import { dateTime, hhmm, windowRange } from "./time.js";
 
 const SHOWN = 300; // rows drawn at most; the filters find the rest
-const TOKEN_KEY = "sixminutes.token";
 
 export class Alerts {
   constructor({ onCleared }) {
@@ -121,12 +122,12 @@ export class Alerts {
     const token = $("#clear-token").value;
     const response = await deleteAlerts(token);
     if (response.ok) {
-      sessionStorage.setItem(TOKEN_KEY, token);
+      setToken(token);
       this.load([]);
       this.onCleared?.();
       return null;
     }
-    if (response.status === 401) sessionStorage.removeItem(TOKEN_KEY);
+    if (response.status === 401) setToken("");
     const body = await response.json().catch(() => ({}));
     return response.status === 401 ? "The service refused this token." : `Failed: ${body.message ?? response.status}`;
   }
@@ -160,7 +161,7 @@ function setupClear(dialog, clear) {
   const form = $("#clear-form"), error = $("#clear-error"), input = $("#clear-token");
   setupDialog(dialog);
   $("#clear-alerts").addEventListener("click", () => {
-    input.value = sessionStorage.getItem(TOKEN_KEY) ?? "";
+    input.value = getToken(); // from the one-time link, or typed here before
     error.hidden = true;
     dialog.showModal();
     input.focus();

@@ -1,5 +1,6 @@
 // The service's HTTP API and its live events (Server-Sent Events), as the page uses them.
 
+import { askToken, authHeaders, getToken } from "./auth.js";
 import { DAY, WINDOW } from "./time.js";
 
 const BASE = "/6minutes";
@@ -10,10 +11,20 @@ export const RECENT_SERIES = ["sip_status", "account_calls", "account_zero_durat
 const ALERTS_LIMIT = 1000;
 const TIMEOUT = 30000; // ms: a request that takes longer failed (the page then retries)
 
+let authReads = false; // the service's reads need the token too (it says so in /status)
+
+/** From /6minutes/status: whether the event stream must be given the token. */
+export function setAuthReads(value) {
+  authReads = Boolean(value);
+}
+
 async function getJSON(path, params = []) {
   const query = new URLSearchParams(params).toString();
-  const response = await fetch(`${BASE}${path}${query ? `?${query}` : ""}`,
-    { cache: "no-store", signal: AbortSignal.timeout(TIMEOUT) });
+  const get = () => fetch(`${BASE}${path}${query ? `?${query}` : ""}`,
+    { cache: "no-store", signal: AbortSignal.timeout(TIMEOUT), headers: authHeaders() });
+  let response = await get();
+  // Reads need the token (auth_reads) and this tab has none, or a stale one: ask, once.
+  if (response.status === 401 && askToken("This service needs its token to show its data.")) response = await get();
   if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
   return response.json();
 }
@@ -42,7 +53,7 @@ export const fetchAlert = (id) => getJSON(`/alerts/${encodeURIComponent(id)}`);
 export const fetchStatus = () => getJSON("/status");
 
 export function deleteAlerts(token) {
-  return fetch(`${BASE}/alerts`, { method: "DELETE", headers: { Authorization: `Bearer ${token}` } });
+  return fetch(`${BASE}/alerts`, { method: "DELETE", headers: authHeaders(token) });
 }
 
 /**
@@ -59,7 +70,10 @@ export class Live {
   }
 
   connect() {
-    const source = (this.source = new EventSource(`${BASE}/events`));
+    // An EventSource sends no header: with auth_reads the stream alone takes ?token=.
+    const token = authReads ? getToken() : "";
+    const query = token ? `?${new URLSearchParams({ token })}` : "";
+    const source = (this.source = new EventSource(`${BASE}/events${query}`));
     source.addEventListener("ready", () => {
       this.retry = 1000;
       this.handlers.onState("live");

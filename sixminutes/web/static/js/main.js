@@ -11,7 +11,7 @@ import { $, $$, h, setOptions } from "./dom.js";
 import { Alerts } from "./alerts.js";
 import { Board } from "./board.js";
 import { renderAccounts } from "./accounts.js";
-import { Live, fetchAlerts, fetchCodes, fetchHistory, fetchStatus } from "./api.js";
+import { Live, fetchAlerts, fetchCodes, fetchHistory, fetchStatus, setAuthReads } from "./api.js";
 import { carrierLabel, drawChart, drawHeat, unavailable } from "./charts.js";
 import { KPIS, applyRules, calls } from "./kpi.js";
 import { renderStatus } from "./status.js";
@@ -256,6 +256,7 @@ function setupControls() {
 async function pollStatus() {
   try {
     const status = await fetchStatus();
+    setAuthReads(status.auth_reads);
     applyRules(status.rules);
     renderStatus($("#status"), status);
   } catch (error) {
@@ -270,8 +271,8 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 setupControls();
 setLive("connecting");
-pollStatus();
-live.connect();
+// The first status says whether the event stream needs the token (auth_reads): connect after it.
+pollStatus().finally(() => live.connect());
 // A new window starts every six minutes whether or not calls arrive: move the board along.
 setInterval(() => { if (currentWindow() !== now) redraw(); }, 1000);
 // Without live events (the service down, a proxy that holds them back) catch up now and then.

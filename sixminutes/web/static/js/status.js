@@ -1,5 +1,6 @@
 // The status strip: sources connected or not and their lag, CDRs per second, rejected CDRs by
-// reason, plugin errors — from GET /6minutes/status, polled every few seconds.
+// reason, plugin errors (failing now, or files not loaded) — from GET /6minutes/status, polled
+// every few seconds.
 
 import { h } from "./dom.js";
 
@@ -24,13 +25,18 @@ export function renderStatus(section, status, error) {
   items.push(item(rejected.length ? "warn" : "", "Rejected",
     rejected.length ? rejected.map(([reason, n]) => `${reason} ${n.toLocaleString()}`).join(", ") : "none",
     Object.entries(status.last_rejection ?? {}).map(([reason, why]) => `${reason}: ${why}`).join("\n")));
-  const failing = (status.plugins ?? []).filter((p) => p.errors > 0);
-  const loadErrors = status.plugin_load_errors ?? [];
-  items.push(item(failing.length || loadErrors.length ? "bad" : "", "Plugin errors",
-    failing.length || loadErrors.length
-      ? [...failing.map((p) => `${p.name} ${p.errors.toLocaleString()}`), ...loadErrors.map(() => "load error")].join(", ")
+  // Plugins that raised (failing now: red; only before: amber) and files that did not load.
+  const raised = (status.plugins ?? []).filter((p) => p.errors > 0);
+  const health = status.plugin_health ?? { failing: [], load_errors: status.plugin_load_errors ?? [] };
+  const now = new Set(health.failing.map((p) => p.name));
+  const loadErrors = health.load_errors;
+  const pluginLevel = now.size || loadErrors.length ? "bad" : raised.length ? "warn" : "";
+  items.push(item(pluginLevel, "Plugin errors",
+    raised.length || loadErrors.length
+      ? [...raised.map((p) => `${p.name} ${p.errors.toLocaleString()}${now.has(p.name) ? " (failing)" : ""}`),
+         ...loadErrors.map((e) => `${fileOf(e)} not loaded`)].join(", ")
       : "none",
-    [...failing.map((p) => `${p.name}: ${p.last_error ?? ""}`), ...loadErrors].join("\n")));
+    [...raised.map((p) => `${p.name}: ${p.last_error ?? ""}`), ...loadErrors].join("\n")));
   if (status.snapshots?.last_error) items.push(item("bad", "Snapshot", "failing", status.snapshots.last_error));
   section.replaceChildren(...items);
 }
@@ -39,5 +45,8 @@ function item(level, label, value, title) {
   return h("p", { class: `stat ${level}`, title: title || null },
     h("span", { class: "label" }, label), " ", h("span", { class: "value" }, value));
 }
+
+/** The plugin file's name in a load error ("/dir/bad.py:3: SyntaxError: …" → "bad.py"). */
+const fileOf = (error) => /([^/\\]+\.py)(?::\d+)?:/.exec(error)?.[1] ?? "a plugin file";
 
 const clip = (text, n) => (text.length > n ? `${text.slice(0, n - 1)}…` : text);
