@@ -165,3 +165,11 @@ def test_a_file_that_is_not_sqlite_is_refused_with_its_name(tmp_path):
     path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StateError, match=f"cannot use state file {path}"):
         State(str(path))
+
+
+def test_an_in_memory_state_has_no_owner_and_no_lock_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first, second = State(":memory:"), State(":memory:")  # each its own database
+    first.close()
+    second.close()
+    assert list(tmp_path.iterdir()) == []
