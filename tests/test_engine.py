@@ -555,3 +555,13 @@ def test_feed_many_reads_no_further_ahead_than_batch_bytes(monkeypatch):
     e._count_batch = lambda items, source: counted_after.append(len(pulled)) or count(items, source)
     e.feed_many(source())
     assert counted_after == [1, 2, 3, 4] and e.accepted == 4
+
+
+def test_feed_many_checks_the_rules_after_each_batch_with_a_cdr_of_the_crossing_batch(monkeypatch):
+    """40 zero-duration calls of one carrier, 10 a batch: the zero-duration rule (20 samples)
+    fires once the second batch is counted, and its sample is a CDR of that batch."""
+    monkeypatch.setattr(engine_module, "BATCH", 10)
+    e = engine()
+    e.feed_many(raw(_id=f"z{i:02d}", billsec="0", **CARRIER) for i in range(40))
+    [alert] = [a for a in e.alerts.list() if a.plugin == "zero_duration_ratio"]
+    assert alert.doc["_id"] == "z10" and alert.fields["samples"] == 20

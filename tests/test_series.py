@@ -168,3 +168,28 @@ def test_batch_columns_hold_unknown_measures_as_nan_and_text_as_codes():
     assert list(b.sip_code) == ["503", "200"]
     with pytest.raises(AttributeError, match="no column"):
         b.column("nope")
+
+
+def test_every_cell_a_batch_updates_is_marked_changed_for_the_snapshot(path):
+    """The snapshot writes only what changed: a cell counted but not marked would be lost."""
+    store = Store()
+    docs = [raw(end_epoch=END + dt, ccnq_profile=p, billsec=b)
+            for dt in (0, 400, 800) for p in ("a", "b") for b in ("0", "20")]
+    for s in SERIES:
+        count(s, batch_of(*docs), store)
+    changes = store.drain_changes()
+    assert {(t, key) for t, keys in changes.items() for key in keys} == \
+        {(t, key) for t, key, _ in store.items()}
+    for s in SERIES:
+        count(s, batch_of(*docs), store)  # the same cells again, updated in place
+    assert store.drain_changes() == changes
+    for s in SERIES:
+        count(s, batch_of(*docs[:4]), store)  # one window again: only its cells
+    assert store.drain_changes() == {WINDOW: changes[WINDOW]}
+
+
+def test_a_label_whose_column_is_missing_reads_none():
+    store = Store()
+    count(Series("q", labels={"q850": "q850"}), batch_of(raw(), raw(hangup_cause_q850="16")), store)
+    assert store.get(WINDOW, 'q{q850="none"}') == Stat.of(1.0)
+    assert store.get(WINDOW, 'q{q850="16"}') == Stat.of(1.0)
