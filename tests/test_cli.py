@@ -53,9 +53,17 @@ def cdr(doc_id: str, end: int = T0, billsec: int = 30, code: str = "200",
 
 # Four calls of carrierA (egress) in window W0: 3 answered (30 s, 5 s, 60 s), one 503 with
 # billsec 0 → calls 4, ASR 75.0 %, NER 75.0 % (503 is a network failure), zero 25.0 %,
-# ACD (30+5+60)/3 = 31.7 s, PDD 1.50 s; the 503 raises unexpected_sip once.
+# ACD (30+5+60)/3 = 31.7 s, PDD 1.50 s; the 503 raises unexpected_sip once when its evidence
+# bounds are lowered to one CDR (alert_on_one_code), and never by default (one CDR proves nothing).
 FOUR = [cdr("c1", T0, 30), cdr("c2", T0 + 10, 0, "503"), cdr("c3", T0 + 20, 5),
         cdr("c4", T0 + 30, 60)]
+
+
+def alert_on_one_code(tmp_path) -> str:
+    """A config under which a single unexpected SIP code raises its alert, as the seed did."""
+    config = tmp_path / "one-code.toml"
+    config.write_text("[plugins.unexpected_sip]\nmin_count = 1\nshare = 0.0\n")
+    return str(config)
 
 
 def dumps(value) -> bytes:
@@ -219,6 +227,9 @@ def test_json_output_shape(tmp_path, capsys):
     p = tmp_path / "cdrs.jsonl"
     p.write_bytes(jsonl(FOUR + [cdr("c5", T0 + 400, 12)]) + b"42\n{\"x\": 1}\n")
     assert main(["replay", "--json", "--no-progress", str(p)]) == 0
+    assert json.loads(capsys.readouterr().out)["alerts"] == []  # one 503 in four calls: no alert
+    assert main(["replay", "--json", "--no-progress", "--config", alert_on_one_code(tmp_path),
+                 str(p)]) == 0
     out, err = capsys.readouterr()
     assert out.endswith("\n") and out.count("\n") == 1  # one JSON object, one line
     assert err == ""
@@ -263,7 +274,8 @@ def test_text_report(tmp_path, capsys):
     good.write_bytes(dumps(FOUR + [{"x": 1}, bad_epoch]))
     bad = tmp_path / "bad.json"
     bad.write_bytes(b"{not json")
-    assert main(["replay", "--no-progress", str(good), str(bad)]) == 0  # rejects still exit 0
+    assert main(["replay", "--no-progress", "--config", alert_on_one_code(tmp_path),
+                 str(good), str(bad)]) == 0  # rejects still exit 0
     out, err = capsys.readouterr()
     assert err == ""
     lines = out.splitlines()
@@ -287,7 +299,8 @@ def test_max_alerts_limits_the_report(tmp_path, capsys):
     p = tmp_path / "cdrs.jsonl"
     p.write_bytes(jsonl([cdr(f"e{i}", T0, 0, code, profile=f"p{i}")
                          for i, code in enumerate(["503", "502", "500"])]))
-    assert main(["replay", "--no-progress", "--max-alerts", "1", str(p)]) == 0
+    assert main(["replay", "--no-progress", "--max-alerts", "1", "--config",
+                 alert_on_one_code(tmp_path), str(p)]) == 0
     out = capsys.readouterr().out
     assert out.count("unexpected SIP") == 1
     assert "… and 2 more groups" in out

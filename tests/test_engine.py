@@ -176,9 +176,13 @@ def test_retention_none_from_config_accepts_old_cdrs():
     assert len(e.store.windows()) == 1
 
 
+SEED_ALERTS = {"unexpected_sip": {"min_count": 1, "share": 0}}
+"""unexpected_sip as in the seed: one unexpected code alerts (the guard is tested in test_alerts)."""
+
+
 def test_purge_drops_old_windows_alerts_and_dedup_memory():
     clock = Clock(NOW)
-    e = engine(clock)
+    e = engine(clock, plugin_options=SEED_ALERTS)
     assert e.feed(raw(_id="a", sip_term_status="503", **CARRIER)) is None
     clock.now = END + 2 * 3600
     assert e.feed(raw(_id="b", end_epoch=END + 2 * 3600, sip_term_status="503", **CARRIER)) is None
@@ -242,7 +246,7 @@ def test_a_plugin_raising_does_not_stop_counting(tmp_path):
 
 
 def test_status():
-    e = engine()
+    e = engine(plugin_options=SEED_ALERTS)
     e.feed(raw(_id="a", sip_term_status="503", **CARRIER))
     e.feed(b"{")
     status = e.status()

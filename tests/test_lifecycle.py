@@ -104,9 +104,11 @@ def test_a_window_that_crosses_again_later_opens_a_new_condition():
 
 
 def plugin_engine(now: float, quiet: int = 2) -> Engine:
-    """Only the unexpected_sip plugin alerts (a 503 is unexpected); no threshold rule fires."""
+    """Only the unexpected_sip plugin alerts (a 503 is unexpected: one is enough, as in the
+    seed); no threshold rule fires."""
     rules = {**ONLY_ASR, "asr": {"enabled": False}}
-    e = Engine(Config(retention_hours=None, rules=rules, alert_quiet_windows=quiet),
+    e = Engine(Config(retention_hours=None, rules=rules, alert_quiet_windows=quiet,
+                      plugin_options={"unexpected_sip": {"min_count": 1, "share": 0}}),
                clock=Clock(now))
     e.live = True
     return e

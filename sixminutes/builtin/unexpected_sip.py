@@ -1,16 +1,15 @@
-"""Alert on a final SIP code outside the expected set, once per (profile, code, window).
+"""Alert when a final SIP code outside the expected set takes a real share of a carrier's calls.
 
-With a statistical guard, a lone unexpected code is only counted (``sip_status``, by the
-``codes`` plugin): the alert fires once a carrier (profile × direction) has at least
-``min_count`` CDRs with that code in the window and the 95 % Wilson lower bound of their
-share of its calls is above ``share``; from then on each such CDR counts on the alert. The
-defaults (1 and 0) keep the seed's behaviour, every unexpected code alerting at once; set,
-say, ``min_count = 5`` and ``share = 0.05`` so that a single 403 on a healthy carrier wakes
-no one.
+A lone unexpected code is counted (``sip_status``, by the ``codes`` plugin), not alerted: a
+single 403 on a healthy carrier is no reason to wake anyone. The alert for (profile, code,
+window) fires once a carrier (profile × direction) has at least ``min_count`` CDRs with that
+code in the window and the 95 % Wilson lower bound of their share of its calls is above
+``share``; from then on each such CDR counts on the alert. ``min_count = 1`` and
+``share = 0`` give the seed's behaviour back: every unexpected code alerts at once.
 
 Options: ``expected`` — the codes that are normal outcomes of a call (default 200, 401, 407,
-480, 486, 487, 603, and "none" for a CDR without a SIP code); ``min_count``; ``share``. It
-reads the ``sip_status`` and ``calls`` series of the built-ins.
+480, 486, 487, 603, and "none" for a CDR without a SIP code); ``min_count`` (default 5);
+``share`` (default 0.05). It reads the ``sip_status`` and ``calls`` series of the built-ins.
 """
 import numpy as np
 
@@ -18,15 +17,15 @@ from sixminutes.evidence import wilson_interval
 
 DEFAULT_EXPECTED = ("200", "401", "407", "480", "486", "487", "603", "none")
 expected = frozenset(DEFAULT_EXPECTED)
-min_count = 1
-share = 0.0
+min_count = 5
+share = 0.05
 
 
 def setup(options):
     global expected, min_count, share
     expected = frozenset(str(code) for code in options.get("expected", DEFAULT_EXPECTED))
-    min_count = int(options.get("min_count", 1))
-    share = float(options.get("share", 0.0))
+    min_count = int(options.get("min_count", 5))
+    share = float(options.get("share", 0.05))
 
 
 def batch(batch, ctx):

@@ -314,14 +314,22 @@ class ServiceProcess:
         return f"status: {status}\nstderr tail:\n{self.stderr_tail()}"
 
 
-def config_toml(snapshot_seconds: float | None = 0.2, **serve: Any) -> str:
-    """A TOML configuration with a [serve] table (small snapshot interval by default)."""
+SEED_ALERTS = "[plugins.unexpected_sip]\nmin_count = 1\nshare = 0.0\n"
+"""Every unexpected SIP code alerts at once, as in the seed: the tests of the service's
+plumbing (events, restarts, notifications, the API) raise an alert with one CDR. The default
+statistical guard is tested in tests/test_alerts.py and by the tests that leave this out."""
+
+
+def config_toml(snapshot_seconds: float | None = 0.2, *, seed_alerts: bool = True,
+                **serve: Any) -> str:
+    """A TOML configuration with a [serve] table (small snapshot interval by default), and the
+    seed's alerting on any unexpected SIP code unless ``seed_alerts`` is false."""
     if snapshot_seconds is not None:
         serve["snapshot_seconds"] = snapshot_seconds
     lines = ["[serve]"]
     for key, value in serve.items():
         lines.append(f"{key} = {orjson.dumps(value).decode()}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + (SEED_ALERTS if seed_alerts else "")
 
 
 # -- CDRs --------------------------------------------------------------------------------------
