@@ -88,14 +88,14 @@ def count(series: Series, batch: Batch, store: Store) -> None:
     groups = batch.groups(series.columns)
     mask = _evaluate(batch, series.when, f"{series.name}: when")
     values = _evaluate(batch, series.value, f"{series.name}: value")
+    if batch.n <= SMALL:
+        return _count_rows(series, groups, store, mask, values)
     if mask is not None:
         mask = mask.astype(np.bool_, copy=False)
     if values is not None:
         values = values.astype(np.float64, copy=False)
         known = ~np.isnan(values)
         mask = known if mask is None else mask & known
-    if batch.n <= SMALL:
-        return _count_rows(series, groups, store, mask, values)
     index = groups.inverse if mask is None else groups.inverse[mask]
     counts = np.bincount(index, minlength=groups.size)
     used = np.flatnonzero(counts).tolist()
@@ -173,12 +173,14 @@ def _targets(series: Series, groups: Groups, used: list[int], store: Store
 
 def _count_rows(series: Series, groups: Groups, store: Store, mask: np.ndarray | None,
                 values: np.ndarray | None) -> None:
-    """:func:`count` for a small batch: each row added to its cell as one CDR at a time."""
-    windows = groups.windows.tolist()
+    """:func:`count` for a small batch: each row added to its cell as one CDR at a time, in
+    Python (numpy's cost per call would outweigh the work)."""
+    windows = groups.window_list
     wanted = mask.tolist() if mask is not None else None
     numbers = values.tolist() if values is not None else None
     for row, g in enumerate(groups.inverse.tolist()):
         if wanted is not None and not wanted[row]:
             continue
-        value = 1.0 if numbers is None else numbers[row]  # (NaN rows are masked out)
-        store.window(windows[g]).add(series.key(groups, g), value)
+        value = 1.0 if numbers is None else float(numbers[row])
+        if value == value:  # (NaN: an unknown measure, not counted)
+            store.window(windows[g]).add(series.key(groups, g), value)
