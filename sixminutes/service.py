@@ -25,6 +25,7 @@ from .config import Config
 from .engine import BATCH, Engine
 from .notify import Notifier
 from .plugin_health import PluginHealth
+from .sources.batching import ready_batches
 from .sources.couchdb import ChangesFollower, redact
 from .sources.synthetic import Generator
 from .state import Delta, State
@@ -54,6 +55,8 @@ class Service:
         self.hub = Hub()
         self.state: State | None = None
         self.followers: dict[str, ChangesFollower] = {}
+        self._counted: dict[str, str] = {}
+        """Follower → the seq of the last row counted (its reader runs ahead of it)."""
         self.journal_position = 0
         self.snapshots = {"count": 0, "last_at": None, "last_seconds": None, "last_error": None}
         self._positions: dict[str, str] = {}
@@ -201,19 +204,32 @@ class Service:
         await self._run(lambda: self.state.keep_bad_body(source, content_type, error, body))
 
     async def _follow(self, name: str, follower: ChangesFollower) -> None:
-        async with contextlib.aclosing(follower.rows()) as rows:
-            async for row, seq in rows:  # the follower's position moves with each row
-                if name not in self._positions and follower.started_from is not None:
-                    # "now" was resolved: save it before counting anything from it, or a
-                    # kill -9 before the first snapshot would resolve a later "now"
-                    start = {name: follower.started_from}
-                    await self._run(lambda: self.state.save(Delta(positions=start)))
-                    self._positions.update(start)
-                reason = self.engine.feed(row, name)
-                if reason is not None:
-                    found = _ROW_ID.search(row, 0, 4096)
-                    self._rejected(name, reason, id=found[1].decode("utf-8", "replace")
-                                   if found else None, seq=seq)
+        """Count a feed's rows in batches of those waiting (a catch-up brings thousands).
+
+        The follower reads ahead of what is counted, so a snapshot saves the seq of the last
+        row counted (``_counted``), and when counting stops the follower rewinds to it."""
+        begun, counted = follower.position, None
+        try:
+            async with contextlib.aclosing(ready_batches(follower.rows(), BATCH)) as batches:
+                async for batch in batches:
+                    if name not in self._positions and follower.started_from is not None:
+                        # "now" was resolved: save it before counting anything from it, or a
+                        # kill -9 before the first snapshot would resolve a later "now"
+                        start = {name: follower.started_from}
+                        await self._run(lambda: self.state.save(Delta(positions=start)))
+                        self._positions.update(start)
+                    reasons = self.engine.feed_batch([row for row, _ in batch], name)
+                    counted = self._counted[name] = batch[-1][1]
+                    for (row, seq), reason in zip(batch, reasons):
+                        if reason is not None:
+                            found = _ROW_ID.search(row, 0, 4096)
+                            self._rejected(name, reason, id=found[1].decode("utf-8", "replace")
+                                           if found else None, seq=seq)
+        finally:
+            if counted is None:  # nothing counted: where this run began ("now" as it resolved)
+                counted = follower.started_from if begun == "now" and follower.started_from \
+                    else begun
+            follower.rewind(counted)
 
     def _rejected(self, source: str, reason: str, **where: Any) -> None:
         detail = self.engine.last_rejection.get(reason, "")
@@ -337,8 +353,10 @@ class Service:
         delta.seen = self.engine.seen_new
         packed = self.engine.seen.take_packed()
         delta.packed = {t: hashes.tobytes() for t, hashes in packed.items()}
-        followed = {name: f.position for name, f in self.followers.items() if f.position != "now"}
-        delta.positions = {**self._positions, **followed, JOURNAL: str(self.journal_position)}
+        resolved = {name: f.started_from for name, f in self.followers.items()  # "now", before
+                    if name not in self._counted and f.started_from is not None}  # any row came
+        delta.positions = {**self._positions, **resolved, **self._counted,
+                           JOURNAL: str(self.journal_position)}
         delta.outcomes = dict(self.engine.outcomes)
         taken = (self._unsaved, self._alerts_unsaved, self.engine.seen_new, list(packed))
         self._unsaved, self._alerts_unsaved, self._deletions = {}, {}, []

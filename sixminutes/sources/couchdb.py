@@ -142,6 +142,10 @@ class ChangesFollower:
         JSON-encoded, or the starting ``since``: what a snapshot may save."""
         return self._position
 
+    def rewind(self, position: str) -> None:
+        """Read again from ``position``: the caller read rows ahead that it did not count."""
+        self._position = position
+
     def status(self) -> dict[str, Any]:
         """What an operator asks: are we connected, where are we, how far behind, what broke."""
         position = _decode_position(self._position)

@@ -81,3 +81,30 @@ def test_update_is_not_counted_twice_design_doc_and_deletion_are_rejected(pouchd
                                           "deleted": 1}}
     assert "_design/cdrs" in status["last_rejection"]["design_doc"]
     assert docs[9]["_id"] in status["last_rejection"]["deleted"]
+
+
+BATCH_SIZE_PLUGIN = '''
+import numpy as np
+from sixminutes.series import Series
+
+SERIES = [Series("batch_size", value=lambda b: np.full(b.n, b.n), labels=())]
+'''
+
+
+def test_a_catch_up_is_counted_in_batches_exactly(pouchdb, serve, tmp_path):
+    """Rows that wait are counted together (the follower reads ahead of the engine), and
+    nothing is lost or counted twice on the way."""
+    db = pouchdb.new_db()
+    docs = Realistic(seed=104)
+    pouchdb.post_many(db, docs.docs(600))
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "batch_size.py").write_text(BATCH_SIZE_PLUGIN)
+    service = serve(couchdb=[f"{pouchdb.url}/{db}"], since="0", config=config_toml(),
+                    args=["--plugins", str(plugins)])
+    service.wait_total(600)
+    service.wait_caught_up(pouchdb, db)
+    assert service.total() == 600 and service.status()["rejected"] == {}
+    largest = max(stat["max"] for window in service.data({"name": "batch_size"}).values()
+                  for stat in window.values())
+    assert largest > 1, "every row was counted alone"
