@@ -16,7 +16,7 @@ from tqdm import tqdm
 from . import __version__, parallel
 from .config import Config, ConfigError, check_hours
 from .engine import Engine
-from .report import where_rejected, write_report
+from .report import all_rejections, where_rejected, write_report
 from .sources import csv_cdr
 from .sources.files import InputError, read_documents, total_bytes
 from .sources.reading import Reading, ReadOptions
@@ -57,7 +57,8 @@ def _parser() -> argparse.ArgumentParser:
                              '"where_rejected", "rejections", "problems"} instead of the report; '
                              "data is exactly GET /6minutes/data's document; rejected counts by "
                              "reason, where_rejected the first and last place of each, "
-                             "rejections each record the reader could not use, problems each "
+                             "rejections each rejected record or document with where it was "
+                             "read (the first 1000 of each reason), problems each "
                              "file not read to its end")
     replay.add_argument("--config", metavar="FILE",
                         help="TOML configuration (plugins, rules); also $SIXMINUTES_CONFIG")
@@ -196,6 +197,7 @@ def _replay(args: argparse.Namespace) -> int:
     except ValueError as error:  # a bad rule in the config
         raise ConfigError(str(error)) from None
     engine.hold_resolution = True  # alerts are resolved once, by settle(), at the end
+    engine.keep_rejections = True  # the report says where each rejected document was read
     options = _read_options(args)
     size = total_bytes(args.paths)
     with tqdm(total=size, unit="B", unit_scale=True, file=sys.stderr, desc="reading",
@@ -215,7 +217,7 @@ def _replay(args: argparse.Namespace) -> int:
         result = {"data": engine.store.to_json(), "alerts": engine.alerts.to_json(),
                   "rejected": dict(engine.rejected),
                   "where_rejected": where_rejected(engine, reading),
-                  "rejections": [r.to_json() for r in reading.rejections],
+                  "rejections": [r.to_json() for r in all_rejections(engine, reading)],
                   "problems": [p.to_json() for p in reading.problems]}
         sys.stdout.buffer.write(orjson.dumps(result, option=orjson.OPT_NON_STR_KEYS) + b"\n")
     else:

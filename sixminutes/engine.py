@@ -22,12 +22,14 @@ from .stats import Stat
 from .store import Store
 from .windows import WINDOW, Clock, Retention, window_of
 
-__all__ = ["Engine", "Share", "BATCH", "BATCH_BYTES"]
+__all__ = ["Engine", "Share", "BATCH", "BATCH_BYTES", "KEPT_REJECTIONS"]
 
 BATCH = 1000
 """Documents :meth:`Engine.feed_many` decodes before it counts them (see there why)..."""
 BATCH_BYTES = 16 << 20
 """... or fewer, once their raw bytes add up to this (a directory of huge documents)."""
+KEPT_REJECTIONS = 1000
+"""Rejections kept with their position, per reason, when ``Engine.keep_rejections`` is set."""
 
 
 @dataclass
@@ -46,6 +48,8 @@ class Share:
     runs: int
     plugins: dict[str, tuple[int, str | None, int, int, float, float]]
     """Plugin name → (errors, last error, its position, timed calls, timed seconds, slowest)."""
+    rejections: list[tuple[int, str, str]]
+    """(position, reason, detail) of the rejections kept (``Engine.keep_rejections``)."""
 
 
 def _decoded(item: Any) -> Decoded | Rejected:
@@ -121,6 +125,11 @@ class Engine:
         self._newest = 0
         self._newest_epoch = 0.0
         self._pending = 0
+        self.keep_rejections = False
+        """When set (a replay), each rejection is kept with its position, for the report to
+        say where it was read: the first ``KEPT_REJECTIONS`` of each reason."""
+        self.rejections: list[tuple[int, str, str]] = []
+        self._kept: Counter[str] = Counter()
 
     def load_plugins(self) -> PluginSet:
         c = self.config
@@ -217,6 +226,9 @@ class Engine:
             if reason is not None:
                 self.last_rejection[reason] = detail
                 self._rejected_at[reason] = position
+                if self.keep_rejections and self._kept[reason] < KEPT_REJECTIONS:
+                    self._kept[reason] += 1
+                    self.rejections.append((position, reason, detail))
             outcome = (source, reason or "accepted")
             if outcome not in outcomes:
                 first_seen[outcome] = position
@@ -340,7 +352,8 @@ class Engine:
                      {r: (self._rejected_at.get(r, -1), d) for r, d in self.last_rejection.items()},
                      self._newest, self._newest_epoch, self.plugins.runs,
                      {p.name: (p.errors, p.last_error, p.last_error_at, p.timed_calls,
-                               p.timed_seconds, p.max_seconds) for p in self.plugins.plugins})
+                               p.timed_seconds, p.max_seconds) for p in self.plugins.plugins},
+                     self.rejections)
 
     def absorb(self, share: Share) -> None:
         """Add another engine's counts, alerts and plugin health to this one's (its alerts
@@ -355,6 +368,13 @@ class Engine:
         for reason, (at, detail) in share.last_rejection.items():
             if at > self._rejected_at.get(reason, -2):
                 self.last_rejection[reason], self._rejected_at[reason] = detail, at
+        kept = sorted(self.rejections + share.rejections)  # in the order the inputs gave them
+        self._kept = Counter()
+        self.rejections = []
+        for position, reason, detail in kept:
+            if self._kept[reason] < KEPT_REJECTIONS:
+                self._kept[reason] += 1
+                self.rejections.append((position, reason, detail))
         self._newest = max(self._newest, share.newest)
         self._newest_epoch = max(self._newest_epoch, share.newest_epoch)
         self.plugins.runs += share.runs

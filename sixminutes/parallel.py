@@ -86,6 +86,7 @@ def _count(engine: Engine, paths: list[str], index: int, jobs: int,
            progress: Callable[[int], None] | None = None) -> Engine:
     """Count this share's documents of ``paths`` into ``engine``; pass over the others."""
     engine.hold_resolution = True  # conditions span the windows of other shares: see settle()
+    engine.keep_rejections = True  # (for the report: where each was read)
     engine.feed_many(read_documents(paths, progress=progress),
                      keep=lambda item: shard_of(item, jobs) == index)
     engine.flush()

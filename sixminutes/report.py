@@ -10,7 +10,7 @@ from .engine import Engine
 from .sources import csv_cdr, xml_cdr
 from .sources.reading import PROBLEMS, Reading, Rejection
 
-__all__ = ["write_report", "utc", "where_rejected", "REASONS"]
+__all__ = ["write_report", "utc", "where_rejected", "all_rejections", "REASONS"]
 
 REASONS = {**DECODE_REASONS, **xml_cdr.REASONS, **csv_cdr.REASONS, **PROBLEMS}
 """Every reason a replay counts a document (or a file) as not read, with what it means."""
@@ -92,6 +92,14 @@ def _runs(rejections: list[Rejection]) -> list[tuple[str, str]]:
              detail) for p, a, b, detail in runs]
 
 
+def all_rejections(engine: Engine, reading: Reading) -> list[Rejection]:
+    """Every rejection kept with its place: the records the reader could not use, then the
+    documents the engine rejected (the first ``KEPT_REJECTIONS`` of each reason), in order."""
+    kept = [Rejection(reading.where(at) or f"document {at}", reason, detail)
+            for at, reason, detail in engine.rejections]
+    return [*reading.rejections, *kept]
+
+
 def where_rejected(engine: Engine, reading: Reading) -> dict[str, dict[str, Any]]:
     """Reason -> where its first and last rejected documents were read (``file:line``).
 
@@ -135,6 +143,7 @@ def write_report(engine: Engine, out: TextIO, max_alerts: int = 100,
 
     out.write(f"\nRejected: {rejected}\n")
     places = where_rejected(engine, reading) if reading is not None else {}
+    every = all_rejections(engine, reading) if reading is not None else []
     for reason, count in engine.rejected.most_common():
         meaning = REASONS.get(reason, "")
         at = places.get(reason, {})
@@ -146,7 +155,9 @@ def write_report(engine: Engine, out: TextIO, max_alerts: int = 100,
         else:
             example = f" — last: {example[:80]}" if example else ""
         out.write(f"  {reason:<14} {count:>7}  {meaning}{example}\n")
-        listed = _runs([r for r in reading.rejections if r.reason == reason] if reading else [])
+        listed = _runs([r for r in every if r.reason == reason])
+        if len(listed) == 1 and at.get("last"):
+            listed = []  # (the line above says where)
         for where, detail in listed[:LISTED]:
             out.write(f"      {where}: {detail[:100]}\n")
         if len(listed) > LISTED:

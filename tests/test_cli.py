@@ -254,7 +254,10 @@ def test_json_output_shape(tmp_path, capsys):
     assert result["where_rejected"] == {  # the lines after the five CDRs
         "not_object": {"first": f"{p}:6", "last": f"{p}:6", "last_detail": ANY},
         "no_variables": {"first": f"{p}:7", "last": f"{p}:7", "last_detail": ""}}
-    assert result["rejections"] == [] and result["problems"] == []
+    assert result["rejections"] == [  # every rejected document, with where it was read
+        {"where": f"{p}:6", "reason": "not_object", "detail": ANY},
+        {"where": f"{p}:7", "reason": "no_variables", "detail": ""}]
+    assert result["problems"] == []
     (alert,) = result["alerts"]
     assert ALERT_FIELDS <= set(alert)
     assert alert["plugin"] == "unexpected_sip"
@@ -602,3 +605,12 @@ def test_serve_help_explains_the_token_and_the_guard(capsys):
     for words in ("--token", "generated at first start", "STATE.token", "0600", "--auth-reads",
                   "?token=", "--allow-host", "421", "--allow-origin", "403"):
         assert words in out, words
+
+
+def test_the_report_lists_where_each_rejected_document_was_read(tmp_path, capsys):
+    p = tmp_path / "cdrs.jsonl"
+    p.write_bytes(jsonl(FOUR) + b"{broken\n" + jsonl([cdr("c1", T0, 30)]) + b"{also broken\n")
+    assert main(["replay", "--no-progress", str(p)]) == 0
+    out = capsys.readouterr().out
+    assert f"      {p}:5: " in out and f"      {p}:7: " in out  # the two bad_json lines
+    assert "duplicate            1" in out and f"at {p}:6" in out

@@ -569,3 +569,16 @@ def test_feed_many_checks_the_rules_after_each_batch_with_a_cdr_of_the_crossing_
     e.feed_many(raw(_id=f"z{i:02d}", billsec="0", **CARRIER) for i in range(40))
     [alert] = [a for a in e.alerts.list() if a.plugin == "zero_duration_ratio"]
     assert alert.doc["_id"] == "z10" and alert.fields["samples"] == 20
+
+
+def test_a_replay_keeps_each_rejection_with_its_position_up_to_a_bound(monkeypatch):
+    monkeypatch.setattr(engine_module, "KEPT_REJECTIONS", 2)
+    quiet = engine()
+    quiet.feed_many([b"{", b"{"])
+    assert quiet.rejections == []  # (the live service keeps its own list)
+    e = engine()
+    e.keep_rejections = True
+    e.feed_many([raw(_id="a", **CARRIER), b"{", raw(_id="a", **CARRIER), b"[]", b"{", b"{"])
+    assert [(at, reason) for at, reason, _ in e.rejections] == [
+        (1, "bad_json"), (2, "duplicate"), (3, "not_object"), (4, "bad_json")]
+    assert e.rejections[1][2] == "a"

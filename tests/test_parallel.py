@@ -58,6 +58,8 @@ def assert_same(capsys, *args: str, jobs: int = 3) -> dict:
     many = replay_json(capsys, "--jobs", str(jobs), *args)
     assert many["data"] == one["data"]
     assert list(many["rejected"].items()) == list(one["rejected"].items())  # order too
+    assert many["rejections"] == one["rejections"]  # each one where it was read, in order
+    assert many["where_rejected"] == one["where_rejected"]
     assert [a["id"] for a in many["alerts"]] == [a["id"] for a in one["alerts"]]
     assert many["alerts"] == one["alerts"]
     return one

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -76,8 +77,9 @@ def test_an_example_template_csv_counts_every_row_in_the_window_of_its_end_stamp
     assert result["rejected"] == {"bad_end_epoch": 1, "bad_csv": 1}
     assert result["where_rejected"]["bad_end_epoch"]["first"] == f"{path}:5"  # line 4 is blank
     assert "yesterday" in result["where_rejected"]["bad_end_epoch"]["last_detail"]
-    assert result["rejections"] == [{"where": f"{path}:6", "reason": "bad_csv",
-                                     "detail": "4 fields where example has 15"}]
+    assert result["rejections"] == [  # the reader's, then the engine's
+        {"where": f"{path}:6", "reason": "bad_csv", "detail": "4 fields where example has 15"},
+        {"where": f"{path}:5", "reason": "bad_end_epoch", "detail": ANY}]
 
 
 def test_a_row_of_empty_fields_is_counted_not_skipped(tmp_path, capsys):
