@@ -96,79 +96,61 @@ def count(series: Series, batch: Batch, store: Store) -> None:
         values = values.astype(np.float64, copy=False)
         known = ~np.isnan(values)
         mask = known if mask is None else mask & known
+        if mask is not None:
+            values = values[mask]
     index = groups.inverse if mask is None else groups.inverse[mask]
     counts = np.bincount(index, minlength=groups.size)
-    used = np.flatnonzero(counts).tolist()
-    if not used:
+    used = np.flatnonzero(counts)
+    if not len(used):
         return
-    keys, cells = _targets(series, groups, used, store)
-    added = counts[used].tolist()
-    if values is None:  # a count: every value is 1
-        for k, c, n in zip(keys, cells, added):
-            cell = c.live.get(k)
-            if cell is None:
-                c.add_stat(k, float(n), n, float(n), 1.0, 1.0)
-                continue
-            cell[0] += n
-            cell[1] += n
-            cell[2] += n
-            if cell[3] > 1.0:
-                cell[3] = 1.0
-            if cell[4] < 1.0:
-                cell[4] = 1.0
+    keys = _keys(series, groups, used.tolist())
+    if groups.one_window:
+        _fold(store.window(groups.window_list[0]), keys, used, counts, index, values, groups.size)
         return
-    if mask is not None:
-        values = values[mask]
-    # start from each cell's Stat so that the additions run in input order, as one by one
-    sums = np.zeros(groups.size)
-    squares = np.zeros(groups.size)
-    lows = np.full(groups.size, np.inf)
-    highs = np.full(groups.size, -np.inf)
-    before = []
-    for g, k, c in zip(used, keys, cells):
-        cell = c.live.get(k)
-        stat = cell if cell is not None else c.stat_row(k)
-        if stat is None:
-            before.append(0)
-        else:
-            sums[g], n, squares[g], lows[g], highs[g] = stat
-            before.append(n)
-    np.add.at(sums, index, values)
-    np.add.at(squares, index, values * values)
-    np.minimum.at(lows, index, values)
-    np.maximum.at(highs, index, values)
-    for k, c, total, old, n, square, low, high in zip(
-            keys, cells, sums[used].tolist(), before, added, squares[used].tolist(),
-            lows[used].tolist(), highs[used].tolist()):
-        cell = c.live.get(k)
-        if cell is None:
-            c.set_stat(k, total, old + n, square, low, high)
-        else:
-            cell[0], cell[1], cell[2], cell[3], cell[4] = total, old + n, square, low, high
+    # the groups come sorted by window: one run of groups, and of keys, per window
+    windows = groups.windows[used]
+    edges = [0, *(np.flatnonzero(windows[1:] != windows[:-1]) + 1).tolist(), len(used)]
+    row_windows = groups.windows[index]
+    for start, end in zip(edges, edges[1:]):
+        window = int(windows[start])
+        mine = row_windows == window
+        _fold(store.window(window), keys[start:end], used[start:end], counts, index[mine],
+              None if values is None else values[mine], groups.size)
 
 
-def _targets(series: Series, groups: Groups, used: list[int], store: Store
-             ) -> tuple[list[str], list[Cells]]:
-    """The key and the window's cells of each group used, marked changed."""
+def _keys(series: Series, groups: Groups, used: list[int]) -> list[str]:
     known, labels = series._keys, groups.label_list
     keys = [known.get(labels[g]) for g in used]
     if None in keys:
         keys = [k if k is not None else series.key(groups, g) for g, k in zip(used, keys)]
-    windows = groups.window_list
-    if groups.one_window:
-        cells = store.window(windows[0])
-        cells.changed.update(keys)
-        return keys, [cells] * len(keys)
-    # the groups come sorted by window: one run of groups, and of keys, per window
-    targets: list[Cells] = []
-    start = 0
-    for end in range(1, len(used) + 1):
-        if end == len(used) or windows[used[end]] != windows[used[start]]:
-            cells = store.window(windows[used[start]])
-            cells.changed.update(keys[start:end])
-            targets += [cells] * (end - start)
-            start = end
-    return keys, targets
+    return keys
+
+
+def _fold(cells: Cells, keys: list[str], used: np.ndarray, counts: np.ndarray,
+          index: np.ndarray, values: np.ndarray | None, size: int) -> None:
+    """Add one window's rows of a batch to their cells' table rows.
+
+    ``np.add.at`` adds in the order of ``index``, starting from each cell's current Stat,
+    so the sums are bit for bit those of adding the CDRs one at a time."""
+    rows = np.array(cells.rows(keys), np.intp)
+    cells.changed.update(keys)
+    table = cells.table
+    if values is None:  # a count: every value is 1, each group's rows added at once
+        added = counts[used]
+        table[rows, 0] += added
+        table[rows, 1] += added
+        table[rows, 2] += added
+        table[rows, 3] = np.minimum(table[rows, 3], 1.0)
+        table[rows, 4] = np.maximum(table[rows, 4], 1.0)
+        return
+    row_of = np.empty(size, np.intp)
+    row_of[used] = rows
+    target = row_of[index]
+    np.add.at(table[:, 0], target, values)
+    np.add.at(table[:, 1], target, 1.0)
+    np.add.at(table[:, 2], target, values * values)
+    np.minimum.at(table[:, 3], target, values)
+    np.maximum.at(table[:, 4], target, values)
 
 
 def _count_rows(series: Series, groups: Groups, store: Store, mask: np.ndarray | None,

@@ -1,48 +1,84 @@
-"""Window → series key → Stat, fast to update now and compact to keep for 24 hours.
+"""Window → series key → Stat, counted a batch at a time and compact to keep for 24 hours.
 
-A window being filled holds each Stat as a five-item list ``[sum, count, squares,
-min, max]``, which Python updates quickly. Once the engine has moved on, the window
-is compacted: its Stats are packed five doubles apiece into one ``array('d')``,
-found through a dict from series key to offset, so a kept (window, series) cell
-costs a dict entry plus 40 bytes (``bench/engine.py`` prints the figure). A late CDR
-still updates a compacted window, through the slower packed path.
+A window's Stats are rows of one table, five doubles apiece (``sum, count, squares,
+min, max``), found through a dict from series key to row: a batch of CDRs is folded in
+with a few numpy calls over the rows it touches (:mod:`sixminutes.series`), and a kept
+(window, series) cell costs a dict entry plus 40 bytes (``bench/engine.py`` prints the
+figure). One CDR at a time (a live source's small batches, a per-CDR plugin), Python
+updates a five-item list in ``live`` faster; the lists are folded into the table when a
+batch reaches their keys, or when the window is compacted.
 """
 from __future__ import annotations
 
 import sys
-from array import array
 from collections.abc import Iterable, Iterator
 
 import numpy as np
 
 from .stats import SeriesKeyError, Stat, parsed_key
 
-__all__ = ["Store"]
+__all__ = ["Cells", "Store"]
 
-_OFFSETS: list[int] = list(range(0, 5 * 4096, 5))
+_ROWS: list[int] = list(range(4096))
+_EMPTY_ROW = (0.0, 0.0, 0.0, np.inf, -np.inf)
 
 
-def _offset(n: int) -> int:
-    """The shared int object for the n-th packed Stat (Python caches no int above 256)."""
-    while n >= len(_OFFSETS):
-        _OFFSETS.extend(range(5 * len(_OFFSETS), 10 * len(_OFFSETS), 5))
-    return _OFFSETS[n]
+def _row_ints(n: int) -> list[int]:
+    """Shared int objects for rows up to n (Python caches no int above 256): a row number
+    kept in a dict then costs no object of its own."""
+    while n >= len(_ROWS):
+        _ROWS.extend(range(len(_ROWS), 2 * len(_ROWS)))
+    return _ROWS
 
 
 class Cells:
-    """The Stats of one window: live lists in ``live``, packed ones in ``offsets``/``values``.
+    """The Stats of one window: rows of ``table`` found through ``offsets``, plus the live lists.
 
-    ``changed`` holds the keys updated since the owner last drained it (live events,
-    snapshots); restoring with :meth:`merge` does not mark anything changed.
+    A key is in ``offsets`` or in ``live``, never both. ``changed`` holds the keys updated
+    since the owner last drained it (live events, snapshots); restoring with :meth:`merge`
+    does not mark anything changed.
     """
 
-    __slots__ = ("live", "offsets", "values", "changed")
+    __slots__ = ("live", "offsets", "table", "size", "changed")
 
     def __init__(self) -> None:
         self.live: dict[str, list] = {}
         self.offsets: dict[str, int] = {}
-        self.values = array("d")
+        self.table = np.empty((0, 5))
+        self.size = 0
         self.changed: set[str] = set()
+
+    def rows(self, keys: list[str]) -> list[int]:
+        """The table row of each key: a live list is folded in, a new key gets an empty row."""
+        offsets = self.offsets
+        rows = [offsets.get(key) for key in keys]
+        if None not in rows:
+            return rows
+        missing = [i for i, row in enumerate(rows) if row is None]
+        start = self.size
+        self._reserve(len(missing))
+        shared = _row_ints(start + len(missing))
+        live = self.live
+        table = self.table
+        n = start
+        for i in missing:
+            key = keys[i]
+            row = offsets.get(key)  # (a key asked for twice)
+            if row is None:
+                cell = live.pop(key, None)
+                table[n] = _EMPTY_ROW if cell is None else cell
+                row = offsets[key] = shared[n]
+                n += 1
+            rows[i] = row
+        self.size = n
+        return rows
+
+    def _reserve(self, more: int) -> None:
+        need = self.size + more
+        if need > len(self.table):
+            table = np.empty((max(need, 2 * len(self.table), 16), 5))
+            table[:self.size] = self.table[:self.size]
+            self.table = table
 
     def add(self, key: str, value: float) -> None:
         """Count one value; callers on the hot path update ``live[key]`` themselves first."""
@@ -61,18 +97,13 @@ class Cells:
         if i is None:
             self.live[key] = [value, 1, value * value, value, value]
             return
-        values = self.values
-        values[i] += value
-        values[i + 1] += 1.0
-        values[i + 2] += value * value
-        if value < values[i + 3]:
-            values[i + 3] = value
-        if value > values[i + 4]:
-            values[i + 4] = value
+        s, count, squares, low, high = self.table[i].tolist()
+        self.table[i] = (s + value, count + 1.0, squares + value * value,
+                         value if value < low else low, value if value > high else high)
 
     def add_stat(self, key: str, total: float, count: int, squares: float, low: float,
                  high: float) -> None:
-        """Fold a batch's Stat of a series into its cell (exact for the counts a batch adds)."""
+        """Fold a Stat of a series into its cell (exact for the counts a batch adds)."""
         self.changed.add(key)
         cell = self.live.get(key)
         if cell is None:
@@ -80,13 +111,8 @@ class Cells:
             if i is None:
                 self.live[key] = [total, count, squares, low, high]
                 return
-            values = self.values
-            cell = [values[i], int(values[i + 1]), values[i + 2], values[i + 3], values[i + 4]]
-            cell[0] += total
-            cell[1] += count
-            cell[2] += squares
-            values[i:i + 5] = array("d", (cell[0], float(cell[1]), cell[2],
-                                          min(cell[3], low), max(cell[4], high)))
+            s, n, sq, lo, hi = self.table[i].tolist()
+            self.table[i] = (s + total, n + count, sq + squares, min(lo, low), max(hi, high))
             return
         cell[0] += total
         cell[1] += count
@@ -104,42 +130,25 @@ class Cells:
         i = self.offsets.get(key)
         if i is None:
             return None
-        s, count, squares, low, high = self.values[i:i + 5]
+        s, count, squares, low, high = self.table[i].tolist()
         return s, int(count), squares, low, high
-
-    def set_stat(self, key: str, total: float, count: int, squares: float, low: float,
-                 high: float) -> None:
-        """Replace a cell's Stat (one computed from it and a batch's values)."""
-        self.changed.add(key)
-        i = self.offsets.get(key)
-        if i is not None:
-            self.values[i:i + 5] = array("d", (total, float(count), squares, low, high))
-            return
-        cell = self.live.get(key)
-        if cell is None:
-            self.live[key] = [total, count, squares, low, high]
-        else:
-            cell[:] = (total, count, squares, low, high)
 
     def merge(self, key: str, stat: Stat) -> None:
         current = self.get(key)
         merged = stat if current is None else current.merge(stat)
         i = self.offsets.get(key)
         if i is not None:
-            self.values[i : i + 5] = array("d", _row(merged))
+            self.table[i] = _row(merged)
         else:
             self.live[sys.intern(key)] = [merged.sum, merged.count, merged.squares,
                                           merged.min, merged.max]
 
     def get(self, key: str) -> Stat | None:
-        cell = self.live.get(key)
-        if cell is not None:
-            return Stat(float(cell[0]), cell[1], float(cell[2]), float(cell[3]), float(cell[4]))
-        i = self.offsets.get(key)
-        if i is None:
+        row = self.stat_row(key)
+        if row is None:
             return None
-        s, count, squares, low, high = self.values[i : i + 5]
-        return Stat(s, int(count), squares, low, high)
+        s, count, squares, low, high = row
+        return Stat(float(s), count, float(squares), float(low), float(high))
 
     def sum_count(self, key: str) -> tuple[float, int]:
         """Sum and count of a series, (0, 0) when absent: what threshold rules need, cheaply."""
@@ -149,7 +158,7 @@ class Cells:
         i = self.offsets.get(key)
         if i is None:
             return 0.0, 0
-        return self.values[i], int(self.values[i + 1])
+        return float(self.table[i, 0]), int(self.table[i, 1])
 
     def keys(self) -> list[str]:
         return [*self.offsets, *self.live]
@@ -158,17 +167,19 @@ class Cells:
         return len(self.offsets) + len(self.live)
 
     def compact(self) -> None:
-        """Pack the live Stats into the array: slower to update, a third of the memory."""
-        live = self.live
-        if not live:
-            return
-        start = len(self.offsets)
-        _offset(start + len(live))  # make sure the shared offsets exist
-        self.offsets.update(zip(live, _OFFSETS[start:start + len(live)]))
-        append = self.values.fromlist  # per cell: twice as fast as extend() over a chain
-        for cell in live.values():
-            append(cell)
-        self.live = {}
+        """Fold the live lists into the table and drop its spare rows: a third of the memory."""
+        if self.live:
+            self.rows(list(self.live))
+            self.live = {}  # (emptied, a dict keeps its size)
+        if len(self.table) > self.size:
+            self.table = self.table[:self.size].copy()
+
+    def rows_table(self) -> tuple[list[str], np.ndarray]:
+        """Every key, and its Stat as a row of five doubles, in that order."""
+        table = self.table[:self.size]
+        if self.live:
+            table = np.concatenate([table, np.array([*self.live.values()], np.float64)])
+        return [*self.offsets, *self.live], table
 
 
 def _row(stat: Stat) -> tuple[float, float, float, float, float]:
@@ -295,15 +306,10 @@ class Store:
         for t in sorted(self._windows):
             if (start is not None and t < start) or (end is not None and t > end):
                 continue
-            cells = self._windows[t]
-            keys = [*cells.offsets, *cells.live]
+            keys, table = self._windows[t].rows_table()
             if not keys:
                 continue
-            table = np.frombuffer(cells.values, np.float64)[[i + j for i in cells.offsets.values()
-                                                             for j in range(5)]]
-            if cells.live:
-                table = np.concatenate([table, np.array([*cells.live.values()], np.float64).ravel()])
-            numbers = iter(_plain(table))
+            numbers = iter(_plain(table.ravel()))
             out = {}
             for key, total, count, squares, low, high in zip(keys, *[numbers] * 5):
                 if (wanted is not None or labels) and not _matches(key, wanted, labels):
