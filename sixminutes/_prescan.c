@@ -548,6 +548,64 @@ static PyObject *prescan_configure(PyObject *module, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* Percent-decoding of a body mod_json_cdr sends with encode=true: every byte of a CDR's
+ * JSON but letters and digits comes as %XX, a few thousand escapes per CDR, which
+ * urllib.parse.unquote_to_bytes decodes one Python call apiece. Same result: a '%' that
+ * two hex digits do not follow is kept as it is. */
+static PyObject *prescan_unquote(PyObject *module, PyObject *arg) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    const unsigned char *s = view.buf;
+    Py_ssize_t n = view.len, j = 0;
+    const unsigned char *first = memchr(s, '%', (size_t)n);
+    if (first == NULL) {  /* nothing to decode */
+        PyObject *same = PyBytes_FromStringAndSize((const char *)s, n);
+        PyBuffer_Release(&view);
+        return same;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n);
+    if (out == NULL) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    unsigned char *d = (unsigned char *)PyBytes_AS_STRING(out);
+    Py_ssize_t i = first - s;
+    memcpy(d, s, (size_t)i);
+    j = i;
+    for (; i < n; i++) {
+        unsigned char c = s[i];
+        if (c == '%' && i + 2 < n && is_hex(s[i + 1]) && is_hex(s[i + 2])) {
+            d[j++] = (unsigned char)(hex_value(s[i + 1]) << 4 | hex_value(s[i + 2]));
+            i += 2;
+        } else {
+            d[j++] = c;
+        }
+    }
+    PyBuffer_Release(&view);
+    if (_PyBytes_Resize(&out, j) < 0)
+        return NULL;
+    return out;
+}
+
+/* Where the first '%' without two hex digits after it is, -1 when there is none. */
+static PyObject *prescan_bad_percent(PyObject *module, PyObject *arg) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    const unsigned char *s = view.buf, *p = s, *end = s + view.len;
+    Py_ssize_t found = -1;
+    while ((p = memchr(p, '%', (size_t)(end - p))) != NULL) {
+        if (end - p < 3 || !is_hex(p[1]) || !is_hex(p[2])) {
+            found = p - s;
+            break;
+        }
+        p += 3;
+    }
+    PyBuffer_Release(&view);
+    return PyLong_FromSsize_t(found);
+}
+
 static PyMethodDef methods[] = {
     {"members", prescan_members, METH_O,
      "members(raw: bytes) -> bytes | None\n\n"
@@ -558,6 +616,12 @@ static PyMethodDef methods[] = {
     {"deeper_than", prescan_deeper_than, METH_VARARGS,
      "deeper_than(raw: bytes, limit: int) -> bool\n\n"
      "Whether brackets outside strings nest deeper than limit (the bytes need not be JSON)."},
+    {"unquote", prescan_unquote, METH_O,
+     "unquote(data: bytes) -> bytes\n\n"
+     "Percent-decoded, as urllib.parse.unquote_to_bytes does (a '%' without two hex digits stays)."},
+    {"bad_percent", prescan_bad_percent, METH_O,
+     "bad_percent(data: bytes) -> int\n\n"
+     "The offset of the first '%' that two hex digits do not follow, -1 when there is none."},
     {"configure", prescan_configure, METH_VARARGS,
      "configure(top_level_names, variable_names): the members that members() keeps."},
     {NULL, NULL, 0, NULL},

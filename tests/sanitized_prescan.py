@@ -35,11 +35,14 @@ def main(so_file: str, examples: int) -> None:
             kept = prescan.members(piece)
             prescan.end_epoch(piece)
             prescan.deeper_than(piece, 3)
+            assert len(prescan.unquote(piece)) <= len(piece)
+            assert prescan.bad_percent(piece) < len(piece)
             assert kept is None or len(kept) <= len(piece) + 16
 
     @settings(max_examples=examples, database=None, deadline=None,
               suppress_health_check=list(HealthCheck))
-    @given(data=test_prescan.serialized() | test_prescan.mutated() | st.binary(max_size=300))
+    @given(data=test_prescan.serialized() | test_prescan.mutated() | st.binary(max_size=300)
+           | st.lists(st.sampled_from([b"%", b"%4", b"%41", b"a", b"%zz", b"\xff"])).map(b"".join))
     def run(data: bytes) -> None:
         every_prefix_step(data, max(1, len(data) // 7))
 

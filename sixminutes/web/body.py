@@ -26,7 +26,7 @@ from urllib.parse import unquote_to_bytes
 
 import orjson
 
-from ..call import prescan
+from ..call import _prescan, prescan
 from ..sources.xml_cdr import XmlCdrError, cdr_from_xml
 
 JSON = "application/json"
@@ -45,8 +45,23 @@ _PERCENT = [b"%%%02X" % byte for byte in range(256)]
 _MAX_STRINGS = 20_000
 """Strings repaired at most: a CDR has a few thousand; a crafted body must not cost seconds."""
 _BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
-_NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/=_\s-]")
-_SPACE = re.compile(rb"\s+")
+_SPACE = b" \t\n\r\x0b\x0c"  # what \s matches in bytes
+_BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-" + _SPACE
+
+if _prescan is not None:  # in C: encode=true sends every byte of a CDR but letters as %XX
+    unquote, bad_percent = _prescan.unquote, _prescan.bad_percent
+else:  # built without a C compiler: the same results, more slowly
+    unquote = unquote_to_bytes
+
+    def bad_percent(data: bytes) -> int:
+        """The offset of the first '%' that two hex digits do not follow, -1 when there is none."""
+        bad = _BAD_ESCAPE.search(data)
+        return -1 if bad is None else bad.start()
+
+
+def _is_base64(value: bytes) -> bool:
+    """Only base64 letters (either alphabet), padding and spaces (translate runs in C)."""
+    return not value.translate(None, _BASE64_ALPHABET)
 _CDR_FIELD = re.compile(rb"(?:^|&)[\s+]*cdr[\s+]*=([^&]*)")
 
 
@@ -90,7 +105,7 @@ def _extract(media: str, data: bytes) -> bytes:
     if media == BASE64:
         value = _form_field(data) if _is_form(data) or b"&" in data else data
         doc = _guess(value)
-        return _not_xml(_b64decode(unquote_to_bytes(value)) if doc is None else doc)
+        return _not_xml(_b64decode(unquote(value)) if doc is None else doc)
     doc = _guess(_form_field(data) if _is_form(data) else data)
     if doc is not None:
         return _not_xml(doc)
@@ -117,7 +132,7 @@ def decode_post_body(body: bytes) -> bytes:
         except binascii.Error:
             return body
     if body[:3].upper() == b"%3C":  # URL-encoded XML: no JSON string repair
-        return unquote_to_bytes(body)
+        return unquote(body)
     return url_decode(body)
 
 
@@ -126,7 +141,7 @@ def url_decode(value: bytes) -> bytes:
     encoding left the values' own %XX escapes (encode-values) as they were, so decoding the body
     decodes those too, and a quote or CR LF in a value breaks the JSON: then such bytes inside
     strings are put back as %XX, for the engine to decode with the rest of the value."""
-    plain = unquote_to_bytes(value)
+    plain = unquote(value)
     if prescan is not None and prescan(plain) is not None:
         return plain  # JSON as it is: the pre-scan is a quarter of orjson's time on a CDR
     try:
@@ -182,7 +197,7 @@ def _guess(value: bytes) -> bytes | None:
     value = value.split(b"&", 1)[0]  # neither encoding leaves a raw `&`: what follows is a field
     if value[:3].upper() in (b"%7B", b"%5B", b"%3C"):  # `{`, `[`, `<` URL-encoded
         return _url_value(value)
-    if value and not _NOT_BASE64.search(value):
+    if value and _is_base64(value):
         try:
             decoded = _b64decode(value)
         except BodyError:
@@ -214,12 +229,12 @@ def _form_field(data: bytes) -> bytes:
 
 def _url_value(value: bytes) -> bytes:
     if value[:3].upper() == b"%3C":  # XML (mod_xml_cdr's default encoding): no JSON repair
-        return unquote_to_bytes(value.replace(b"+", b" "))
-    if bad := _BAD_ESCAPE.search(value):
+        return unquote(value.replace(b"+", b" "))
+    if (bad := bad_percent(value)) >= 0:
         raise BodyError(
             "bad_urlencoding",
             f"The cdr field is not URL-encoded: '%' without two hex digits after it at byte "
-            f"{bad.start()} of the field.",
+            f"{bad} of the field.",
         )
     # FreeSWITCH escapes `+` as %2B, so a raw `+` comes from an HTML-form encoder: a space.
     return url_decode(value.replace(b"+", b" "))
@@ -228,8 +243,8 @@ def _url_value(value: bytes) -> bytes:
 def _b64decode(value: bytes) -> bytes:
     """Base64 as FreeSWITCH writes it, and tolerant of what proxies and clients do to it:
     line breaks, missing padding, the URL-safe alphabet."""
-    value = _SPACE.sub(b"", value).replace(b"-", b"+").replace(b"_", b"/").rstrip(b"=")
-    if not value or _NOT_BASE64.search(value) or len(value) % 4 == 1:
+    value = value.translate(None, _SPACE).replace(b"-", b"+").replace(b"_", b"/").rstrip(b"=")
+    if not value or not _is_base64(value) or len(value) % 4 == 1:
         raise BodyError("bad_base64", "The cdr field is not valid base64.")
     try:
         return base64.b64decode(value + b"=" * (-len(value) % 4), validate=True)
