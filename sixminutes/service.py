@@ -23,6 +23,7 @@ import orjson
 from .alerts import Alert
 from .config import Config
 from .engine import BATCH, Engine
+from .looplag import LoopLag
 from .notify import Notifier
 from .plugin_health import PluginHealth
 from .sources.batching import ready_batches
@@ -53,6 +54,7 @@ class Service:
         self.engine.check_every = 10**9  # the tick checks thresholds, not the CDR count
         self.engine.live = True
         self.hub = Hub()
+        self.loop_lag = LoopLag()
         self.state: State | None = None
         self.followers: dict[str, ChangesFollower] = {}
         self._counted: dict[str, str] = {}
@@ -124,6 +126,7 @@ class Service:
                 self._forever(name, lambda n=name, f=follower: self._follow(n, f)), name=name))
         self._tasks += [asyncio.create_task(self._journal_writer(), name="journal"),
                         asyncio.create_task(self._every(0.25, self.tick), name="tick"),
+                        asyncio.create_task(self.loop_lag.run(), name="loop lag"),
                         asyncio.create_task(self._every(self.config.snapshot_seconds, self.snapshot),
                                             name="snapshot")]
         if self.config.demo:
@@ -398,7 +401,8 @@ class Service:
         by_source: dict[str, dict[str, int]] = {}
         for (source, outcome), n in self.engine.outcomes.items():
             by_source.setdefault(source, {})[outcome] = n
-        sources = [{"name": name, **f.status()} for name, f in self.followers.items()]
+        sources = [{"name": name, **f.status(self._counted.get(name))}  # (position: counted)
+                   for name, f in self.followers.items()]
         sources.append({"name": "http", "state": "listening", "connected": True,
                         "position": self.journal_position, "lag": len(self._queue)})
         if self.config.demo:
@@ -419,6 +423,8 @@ class Service:
             "plugin_health": self.plugin_health.to_json(),
             "notifications": self.notifier.status(),
             "snapshots": self.snapshots,
+            "event_loop": {"worst_lag_seconds": round(self.loop_lag.worst_ever, 4),
+                           "wakeups": self.loop_lag.count},
             "state": self.config.state,
         }
 

@@ -146,13 +146,18 @@ class ChangesFollower:
         """Read again from ``position``: the caller read rows ahead that it did not count."""
         self._position = position
 
-    def status(self) -> dict[str, Any]:
-        """What an operator asks: are we connected, where are we, how far behind, what broke."""
-        position = _decode_position(self._position)
+    def status(self, counted: str | None = None) -> dict[str, Any]:
+        """What an operator asks: are we connected, where are we, how far behind, what broke.
+
+        ``counted``: the seq (JSON-encoded, as :meth:`rows` gives it) of the last row the
+        consumer has counted, when it reads ahead: then ``position`` and ``lag`` are the
+        counted ones, and ``read`` says how far the feed was read."""
+        read = _decode_position(self._position)
+        position = read if counted is None else _decode_position(counted)
         ours, theirs = _seq_number(position), self._db_seq
         lag = max(0, theirs - ours) if ours is not None and theirs is not None else None
         return {"url": self._public_url, "state": self._state,
-                "connected": self._state == "connected", "position": position,
+                "connected": self._state == "connected", "position": position, "read": read,
                 "last_error": self._last_error, "last_error_at": self._last_error_at,
                 "reconnects": self._reconnects,
                 "last_row_at": self._last_row_at, "lag": lag}

@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Callable, Iterator
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily,
+                                   Metric)
 from prometheus_client.registry import Collector
 
 from ..board import carrier_rows
@@ -59,7 +60,7 @@ class ServiceCollector(Collector):
         self.service = service
         self.parts: tuple[Callable[[], Iterator[Metric]], ...] = (
             self._ingest, self._plugins, self._alerts, self._notifications, self._sources,
-            self._snapshots,
+            self._snapshots, self._event_loop,
             self._last_window, self._events)
 
     def collect(self) -> Iterator[Metric]:
@@ -146,6 +147,16 @@ class ServiceCollector(Collector):
                          "when the latest snapshot was saved", snapshots["last_at"])
             yield _gauge("sixminutes_snapshot_last_duration_seconds",
                          "how long the latest saved snapshot took", snapshots["last_seconds"])
+
+    def _event_loop(self) -> Iterator[Metric]:
+        """The event loop's stalls (see sixminutes/looplag.py): what every request waits through."""
+        lag = self.service.loop_lag
+        yield HistogramMetricFamily("sixminutes_event_loop_lag_seconds",
+                                    f"how late the event loop ran a wake-up due every "
+                                    f"{lag.every:g} s", buckets=lag.cumulative(),
+                                    sum_value=lag.total)
+        yield _gauge("sixminutes_event_loop_lag_max_seconds", "the longest event loop stall since "
+                     "the previous scrape", lag.take_worst())
 
     def _events(self) -> Iterator[Metric]:
         hub = self.service.hub

@@ -97,6 +97,10 @@ def test_cdrs_total_by_source_and_outcome_and_last_window_gauges(pouchdb, serve)
     assert metrics["sixminutes_alerts_raised_total"] == {(): 1}  # the 503
     assert metrics["sixminutes_event_clients"] == {(): 0}
     assert all(v == 0 for v in metrics["sixminutes_plugin_errors_total"].values())
+    wakeups = metrics["sixminutes_event_loop_lag_seconds_count"][()]
+    assert wakeups > 0 and metrics["sixminutes_event_loop_lag_seconds_bucket"][
+        (("le", "+Inf"),)] == wakeups  # the loop's stalls, measured while it ran
+    assert metrics["sixminutes_event_loop_lag_max_seconds"][()] >= 0
     assert window_of(time.time()) - WINDOW == last, "crossed a window boundary mid-test"
 
 
