@@ -50,9 +50,15 @@ run: setup
 test: setup $(POUCHDB) /usr/bin/chromium /usr/bin/promtool /usr/bin/prometheus-alertmanager
 	$(BIN)/python -m pytest
 
-bench: setup
+# bench/ingest.py loads the service with wrk, Debian's compiled HTTP benchmark client.
+/usr/bin/wrk:
+	$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq --no-install-recommends wrk
+
+bench: setup /usr/bin/wrk
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python bench/replay.py
+	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/groupby.py
 	$(BIN)/python bench/engine.py
 
