@@ -7,6 +7,7 @@ follower rewinds to it.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
@@ -103,4 +104,18 @@ class Followers:
         return False
 
     def status(self) -> list[dict[str, Any]]:
-        return [{"name": name, **f.status()} for name, f in self.followers.items()]
+        """Each follower's status, and ``counted``: the seq up to which its rows are counted
+        (what a snapshot saves; ``position`` is the reader's, which runs ahead)."""
+        counted = self.positions()
+        return [{"name": name, **f.status(), "counted": _seq_value(counted.get(name))}
+                for name, f in self.followers.items()]
+
+
+def _seq_value(position: str | None) -> Any:
+    """A position as kept (JSON text) as the seq it is; text that is not JSON stays text."""
+    if position is None:
+        return None
+    try:
+        return json.loads(position)
+    except ValueError:
+        return position
