@@ -9,16 +9,13 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 from .config import Config
-from .engine import BATCH
+from .engine import BATCH, Engine
 from .sources.batching import ready_batches
 from .sources.couchdb import ChangesFollower, redact
 from .state import Delta
-
-if TYPE_CHECKING:
-    from .engine import Engine
 
 __all__ = ["Followers"]
 
