@@ -215,6 +215,8 @@ class PluginSet:
     """CDRs run through the per-CDR plugins (one in SAMPLE_EVERY is timed)."""
     position: int = 0
     """Set by the engine: where the CDR being run is in the inputs (kept with an error)."""
+    clock: Callable[[], float] = time.perf_counter
+    """What times the plugins (injectable: a test's clock moves when its plugin says)."""
 
     @property
     def per_cdr(self) -> list[Plugin]:
@@ -225,7 +227,7 @@ class PluginSet:
                   positions: list[int]) -> None:
         """Count a batch: every batch plugin over the whole of it (one that raises is counted
         and skipped for this batch), then every per-CDR plugin over its rows in order."""
-        clock = time.perf_counter
+        clock = self.clock
         for p in self.plugins:
             p.owner = self
             if not p.series and p.batch is None:
@@ -271,7 +273,7 @@ class PluginSet:
 
     def _run_timed(self, ctx: Context, per_cdr: list[Plugin]) -> None:
         """The same, timing each plugin (the sample that status extrapolates from)."""
-        clock = time.perf_counter
+        clock = self.clock
         for p in per_cdr:
             p.owner = self
             ctx.plugin_name = p.name

@@ -4,15 +4,15 @@ Everything that touches the engine runs on the event loop, one document at a tim
 SQLite work runs on one thread of its own. The ingest journal is committed before a
 POSTed CDR is counted, and a snapshot saves the windows together with every source's
 position, so after a crash the service resumes exactly where its saved state ends.
+The CouchDB feeds are followers.py's, the snapshot writes snapshots.py's; this module
+starts them, runs the HTTP journal's group commit, and publishes what changed.
 """
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import random
-import re
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -23,11 +23,11 @@ import orjson
 from .alerts import Alert
 from .config import Config
 from .engine import BATCH, Engine
+from .followers import Followers
 from .looplag import LoopLag
 from .notify import Notifier
 from .plugin_health import PluginHealth
-from .sources.batching import ready_batches
-from .sources.couchdb import ChangesFollower, redact
+from .snapshots import SnapshotWriter
 from .sources.synthetic import Generator
 from .state import Delta, State
 from .web.events import Hub, series_name
@@ -39,7 +39,6 @@ T = TypeVar("T")
 JOURNAL = "journal"
 REJECTIONS_KEPT = 100
 """The newest rejections listed in the status, each with where it came from."""
-_ROW_ID = re.compile(rb'"id"\s*:\s*"((?:[^"\\]|\\.){0,200})"')
 
 
 class Service:
@@ -56,21 +55,14 @@ class Service:
         self.hub = Hub()
         self.loop_lag = LoopLag()
         self.state: State | None = None
-        self.followers: dict[str, ChangesFollower] = {}
-        self._counted: dict[str, str] = {}
-        """Follower → the seq of the last row counted (its reader runs ahead of it)."""
         self.journal_position = 0
-        self.snapshots = {"count": 0, "last_at": None, "last_seconds": None, "last_error": None}
-        self._positions: dict[str, str] = {}
-        self._unsaved: dict[int, set[str]] = {}
         self._alerts_live: dict[str, Alert] = {}
-        self._alerts_unsaved: dict[str, Alert] = {}
-        self._deletions: list[tuple[str, int | None]] = []
         self._queue: list[tuple[str, bytes, asyncio.Future]] = []
         self._queued = asyncio.Event()
         self._db = ThreadPoolExecutor(1, thread_name_prefix="sixminutes-state")
         self._tasks: list[asyncio.Task] = []
-        self._saving: asyncio.Future | None = None
+        self.writer = SnapshotWriter(self.engine, self._run, clock)
+        self.feeds = Followers(config, self.engine, self._save_positions, self._rejected)
         self._rate: deque[tuple[float, int]] = deque(maxlen=41)
         self.rejections: deque[dict[str, Any]] = deque(maxlen=REJECTIONS_KEPT)
         """The newest rejections: source, reason, detail and the CouchDB id and sequence, or
@@ -100,7 +92,7 @@ class Service:
         seen = (saved.seen.popitem() for _ in range(len(saved.seen)))  # handed over, not copied
         self.engine.restore(saved.cells, [orjson.loads(a) for a in saved.alerts], seen,
                             saved.outcomes)
-        self._positions = {k: v for k, v in saved.positions.items() if k != JOURNAL}
+        self.feeds.open({k: v for k, v in saved.positions.items() if k != JOURNAL})
         self.journal_position = int(saved.positions.get(JOURNAL, "0"))
         journal = await self._run(lambda: list(self.state.journal_after(self.journal_position)))
         for start in range(0, len(journal), BATCH):
@@ -114,16 +106,8 @@ class Service:
                  self.config.state, len(self.engine.store.windows()), len(self.engine.alerts),
                  replayed)
         self.plugin_health.check(self.engine.status())  # files that failed to load, said now
-        for url in self.config.couchdb:
-            name = f"couchdb:{redact(url)}"
-            while name in self.followers:  # the same database under other credentials
-                name += "+"
-            follower = self.followers[name] = ChangesFollower(
-                url, self._positions.get(name, self.config.since),
-                heartbeat_ms=self.config.couchdb_heartbeat_ms,
-                backoff_max=self.config.couchdb_backoff_max)
-            self._tasks.append(asyncio.create_task(
-                self._forever(name, lambda n=name, f=follower: self._follow(n, f)), name=name))
+        for name, follow in self.feeds.runs().items():
+            self._tasks.append(asyncio.create_task(self._forever(name, follow), name=name))
         self._tasks += [asyncio.create_task(self._journal_writer(), name="journal"),
                         asyncio.create_task(self._every(0.25, self.tick), name="tick"),
                         asyncio.create_task(self.loop_lag.run(), name="loop lag"),
@@ -206,33 +190,8 @@ class Service:
             self.engine.outcomes[(source, "bad_body")] += 1
         await self._run(lambda: self.state.keep_bad_body(source, content_type, error, body))
 
-    async def _follow(self, name: str, follower: ChangesFollower) -> None:
-        """Count a feed's rows in batches of those waiting (a catch-up brings thousands).
-
-        The follower reads ahead of what is counted, so a snapshot saves the seq of the last
-        row counted (``_counted``), and when counting stops the follower rewinds to it."""
-        begun, counted = follower.position, None
-        try:
-            async with contextlib.aclosing(ready_batches(follower.rows(), BATCH)) as batches:
-                async for batch in batches:
-                    if name not in self._positions and follower.started_from is not None:
-                        # "now" was resolved: save it before counting anything from it, or a
-                        # kill -9 before the first snapshot would resolve a later "now"
-                        start = {name: follower.started_from}
-                        await self._run(lambda: self.state.save(Delta(positions=start)))
-                        self._positions.update(start)
-                    reasons = self.engine.feed_batch([row for row, _ in batch], name)
-                    counted = self._counted[name] = batch[-1][1]
-                    for (row, seq), reason in zip(batch, reasons):
-                        if reason is not None:
-                            found = _ROW_ID.search(row, 0, 4096)
-                            self._rejected(name, reason, id=found[1].decode("utf-8", "replace")
-                                           if found else None, seq=seq)
-        finally:
-            if counted is None:  # nothing counted: where this run began ("now" as it resolved)
-                counted = follower.started_from if begun == "now" and follower.started_from \
-                    else begun
-            follower.rewind(counted)
+    async def _save_positions(self, delta: Delta) -> None:
+        await self._run(lambda: self.state.save(delta))
 
     def _rejected(self, source: str, reason: str, **where: Any) -> None:
         detail = self.engine.last_rejection.get(reason, "")
@@ -261,9 +220,14 @@ class Service:
 
     # -- periodic work ----------------------------------------------------------------
 
+    @property
+    def snapshots(self) -> dict[str, Any]:
+        """What the status and /metrics say of the snapshots."""
+        return self.writer.stats
+
     def tick(self) -> None:
         """Check thresholds, publish what changed as live events, remember it for the snapshot."""
-        self.engine.hold_resolution = self._sources_behind()
+        self.engine.hold_resolution = self.feeds.behind()
         try:
             self.engine.flush()
         except Exception:  # a broken rule must not stop the events and snapshots behind it
@@ -271,9 +235,9 @@ class Service:
         changes = self.engine.store.drain_changes()
         items = []
         listening = self.hub.clients > 0  # nobody to tell: only remember it for the snapshot
-        for t, keys in changes.items():
-            self._unsaved.setdefault(t, set()).update(keys)
-            for key in keys if listening else ():
+        self.writer.cells_changed(changes)
+        for t, keys in changes.items() if listening else ():
+            for key in keys:
                 stat = self.engine.store.get(t, key)
                 if stat is not None:
                     items.append({"timestamp": t, "name": series_name(key), "label": key,
@@ -291,45 +255,27 @@ class Service:
 
     def _alert_changed(self, alert: Alert) -> None:
         self._alerts_live[alert.id] = alert
-        self._alerts_unsaved[alert.id] = alert
+        self.writer.alert_changed(alert)
 
     def _purge(self) -> None:
         self._purged_at = self.clock()
         oldest = self.engine.purge()
         if oldest is not None:
-            self._forget(oldest, ("cells", "alerts", "seen"))
-
-    def _forget(self, before: int | None, tables: tuple[str, ...]) -> None:
-        for table in tables:
-            self._deletions.append((table, before))
-        if "cells" in tables:
-            for t in [t for t in self._unsaved if before is None or t < before]:
-                del self._unsaved[t]
-        if "alerts" in tables:
-            self._alerts_unsaved = {i: a for i, a in self._alerts_unsaved.items()
-                                    if before is not None and a.timestamp >= before}
+            self.writer.forget(oldest, ("cells", "alerts", "seen"))
 
     def delete_data(self, before: int | None) -> int:
         """DELETE /6minutes/data: drop windows (all, or older than ``before``)."""
         dropped = self.engine.store.purge(before)
-        self._forget(before, ("cells",))
+        self.writer.forget(before, ("cells",))
         self.hub.publish("resync", {"lost": 0})  # open pages refetch instead of showing stale data
         return len(dropped)
-
-    def _sources_behind(self) -> bool:
-        """A CouchDB feed down or more than a few hundred changes behind: quiet may mean late."""
-        for follower in self.followers.values():
-            status = follower.status()
-            if not status.get("connected") or (status.get("lag") or 0) > 500:
-                return True
-        return False
 
     def delete_alerts(self, before: int | None) -> int:
         dropped = self.engine.alerts.purge(before)
         kept = self.engine.alerts.ids()
         self._alerts_live = {i: a for i, a in self._alerts_live.items() if i in kept}
         self.notifier.forget(kept.__contains__)
-        self._forget(before, ("alerts",))
+        self.writer.forget(before, ("alerts",))
         self.hub.publish("resync", {"lost": 0})
         return dropped
 
@@ -342,51 +288,10 @@ class Service:
         """
         if self.state is None:
             return
-        if self._saving is not None:
-            await asyncio.shield(self._saving)  # one write at a time, in order
+        await self.writer.idle()  # one write at a time, in order
         self.tick()  # the saved cells must hold every CDR the saved positions cover
-        store = self.engine.store
-        delta = Delta(deletions=self._deletions, journal_upto=self.journal_position)
-        for t, keys in self._unsaved.items():
-            for key in keys:
-                stat = store.get(t, key)
-                if stat is not None:
-                    delta.cells.append((t, key, stat.sum, stat.count, stat.squares, stat.min, stat.max))
-        delta.alerts = [(a.id, a.timestamp, _alert_record(a)) for a in self._alerts_unsaved.values()]
-        delta.seen = self.engine.seen_new
-        packed = self.engine.seen.take_packed()
-        delta.packed = {t: hashes.tobytes() for t, hashes in packed.items()}
-        resolved = {name: f.started_from for name, f in self.followers.items()  # "now", before
-                    if name not in self._counted and f.started_from is not None}  # any row came
-        delta.positions = {**self._positions, **resolved, **self._counted,
-                           JOURNAL: str(self.journal_position)}
-        delta.outcomes = dict(self.engine.outcomes)
-        taken = (self._unsaved, self._alerts_unsaved, self.engine.seen_new, list(packed))
-        self._unsaved, self._alerts_unsaved, self._deletions = {}, {}, []
-        self.engine.seen_new = []
-        self._saving = asyncio.ensure_future(self._save(delta, *taken))
-        await asyncio.shield(self._saving)
-
-    async def _save(self, delta: Delta, unsaved: dict[int, set[str]], alerts: dict[str, Alert],
-                    seen: list[tuple[int, Any]], packed: list[int]) -> None:
-        started = time.perf_counter()
-        try:
-            await self._run(lambda: self.state.save(delta))
-        except Exception as error:  # keep what was not saved for the next snapshot
-            for t, keys in unsaved.items():
-                self._unsaved.setdefault(t, set()).update(keys)
-            kept = self.engine.alerts.ids()  # not those deleted while the write ran
-            self._alerts_unsaved = {**{i: a for i, a in alerts.items() if i in kept},
-                                    **self._alerts_unsaved}
-            self.engine.seen_new = seen + self.engine.seen_new
-            self.engine.seen.repack_later(packed)
-            self._deletions = delta.deletions + self._deletions
-            self.snapshots["last_error"] = f"{type(error).__name__}: {error}"
-            log.error("snapshot failed: %s", error)
-            return
-        self.snapshots.update(count=self.snapshots["count"] + 1, last_at=self.clock(),
-                              last_seconds=round(time.perf_counter() - started, 4),
-                              last_error=None, last_cells=len(delta.cells))
+        positions = {**self.feeds.positions(), JOURNAL: str(self.journal_position)}
+        await self.writer.write(self.state, positions, self.journal_position)
 
     # -- status -----------------------------------------------------------------------
 
@@ -401,8 +306,7 @@ class Service:
         by_source: dict[str, dict[str, int]] = {}
         for (source, outcome), n in self.engine.outcomes.items():
             by_source.setdefault(source, {})[outcome] = n
-        sources = [{"name": name, **f.status(self._counted.get(name))}  # (position: counted)
-                   for name, f in self.followers.items()]
+        sources = self.feeds.status()
         sources.append({"name": "http", "state": "listening", "connected": True,
                         "position": self.journal_position, "lag": len(self._queue)})
         if self.config.demo:
@@ -428,15 +332,3 @@ class Service:
             "state": self.config.state,
         }
 
-
-def _alert_record(alert: Alert) -> bytes:
-    """An alert as saved; a sample CDR that cannot be written is replaced by a note, so one
-    odd document never stops every later snapshot."""
-    record = alert.to_record()
-    try:
-        return orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS)
-    except (TypeError, orjson.JSONEncodeError) as error:
-        log.warning("alert %s: its sample CDR cannot be saved (%s); saving a note instead",
-                    alert.id, error)
-        record["doc"] = {"unsaved": f"the sample CDR could not be saved: {error}"}
-        return orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS)

@@ -308,24 +308,31 @@ def test_an_error_whose_message_raises_and_a_huge_message_are_reported(tmp_path)
 
 
 def test_status_reports_each_plugins_calls_and_time_from_a_sample(tmp_path, monkeypatch):
-    """One run in SAMPLE_EVERY is timed per plugin; status extrapolates, so a slow plugin shows."""
+    """One run in SAMPLE_EVERY is timed per plugin; status extrapolates, so a slow plugin shows.
+    (The plugins' clock is the test's: the slow one moves it 2 ms per call, the fast one not.)"""
     import sixminutes.plugins as plugins_module
 
-    write(tmp_path, "a_slow.py", "import time\ndef plugin(ctx):\n    time.sleep(0.002)\n")
+    write(tmp_path, "a_slow.py", "def plugin(ctx):\n    pass\n")
     write(tmp_path, "b_fast.py", "def plugin(ctx):\n    pass\n")
     plugins = load_plugins([tmp_path], builtin=False)
+    now = [100.0]
+    plugins.clock = lambda: now[0]
+
+    def slow_call(ctx):
+        now[0] += 0.002
+
+    plugins.plugins[0].fn = slow_call
     assert plugins_module.SAMPLE_EVERY == 64
-    monkeypatch.setattr(plugins_module, "SAMPLE_EVERY", 8)  # (fewer slow calls in this test)
+    monkeypatch.setattr(plugins_module, "SAMPLE_EVERY", 8)  # (fewer calls in this test)
     ctx = context()
     for _ in range(20):
         plugins.run(ctx)
     slow, fast = (p.status() for p in plugins.plugins)
     assert slow["calls"] == fast["calls"] == 20
     assert slow["timed_calls"] == fast["timed_calls"] == 3  # runs 1, 9 and 17
-    assert slow["mean_us"] >= 2000 and slow["max_us"] >= slow["mean_us"]
-    assert fast["mean_us"] < slow["mean_us"] / 10
-    assert slow["seconds"] == pytest.approx(slow["mean_us"] * 20 / 1e6, rel=1e-3)
-    assert slow["seconds"] >= 0.04
+    assert slow["mean_us"] == pytest.approx(2000) and slow["max_us"] == pytest.approx(2000)
+    assert fast["mean_us"] == fast["max_us"] == 0
+    assert slow["seconds"] == pytest.approx(0.04)  # 2 ms × 20 calls, from 3 timed ones
 
 
 def test_a_value_no_float_holds_is_the_plugins_error_and_the_store_stays_readable(tmp_path):

@@ -150,14 +150,14 @@ class ChangesFollower:
         """What an operator asks: are we connected, where are we, how far behind, what broke.
 
         ``counted``: the seq (JSON-encoded, as :meth:`rows` gives it) of the last row the
-        consumer has counted, when it reads ahead: then ``position`` and ``lag`` are the
-        counted ones, and ``read`` says how far the feed was read."""
-        read = _decode_position(self._position)
-        position = read if counted is None else _decode_position(counted)
-        ours, theirs = _seq_number(position), self._db_seq
+        consumer has counted, when it reads ahead of it: ``lag`` then counts the changes
+        not counted yet, and ``position`` stays how far the feed was read."""
+        position = _decode_position(self._position)
+        done = position if counted is None else _decode_position(counted)
+        ours, theirs = _seq_number(done), self._db_seq
         lag = max(0, theirs - ours) if ours is not None and theirs is not None else None
         return {"url": self._public_url, "state": self._state,
-                "connected": self._state == "connected", "position": position, "read": read,
+                "connected": self._state == "connected", "position": position,
                 "last_error": self._last_error, "last_error_at": self._last_error_at,
                 "reconnects": self._reconnects,
                 "last_row_at": self._last_row_at, "lag": lag}

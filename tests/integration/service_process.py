@@ -277,12 +277,13 @@ class ServiceProcess:
         assert got == expected, f"{name} total is {got}, expected exactly {expected}"
 
     def wait_caught_up(self, server: Any, db: str, timeout: float = 10.0) -> None:
-        """Wait until the CouchDB source has read up to the database's current update_seq."""
+        """Wait until the CouchDB source has counted up to the database's current update_seq
+        (``counted``: its ``position`` is the reader's, ahead of what is counted)."""
         target = _seq_number(server.info(db)["update_seq"])
 
         def caught_up() -> bool:
             source = self.source()
-            position = _seq_number(source.get("position"))
+            position = _seq_number(source.get("counted"))
             # (not "connected": pouchdb-server sends a feed's headers with its first row, and a
             # service restored at the database's last seq gets none until the heartbeat)
             return position is not None and position >= target

@@ -3,7 +3,7 @@
 
 export const ERROR_CODE_MIN = 300; // SIP codes from here up are errors ("top codes")
 
-/** The service's default threshold rules (README "Alerts"); updated from /6minutes/status
+/** The service's default threshold rules (docs/alerts.md); updated from /6minutes/status
  *  when the service publishes its rules there (`rules: [{name, bound, min_count, op, …}]`). */
 export const RULES = {
   zero_duration_ratio: { series: "zero_duration", per: "calls", op: ">", bound: 0.5, min_count: 20, enabled: true },
