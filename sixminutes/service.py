@@ -1,9 +1,10 @@
 """The long-running service: sources in, engine, snapshots to SQLite, live events out.
 
-Everything that touches the engine runs on the event loop, one document at a time;
-SQLite work runs on one thread of its own. The ingest journal is committed before a
-POSTed CDR is counted, and a snapshot saves the windows together with every source's
-position, so after a crash the service resumes exactly where its saved state ends.
+Everything that touches the engine runs on the event loop, a batch at a time; SQLite
+work runs on one thread of its own, and the ingest journal (journal.py) on another, so
+that a POST never waits behind a snapshot. A POSTed CDR is durable in the journal before
+it is counted, and a snapshot saves the windows together with every source's position,
+so after a crash the service resumes exactly where its saved state ends.
 The CouchDB feeds are followers.py's, the snapshot writes snapshots.py's; this module
 starts them, runs the HTTP journal's group commit, and publishes what changed.
 """
@@ -13,6 +14,7 @@ import asyncio
 import itertools
 import logging
 import random
+import tempfile
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +26,7 @@ from .alerts import Alert
 from .config import Config
 from .engine import BATCH, Engine
 from .followers import Followers
+from .journal import Journal
 from .looplag import LoopLag
 from .notify import Notifier
 from .plugin_health import PluginHealth
@@ -60,6 +63,9 @@ class Service:
         self._queue: list[tuple[str, bytes, asyncio.Future]] = []
         self._queued = asyncio.Event()
         self._db = ThreadPoolExecutor(1, thread_name_prefix="sixminutes-state")
+        self._journal_io = ThreadPoolExecutor(1, thread_name_prefix="sixminutes-journal")
+        self.journal: Journal | None = None
+        self._journal_dir: tempfile.TemporaryDirectory | None = None
         self._tasks: list[asyncio.Task] = []
         self.writer = SnapshotWriter(self.engine, self._run, clock)
         self.feeds = Followers(config, self.engine, self._save_positions, self._rejected)
@@ -94,7 +100,11 @@ class Service:
                             saved.outcomes)
         self.feeds.open({k: v for k, v in saved.positions.items() if k != JOURNAL})
         self.journal_position = int(saved.positions.get(JOURNAL, "0"))
+        # (the rows an older version kept in the state file's journal table come first)
         journal = await self._run(lambda: list(self.state.journal_after(self.journal_position)))
+        self.journal = await self._journal(lambda: self._open_journal(
+            max([self.journal_position, *(row[0] for row in journal[-1:])])))
+        journal += await self._journal(lambda: list(self.journal.after(self.journal_position)))
         for start in range(0, len(journal), BATCH):
             rows = journal[start:start + BATCH]
             for source, run in itertools.groupby(rows, key=lambda row: row[1]):
@@ -134,10 +144,28 @@ class Service:
         await self.snapshot()  # waits for a write a cancelled snapshot left running
         if self.state is not None:
             await self._run(self.state.close)
+        if self.journal is not None:
+            await self._journal(self.journal.close)
         self._db.shutdown(wait=True)
+        self._journal_io.shutdown(wait=True)
+        if self._journal_dir is not None:
+            self._journal_dir.cleanup()
 
     async def _run(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._db, fn)
+
+    async def _journal(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._journal_io, fn)
+
+    def _open_journal(self, after: int) -> Journal:
+        """The journal beside the state file (in a directory of its own for an in-memory one)."""
+        path = self.config.state
+        if path == ":memory:" or path.startswith("file::memory:"):
+            self._journal_dir = tempfile.TemporaryDirectory(prefix="sixminutes-journal-")
+            path = self._journal_dir.name
+        else:
+            path += ".journal"
+        return Journal(path, after)
 
     async def _every(self, seconds: float, action: Callable[[], Any]) -> None:
         while True:
@@ -167,7 +195,7 @@ class Service:
             if not batch:
                 continue
             try:
-                ids = await self._run(lambda: self.state.journal_append([(s, b) for s, b, _ in batch]))
+                ids = await self._journal(lambda: self.journal.append([(s, b) for s, b, _ in batch]))
             except Exception as error:
                 for _, _, future in batch:
                     if not future.done():
@@ -290,8 +318,10 @@ class Service:
             return
         await self.writer.idle()  # one write at a time, in order
         self.tick()  # the saved cells must hold every CDR the saved positions cover
-        positions = {**self.feeds.positions(), JOURNAL: str(self.journal_position)}
-        await self.writer.write(self.state, positions, self.journal_position)
+        upto = self.journal_position
+        positions = {**self.feeds.positions(), JOURNAL: str(upto)}
+        if await self.writer.write(self.state, positions, upto) and self.journal is not None:
+            await self._journal(lambda: self.journal.release(upto))  # what the state now holds
 
     # -- status -----------------------------------------------------------------------
 

@@ -43,7 +43,7 @@ class SnapshotWriter:
         self.stats: dict[str, Any] = {"count": 0, "last_at": None, "last_seconds": None,
                                       "last_error": None}
         """What GET /6minutes/status and /metrics say of the snapshots."""
-        self._saving: asyncio.Future[None] | None = None
+        self._saving: asyncio.Future[bool] | None = None
 
     def cells_changed(self, changes: dict[int, set[str]]) -> None:
         for t, keys in changes.items():
@@ -69,10 +69,10 @@ class SnapshotWriter:
         if self._saving is not None:
             await asyncio.shield(self._saving)
 
-    async def write(self, state: State, positions: dict[str, str], journal_upto: int) -> None:
-        """Save what changed with ``positions``, in one transaction. Call it right after
-        :meth:`idle` and the service's tick, with nothing awaited between: the saved cells
-        must hold every CDR the saved positions cover."""
+    async def write(self, state: State, positions: dict[str, str], journal_upto: int) -> bool:
+        """Save what changed with ``positions``, in one transaction; whether it was saved.
+        Call it right after :meth:`idle` and the service's tick, with nothing awaited
+        between: the saved cells must hold every CDR the saved positions cover."""
         store = self.engine.store
         delta = Delta(deletions=self.deletions, journal_upto=journal_upto)
         for t, keys in self.unsaved.items():
@@ -90,10 +90,10 @@ class SnapshotWriter:
         self.unsaved, self.alerts, self.deletions = {}, {}, []
         self.engine.seen_new = []
         self._saving = asyncio.ensure_future(self._save(state, delta, *taken))
-        await asyncio.shield(self._saving)
+        return await asyncio.shield(self._saving)
 
     async def _save(self, state: State, delta: Delta, unsaved: dict[int, set[str]],
-                    alerts: dict[str, Alert], seen: list[tuple[int, Any]], packed: list[int]) -> None:
+                    alerts: dict[str, Alert], seen: list[tuple[int, Any]], packed: list[int]) -> bool:
         started = time.perf_counter()
         try:
             await self.run(lambda: state.save(delta))
@@ -106,10 +106,11 @@ class SnapshotWriter:
             self.deletions = delta.deletions + self.deletions
             self.stats["last_error"] = f"{type(error).__name__}: {error}"
             log.error("snapshot failed: %s", error)
-            return
+            return False
         self.stats.update(count=self.stats["count"] + 1, last_at=self.clock(),
                           last_seconds=round(time.perf_counter() - started, 4),
                           last_error=None, last_cells=len(delta.cells))
+        return True
 
 
 def alert_record(alert: Alert) -> bytes:

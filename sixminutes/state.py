@@ -1,12 +1,12 @@
-"""Durable state in one SQLite file: windows, alerts, dedup memory, source positions, journal.
+"""Durable state in one SQLite file: windows, alerts, dedup memory, source positions.
 
 A snapshot writes only what changed since the previous one, and writes it in one
 transaction together with every source's position, so that a restart resumes from a
 consistent point: the CouchDB sequences and the ingest journal position say exactly
 which CDRs the saved windows already hold. CDRs POSTed over HTTP are appended to the
-journal (committed) before they are counted, and the journal is replayed past the
-saved position at start, so a ``kill -9`` at any moment loses nothing and counts
-nothing twice.
+journal (journal.py, beside this file) before they are counted, and the journal is
+replayed past the saved position at start, so a ``kill -9`` at any moment loses nothing
+and counts nothing twice.
 """
 from __future__ import annotations
 
@@ -240,22 +240,9 @@ class State:
             db.execute("ROLLBACK")
             raise
 
-    def journal_append(self, rows: list[tuple[str, bytes]]) -> list[int]:
-        """Append (source, body) rows durably, in one transaction; return their ids in order."""
-        db = self._db
-        now = time.time()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            ids = [db.execute("INSERT INTO journal (received, source, body) VALUES (?, ?, ?)",
-                              (now, source, body)).lastrowid for source, body in rows]
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        return [int(i) for i in ids if i is not None]
-
     def journal_after(self, position: int) -> Iterator[tuple[int, str, bytes]]:
-        """The journal rows not yet in the saved windows, oldest first."""
+        """The rows of the journal table not yet in the saved windows, oldest first: versions
+        before journal.py journaled POSTs here; a snapshot deletes them once they count."""
         yield from self._db.execute(
             "SELECT id, source, body FROM journal WHERE id > ? ORDER BY id", (position,))
 
