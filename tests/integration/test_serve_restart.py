@@ -215,3 +215,28 @@ def test_ids_of_past_windows_are_still_known_after_kill_9_and_restart(serve):
     for doc in docs:  # FreeSWITCH retrying every one of them: all already counted
         assert service.post_cdr(orjson.dumps(doc)).json()["outcome"] == "duplicate"
     assert service.total(profile="packed") == len(docs)
+
+
+def test_posts_an_older_version_journaled_in_the_state_file_are_counted_once_after_an_upgrade(
+        serve, tmp_path):
+    """Before journal.py, POSTed bodies waited in the state file's journal table: a service
+    upgraded while some were not yet in a snapshot counts them at start, once, and numbers
+    its own journal records after them."""
+    service = serve(start=False)
+    service.start()  # a state file of this schema, then stopped with nothing journaled
+    assert service.stop() in (0, -15)
+    bodies = [orjson.dumps(small_cdr(profile="upgraded", uuid=f"old-{n}")) for n in range(3)]
+    with contextlib.closing(sqlite3.connect(service.state)) as db, db:
+        db.executemany("INSERT INTO journal (received, source, body) VALUES (?, ?, ?)",
+                       [(time.time(), "http", body) for body in bodies])
+    service.start()
+    service.wait(lambda: service.total(profile="upgraded") == 3, what="the old journal counted")
+    assert service.source("http")["position"] == 3
+    new = orjson.dumps(small_cdr(profile="upgraded", uuid="new-1"))
+    assert service.post_cdr(new).json() == {"ok": True, "outcome": "accepted"}
+    assert service.source("http")["position"] == 4  # the journal numbers on after them
+    assert service.stop() in (0, -15)
+    service.start()  # the old rows are in the snapshot now: not counted again
+    assert service.total(profile="upgraded") == 4 and service.status()["rejected"] == {}
+    with contextlib.closing(sqlite3.connect(service.state)) as db:
+        assert db.execute("SELECT count(*) FROM journal").fetchone() == (0,)
