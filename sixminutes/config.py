@@ -16,12 +16,15 @@ The TOML file (all keys optional)::
 
     [rules.zero_duration_ratio]          # change a default rule ...
     bound = 0.6
+    confidence = 0.95                    # fires when the interval at 95 % is beyond the bound
+    strong_confidence = 0.999            # ... in one window at 99.9 %, else ...
+    for_windows = 2                      # ... in this many consecutive windows (docs/alerts.md)
     [rules.my_rule]                      # ... or add one
     series = "short_calls"
     per = "calls"
     op = ">"
     bound = 0.3
-    min_count = 50
+    min_count = 50                       # never fires on fewer samples in a window
 
     [alerts]                             # when a firing alert resolves
     quiet_windows = 2                    # complete windows without it (too few samples for a rule)

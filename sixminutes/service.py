@@ -414,7 +414,9 @@ class Service:
             "windows": len(self.engine.store.windows()),
             "rules": [{"name": r.name, "series": r.series, "per": r.per, "op": r.op,
                        "bound": r.bound, "min_count": r.min_count, "labels": list(r.labels),
-                       "severity": r.severity} for r in self.engine.thresholds.rules],
+                       "severity": r.severity, "confidence": r.confidence,
+                       "strong_confidence": r.strong_confidence, "for_windows": r.for_windows}
+                      for r in self.engine.thresholds.rules],
             "events": {"clients": self.hub.clients, "dropped": self.hub.dropped},
             "plugin_health": self.plugin_health.to_json(),
             "notifications": self.notifier.status(),

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from helpers import END, WINDOW, cdr, raw
-from sixminutes.alerts import DEFAULT_RULES, Alert, Alerts, Rule, rules_from_config
+from sixminutes.alerts import DEFAULT_RULES, SEED_RULES, Alert, Alerts, Rule, rules_from_config
 from sixminutes.call import decode
 from sixminutes.config import Config
 from sixminutes.engine import Engine
@@ -214,8 +214,13 @@ def test_rule_describe_names_labels_value_bound_and_samples():
 
 # --- thresholds through the engine ----------------------------------------------------------
 
-def engine(**config) -> Engine:
-    return Engine(Config(**config), clock=lambda: NOW)
+def engine(seed: bool = True, **config) -> Engine:
+    """An engine whose rules fire as the seed's did (on the point value, in one window) unless
+    ``seed`` is false: these tests are of the plumbing; the guard is tested in test_thresholds.py."""
+    rules = {name: dict(table) for name, table in (SEED_RULES if seed else {}).items()}
+    for name, table in config.pop("rules", {}).items():
+        rules.setdefault(name, {}).update(table)
+    return Engine(Config(rules=rules, **config), clock=lambda: NOW)
 
 
 def feed(e: Engine, n: int, end_epoch: int = END, **variables) -> None:

@@ -410,6 +410,10 @@ TWENTY = [cdr(f"z{i}", T0 + i, 0 if i < 8 else 40, "486" if i < 8 else "200",
               profile="carrierB", direction="ingress") for i in range(20)]
 
 
+SEED_ZERO = "[rules.zero_duration_ratio]\nconfidence = 0\nfor_windows = 1\n"
+"""The rule on its point value, as the seed had it: 8 of 20 is 40 %, above a bound of 0.3."""
+
+
 def zero_duration_alerts(result: dict) -> list[dict]:
     return [a for a in result["alerts"] if a["plugin"] == "zero_duration_ratio"]
 
@@ -422,14 +426,14 @@ def test_config_rule_bound_decides_whether_the_alert_fires(tmp_path, capsys):
     assert zero_duration_alerts(default) == []
 
     config = tmp_path / "sixminutes.toml"
-    config.write_text("[rules.zero_duration_ratio]\nbound = 0.3\n")
+    config.write_text(SEED_ZERO + "bound = 0.3\n")
     tightened = run_json(capsys, "--config", str(config), str(p))
     (alert,) = zero_duration_alerts(tightened)
     assert alert["timestamp"] == W0
     assert alert["bound"] == 0.3 and alert["value"] == pytest.approx(0.4) and alert["samples"] == 20
     assert alert["labels"] == {"direction": "ingress", "profile": "carrierB"}
 
-    config.write_text("[rules.zero_duration_ratio]\nbound = 0.3\nmin_count = 21\n")
+    config.write_text(SEED_ZERO + "bound = 0.3\nmin_count = 21\n")
     assert zero_duration_alerts(run_json(capsys, "--config", str(config), str(p))) == []
 
 
@@ -437,7 +441,7 @@ def test_config_from_environment(tmp_path, capsys, monkeypatch):
     p = tmp_path / "cdrs.jsonl"
     p.write_bytes(jsonl(TWENTY))
     config = tmp_path / "env.toml"
-    config.write_text("[rules.zero_duration_ratio]\nbound = 0.3\n")
+    config.write_text(SEED_ZERO + "bound = 0.3\n")
     monkeypatch.setenv("SIXMINUTES_CONFIG", str(config))
     assert len(zero_duration_alerts(run_json(capsys, str(p)))) == 1
 

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpers import WINDOW, raw
-from sixminutes.alerts import Alerts
+from sixminutes.alerts import SEED_RULES, Alerts
 from sixminutes.call import decode
 from sixminutes.config import Config
 from sixminutes.engine import Engine
@@ -17,6 +17,7 @@ GRACE = 30.0
 CARRIER = {"ccnq_profile": "carrier1", "ccnq_direction": "outbound", "ccnq_account": "acct1"}
 ONLY_ASR = {name: {"enabled": False} for name in
             ("zero_duration_ratio", "network_failure_ratio", "account_zero_duration_ratio", "mos")}
+ONLY_ASR["asr"] = SEED_RULES["asr"]  # the seed's line: one window of < 20 % fires
 _ids = itertools.count()
 
 
