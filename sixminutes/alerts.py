@@ -85,6 +85,25 @@ _LIFECYCLE_FIELDS = ("state", "starts_at", "ends_at", "resolution")
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
+def _attribution(fields: dict[str, Any]) -> dict[str, str]:
+    """The profile, direction and account an alert is about: the ones its raiser names (in a
+    ``labels`` dict, as the threshold rules do, or as fields), never those of the CDR that
+    happened to trigger it; "" when not named."""
+    labels = fields.get("labels")
+    named = labels if isinstance(labels, dict) else fields
+    return {name: _label(named.get(name, fields.get(name))) for name in ATTRIBUTION}
+
+
+def _label(value: Any) -> str:
+    if value is None or isinstance(value, (dict, list)):
+        return ""
+    return value if isinstance(value, str) else str(value)
+
+
+ATTRIBUTION = ("profile", "direction", "account")
+"""The record's fields that say whom an alert is about."""
+
+
 def _subject(key: Any, msg: str) -> Any:
     """What dedup goes by: the key as the JSON it is saved as (so that a key rebuilt from a
     state file after a restart is the same), or the message when there is no key."""
@@ -147,10 +166,11 @@ class Alerts:
             plain = orjson.loads(written)
             self._seq += 1
             digest = hashlib.sha1(repr(dedup).encode()).hexdigest()[:12]
+            named = _attribution(plain[1])
             alert = self._rows[dedup] = Alert(
                 id=f"{timestamp}-{digest}", timestamp=timestamp, time=self._clock(), msg=msg,
                 plugin=plugin, key=plain[0], count=1,
-                profile=call.profile, direction=call.direction, account=call.account,
+                profile=named["profile"], direction=named["direction"], account=named["account"],
                 duration={"billable": call.billsec, "total": call.duration},
                 sample=sample, fields=plain[1], seq=self._seq,
             )

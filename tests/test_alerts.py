@@ -19,7 +19,7 @@ _ids = itertools.count()
 
 def sample(doc_id: str = "first"):
     """A decoded CDR to raise alerts with; its document is only built when an alert shows it."""
-    return decode(raw(_id=doc_id, ccnq_profile="carrier1", ccnq_direction="outbound",
+    return decode(raw(_id=doc_id, ccnq_profile="carrier1", ccnq_direction="egress",
                       ccnq_account="acct1", billsec="12", duration="20"))
 
 
@@ -34,12 +34,13 @@ def raise_(alerts: Alerts, plugin="p", msg="m", key=None, timestamp=WINDOW, doc_
 def test_alert_record_fields():
     alerts = Alerts(clock=lambda: 1234.5)
     alert, decoded = raise_(alerts, plugin="unexpected_sip", msg="carrier1: SIP 503",
-                            key=("carrier1", "503"), code="503")
+                            key=("carrier1", "503"), code="503", profile="carrier1",
+                            direction="egress", account="acct1")
     assert alert.id.startswith(f"{WINDOW}-") and len(alert.id) == len(str(WINDOW)) + 13
     assert alert.to_json() == {
         "id": alert.id, "timestamp": WINDOW, "time": 1234.5, "msg": "carrier1: SIP 503",
         "plugin": "unexpected_sip", "key": ["carrier1", "503"], "count": 1,
-        "profile": "carrier1", "direction": "outbound", "account": "acct1",
+        "profile": "carrier1", "direction": "egress", "account": "acct1",
         "duration": {"billable": 12, "total": 20}, "code": "503", "doc": decoded.doc,
         "state": "firing", "starts_at": WINDOW, "ends_at": None, "resolution": None,
     }
@@ -204,11 +205,11 @@ def test_rules_from_config_new_rule_missing_fields():
 
 def test_rule_describe_names_labels_value_bound_and_samples():
     rule = DEFAULT_RULES["zero_duration_ratio"]
-    text = rule.describe({"direction": "outbound", "profile": "carrier1"}, 0.55, 20)
-    for part in ("carrier1", "outbound", "zero_duration/calls 55% > 50%", "20 samples"):
+    text = rule.describe({"direction": "egress", "profile": "carrier1"}, 0.55, 20)
+    for part in ("carrier1", "egress", "zero_duration/calls 55% > 50%", "20 samples"):
         assert part in text
-    text = DEFAULT_RULES["mos"].describe({"direction": "inbound", "profile": "c"}, 2.5, 10)
-    for part in ("c", "inbound", "mean mos 2.50 < 3.5", "10 samples"):
+    text = DEFAULT_RULES["mos"].describe({"direction": "ingress", "profile": "c"}, 2.5, 10)
+    for part in ("c", "ingress", "mean mos 2.50 < 3.5", "10 samples"):
         assert part in text
 
 
@@ -224,7 +225,7 @@ def engine(seed: bool = True, **config) -> Engine:
 
 
 def feed(e: Engine, n: int, end_epoch: int = END, **variables) -> None:
-    base = {"ccnq_profile": "carrier1", "ccnq_direction": "outbound", "ccnq_account": "acct1"}
+    base = {"ccnq_profile": "carrier1", "ccnq_direction": "egress", "ccnq_account": "acct1"}
     base.update(variables)
     for _ in range(n):
         assert e.feed(raw(_id=f"cdr-{next(_ids)}", end_epoch=end_epoch, **base)) is None
@@ -247,13 +248,13 @@ def test_zero_duration_ratio_fires_once_per_carrier_window():
     [alert] = rule_alerts(e)
     assert alert.plugin == "zero_duration_ratio"
     assert alert.timestamp == WINDOW
-    assert alert.key == ["outbound", "carrier1"]
+    assert alert.key == ["egress", "carrier1"]
     assert alert.msg == DEFAULT_RULES["zero_duration_ratio"].describe(
-        {"direction": "outbound", "profile": "carrier1"}, 0.55, 20)
+        {"direction": "egress", "profile": "carrier1"}, 0.55, 20)
     assert alert.fields == {"rule": "zero_duration_ratio",
-                            "labels": {"direction": "outbound", "profile": "carrier1"},
+                            "labels": {"direction": "egress", "profile": "carrier1"},
                             "value": 0.55, "bound": 0.5, "samples": 20, "severity": "warning"}
-    assert (alert.profile, alert.direction, alert.time) == ("carrier1", "outbound", NOW)
+    assert (alert.profile, alert.direction, alert.time) == ("carrier1", "egress", NOW)
     assert alert.doc["variables"]["ccnq_profile"] == "carrier1"
     feed(e, 20, **ZERO)
     e.flush()
@@ -285,7 +286,7 @@ def test_zero_duration_ratio_is_per_carrier():
     feed(e, 20, **ZERO)
     feed(e, 20, ccnq_profile="carrier2", **ANSWERED)
     e.flush()
-    assert [a.key for a in rule_alerts(e, "zero_duration_ratio")] == [["outbound", "carrier1"]]
+    assert [a.key for a in rule_alerts(e, "zero_duration_ratio")] == [["egress", "carrier1"]]
 
 
 def test_no_alert_below_min_count():
@@ -325,7 +326,7 @@ def test_asr_fires_on_low_answer_ratio():
     e.flush()
     [alert] = rule_alerts(e, "asr")
     assert alert.fields["value"] == pytest.approx(0.15)
-    assert alert.key == ["outbound", "carrier1"]
+    assert alert.key == ["egress", "carrier1"]
 
 
 def test_asr_quiet_when_enough_calls_answered():
@@ -371,8 +372,8 @@ def test_account_zero_duration_ratio_fires_per_account():
     e.flush()
     [alert] = rule_alerts(e)
     assert alert.plugin == "account_zero_duration_ratio"
-    assert alert.key == ["acct1", "outbound"]
-    assert alert.fields["labels"] == {"account": "acct1", "direction": "outbound"}
+    assert alert.key == ["acct1", "egress"]
+    assert alert.fields["labels"] == {"account": "acct1", "direction": "egress"}
     assert alert.fields["value"] == 0.85
 
 
@@ -431,7 +432,7 @@ def sip_alerts(e: Engine) -> list[Alert]:
     return [a for a in e.alerts.list() if a.plugin == "unexpected_sip"]
 
 
-def feed_codes(e: Engine, profile: str, code: str | None, n: int, direction: str = "outbound",
+def feed_codes(e: Engine, profile: str, code: str | None, n: int, direction: str = "egress",
                end: int = END, prefix: str = "") -> None:
     for i in range(n):
         e.feed(raw(_id=f"{prefix}{profile}-{direction}-{code}-{end}-{i}", ccnq_profile=profile,
@@ -446,14 +447,14 @@ def test_without_the_guard_each_unexpected_code_alerts_at_once_as_the_seed_did()
     e = engine(plugin_options={"unexpected_sip": {"min_count": 1, "share": 0}})
     feed_codes(e, "carrier1", "503", 2)
     [alert] = sip_alerts(e)
-    assert alert.count == 2 and alert.doc["_id"] == "carrier1-outbound-503-1700000000-0"
+    assert alert.count == 2 and alert.doc["_id"] == "carrier1-egress-503-1700000000-0"
 
 
 def test_a_lone_unexpected_code_is_counted_not_alerted():
     e = engine()  # (the default guard)
     feed_codes(e, "carrier1", "503", 4)
     assert sip_alerts(e) == []
-    assert e.store.get(WINDOW, 'sip_status{code="503",direction="outbound",profile="carrier1"}').count == 4
+    assert e.store.get(WINDOW, 'sip_status{code="503",direction="egress",profile="carrier1"}').count == 4
 
 
 def test_unexpected_sip_fires_once_its_share_is_evident_then_counts_each_cdr():
@@ -461,13 +462,14 @@ def test_unexpected_sip_fires_once_its_share_is_evident_then_counts_each_cdr():
     feed_codes(e, "carrier1", "503", 5)
     [alert] = sip_alerts(e)
     assert alert.count == 1
-    assert alert.key == ["carrier1", "503"]
-    assert "carrier1" in alert.msg and "503" in alert.msg
-    assert alert.fields == {"code": "503"}
-    assert alert.doc["_id"] == "carrier1-outbound-503-1700000000-4"  # the CDR that made it evident
+    assert alert.key == ["carrier1", "egress", "503"]
+    assert "carrier1 (egress)" in alert.msg and "503" in alert.msg
+    assert alert.fields == {"code": "503", "profile": "carrier1", "direction": "egress"}
+    assert (alert.profile, alert.direction, alert.account) == ("carrier1", "egress", "")
+    assert alert.doc["_id"] == "carrier1-egress-503-1700000000-4"  # the CDR that made it evident
     assert alert.to_json()["code"] == "503"
     feed_codes(e, "carrier1", "503", 2, prefix="more-")
-    feed_codes(e, "carrier1", "503", 1, direction="inbound")  # one inbound 503: no evidence there
+    feed_codes(e, "carrier1", "503", 1, direction="ingress")  # one inbound 503: no evidence there
     assert [a.count for a in sip_alerts(e)] == [3]
 
 
@@ -478,7 +480,7 @@ def test_a_healthy_carrier_with_a_small_share_of_odd_codes_stays_quiet():
     assert sip_alerts(e) == []
     feed_codes(e, "carrier2", "200", 60)
     feed_codes(e, "carrier2", "403", 20)  # 25 %: surely above 5 %
-    assert [a.key for a in sip_alerts(e)] == [["carrier2", "403"]]
+    assert [a.key for a in sip_alerts(e)] == [["carrier2", "egress", "403"]]
 
 
 def test_the_evidence_bounds_are_options():
@@ -489,15 +491,19 @@ def test_the_evidence_bounds_are_options():
     assert len(sip_alerts(e)) == 1
 
 
-def test_unexpected_sip_separate_rows_per_profile_code_and_window():
+def test_unexpected_sip_separate_rows_per_profile_direction_code_and_window():
     e = engine()
     feed_codes(e, "carrier1", "503", 5)
     feed_codes(e, "carrier2", "503", 5)
     feed_codes(e, "carrier1", "502", 5)
+    feed_codes(e, "carrier1", "503", 5, direction="ingress")
     feed_codes(e, "carrier1", "503", 5, end=END + 360)
     assert sorted((a.timestamp, *a.key) for a in sip_alerts(e)) == [
-        (WINDOW, "carrier1", "502"), (WINDOW, "carrier1", "503"), (WINDOW, "carrier2", "503"),
-        (WINDOW + 360, "carrier1", "503")]
+        (WINDOW, "carrier1", "egress", "502"), (WINDOW, "carrier1", "egress", "503"),
+        (WINDOW, "carrier1", "ingress", "503"), (WINDOW, "carrier2", "egress", "503"),
+        (WINDOW + 360, "carrier1", "egress", "503")]
+    assert {(a.profile, a.direction) for a in sip_alerts(e)} == {
+        ("carrier1", "egress"), ("carrier1", "ingress"), ("carrier2", "egress")}
 
 
 @pytest.mark.parametrize("code", ["486", "200", "487", None])
@@ -511,7 +517,7 @@ def test_unexpected_sip_expected_set_is_configurable():
     e = engine(plugin_options={"unexpected_sip": {"expected": ["200", 503]}})
     feed_codes(e, "carrier1", "503", 5)
     feed_codes(e, "carrier1", "486", 5)
-    assert [a.key[1] for a in sip_alerts(e)] == ["486"]
+    assert [a.key[2] for a in sip_alerts(e)] == ["486"]
 
 
 def test_dict_input_alert_doc():
@@ -565,3 +571,33 @@ def test_an_alert_keyed_by_an_object_dedups_alike_after_a_restart():
     raised = again.raise_alert("p", "m", Where("acme", "503"), WINDOW, sample, {})
     assert len(again) == 1 and raised.count == 2
     assert raised.key == {"profile": "acme", "code": "503"}
+
+
+# --- attribution: what the raiser names, never the triggering CDR --------------------------------
+
+def test_a_plugin_alert_carries_the_labels_its_plugin_gives_not_the_triggering_cdrs(tmp_path):
+    (tmp_path / "watch.py").write_text(
+        "def plugin(ctx):\n"
+        "    if ctx.profile == 'trigger':\n"
+        "        ctx.alert('about another carrier', key='x', profile='other', direction='egress')\n"
+        "        ctx.alert('about nobody', key='y')\n"
+        "        ctx.alert('by a labels dict', key='z', labels={'account': 'acme', 'direction': 'ingress'})\n")
+    e = Engine(Config(retention_hours=None, plugin_dirs=[str(tmp_path)]))
+    assert e.feed(raw(_id="t", ccnq_profile="trigger", ccnq_direction="ingress",
+                      ccnq_account="acct9")) is None
+    found = {a.msg: (a.profile, a.direction, a.account) for a in e.alerts.list() if a.plugin == "watch"}
+    assert found == {"about another carrier": ("other", "egress", ""),
+                     "about nobody": ("", "", ""),
+                     "by a labels dict": ("", "ingress", "acme")}
+    [nobody] = [a for a in e.alerts.list() if a.msg == "about nobody"]
+    assert nobody.doc["variables"]["ccnq_profile"] == "trigger"  # the CDR is its sample only
+
+
+def test_a_rule_alert_is_labelled_by_its_rule_labels_not_its_sample():
+    e = engine()
+    for i in range(20):  # the carrier's zero-duration calls come from many accounts
+        e.feed(raw(_id=f"z{i}", ccnq_profile="carrier1", ccnq_direction="egress",
+                   ccnq_account=f"acct{i}", billsec="0", sip_term_status="486"))
+    e.flush()
+    [alert] = rule_alerts(e, "zero_duration_ratio")
+    assert (alert.profile, alert.direction, alert.account) == ("carrier1", "egress", "")

@@ -261,9 +261,10 @@ def test_json_output_shape(tmp_path, capsys):
     (alert,) = result["alerts"]
     assert ALERT_FIELDS <= set(alert)
     assert alert["plugin"] == "unexpected_sip"
-    assert alert["msg"] == "carrierA: unexpected SIP 503"
+    assert alert["msg"] == "carrierA (egress): unexpected SIP 503"
     assert alert["timestamp"] == W0 and alert["count"] == 1
-    assert (alert["profile"], alert["direction"], alert["account"]) == ("carrierA", "egress", "acct1")
+    # labelled by what the plugin names (a carrier), not by the triggering CDR's account
+    assert (alert["profile"], alert["direction"], alert["account"]) == ("carrierA", "egress", "")
     assert alert["duration"] == {"billable": 0, "total": 2}
     assert alert["doc"]["_id"] == "c2"
 
@@ -291,7 +292,7 @@ def test_text_report(tmp_path, capsys):
     assert row == ["carrierA", "egress", "4", "75.0", "75.0", "25.0", "31.7", "1.50", "-", "503×1"]
     alerts = lines.index(next(line for line in lines if line.startswith("Alerts:")))
     assert lines[alerts].startswith("Alerts: 1 in 1 groups")
-    assert "unexpected_sip: carrierA: unexpected SIP 503" in lines[alerts + 1]
+    assert "unexpected_sip: carrierA (egress): unexpected SIP 503" in lines[alerts + 1]
     rejected = lines.index("Rejected: 3")
     assert rejected > alerts
     reasons = {line.split()[0]: int(line.split()[1]) for line in lines[rejected + 1:] if line.strip()}

@@ -14,7 +14,7 @@ from sixminutes.engine import Engine
 from sixminutes.lifecycle import Lifecycle
 
 GRACE = 30.0
-CARRIER = {"ccnq_profile": "carrier1", "ccnq_direction": "outbound", "ccnq_account": "acct1"}
+CARRIER = {"ccnq_profile": "carrier1", "ccnq_direction": "egress", "ccnq_account": "acct1"}
 ONLY_ASR = {name: {"enabled": False} for name in
             ("zero_duration_ratio", "network_failure_ratio", "account_zero_duration_ratio", "mos")}
 ONLY_ASR["asr"] = SEED_RULES["asr"]  # the seed's line: one window of < 20 % fires

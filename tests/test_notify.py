@@ -27,8 +27,9 @@ _ids = itertools.count()
 
 def plugin_alert(alerts: Alerts, code: str = "503", timestamp: int = WINDOW):
     sample = decode(raw(_id=f"s{next(_ids)}", **CARRIER))
-    return alerts.raise_alert("unexpected_sip", f"carrier1: unexpected SIP {code}",
-                              ["carrier1", code], timestamp, sample, {"code": code})
+    return alerts.raise_alert("unexpected_sip", f"carrier1 (egress): unexpected SIP {code}",
+                              ["carrier1", "egress", code], timestamp, sample,
+                              {"code": code, "profile": "carrier1", "direction": "egress"})
 
 
 def rule_alert(alerts: Alerts, timestamp: int = WINDOW):
@@ -55,7 +56,7 @@ def test_a_plugin_alert_is_labelled_by_its_key_and_scalar_fields():
     alert = plugin_alert(Alerts())
     assert alert_labels(alert) == {"alertname": "unexpected_sip", "severity": "warning",
                                    "profile": "carrier1", "direction": "egress",
-                                   "key": '["carrier1","503"]', "code": "503"}
+                                   "key": '["carrier1","egress","503"]', "code": "503"}
 
 
 def test_firing_items_end_four_resends_ahead_and_resolved_ones_at_their_end():

@@ -175,7 +175,7 @@ def test_an_alert_field_only_json_knows_how_to_write_crosses_processes(corpus, t
         "    carrier: str\n"
         "def plugin(ctx):\n"
         "    if ctx.call.billsec == 0:\n"
-        "        ctx.alert('zero', key=ctx.profile, info=Info(ctx.profile))\n")
+        "        ctx.alert('zero', key=ctx.profile, info=Info(ctx.profile), profile=ctx.profile)\n")
     one = assert_same(capsys, "--plugins", str(plugins), str(corpus), jobs=2)
     assert any(a.get("info") == {"carrier": a["profile"]} for a in one["alerts"])
 

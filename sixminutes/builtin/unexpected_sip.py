@@ -1,8 +1,8 @@
 """Alert when a final SIP code outside the expected set takes a real share of a carrier's calls.
 
 A lone unexpected code is counted (``sip_status``, by the ``codes`` plugin), not alerted: a
-single 403 on a healthy carrier is no reason to wake anyone. The alert for (profile, code,
-window) fires once a carrier (profile × direction) has at least ``min_count`` CDRs with that
+single 403 on a healthy carrier is no reason to wake anyone. The alert for (profile,
+direction, code, window), labelled with that profile and direction, fires once a carrier (profile × direction) has at least ``min_count`` CDRs with that
 code in the window and the 95 % Wilson lower bound of their share of its calls is above
 ``share``; from then on each such CDR counts on the alert. ``min_count = 1`` and
 ``share = 0`` give the seed's behaviour back: every unexpected code alerts at once.
@@ -37,7 +37,9 @@ def batch(batch, ctx):
     for (window, profile, direction, code), found in rows.items():
         if evident(ctx, window, profile, direction, code):
             for row in found:
-                ctx.alert(row, f"{profile}: unexpected SIP {code}", key=[profile, code], code=code)
+                ctx.alert(row, f"{profile} ({direction}): unexpected SIP {code}",
+                          key=[profile, direction, code], code=code, profile=profile,
+                          direction=direction)
 
 
 def evident(ctx, window, profile, direction, code):

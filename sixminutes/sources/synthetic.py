@@ -136,8 +136,7 @@ class Generator:
         duration = end_epoch - c.start_us // 1_000_000
         truth = Truth(
             uuid=c.uuid, profile=c.carrier.name,
-            direction=("outbound" if c.egress else "inbound") if c.fallback
-            else ("egress" if c.egress else "ingress"),
+            direction="egress" if c.egress else "ingress",  # (FreeSWITCH's outbound, inbound)
             account=c.account, end_epoch=end_epoch, billsec=c.billsec, duration=duration,
             answered=answered, sip_code=c.sip if c.sip and c.codes != "none" else "none",
             hangup_cause=c.cause, q850=c.q850, pdd_ms=c.media or c.progress or None,

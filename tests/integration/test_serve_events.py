@@ -111,7 +111,7 @@ def test_ready_then_stats_after_a_cdr_then_an_alert_for_an_unexpected_sip_code(s
     assert service.post_cdr(orjson.dumps(failed)).status_code == 200
     events = reader.until(lambda e, d: e == "alert", what="an alert event")
     alert = events[-1][1]
-    assert alert["msg"] == f"{profile}: unexpected SIP 503"
+    assert alert["msg"] == f"{profile} (egress): unexpected SIP 503"
     assert alert["plugin"] == "unexpected_sip" and alert["profile"] == profile
     assert alert["timestamp"] == window_of(end) and alert["count"] == 1
     assert alert["id"] in {a["id"] for a in service.alerts()}

@@ -14,6 +14,7 @@ from urllib.parse import unquote
 import orjson
 import pytest
 
+from sixminutes.direction import normal_direction
 from sixminutes.sources.synthetic import ODD_ACCOUNTS, Generator, Truth, encode
 
 START = 1_700_000_000  # 2023-11-14 22:13:20 UTC
@@ -43,7 +44,7 @@ def expected(doc: dict) -> dict:
     return {
         "uuid": v["uuid"],
         "profile": _first(v, "ccnq_profile", "sip_gateway_name", "sofia_profile_name") or "unknown",
-        "direction": _first(v, "ccnq_direction", "direction") or "unknown",
+        "direction": normal_direction(_first(v, "ccnq_direction", "direction") or "unknown"),
         "account": _first(v, "ccnq_account", "accountcode") or "unknown",
         "from_": _first(v, "ccnq_from_e164", "sip_from_user"),
         "to": _first(v, "ccnq_to_e164", "sip_to_user"),
@@ -158,7 +159,8 @@ def test_fallback_only_documents_exercise_every_fallback(corpus):
     assert any("sip_gateway_name" in v for v, _ in fallback)
     assert any("sip_gateway_name" not in v and unquote(v["sofia_profile_name"]) == t.profile
                for v, t in fallback)
-    assert {t.direction for _, t in fallback} == {"inbound", "outbound"}
+    assert {unquote(v["direction"]) for v, _ in fallback} == {"inbound", "outbound"}  # FreeSWITCH's
+    assert {t.direction for _, t in fallback} == {"ingress", "egress"}  # ... mapped onto ccnq's
     assert any(t.account == "unknown" for _, t in fallback)
     # ccnq3 documents carry fallbacks too, which must lose
     assert any("accountcode" in orjson.loads(raw)["variables"] for raw, t in corpus if not t.fallback)
