@@ -15,6 +15,7 @@ import orjson
 
 from .lifecycle import FIRING, RESOLVED, Judge, Lifecycle
 from .windows import WINDOW
+from .incidents import EXPLAINING, Incident, explain, incident_of, incidents_of
 from .thresholds import DEFAULT_RULES, SEED_RULES, Rule, Thresholds, rules_from_config
 
 if TYPE_CHECKING:
@@ -144,6 +145,7 @@ class Alerts:
         self._clock = clock
         self.lifecycle = lifecycle or Lifecycle()
         self._rows: dict[tuple, Alert] = {}
+        self._by_subject: dict[tuple, list[Alert]] = {}  # (plugin, subject) → its records
         self._seq = 0
         self.raised = 0
         self.listeners: list[Callable[[Alert], None]] = []
@@ -174,6 +176,7 @@ class Alerts:
                 duration={"billable": call.billsec, "total": call.duration},
                 sample=sample, fields=plain[1], seq=self._seq,
             )
+            self._index(alert)
             self.lifecycle.fired(alert)
             self.raised += 1
         for listener in self.listeners:
@@ -190,6 +193,7 @@ class Alerts:
         alert = Alert(**fields, sample=record.get("doc"), fields=dict(record.get("fields", {})),
                       seq=record.get("seq", 0))
         self._rows[(alert.plugin, alert.subject, alert.timestamp)] = alert
+        self._index(alert)
         self._seq = max(self._seq, alert.seq)
         if alert.state == FIRING:
             self.lifecycle.join(alert)
@@ -204,6 +208,7 @@ class Alerts:
                 mine.count += alert.count
                 continue
             self._rows[dedup] = alert
+            self._index(alert)
             self._seq = max(self._seq, alert.seq)
             self.raised += 1
             if alert.state == FIRING:
@@ -216,6 +221,30 @@ class Alerts:
             for listener in self.listeners:
                 listener(alert)
         return resolved
+
+    def _index(self, alert: Alert) -> None:
+        self._by_subject.setdefault((alert.plugin, alert.subject), []).append(alert)
+
+    def incident(self, alert: Alert) -> Incident:
+        """The incident a record belongs to: the records of its condition (same plugin,
+        subject and start), with the account incidents a firing carrier one explains marked."""
+        records = [a for a in self._by_subject.get((alert.plugin, alert.subject), [alert])
+                   if a.starts_at == alert.starts_at]
+        incident = incident_of(records or [alert])
+        if incident.scope == "account":  # explained by a carrier incident firing now?
+            explain([incident, *(incident_of(c.alerts) for c in self.lifecycle.open.values()
+                                 if c.plugin in EXPLAINING and c.alerts)])
+        return incident
+
+    def firing_incidents(self) -> list[Incident]:
+        """The incidents firing now (one per open condition), explained ones marked."""
+        found = [incident_of(c.alerts) for c in self.lifecycle.open.values() if c.alerts]
+        explain(found)
+        return found
+
+    def incidents(self) -> list[Incident]:
+        """Every incident, newest first (see :mod:`sixminutes.incidents`)."""
+        return incidents_of(self._rows.values())
 
     def ids(self) -> set[str]:
         return {a.id for a in self._rows.values()}
@@ -239,6 +268,9 @@ class Alerts:
         for k in dropped:
             del self._rows[k]
         if dropped:
+            self._by_subject = {}
+            for alert in self._rows.values():
+                self._index(alert)
             kept = set(map(id, self._rows.values()))
             self.lifecycle.forget(lambda alert: id(alert) in kept)
         return len(dropped)

@@ -16,6 +16,7 @@ from tqdm import tqdm
 from . import __version__, parallel
 from .config import Config, ConfigError, check_hours
 from .engine import Engine
+from .incidents import carriers
 from .report import all_rejections, where_rejected, write_report
 from .sources import csv_cdr
 from .sources.files import InputError, read_documents, total_bytes
@@ -53,7 +54,8 @@ def _parser() -> argparse.ArgumentParser:
                     "config, a path that does not exist).")
     replay.add_argument("paths", nargs="+", metavar="PATH", help="files or directories to read")
     replay.add_argument("--json", action="store_true",
-                        help='print one JSON object {"data", "alerts", "rejected", '
+                        help='print one JSON object {"data", "alerts", "incidents", '
+                             '"carrier_incidents", "rejected", '
                              '"where_rejected", "rejections", "problems"} instead of the report; '
                              "data is exactly GET /6minutes/data's document; rejected counts by "
                              "reason, where_rejected the first and last place of each, "
@@ -214,7 +216,10 @@ def _replay(args: argparse.Namespace) -> int:
     engine.settle()
     engine.store.compact()
     if args.json:
+        incidents = engine.alerts.incidents()
         result = {"data": engine.store.to_json(), "alerts": engine.alerts.to_json(),
+                  "incidents": [i.to_json() for i in incidents],
+                  "carrier_incidents": carriers(incidents),
                   "rejected": dict(engine.rejected),
                   "where_rejected": where_rejected(engine, reading),
                   "rejections": [r.to_json() for r in all_rejections(engine, reading)],

@@ -80,7 +80,8 @@ class Service:
             config.alertmanager, config.webhook, secret=config.webhook_secret,
             public_url=config.public_url or f"http://{config.host}:{config.port}",
             resend=max(1.0, config.alertmanager_resend_seconds), max_queue=config.notify_queue,
-            firing=self.engine.alerts.lifecycle.firing, clock=clock)
+            firing=self.engine.alerts.lifecycle.firing, incident=self.engine.alerts.incident,
+            clock=clock)
         if self.notifier:
             self.engine.alerts.listeners.append(self.notifier.changed)
 
@@ -278,8 +279,13 @@ class Service:
         if items:
             self.hub.publish("stats", items)
         alerts, self._alerts_live = self._alerts_live, {}
+        incidents = {}
         for alert in alerts.values():
             self.hub.publish("alert", alert.to_json(with_doc=False))  # the CDR: /6minutes/alerts/{id}
+            incident = self.engine.alerts.incident(alert)
+            incidents[incident.id] = incident
+        for incident in incidents.values():  # one event per incident changed in this tick
+            self.hub.publish("incident", incident.to_json())
         self.plugin_health.check(self.engine.status())  # logged once per change of state
         now = self.clock()
         self._rate.append((now, self.engine.accepted))

@@ -249,7 +249,9 @@ class Thresholds:
 
     def verdict(self, rule_name: str, values: tuple, timestamp: int, store: Store) -> bool | None:
         """Whether a window keeps a rule's incident open for these label values: True when its
-        measure is beyond the bound, False when within, None with too few samples."""
+        measure is beyond the bound (on any number of samples: the incident was opened on
+        evidence, and a thin window is no sign of recovery), False when within it on the
+        rule's minimum samples, None otherwise (nothing to say)."""
         rule = self._by_name.get(rule_name)
         cells = store.peek(timestamp)
         if rule is None or cells is None or len(values) != len(rule.labels):
@@ -258,8 +260,12 @@ class Thresholds:
             rule.labels, values, self._by_labels[rule.labels])
         for planned, _, series, per in plan:
             if planned is rule:
-                measured = _measure(rule, cells, series, per)
-                return None if measured is None else rule.crossed(measured[0])
+                measured = _measure(rule, cells, series, per, min_count=1)
+                if measured is None:
+                    return None
+                if rule.crossed(measured[0]):
+                    return True
+                return False if measured[1] >= rule.min_count else None
         return None
 
     def _plan(self, names: tuple[str, ...], values: tuple, rules: list[Rule]) -> list[_Plan]:
@@ -284,18 +290,19 @@ class Thresholds:
                 del touched[key]
 
 
-def _measure(rule: Rule, cells: Any, series: str, per: str | None
+def _measure(rule: Rule, cells: Any, series: str, per: str | None, min_count: int | None = None
              ) -> tuple[float, int, tuple[float, int, float], float | None] | None:
     """(value, samples, (sum, count, squares), k) of a rule in one window's cells, the last two
-    as :meth:`Rule.evident` takes them; None below the rule's minimum samples."""
+    as :meth:`Rule.evident` takes them; None below ``min_count`` (the rule's) samples."""
+    least = rule.min_count if min_count is None else min_count
     if per is not None:
         n = cells.sum_count(per)[1]
-        if n < rule.min_count:
+        if n < least:
             return None
         k = cells.sum_count(series)[0]  # (the seed's ratio: the series' sum over per's count)
         return k / n, n, (0.0, n, 0.0), k
     row = cells.stat_row(series)
-    if row is None or int(row[1]) < rule.min_count:
+    if row is None or int(row[1]) < least:
         return None
     total, n, squares = row[0], int(row[1]), row[2]
     return total / n, n, (total, n, squares), None

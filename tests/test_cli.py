@@ -234,8 +234,12 @@ def test_json_output_shape(tmp_path, capsys):
     assert out.endswith("\n") and out.count("\n") == 1  # one JSON object, one line
     assert err == ""
     result = json.loads(out)
-    assert set(result) == {"data", "alerts", "rejected", "where_rejected", "rejections",
-                           "problems"}
+    assert set(result) == {"data", "alerts", "incidents", "carrier_incidents", "rejected",
+                           "where_rejected", "rejections", "problems"}
+    [incident] = result["incidents"]  # the one alert record is one incident of one window
+    assert incident["alerts"] == [result["alerts"][0]["id"]] and incident["windows"] == 1
+    assert incident["rule"] == "unexpected_sip" and incident["carrier"] == "carrierA/egress"
+    assert [g["carrier"] for g in result["carrier_incidents"]] == ["carrierA/egress"]
     assert set(result["data"]) == {str(W0), str(W1)}
     for series in result["data"].values():
         for k, stat in series.items():
@@ -291,8 +295,8 @@ def test_text_report(tmp_path, capsys):
     #            profile     direction calls  ASR%    NER%    zero%   ACD s   PDD s   MOS  codes
     assert row == ["carrierA", "egress", "4", "75.0", "75.0", "25.0", "31.7", "1.50", "-", "503×1"]
     alerts = lines.index(next(line for line in lines if line.startswith("Alerts:")))
-    assert lines[alerts].startswith("Alerts: 1 in 1 groups")
-    assert "unexpected_sip: carrierA (egress): unexpected SIP 503" in lines[alerts + 1]
+    assert lines[alerts].startswith("Alerts: 1 records in 1 incidents")
+    assert "unexpected_sip [warning]: carrierA (egress): unexpected SIP 503" in lines[alerts + 1]
     rejected = lines.index("Rejected: 3")
     assert rejected > alerts
     reasons = {line.split()[0]: int(line.split()[1]) for line in lines[rejected + 1:] if line.strip()}
@@ -307,7 +311,7 @@ def test_max_alerts_limits_the_report(tmp_path, capsys):
                  alert_on_one_code(tmp_path), str(p)]) == 0
     out = capsys.readouterr().out
     assert out.count("unexpected SIP") == 1
-    assert "… and 2 more groups" in out
+    assert "… and 2 more incidents" in out
 
 
 # 4. Exit status and errors

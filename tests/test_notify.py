@@ -106,14 +106,18 @@ def test_the_newest_version_of_a_key_replaces_the_queued_one_and_wins_over_a_fai
 
 def test_only_firing_and_resolving_are_notified_not_a_growing_count():
     alerts = Alerts(lifecycle=Lifecycle(1, 0))
-    notifier = Notifier(webhooks=["http://hook"], firing=alerts.lifecycle.firing)
+    notifier = Notifier(webhooks=["http://hook"], firing=alerts.lifecycle.firing,
+                        incident=alerts.incident)
     alerts.listeners.append(notifier.changed)
     alert = plugin_alert(alerts)
     plugin_alert(alerts)  # the same alert, count 2
+    plugin_alert(alerts, timestamp=WINDOW + 360)  # the next window: the same incident
+    incident = alerts.incident(alert)
+    assert incident.windows == 2 and incident.count == 3
     [target] = notifier.targets
-    assert list(target.queue) == [(alert.id, "firing")]
-    alerts.resolve(WINDOW + 360 * 3, lambda condition, window: None)
-    assert list(target.queue) == [(alert.id, "firing"), (alert.id, "resolved")]
+    assert list(target.queue) == [(incident.id, "firing")]
+    alerts.resolve(WINDOW + 360 * 4, lambda condition, window: None)
+    assert list(target.queue) == [(incident.id, "firing"), (incident.id, "resolved")]
     # Each change is sent as it was: the firing one says firing though the alert resolved since.
     sent = [(state, orjson.loads(body)["state"]) for state, body in target.queue.values()]
     assert sent == [("firing", "firing"), ("resolved", "resolved")]
@@ -223,18 +227,20 @@ async def deliver(notifier: Notifier, until, timeout: float = 15.0) -> None:
         await asyncio.gather(task, return_exceptions=True)
 
 
-def test_webhook_posts_the_alert_item_signed():
+def test_webhook_posts_the_incident_item_signed():
     receiver = Receiver()
     try:
         alerts = Alerts()
         notifier = Notifier(webhooks=[receiver.url + "/hook"], secret="s3cret",
-                            firing=alerts.lifecycle.firing)
+                            firing=alerts.lifecycle.firing, incident=alerts.incident)
         alerts.listeners.append(notifier.changed)
         alert = plugin_alert(alerts)
         run(deliver(notifier, lambda: notifier.targets[0].sent))
         [request] = receiver.received()
         assert request["path"] == "/hook"
-        assert request["json"] == orjson.loads(orjson.dumps(alert.to_json()))
+        incident = alerts.incident(alert).to_json()
+        assert request["json"] == orjson.loads(orjson.dumps({**incident, "doc": alert.doc}))
+        assert request["json"]["alerts"] == [alert.id] and request["json"]["rule"] == "unexpected_sip"
         assert request["json"]["state"] == "firing" and request["json"]["doc"]["_id"]
         stamp = request["headers"]["X-Sixminutes-Timestamp"]
         assert abs(int(stamp) - time.time()) < 60

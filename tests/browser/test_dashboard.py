@@ -70,7 +70,8 @@ class Service:
         config = workdir / "c.toml"
         # the rules fire on one window over the line, as the seed's did: the page's plumbing
         # is under test here, the statistical guard in tests/test_thresholds.py
-        config.write_text("[serve]\nsnapshot_seconds = 1\n" + seed_rules_toml())
+        config.write_text("[serve]\nsnapshot_seconds = 1\n[alerts]\nclear_windows = 1\n"
+                          + seed_rules_toml())
         plugins = workdir / "plugins"
         plugins.mkdir()
         (plugins / "boom.py").write_text(BOOM_PLUGIN)
@@ -310,6 +311,11 @@ def test_alerts_arrive_live_and_show_their_sample_cdr(service: Service, watched:
         service.post(call("zero-carrier", account="zero-acct", billsec=0, end=end))
     rule_row = alert_rows(page, "zero_duration_ratio").filter(has_text="zero-carrier")
     expect(rule_row).to_have_count(1)
+    # ... and its incident, live, in the incidents panel (one per rule and labels)
+    incident = page.locator("#incidents tbody tr", has_text="zero-carrier").filter(has_text="zero_duration_ratio")
+    expect(incident).to_have_count(1)
+    expect(incident.locator(".state")).to_have_text("firing")
+    expect(incident.locator(".windows")).to_have_text("1 window")
     expect(alert_rows(page, "account_zero_duration_ratio").filter(has_text="zero-acct")).to_have_count(1)
     # The carrier stands out: in the trouble banner and flagged on the board.
     expect(page.locator("#trouble")).to_contain_text("zero-carrier")
