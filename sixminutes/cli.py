@@ -149,8 +149,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--retention-hours", type=float, metavar="H",
                        help="hours of windows kept (default 24)")
     serve.add_argument("--demo", action="store_true",
-                       help="generate synthetic FreeSWITCH CDRs (one carrier in trouble), fed "
-                            "through the same path as POSTed CDRs")
+                       help="generate synthetic FreeSWITCH CDRs of twenty carriers, one in "
+                            "trouble (kestrel, a tenth of the calls), fed through the same path "
+                            "as POSTed CDRs")
     serve.add_argument("--demo-rate", type=float, metavar="N",
                        help="demo CDRs per second (default 4)")
     serve.add_argument("--alertmanager", metavar="URL", action="append",

@@ -38,6 +38,8 @@ T = TypeVar("T")
 JOURNAL = "journal"
 REJECTIONS_KEPT = 100
 """The newest rejections listed in the status, each with where it came from."""
+DEMO_TROUBLED_SHARE = 0.1
+"""The share of the demo's calls its carrier in trouble carries."""
 _ROW_ID = re.compile(rb'"id"\s*:\s*"((?:[^"\\]|\\.){0,200})"')
 
 
@@ -248,9 +250,11 @@ class Service:
                 await asyncio.sleep(1)
 
     async def _demo(self) -> None:
-        """Synthetic traffic through the same path as POSTed CDRs."""
+        """Synthetic traffic through the same path as POSTed CDRs: twenty carriers, one of
+        them (kestrel) in trouble and carrying a tenth of the calls, so that at the default
+        rate its incidents open on evidence within the first minutes (docs/alerts.md)."""
         seed = int(self.clock())
-        generator, jitter = Generator(seed=seed), random.Random(seed)
+        generator, jitter = Generator(seed=seed, troubled_share=DEMO_TROUBLED_SHARE), random.Random(seed)
         interval = 1.0 / max(self.config.demo_rate, 0.01)
         while True:
             raw, _ = generator.cdr(int(self.clock()) - jitter.randrange(0, 30))

@@ -439,15 +439,34 @@ def feed_codes(e: Engine, profile: str, code: str | None, n: int, direction: str
                    ccnq_direction=direction, sip_term_status=code, end_epoch=end))
 
 
-GUARDED = {"unexpected_sip": {"min_count": 5, "share": 0.05}}
-"""The default statistical guard, spelled out: at least 5 CDRs, surely over 5 % of the calls."""
+GUARDED = {"unexpected_sip": {"min_count": 5, "share": 0.05, "min_calls": 1, "confidence": 0.95}}
+"""The guard's mechanics on small hand-made windows: at least 5 CDRs, surely (95 %) over 5 % of
+the calls, on any number of calls. (The defaults, 20 calls and 99.999 %, are tested below.)"""
 
 
 def test_without_the_guard_each_unexpected_code_alerts_at_once_as_the_seed_did():
-    e = engine(plugin_options={"unexpected_sip": {"min_count": 1, "share": 0}})
+    e = engine(plugin_options={"unexpected_sip": {"min_count": 1, "min_calls": 1, "share": 0}})
     feed_codes(e, "carrier1", "503", 2)
     [alert] = sip_alerts(e)
     assert alert.count == 2 and alert.doc["_id"] == "carrier1-egress-503-1700000000-0"
+
+
+def test_by_default_a_healthy_carriers_fluke_is_quiet_and_a_failing_carriers_share_alerts():
+    """The defaults: 20 calls, 5 CDRs, 99.999 % over 5 %. 6 404s in 27 calls (a healthy
+    carrier's 2.7 % on a bad draw) stay quiet; 15 503s in 60 calls alert; in the next window
+    the alert goes on while the share stays above 5 % (hysteresis), then stops."""
+    e = engine()
+    feed_codes(e, "healthy", "200", 21)
+    feed_codes(e, "healthy", "404", 6)
+    feed_codes(e, "failing", "200", 45)
+    feed_codes(e, "failing", "503", 15)
+    assert [a.key for a in sip_alerts(e)] == [["failing", "egress", "503"]]
+    feed_codes(e, "failing", "200", 30, end=END + 360)
+    feed_codes(e, "failing", "503", 3, end=END + 360)  # 9 %: not sure, but above 5 % after a sure window
+    assert sorted(a.timestamp for a in sip_alerts(e)) == [WINDOW, WINDOW + 360]
+    feed_codes(e, "failing", "200", 30, end=END + 720)
+    feed_codes(e, "failing", "503", 3, end=END + 720)  # the window before was not sure: no more
+    assert sorted(a.timestamp for a in sip_alerts(e)) == [WINDOW, WINDOW + 360]
 
 
 def test_a_lone_unexpected_code_is_counted_not_alerted():
@@ -484,7 +503,8 @@ def test_a_healthy_carrier_with_a_small_share_of_odd_codes_stays_quiet():
 
 
 def test_the_evidence_bounds_are_options():
-    e = engine(plugin_options={"unexpected_sip": {"min_count": 2, "share": 0.5}})
+    e = engine(plugin_options={"unexpected_sip": {"min_count": 2, "share": 0.5, "min_calls": 1,
+                                                  "confidence": 0.95}})
     feed_codes(e, "carrier1", "503", 2)
     assert sip_alerts(e) == []  # 2 of 2: the lower bound is 0.34, not above 0.5
     feed_codes(e, "carrier1", "503", 8, prefix="more-")
@@ -492,7 +512,7 @@ def test_the_evidence_bounds_are_options():
 
 
 def test_unexpected_sip_separate_rows_per_profile_direction_code_and_window():
-    e = engine()
+    e = engine(plugin_options=GUARDED)
     feed_codes(e, "carrier1", "503", 5)
     feed_codes(e, "carrier2", "503", 5)
     feed_codes(e, "carrier1", "502", 5)
@@ -514,14 +534,14 @@ def test_unexpected_sip_quiet_on_expected_codes(code):
 
 
 def test_unexpected_sip_expected_set_is_configurable():
-    e = engine(plugin_options={"unexpected_sip": {"expected": ["200", 503]}})
+    e = engine(plugin_options={"unexpected_sip": {**GUARDED["unexpected_sip"], "expected": ["200", 503]}})
     feed_codes(e, "carrier1", "503", 5)
     feed_codes(e, "carrier1", "486", 5)
     assert [a.key[2] for a in sip_alerts(e)] == ["486"]
 
 
 def test_dict_input_alert_doc():
-    e = engine()
+    e = engine(plugin_options=GUARDED)
     for i in range(5):
         e.feed(cdr(_id=f"d{i}", ccnq_profile="carrier%201", sip_term_status="503"))
     [alert] = sip_alerts(e)

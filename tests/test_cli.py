@@ -62,7 +62,7 @@ FOUR = [cdr("c1", T0, 30), cdr("c2", T0 + 10, 0, "503"), cdr("c3", T0 + 20, 5),
 def alert_on_one_code(tmp_path) -> str:
     """A config under which a single unexpected SIP code raises its alert, as the seed did."""
     config = tmp_path / "one-code.toml"
-    config.write_text("[plugins.unexpected_sip]\nmin_count = 1\nshare = 0.0\n")
+    config.write_text("[plugins.unexpected_sip]\nmin_count = 1\nmin_calls = 1\nshare = 0.0\n")
     return str(config)
 
 

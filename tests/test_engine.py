@@ -176,7 +176,7 @@ def test_retention_none_from_config_accepts_old_cdrs():
     assert len(e.store.windows()) == 1
 
 
-SEED_ALERTS = {"unexpected_sip": {"min_count": 1, "share": 0}}
+SEED_ALERTS = {"unexpected_sip": {"min_count": 1, "min_calls": 1, "share": 0}}
 """unexpected_sip as in the seed: one unexpected code alerts (the guard is tested in test_alerts)."""
 
 

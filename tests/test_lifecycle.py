@@ -110,7 +110,7 @@ def plugin_engine(now: float, quiet: int = 2) -> Engine:
     seed); no threshold rule fires."""
     rules = {**ONLY_ASR, "asr": {"enabled": False}}
     e = Engine(Config(retention_hours=None, rules=rules, alert_quiet_windows=quiet,
-                      plugin_options={"unexpected_sip": {"min_count": 1, "share": 0}}),
+                      plugin_options={"unexpected_sip": {"min_count": 1, "min_calls": 1, "share": 0}}),
                clock=Clock(now))
     e.live = True
     return e

@@ -317,3 +317,28 @@ def test_credentials_in_a_target_url_never_show_in_its_status(url):
     run(fail_once())
     text = orjson.dumps(notifier.status()).decode()
     assert "pw" not in text and "user" not in text and notifier.targets[0].last_error
+
+
+def test_an_account_incident_a_failing_carrier_explains_is_not_notified():
+    alerts = Alerts()
+    notifier = Notifier(webhooks=["http://hook"], alertmanagers=["http://am:9093"],
+                        firing=alerts.lifecycle.firing, incident=alerts.incident)
+    alerts.listeners.append(notifier.changed)
+
+    def rule(name, labels, timestamp=WINDOW):
+        sample = decode(raw(_id=f"s{next(_ids)}", **CARRIER))
+        return alerts.raise_alert(name, f"{name} {labels}", list(labels.values()), timestamp, sample,
+                                  {"rule": name, "labels": labels, "value": 0.9, "bound": 0.5,
+                                   "samples": 40, "severity": "warning"})
+
+    carrier = rule("network_failure_ratio", {"direction": "egress", "profile": "carrier1"})
+    rule("account_zero_duration_ratio", {"account": "acme", "direction": "egress"})
+    other = rule("account_zero_duration_ratio", {"account": "zeta", "direction": "ingress"})
+    webhook = next(t for t in notifier.targets if t.kind == "webhook")
+    told = [orjson.loads(body)["rule"] + " " + orjson.loads(body)["direction"]
+            for _, body in webhook.queue.values()]
+    assert told == ["network_failure_ratio egress", "account_zero_duration_ratio ingress"]
+    manager = next(t for t in notifier.targets if t.kind == "alertmanager")
+    assert sorted(dict(k)["scope"] for k in manager.queue) == ["account", "carrier"]
+    assert {i.id for i in notifier._incidents()} == {alerts.incident(carrier).id,
+                                                     alerts.incident(other).id}

@@ -94,7 +94,7 @@ def corpus(tmp_path_factory) -> Path:
 
 def test_many_processes_count_what_one_does(corpus, capsys, tmp_path):
     seed_alerts = tmp_path / "seed.toml"  # every unexpected code alerts: firing plugin alerts too
-    seed_alerts.write_text("[plugins.unexpected_sip]\nmin_count = 1\nshare = 0.0\n" + seed_rules_toml())
+    seed_alerts.write_text("[plugins.unexpected_sip]\nmin_count = 1\nmin_calls = 1\nshare = 0.0\n" + seed_rules_toml())
     one = assert_same(capsys, "--config", str(seed_alerts), str(corpus))
     assert one["rejected"]["duplicate"] == 200 and one["rejected"]["bad_json"] >= 1
     assert [a["profile"] for a in one["alerts"] if a.get("rule") == "asr"] == ["blip"]

@@ -70,7 +70,9 @@ class Service:
         config = workdir / "c.toml"
         # the rules fire on one window over the line, as the seed's did: the page's plumbing
         # is under test here, the statistical guard in tests/test_thresholds.py
+        # unexpected_sip on any number of calls, at 95 %: five 503s in a window alert
         config.write_text("[serve]\nsnapshot_seconds = 1\n[alerts]\nclear_windows = 1\n"
+                          "[plugins.unexpected_sip]\nmin_calls = 1\nconfidence = 0.95\n"
                           + seed_rules_toml())
         plugins = workdir / "plugins"
         plugins.mkdir()
@@ -257,9 +259,18 @@ def test_fills_from_history_then_follows_live(service: Service, watched: Watched
     end = settled_end()
     for i in range(5):
         service.post(call("hist-carrier", account="hist-acct", billsec=0 if i < 2 else 90, end=end))
+        service.post(call("thin-carrier", account="thin-acct", billsec=0, end=end))
     page = watched.open(service)
     row = board_row(page, "hist-carrier")
     expect(row).to_have_count(1)
+    # 5 calls, all of zero duration: fewer than any rule's minimum, so no verdict, no pill
+    thin = board_row(page, "thin-carrier")
+    expect(thin.locator("td.kpi").nth(3).locator(".cur")).to_have_text("100%")
+    expect(thin.locator("td.kpi.v-weak, td.kpi.v-bad")).to_have_count(0)
+    for judged in (1, 2, 3):  # ASR, NER, zero-duration
+        expect(thin.locator("td.kpi").nth(judged)).to_have_class(re.compile(r"\bv-none\b"))
+    expect(thin.locator(".pill")).to_have_count(0)
+    expect(page.locator("#trouble")).to_be_hidden()
     expect(row.locator("td.kpi").first.locator(".cur")).to_have_text("5")  # calls
     expect(row.locator("td.kpi").nth(3).locator(".cur")).to_have_text("40%")  # zero-duration
     wait_heat(page, "hist-carrier · egress")

@@ -314,7 +314,7 @@ class ServiceProcess:
         return f"status: {status}\nstderr tail:\n{self.stderr_tail()}"
 
 
-SEED_ALERTS = "[plugins.unexpected_sip]\nmin_count = 1\nshare = 0.0\n" + seed_rules_toml()
+SEED_ALERTS = "[plugins.unexpected_sip]\nmin_count = 1\nmin_calls = 1\nshare = 0.0\n" + seed_rules_toml()
 """Every unexpected SIP code alerts at once and every rule fires on one window crossing its
 bound, as in the seed: the tests of the service's plumbing (events, restarts, notifications,
 the API) raise an alert with a few CDRs. The default statistical guards are tested in

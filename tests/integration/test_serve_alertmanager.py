@@ -94,6 +94,10 @@ def test_a_carrier_in_trouble_pages_through_alertmanager_and_resolves_when_it_re
     metrics = service.get("/metrics").text
     assert 'sixminutes_alerts_firing{alertname="unexpected_sip"} ' in metrics
     assert 'sixminutes_alerts_firing{alertname="asr"}' not in metrics
+    incidents = [line for line in metrics.splitlines() if line.startswith("sixminutes_incidents_firing{")]
+    assert [line for line in incidents if f'profile="{profile}"' in line] == [
+        f'sixminutes_incidents_firing{{account="",alertname="unexpected_sip",direction="egress",profile="{profile}",'
+        'scope="carrier",severity="warning"} 1.0']
 
 
 def test_the_contrib_alertmanager_config_is_valid():

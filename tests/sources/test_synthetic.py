@@ -187,3 +187,13 @@ def test_cdr_and_corpus_place_end_epochs():
     assert orjson.loads(raw)["variables"]["end_epoch"] == "1700000123"
     epochs = [t.end_epoch for _, t in gen.corpus(500, START, span=3600)]
     assert epochs == sorted(epochs) and START <= epochs[0] and epochs[-1] < START + 3600
+
+
+def test_troubled_share_sets_the_share_of_calls_of_the_carriers_in_trouble():
+    gen = Generator(seed=5, troubled_share=0.1)
+    truths = [t for _, t in gen.corpus(5000, START)]
+    share = sum(t.profile == "kestrel" for t in truths) / len(truths)
+    assert 0.085 <= share <= 0.115
+    healthy = Generator(seed=5, troubled_share=0.1, troubled=())  # nobody in trouble: no change
+    assert [t for _, t in healthy.corpus(200, START)] == \
+        [t for _, t in Generator(seed=5, troubled=()).corpus(200, START)]
