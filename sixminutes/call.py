@@ -21,6 +21,7 @@ try:
 except ImportError:  # built without a C compiler: the same results, more slowly
     _prescan = None
 
+from .direction import normal_direction
 from .rawjson import CLIP_DEPTH, MAX_NESTING, clipped, load, nonfinite_to_null, too_deep
 
 __all__ = ["Call", "Decoded", "Rejected", "decode", "REASONS", "MAX_NESTING"]
@@ -314,7 +315,7 @@ def _call(v: _Vars, doc_id: Any) -> Call:
     return Call(
         id=doc_id or _text(v.uuid),
         profile=_text(v.ccnq_profile or v.sip_gateway_name or v.sofia_profile_name) or "unknown",
-        direction=_text(v.ccnq_direction or v.direction) or "unknown",
+        direction=normal_direction(_text(v.ccnq_direction or v.direction) or "unknown"),
         account=_text(v.ccnq_account or v.accountcode) or "unknown",
         from_=_text(v.ccnq_from_e164 or v.sip_from_user) or "",
         to=_text(v.ccnq_to_e164 or v.sip_to_user) or "",

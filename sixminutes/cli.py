@@ -16,6 +16,7 @@ from tqdm import tqdm
 from . import __version__, parallel
 from .config import Config, ConfigError, check_hours
 from .engine import Engine
+from .incidents import carriers
 from .report import all_rejections, where_rejected, write_report
 from .sources import csv_cdr
 from .sources.files import InputError, read_documents, total_bytes
@@ -53,7 +54,8 @@ def _parser() -> argparse.ArgumentParser:
                     "config, a path that does not exist).")
     replay.add_argument("paths", nargs="+", metavar="PATH", help="files or directories to read")
     replay.add_argument("--json", action="store_true",
-                        help='print one JSON object {"data", "alerts", "rejected", '
+                        help='print one JSON object {"data", "alerts", "incidents", '
+                             '"carrier_incidents", "rejected", '
                              '"where_rejected", "rejections", "problems"} instead of the report; '
                              "data is exactly GET /6minutes/data's document; rejected counts by "
                              "reason, where_rejected the first and last place of each, "
@@ -147,8 +149,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--retention-hours", type=float, metavar="H",
                        help="hours of windows kept (default 24)")
     serve.add_argument("--demo", action="store_true",
-                       help="generate synthetic FreeSWITCH CDRs (one carrier in trouble), fed "
-                            "through the same path as POSTed CDRs")
+                       help="generate synthetic FreeSWITCH CDRs of twenty carriers, one in "
+                            "trouble (kestrel, a tenth of the calls), fed through the same path "
+                            "as POSTed CDRs")
     serve.add_argument("--demo-rate", type=float, metavar="N",
                        help="demo CDRs per second (default 4)")
     serve.add_argument("--alertmanager", metavar="URL", action="append",
@@ -214,7 +217,10 @@ def _replay(args: argparse.Namespace) -> int:
     engine.settle()
     engine.store.compact()
     if args.json:
+        incidents = engine.alerts.incidents()
         result = {"data": engine.store.to_json(), "alerts": engine.alerts.to_json(),
+                  "incidents": [i.to_json() for i in incidents],
+                  "carrier_incidents": carriers(incidents),
                   "rejected": dict(engine.rejected),
                   "where_rejected": where_rejected(engine, reading),
                   "rejections": [r.to_json() for r in all_rejections(engine, reading)],

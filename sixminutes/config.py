@@ -16,14 +16,18 @@ The TOML file (all keys optional)::
 
     [rules.zero_duration_ratio]          # change a default rule ...
     bound = 0.6
+    confidence = 0.95                    # fires when the interval at 95 % is beyond the bound
+    strong_confidence = 0.999            # ... in one window at 99.9 %, else ...
+    for_windows = 2                      # ... in this many consecutive windows (docs/alerts.md)
     [rules.my_rule]                      # ... or add one
     series = "short_calls"
     per = "calls"
     op = ">"
     bound = 0.3
-    min_count = 50
+    min_count = 50                       # never fires on fewer samples in a window
 
     [alerts]                             # when a firing alert resolves
+    clear_windows = 2                    # a rule's: this many clean windows in a row (hysteresis)
     quiet_windows = 2                    # complete windows without it (too few samples for a rule)
     grace_seconds = 30                   # a window is complete this long after its end
 
@@ -86,6 +90,7 @@ class Config:
     rules: dict[str, dict[str, Any]] = field(default_factory=dict)
     alert_quiet_windows: int = 2
     alert_grace_seconds: float = 30.0
+    alert_clear_windows: int = 2
     # The live service (`sixminutes serve`):
     host: str = "127.0.0.1"
     port: int = 8360
@@ -189,7 +194,7 @@ class Config:
     def _apply_alerts(self, table: Any, where: str) -> None:
         if not isinstance(table, dict):
             raise ConfigError(f"{where} must be a table")
-        unknown = set(table) - {"quiet_windows", "grace_seconds"}
+        unknown = set(table) - {"quiet_windows", "grace_seconds", "clear_windows"}
         if unknown:
             raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
         quiet = table.get("quiet_windows", self.alert_quiet_windows)
@@ -198,7 +203,11 @@ class Config:
         grace = table.get("grace_seconds", self.alert_grace_seconds)
         if not isinstance(grace, (int, float)) or isinstance(grace, bool) or not 0 <= grace < 3600:
             raise ConfigError(f"{where}: grace_seconds must be seconds in [0, 3600), got {grace!r}")
+        clear = table.get("clear_windows", self.alert_clear_windows)
+        if not isinstance(clear, int) or isinstance(clear, bool) or clear < 1:
+            raise ConfigError(f"{where}: clear_windows must be a whole number ≥ 1, got {clear!r}")
         self.alert_quiet_windows, self.alert_grace_seconds = quiet, float(grace)
+        self.alert_clear_windows = clear
 
 
 SERVE_SETTINGS: dict[str, type] = {

@@ -103,7 +103,8 @@ class Engine:
         self.store = Store()
         self.clock = clock
         self.alerts = Alerts(clock, Lifecycle(self.config.alert_quiet_windows,
-                                              self.config.alert_grace_seconds))
+                                              self.config.alert_grace_seconds,
+                                              self.config.alert_clear_windows))
         self.live = False
         """When set, alerts resolve by the wall clock; else (a replay) by the newest CDR's end."""
         self.hold_resolution = False

@@ -6,9 +6,11 @@ alert subject, across consecutive windows. All the records of a condition share 
 ``starts_at`` (the start of its first window) and resolve together, with ``ends_at`` set to
 the end of the last window that raised one:
 
-* a threshold condition resolves as ``recovered`` when the next complete window has the
-  rule's minimum samples and is within its bound; a next window with too few samples says
-  nothing, so the condition then resolves as ``quiet`` after ``quiet_windows`` windows;
+* a threshold condition resolves as ``recovered`` after ``clear_windows`` consecutive complete
+  windows that have the rule's minimum samples and a measure within its bound (hysteresis: one
+  clean window between two bad ones does not end the incident); a window whose measure is
+  still beyond the bound keeps it open; a window with too few samples says nothing, so the
+  condition then resolves as ``quiet`` after ``quiet_windows`` windows;
 * a plugin condition resolves as ``quiet`` after ``quiet_windows`` complete windows without
   the plugin raising it again.
 
@@ -53,10 +55,11 @@ class Condition:
 class Lifecycle:
     """The firing conditions, and the rule that resolves them."""
 
-    def __init__(self, quiet_windows: int = 2, grace: float = 30.0) -> None:
-        if quiet_windows < 1:
-            raise ValueError("quiet_windows must be at least 1")
+    def __init__(self, quiet_windows: int = 2, grace: float = 30.0, clear_windows: int = 1) -> None:
+        if quiet_windows < 1 or clear_windows < 1:
+            raise ValueError("quiet_windows and clear_windows must be at least 1")
         self.quiet_windows = quiet_windows
+        self.clear_windows = clear_windows
         self.grace = grace
         self.open: dict[tuple[str, Any], Condition] = {}
 
@@ -128,17 +131,22 @@ class Lifecycle:
         return condition.alerts
 
     def _reason(self, condition: Condition, now: float, judge: Judge) -> str | None:
+        clean = 0
         while True:
-            following = condition.last + WINDOW
+            following = condition.last + (clean + 1) * WINDOW
             if now < following + WINDOW + self.grace:  # the window after the last alert is
                 condition.due = following + WINDOW + self.grace  # not complete yet
                 return None
             verdict = judge(condition, following)
             if verdict is False:
-                return "recovered"
+                clean += 1
+                if clean >= self.clear_windows:
+                    return "recovered"
+                continue
             if verdict is None:
                 break
-            condition.last = following  # crossed without an alert (say, one deleted): still on
+            clean = 0
+            condition.last = following  # still beyond the bound, without an alert: still on
         quiet = condition.last + (self.quiet_windows + 1) * WINDOW + self.grace
         if now >= quiet:
             return "quiet"

@@ -1,16 +1,22 @@
 """Alert notifications out: Alertmanager's API v2, and webhooks signed with HMAC-SHA256.
 
-Ingest never waits for them. An alert change only puts the alert in a bounded queue per
-target, where the newest version of the same alert replaces the older one; a sender task per
+What is notified is the incident (:mod:`sixminutes.incidents`), not the record of each
+window: an alert record that fires or resolves tells its incident's targets, once per change
+of the incident's state. An account incident that a firing carrier incident explains is not
+notified (it is in GET /6minutes/incidents, with ``inhibited_by``).
+
+Ingest never waits for them. A change only puts the incident in a bounded queue per
+target, where the newest version of the same incident replaces the older one; a sender task per
 target posts with retries and capped exponential backoff. What a full queue drops is counted
 (status and /metrics), never blocked on.
 
-Alertmanager is told when an alert fires and when it resolves, and every firing alert again
-each ``alertmanager_resend_seconds``, as its clients are expected to: a firing alert carries
+Alertmanager is told when an incident fires and when it resolves, and every firing incident
+again each ``alertmanager_resend_seconds``, as its clients are expected to: a firing one carries
 an ``endsAt`` four resend periods ahead, so that Alertmanager resolves it by itself if
 sixminutes goes away. Webhooks get one POST per firing and per resolution: the item of
-GET /6minutes/alerts, its sample CDR included, signed with the time it was sent. A count that grows is not a change worth a
-notification (it would be one per CDR).
+GET /6minutes/incidents, with the sample CDR of its first record as ``doc``, signed with the
+time it was sent. A count that grows, or a window added to an incident, is not a change worth
+a notification (it would be one per CDR).
 """
 from __future__ import annotations
 
@@ -30,6 +36,7 @@ import httpx
 import orjson
 
 from .alerts import Alert
+from .incidents import Incident, incident_of
 from .lifecycle import RESOLVED
 
 __all__ = ["Notifier", "Target", "alertmanager_item", "sign"]
@@ -76,24 +83,41 @@ def alert_labels(alert: Alert) -> dict[str, str]:
     return {k: v for k, v in labels.items() if v != ""}
 
 
-def alertmanager_item(alert: Alert, now: float, resend: float, public_url: str) -> dict[str, Any]:
-    """One alert as Alertmanager's API v2 takes it."""
-    link = f"{public_url}/6minutes/alerts/{alert.id}"
-    window = _iso(alert.timestamp)
+def incident_labels(incident: Incident) -> dict[str, str]:
+    """Alertmanager's identity of an incident: its first record's, with the incident's
+    severity and scope (``carrier``, ``account`` or ``other``: contrib's inhibit rules use it)."""
+    labels = alert_labels(incident.alerts[0])
+    labels.update(severity=incident.severity, scope=incident.scope)
+    return labels
+
+
+def alertmanager_item(incident: Incident | Alert, now: float, resend: float,
+                      public_url: str) -> dict[str, Any]:
+    """One incident (or one record, as the incident of that record alone) as Alertmanager's
+    API v2 takes it."""
+    if isinstance(incident, Alert):
+        incident = incident_of([incident])
+    first = incident.alerts[0]
+    link = f"{public_url}/6minutes/alerts/{first.id}"
+    window = _iso(incident.first_window)
+    peak = "" if incident.peak is None else f", peak {incident.peak:g}"
     item = {
-        "labels": alert_labels(alert),
+        "labels": incident_labels(incident),
         "annotations": {
-            "summary": alert.msg,
-            "description": f"{alert.msg} — window {window}, {alert.count} CDR(s)",
+            "summary": incident.msg,
+            "description": f"{incident.msg} — from window {window}, {incident.windows} "
+                           f"window(s), {incident.count} CDR(s){peak}",
             "window": window,
+            "windows": str(incident.windows),
+            "incident": f"{public_url}/6minutes/incidents/{incident.id}",
             "dashboard": f"{public_url}/6minutes",
             "sample": link,
         },
-        "startsAt": _iso(alert.starts_at or alert.timestamp),
+        "startsAt": _iso(incident.starts_at or incident.first_window),
         "generatorURL": link,
     }
-    if alert.state == RESOLVED and alert.ends_at is not None:
-        item["endsAt"] = _iso(alert.ends_at)
+    if incident.state == RESOLVED and incident.ends_at is not None:
+        item["endsAt"] = _iso(incident.ends_at)
     else:
         item["endsAt"] = _iso(now + 4 * resend)
     return item
@@ -164,6 +188,7 @@ class Notifier:
                  secret: str | None = None, public_url: str = "http://127.0.0.1:8360",
                  resend: float = 60.0, max_queue: int = 1000, timeout: float = 5.0,
                  firing: Callable[[], list[Alert]] = list,
+                 incident: Callable[[Alert], Incident] = lambda alert: incident_of([alert]),
                  clock: Callable[[], float] = time.time) -> None:
         self.targets = [Target("alertmanager", u, max_queue) for u in alertmanagers]
         self.targets += [Target("webhook", u, max_queue) for u in webhooks]
@@ -172,25 +197,42 @@ class Notifier:
         self.resend = resend
         self.timeout = timeout
         self.firing = firing
+        """The firing alert records (their incidents are resent)."""
+        self.incident = incident
         self.clock = clock
-        self._told: dict[str, str] = {}  # alert id → the state last queued for it
+        self._told: dict[str, str] = {}  # incident id → the state last queued for it
 
     def __bool__(self) -> bool:
         return bool(self.targets)
 
     def changed(self, alert: Alert) -> None:
-        """An alerts listener: queue the alert when it fired or resolved since last told."""
-        if self._told.get(alert.id) == alert.state:
+        """An alerts listener: queue the record's incident when it fired or resolved since
+        last told; an incident a carrier incident explains is not told."""
+        incident = self.incident(alert)
+        if self._told.get(incident.id) == incident.state:
             return
-        self._told[alert.id] = alert.state
+        if incident.inhibited_by is not None and incident.state != RESOLVED:
+            return  # (explained: told only if it was told firing before, when it resolves)
+        if incident.inhibited_by is not None and incident.id not in self._told:
+            return
+        self._told[incident.id] = incident.state
         for target in self.targets:
-            self._queue(target, alert)
+            self._queue(target, incident)
 
-    def _queue(self, target: Target, alert: Alert) -> None:
-        if target.kind == "alertmanager":  # the alert itself: it is sent as it is by then
-            target.put(tuple(sorted(alert_labels(alert).items())), alert)
+    def _incidents(self) -> list[Incident]:
+        """The firing incidents, once each, but those explained by a carrier incident."""
+        found: dict[tuple, Incident] = {}
+        for alert in self.firing():
+            key = (alert.plugin, alert.subject, alert.starts_at)
+            if key not in found:
+                found[key] = self.incident(alert)
+        return [i for i in found.values() if i.inhibited_by is None]
+
+    def _queue(self, target: Target, incident: Incident) -> None:
+        if target.kind == "alertmanager":  # the incident itself: it is sent as it is by then
+            target.put(tuple(sorted(incident_labels(incident).items())), incident)
         else:  # this change, as it is now: a later one must not rewrite it
-            target.put((alert.id, alert.state), (alert.state, _item_body(alert)))
+            target.put((incident.id, incident.state), (incident.state, _item_body(incident)))
 
     def resend_firing(self) -> None:
         """Have every Alertmanager hear the whole firing set again, past the queues' bound."""
@@ -198,7 +240,7 @@ class Notifier:
             if target.kind == "alertmanager":
                 target.resend_due = True
                 target.wake.set()
-        keep = {a.id for a in self.firing()}
+        keep = {i.id for i in self._incidents()}
         if len(self._told) > 2 * len(keep) + 10_000:  # forget alerts long resolved or deleted
             self._told = {i: s for i, s in self._told.items() if i in keep}
 
@@ -239,8 +281,8 @@ class Notifier:
                 await target.wake.wait()
             if target.resend_due:  # the whole firing set, straight from the alerts
                 target.resend_due = False
-                unique = list({tuple(sorted(alert_labels(a).items())): a
-                               for a in self.firing()}.items())
+                unique = list({tuple(sorted(incident_labels(i).items())): i
+                               for i in self._incidents()}.items())
                 ok = all([await self._attempt(target, client, unique[i:i + 500], resend=True)
                           for i in range(0, len(unique), 500)])
             else:
@@ -324,9 +366,11 @@ class _Rejected(Exception):
     """The target answered 4xx: the alerts are not sent again."""
 
 
-def _item_body(alert: Alert) -> bytes:
-    """The alert's item as JSON; a sample CDR that cannot be written becomes a note."""
-    item = alert.to_json()
+def _item_body(incident: Incident) -> bytes:
+    """The incident's item as JSON, with its first record's sample CDR as ``doc``; a sample
+    that cannot be written becomes a note."""
+    item = incident.to_json()
+    item["doc"] = incident.alerts[0].doc
     try:
         return orjson.dumps(item, option=orjson.OPT_NON_STR_KEYS)
     except (TypeError, orjson.JSONEncodeError) as error:

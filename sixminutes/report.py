@@ -47,30 +47,32 @@ def _table(rows: list[list[str]], out: TextIO, indent: str = "  ") -> None:
         out.write(indent + "  ".join(cells).rstrip() + "\n")
 
 
-_SEVERITY = {"critical": 0, "warning": 1}
+_SEVERITY = {"critical": 0, "warning": 1, "info": 2}
 
 
 def _write_alerts(engine: Engine, out: TextIO, max_alerts: int) -> None:
-    """One line per (plugin, message) with the windows it was raised in: since when, how often."""
+    """One line per incident (rule or plugin, labels, first window to resolution): its worst
+    window's message, the windows it spans, its state; most severe first, then the longest."""
     alerts = engine.alerts.list()
-    groups: dict[tuple, list] = {}
-    for alert in alerts:
-        groups.setdefault((alert.plugin, alert.subject), []).append(alert)
-    out.write(f"\nAlerts: {len(alerts)} in {len(groups)} groups; threshold rules first, "
-              "then by how many windows they span\n")
-    ranked = sorted(groups.values(), key=lambda g: (
-        _SEVERITY.get(g[0].fields.get("severity"), 9), -len(g), -sum(a.count for a in g)))
-    for group in ranked[:max_alerts]:
-        first, last = min(a.timestamp for a in group), max(a.timestamp for a in group)
+    incidents = engine.alerts.incidents()
+    explained = sum(i.inhibited_by is not None for i in incidents)
+    out.write(f"\nAlerts: {len(alerts)} records in {len(incidents)} incidents"
+              f"{f' ({explained} explained by a carrier incident)' if explained else ''}; "
+              "most severe first, then by how many windows they span\n")
+    ranked = sorted(incidents, key=lambda i: (
+        i.inhibited_by is not None, _SEVERITY.get(i.severity, 9), -i.windows, -i.count))
+    for incident in ranked[:max_alerts]:
+        first, last = incident.first_window, incident.last_window
         span = utc(first) if first == last else f"{utc(first)} → {utc(last)[11:]}"
-        seen = f"{len(group)} window{'s' if len(group) > 1 else ''}"
-        if "rule" not in group[0].fields:
-            seen += f", {sum(a.count for a in group)} CDRs"
-        firing = sum(a.state == "firing" for a in group)
-        seen += f", {firing} firing" if firing else ", resolved"
-        out.write(f"  {group[0].plugin}: {group[0].msg}  [{seen}, {span}]\n")
+        seen = f"{incident.windows} window{'s' if incident.windows > 1 else ''}"
+        if incident.bound is None:
+            seen += f", {incident.count} CDRs"
+        seen += f", {incident.state}" if incident.state == "firing" else \
+            f", resolved ({incident.resolution})"
+        why = f"; explained by {incident.inhibited_by}" if incident.inhibited_by else ""
+        out.write(f"  {incident.rule} [{incident.severity}]: {incident.msg}  [{seen}, {span}{why}]\n")
     if len(ranked) > max_alerts:
-        out.write(f"  … and {len(ranked) - max_alerts} more groups (all alerts with --json)\n")
+        out.write(f"  … and {len(ranked) - max_alerts} more incidents (all with --json)\n")
 
 
 def _runs(rejections: list[Rejection]) -> list[tuple[str, str]]:

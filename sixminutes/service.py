@@ -42,6 +42,8 @@ T = TypeVar("T")
 JOURNAL = "journal"
 REJECTIONS_KEPT = 100
 """The newest rejections listed in the status, each with where it came from."""
+DEMO_TROUBLED_SHARE = 0.1
+"""The share of the demo's calls its carrier in trouble carries."""
 
 
 class Service:
@@ -80,7 +82,8 @@ class Service:
             config.alertmanager, config.webhook, secret=config.webhook_secret,
             public_url=config.public_url or f"http://{config.host}:{config.port}",
             resend=max(1.0, config.alertmanager_resend_seconds), max_queue=config.notify_queue,
-            firing=self.engine.alerts.lifecycle.firing, clock=clock)
+            firing=self.engine.alerts.lifecycle.firing, incident=self.engine.alerts.incident,
+            clock=clock)
         if self.notifier:
             self.engine.alerts.listeners.append(self.notifier.changed)
 
@@ -237,9 +240,11 @@ class Service:
                 await asyncio.sleep(1)
 
     async def _demo(self) -> None:
-        """Synthetic traffic through the same path as POSTed CDRs."""
+        """Synthetic traffic through the same path as POSTed CDRs: twenty carriers, one of
+        them (kestrel) in trouble and carrying a tenth of the calls, so that at the default
+        rate its incidents open on evidence within the first minutes (docs/alerts.md)."""
         seed = int(self.clock())
-        generator, jitter = Generator(seed=seed), random.Random(seed)
+        generator, jitter = Generator(seed=seed, troubled_share=DEMO_TROUBLED_SHARE), random.Random(seed)
         interval = 1.0 / max(self.config.demo_rate, 0.01)
         while True:
             raw, _ = generator.cdr(int(self.clock()) - jitter.randrange(0, 30))
@@ -273,8 +278,13 @@ class Service:
         if items:
             self.hub.publish("stats", items)
         alerts, self._alerts_live = self._alerts_live, {}
+        incidents = {}
         for alert in alerts.values():
             self.hub.publish("alert", alert.to_json(with_doc=False))  # the CDR: /6minutes/alerts/{id}
+            incident = self.engine.alerts.incident(alert)
+            incidents[incident.id] = incident
+        for incident in incidents.values():  # one event per incident changed in this tick
+            self.hub.publish("incident", incident.to_json())
         self.plugin_health.check(self.engine.status())  # logged once per change of state
         now = self.clock()
         self._rate.append((now, self.engine.accepted))
@@ -352,7 +362,9 @@ class Service:
             "windows": len(self.engine.store.windows()),
             "rules": [{"name": r.name, "series": r.series, "per": r.per, "op": r.op,
                        "bound": r.bound, "min_count": r.min_count, "labels": list(r.labels),
-                       "severity": r.severity} for r in self.engine.thresholds.rules],
+                       "severity": r.severity, "confidence": r.confidence,
+                       "strong_confidence": r.strong_confidence, "for_windows": r.for_windows}
+                      for r in self.engine.thresholds.rules],
             "events": {"clients": self.hub.clients, "dropped": self.hub.dropped},
             "plugin_health": self.plugin_health.to_json(),
             "notifications": self.notifier.status(),

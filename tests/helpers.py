@@ -32,3 +32,12 @@ def cdr(_id: str | None = None, _doc: dict[str, Any] | None = None, **variables:
 def raw(_id: str | None = None, _doc: dict[str, Any] | None = None, **variables: Any) -> bytes:
     """The same document as :func:`cdr`, as the JSON bytes a source hands the engine."""
     return orjson.dumps(cdr(_id, _doc, **variables))
+
+
+def seed_rules_toml() -> str:
+    """``[rules.*]`` tables that make every default rule fire as the seed's did (on the point
+    value, in one window): for the tests of plumbing, which plant a single crossing window."""
+    from sixminutes.thresholds import SEED_RULES
+
+    return "".join(f"[rules.{name}]\n" + "".join(f"{k} = {v}\n" for k, v in table.items())
+                   for name, table in SEED_RULES.items())

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpers import END, cdr, raw
+from sixminutes.direction import DIRECTIONS, normal_direction
 from sixminutes.call import REASONS, Call, Decoded, Rejected, decode
 
 
@@ -47,12 +48,26 @@ def test_profile_fallbacks(variables, expected):
 
 
 @pytest.mark.parametrize("variables, expected", [
-    ({"ccnq_direction": "outbound", "direction": "inbound"}, "outbound"),
-    ({"direction": "inbound"}, "inbound"),
+    ({"ccnq_direction": "egress", "direction": "inbound"}, "egress"),
+    ({"ccnq_direction": "ingress"}, "ingress"),
+    ({"direction": "inbound"}, "ingress"),
+    ({"direction": "outbound"}, "egress"),
+    ({"direction": "OUTBOUND"}, "egress"),
+    ({"ccnq_direction": "outbound"}, "egress"),
+    ({"direction": "transit"}, "transit"),  # a site's own word is kept
     ({}, "unknown"),
 ])
-def test_direction_fallbacks(variables, expected):
+def test_direction_fallbacks_in_one_vocabulary(variables, expected):
+    """ccnq's ingress/egress; FreeSWITCH's inbound/outbound mapped onto them (docs/alerts.md)."""
     assert call_of(**variables).direction == expected
+
+
+@given(st.text(max_size=20))
+def test_normal_direction_is_idempotent_and_keeps_other_words(word):
+    once = normal_direction(word)
+    assert normal_direction(once) == once
+    if word.lower() not in DIRECTIONS:
+        assert once == word
 
 
 @pytest.mark.parametrize("variables, expected", [
@@ -472,7 +487,7 @@ def test_every_decode_reason_is_documented():
 # --- dict input and the document ------------------------------------------------------------
 
 FULL = dict(
-    _id="cdr-42", ccnq_profile="carrier%201", ccnq_direction="outbound", ccnq_account="acct%2B1",
+    _id="cdr-42", ccnq_profile="carrier%201", ccnq_direction="egress", ccnq_account="acct%2B1",
     ccnq_from_e164="%2B33123", ccnq_to_e164="%2B1555", billsec="42", duration="50",
     answer_epoch="1699999950", sip_term_status="200", hangup_cause="NORMAL_CLEARING",
     hangup_cause_q850="16", progress_mediamsec="800", progressmsec="700", rtp_audio_in_mos="4.3",
@@ -483,7 +498,7 @@ FULL = dict(
 def test_full_cdr():
     call = decode(raw(**FULL)).call
     assert call == Call(
-        id="cdr-42", profile="carrier 1", direction="outbound", account="acct+1", from_="+33123",
+        id="cdr-42", profile="carrier 1", direction="egress", account="acct+1", from_="+33123",
         to="+1555", end_epoch=END, billsec=42, duration=50, answered=True, sip_code="200",
         hangup_cause="NORMAL_CLEARING", q850="16", pdd_ms=800, mos=4.3)
 

@@ -62,7 +62,7 @@ FOUR = [cdr("c1", T0, 30), cdr("c2", T0 + 10, 0, "503"), cdr("c3", T0 + 20, 5),
 def alert_on_one_code(tmp_path) -> str:
     """A config under which a single unexpected SIP code raises its alert, as the seed did."""
     config = tmp_path / "one-code.toml"
-    config.write_text("[plugins.unexpected_sip]\nmin_count = 1\nshare = 0.0\n")
+    config.write_text("[plugins.unexpected_sip]\nmin_count = 1\nmin_calls = 1\nshare = 0.0\n")
     return str(config)
 
 
@@ -234,8 +234,12 @@ def test_json_output_shape(tmp_path, capsys):
     assert out.endswith("\n") and out.count("\n") == 1  # one JSON object, one line
     assert err == ""
     result = json.loads(out)
-    assert set(result) == {"data", "alerts", "rejected", "where_rejected", "rejections",
-                           "problems"}
+    assert set(result) == {"data", "alerts", "incidents", "carrier_incidents", "rejected",
+                           "where_rejected", "rejections", "problems"}
+    [incident] = result["incidents"]  # the one alert record is one incident of one window
+    assert incident["alerts"] == [result["alerts"][0]["id"]] and incident["windows"] == 1
+    assert incident["rule"] == "unexpected_sip" and incident["carrier"] == "carrierA/egress"
+    assert [g["carrier"] for g in result["carrier_incidents"]] == ["carrierA/egress"]
     assert set(result["data"]) == {str(W0), str(W1)}
     for series in result["data"].values():
         for k, stat in series.items():
@@ -261,9 +265,10 @@ def test_json_output_shape(tmp_path, capsys):
     (alert,) = result["alerts"]
     assert ALERT_FIELDS <= set(alert)
     assert alert["plugin"] == "unexpected_sip"
-    assert alert["msg"] == "carrierA: unexpected SIP 503"
+    assert alert["msg"] == "carrierA (egress): unexpected SIP 503"
     assert alert["timestamp"] == W0 and alert["count"] == 1
-    assert (alert["profile"], alert["direction"], alert["account"]) == ("carrierA", "egress", "acct1")
+    # labelled by what the plugin names (a carrier), not by the triggering CDR's account
+    assert (alert["profile"], alert["direction"], alert["account"]) == ("carrierA", "egress", "")
     assert alert["duration"] == {"billable": 0, "total": 2}
     assert alert["doc"]["_id"] == "c2"
 
@@ -290,8 +295,8 @@ def test_text_report(tmp_path, capsys):
     #            profile     direction calls  ASR%    NER%    zero%   ACD s   PDD s   MOS  codes
     assert row == ["carrierA", "egress", "4", "75.0", "75.0", "25.0", "31.7", "1.50", "-", "503×1"]
     alerts = lines.index(next(line for line in lines if line.startswith("Alerts:")))
-    assert lines[alerts].startswith("Alerts: 1 in 1 groups")
-    assert "unexpected_sip: carrierA: unexpected SIP 503" in lines[alerts + 1]
+    assert lines[alerts].startswith("Alerts: 1 records in 1 incidents")
+    assert "unexpected_sip [warning]: carrierA (egress): unexpected SIP 503" in lines[alerts + 1]
     rejected = lines.index("Rejected: 3")
     assert rejected > alerts
     reasons = {line.split()[0]: int(line.split()[1]) for line in lines[rejected + 1:] if line.strip()}
@@ -306,7 +311,7 @@ def test_max_alerts_limits_the_report(tmp_path, capsys):
                  alert_on_one_code(tmp_path), str(p)]) == 0
     out = capsys.readouterr().out
     assert out.count("unexpected SIP") == 1
-    assert "… and 2 more groups" in out
+    assert "… and 2 more incidents" in out
 
 
 # 4. Exit status and errors
@@ -410,6 +415,10 @@ TWENTY = [cdr(f"z{i}", T0 + i, 0 if i < 8 else 40, "486" if i < 8 else "200",
               profile="carrierB", direction="ingress") for i in range(20)]
 
 
+SEED_ZERO = "[rules.zero_duration_ratio]\nconfidence = 0\nfor_windows = 1\n"
+"""The rule on its point value, as the seed had it: 8 of 20 is 40 %, above a bound of 0.3."""
+
+
 def zero_duration_alerts(result: dict) -> list[dict]:
     return [a for a in result["alerts"] if a["plugin"] == "zero_duration_ratio"]
 
@@ -422,14 +431,14 @@ def test_config_rule_bound_decides_whether_the_alert_fires(tmp_path, capsys):
     assert zero_duration_alerts(default) == []
 
     config = tmp_path / "sixminutes.toml"
-    config.write_text("[rules.zero_duration_ratio]\nbound = 0.3\n")
+    config.write_text(SEED_ZERO + "bound = 0.3\n")
     tightened = run_json(capsys, "--config", str(config), str(p))
     (alert,) = zero_duration_alerts(tightened)
     assert alert["timestamp"] == W0
     assert alert["bound"] == 0.3 and alert["value"] == pytest.approx(0.4) and alert["samples"] == 20
     assert alert["labels"] == {"direction": "ingress", "profile": "carrierB"}
 
-    config.write_text("[rules.zero_duration_ratio]\nbound = 0.3\nmin_count = 21\n")
+    config.write_text(SEED_ZERO + "bound = 0.3\nmin_count = 21\n")
     assert zero_duration_alerts(run_json(capsys, "--config", str(config), str(p))) == []
 
 
@@ -437,7 +446,7 @@ def test_config_from_environment(tmp_path, capsys, monkeypatch):
     p = tmp_path / "cdrs.jsonl"
     p.write_bytes(jsonl(TWENTY))
     config = tmp_path / "env.toml"
-    config.write_text("[rules.zero_duration_ratio]\nbound = 0.3\n")
+    config.write_text(SEED_ZERO + "bound = 0.3\n")
     monkeypatch.setenv("SIXMINUTES_CONFIG", str(config))
     assert len(zero_duration_alerts(run_json(capsys, str(p)))) == 1
 

@@ -20,9 +20,9 @@ from sixminutes.windows import Retention
 
 NOW = END + 60
 DAY = 24 * 3600
-CARRIER = {"ccnq_profile": "carrier1", "ccnq_direction": "outbound", "ccnq_account": "acct1"}
-C = 'direction="outbound",profile="carrier1"'
-A = 'account="acct1",direction="outbound"'
+CARRIER = {"ccnq_profile": "carrier1", "ccnq_direction": "egress", "ccnq_account": "acct1"}
+C = 'direction="egress",profile="carrier1"'
+A = 'account="acct1",direction="egress"'
 
 
 class Clock:
@@ -176,7 +176,7 @@ def test_retention_none_from_config_accepts_old_cdrs():
     assert len(e.store.windows()) == 1
 
 
-SEED_ALERTS = {"unexpected_sip": {"min_count": 1, "share": 0}}
+SEED_ALERTS = {"unexpected_sip": {"min_count": 1, "min_calls": 1, "share": 0}}
 """unexpected_sip as in the seed: one unexpected code alerts (the guard is tested in test_alerts)."""
 
 
@@ -273,8 +273,8 @@ def test_builtin_series_of_an_answered_short_call():
         f"short_calls{{{C}}}": one,
         f"pdd_ms{{{C}}}": {"sum": 1500, "count": 1, "squares": 2_250_000, "min": 1500, "max": 1500},
         f"mos{{{C}}}": {"sum": 4.25, "count": 1, "squares": 18.0625, "min": 4.25, "max": 4.25},
-        'sip_status{code="200",direction="outbound",profile="carrier1"}': one,
-        'hangup_cause{cause="NORMAL_CLEARING",direction="outbound",profile="carrier1"}': one,
+        'sip_status{code="200",direction="egress",profile="carrier1"}': one,
+        'hangup_cause{cause="NORMAL_CLEARING",direction="egress",profile="carrier1"}': one,
         f"account_calls{{{A}}}": one,
         f"account_billsec{{{A}}}": {"sum": 3, "count": 1, "squares": 9, "min": 3, "max": 3},
     }
@@ -289,8 +289,8 @@ def test_builtin_series_of_a_failed_call():
         f"calls{{{C}}}": one,
         f"zero_duration{{{C}}}": one,
         f"network_failures{{{C}}}": one,
-        'sip_status{code="503",direction="outbound",profile="carrier1"}': one,
-        'hangup_cause{cause="NORMAL_TEMPORARY_FAILURE",direction="outbound",profile="carrier1"}': one,
+        'sip_status{code="503",direction="egress",profile="carrier1"}': one,
+        'hangup_cause{cause="NORMAL_TEMPORARY_FAILURE",direction="egress",profile="carrier1"}': one,
         f"account_calls{{{A}}}": one,
         f"account_zero_duration{{{A}}}": one,
     }
@@ -298,12 +298,12 @@ def test_builtin_series_of_a_failed_call():
 
 def test_builtin_series_without_ccnq_variables():
     e = engine()
-    e.feed(raw(_id="a", sip_gateway_name="gw1", direction="inbound", accountcode="1001"))
+    e.feed(raw(_id="a", sip_gateway_name="gw1", direction="ingress", accountcode="1001"))
     keys = set(window_json(e))
-    assert 'calls{direction="inbound",profile="gw1"}' in keys
-    assert 'sip_status{code="none",direction="inbound",profile="gw1"}' in keys
-    assert 'hangup_cause{cause="none",direction="inbound",profile="gw1"}' in keys
-    assert 'account_calls{account="1001",direction="inbound"}' in keys
+    assert 'calls{direction="ingress",profile="gw1"}' in keys
+    assert 'sip_status{code="none",direction="ingress",profile="gw1"}' in keys
+    assert 'hangup_cause{cause="none",direction="ingress",profile="gw1"}' in keys
+    assert 'account_calls{account="1001",direction="ingress"}' in keys
 
 
 def test_builtin_series_of_a_bare_cdr_use_unknown():
@@ -315,11 +315,11 @@ def test_builtin_series_of_a_bare_cdr_use_unknown():
 
 def test_builtin_series_escape_label_values():
     e = engine()
-    e.feed(raw(_id="a", ccnq_profile='acme "gold"', ccnq_direction="outbound",
+    e.feed(raw(_id="a", ccnq_profile='acme "gold"', ccnq_direction="egress",
                ccnq_account="back%5Cslash%0Aline"))  # URL-decoded to back\slash<newline>line
     keys = set(window_json(e))
-    assert 'calls{direction="outbound",profile="acme \\"gold\\""}' in keys
-    assert 'account_calls{account="back\\\\slash\\nline",direction="outbound"}' in keys
+    assert 'calls{direction="egress",profile="acme \\"gold\\""}' in keys
+    assert 'account_calls{account="back\\\\slash\\nline",direction="egress"}' in keys
 
 
 def test_billsec_sums_and_acd():
@@ -366,7 +366,7 @@ def test_network_failure_from_invite_failure_status():
     e = engine()
     e.feed(raw(_id="a", sip_invite_failure_status="502", **CARRIER))
     assert window_json(e)[f"network_failures{{{C}}}"]["count"] == 1
-    assert 'sip_status{code="502",direction="outbound",profile="carrier1"}' in window_json(e)
+    assert 'sip_status{code="502",direction="egress",profile="carrier1"}' in window_json(e)
 
 
 def test_pdd_and_mos_only_when_known():

@@ -32,32 +32,32 @@ STAT_FIELDS = {"sum", "count", "squares", "min", "max"}
 FILES: dict[str, dict] = {
     # FS 1.10 inbound, answered 3 s; no ccnq_*, no accountcode, no sip_gateway_name.
     "somleng__somleng__freeswitch_cdr.json": dict(
-        end=1657097407, window=1657097280, profile="external", direction="inbound",
+        end=1657097407, window=1657097280, profile="external", direction="ingress",
         account="unknown", code="200", cause="NORMAL_UNSPECIFIED", billsec=3, answered=True,
         pdd=43, mos=4.50),
     # Failed outbound leg: 480 NO_USER_RESPONSE, early media (progress_mediamsec 1399).
     "somleng__somleng__freeswitch_cdr_outbound.json": dict(
-        end=1657099430, window=1657099080, profile="external", direction="outbound",
+        end=1657099430, window=1657099080, profile="external", direction="egress",
         account="unknown", code="480", cause="NO_USER_RESPONSE", billsec=0, answered=False,
         pdd=1399, mos=4.49),
     # A-leg bridged to the B-leg below: progress_mediamsec 5800 wins over progressmsec 6660.
     "somleng__somleng__freeswitch_cdr_leg_a_with_joined_by_leg_b.json": dict(
-        end=1624793648, window=1624793400, profile="external", direction="outbound",
+        end=1624793648, window=1624793400, profile="external", direction="egress",
         account="unknown", code="200", cause="NORMAL_CLEARING", billsec=8, answered=True,
         pdd=5800, mos=4.50),
     # B-leg: no sip_term_status (code "none"), progress_mediamsec 0 so progressmsec 302.
     "somleng__somleng__freeswitch_cdr_leg_b.json": dict(
-        end=1624793648, window=1624793400, profile="external", direction="outbound",
+        end=1624793648, window=1624793400, profile="external", direction="egress",
         account="unknown", code="none", cause="NORMAL_CLEARING", billsec=5, answered=True,
         pdd=302, mos=4.50),
     # Bare `nan` in callStats (invalid JSON); rtp_audio_in_mos is the string "nan".
     "somleng__somleng__freeswitch_cdr_with_invalid_json.json": dict(
-        end=1745629775, window=1745629560, profile="external", direction="outbound",
+        end=1745629775, window=1745629560, profile="external", direction="egress",
         account="unknown", code="none", cause="NORMAL_CLEARING", billsec=26, answered=True,
         pdd=1120, mos=None),
     # 2016 CANCEL while ringing: 487, both progress values 0, no RTP vars.
     "somleng__somleng__freeswitch_cdr.2016-aa1fe9d.json": dict(
-        end=1474362924, window=1474362720, profile="external", direction="inbound",
+        end=1474362924, window=1474362720, profile="external", direction="ingress",
         account="unknown", code="487", cause="ORIGINATOR_CANCEL", billsec=0, answered=False,
         pdd=None, mos=None),
     # ccnq3: ccnq_profile/ccnq_direction/ccnq_account win over sofia_profile_name/direction.
@@ -77,12 +77,12 @@ FILES: dict[str, dict] = {
         pdd=9760, mos=4.49),
     # cgrates 2015: repeated "callflow" key; sofia_profile_name cgrtest.
     "cgrates__cgrates__fscdr_test.go.body-2015.json": dict(
-        end=1436280794, window=1436280480, profile="cgrtest", direction="inbound",
+        end=1436280794, window=1436280480, profile="cgrtest", direction="ingress",
         account="1001", code="200", cause="NORMAL_CLEARING", billsec=66, answered=True,
         pdd=28, mos=4.50),
     # cgrates 2014: repeated "callflow" key; old RTP var set without mos.
     "cgrates__cgrates__fsevcorelate_test.go.jsonCdr-2014.json": dict(
-        end=1396984242, window=1396983960, profile="internal", direction="inbound",
+        end=1396984242, window=1396983960, profile="internal", direction="ingress",
         account="1001", code="200", cause="NORMAL_CLEARING", billsec=15, answered=True,
         pdd=239, mos=None),
 }
@@ -93,12 +93,12 @@ XML_FILES: dict[str, dict] = {
     # A-leg from an Avaya trunk, 11 s; no sip_term_status; <direction> has whitespace in
     # channel_data (not in variables).
     "zhouhailin__freeswitch-cdr-all__a_4b3b36af-3d98-4670-bc14-0ee08890d7d6.cdr.xml": dict(
-        end=1560230140, window=1560229920, profile="internal", direction="inbound",
+        end=1560230140, window=1560229920, profile="internal", direction="ingress",
         account="unknown", code="none", cause="NORMAL_CLEARING", billsec=11, answered=True,
         pdd=2120, mos=4.50),
     # 30 s earlier on the same switch: 200, 6 s.
     "zhouhailin__freeswitch-cdr-all__a_6a7ccd66-6d2f-46c4-abd9-07cf37fc161e.cdr.xml": dict(
-        end=1560230104, window=1560229920, profile="internal", direction="inbound",
+        end=1560230104, window=1560229920, profile="internal", direction="ingress",
         account="unknown", code="200", cause="NORMAL_CLEARING", billsec=6, answered=True,
         pdd=2300, mos=4.49),
 }
@@ -186,7 +186,7 @@ def test_bare_nan_fixture_has_no_mos_series(capsys):
         json.loads(raw, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
     data = replay(capsys, FIXTURES / name)["data"]
     assert not any(k.startswith("mos") for k in data["1745629560"])
-    assert data["1745629560"][key("billsec", direction="outbound", profile="external")]["sum"] == 26
+    assert data["1745629560"][key("billsec", direction="egress", profile="external")]["sum"] == 26
 
 
 @pytest.mark.parametrize("name", ["cgrates__cgrates__fscdr_test.go.body-2015.json",
@@ -196,7 +196,7 @@ def test_repeated_callflow_key_is_accepted(capsys, name):
     result = replay(capsys, FIXTURES / name)
     assert result["rejected"] == {}
     window = str(FILES[name]["window"])
-    assert result["data"][window][key("calls", direction="inbound",
+    assert result["data"][window][key("calls", direction="ingress",
                                       profile=FILES[name]["profile"])]["count"] == 1
 
 
@@ -218,7 +218,7 @@ def test_whole_directory_is_the_sum_of_the_files(capsys, tmp_path):
     calls = sum(c for (_t, k), (c, _s) in got.items() if k.startswith("calls{"))
     assert calls == 13
     # the two legs of one call end in the same second: one window, two calls
-    assert got[(1624793400, key("calls", direction="outbound", profile="external"))] == (2, 2)
+    assert got[(1624793400, key("calls", direction="egress", profile="external"))] == (2, 2)
 
 
 def test_whole_directory_report_counts_every_file(capsys):
@@ -235,7 +235,7 @@ def test_the_two_real_xml_cdrs_count_as_two_calls_in_their_window(capsys):
     (window,) = {f["window"] for f in XML_FILES.values()}
     assert list(result["data"]) == [str(window)]
     series = result["data"][str(window)]
-    assert series[key("calls", direction="inbound", profile="internal")]["count"] == 2
+    assert series[key("calls", direction="ingress", profile="internal")]["count"] == 2
     expected: dict[str, tuple[int, float]] = {}
     for f in XML_FILES.values():
         for k, (count, total) in expected_series(f).items():

@@ -7,16 +7,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpers import WINDOW, raw
-from sixminutes.alerts import Alerts
+from sixminutes.alerts import SEED_RULES, Alerts
 from sixminutes.call import decode
 from sixminutes.config import Config
 from sixminutes.engine import Engine
 from sixminutes.lifecycle import Lifecycle
 
 GRACE = 30.0
-CARRIER = {"ccnq_profile": "carrier1", "ccnq_direction": "outbound", "ccnq_account": "acct1"}
+CARRIER = {"ccnq_profile": "carrier1", "ccnq_direction": "egress", "ccnq_account": "acct1"}
 ONLY_ASR = {name: {"enabled": False} for name in
             ("zero_duration_ratio", "network_failure_ratio", "account_zero_duration_ratio", "mos")}
+ONLY_ASR["asr"] = SEED_RULES["asr"]  # the seed's line: one window of < 20 % fires
 _ids = itertools.count()
 
 
@@ -30,6 +31,7 @@ class Clock:
 
 def asr_engine(now: float = WINDOW + 60, live: bool = True, **config) -> Engine:
     """An engine where only the ASR rule (< 20 % over ≥ 20 calls) can fire."""
+    config.setdefault("alert_clear_windows", 1)
     e = Engine(Config(retention_hours=None, rules=ONLY_ASR, **config), clock=Clock(now))
     e.live = live
     return e
@@ -108,7 +110,7 @@ def plugin_engine(now: float, quiet: int = 2) -> Engine:
     seed); no threshold rule fires."""
     rules = {**ONLY_ASR, "asr": {"enabled": False}}
     e = Engine(Config(retention_hours=None, rules=rules, alert_quiet_windows=quiet,
-                      plugin_options={"unexpected_sip": {"min_count": 1, "share": 0}}),
+                      plugin_options={"unexpected_sip": {"min_count": 1, "min_calls": 1, "share": 0}}),
                clock=Clock(now))
     e.live = True
     return e
@@ -229,3 +231,36 @@ def test_a_plugin_alert_with_a_field_named_rule_resolves_as_a_plugin_alert():
     e.alerts.raise_alert("myplugin", "m", "k", WINDOW, sample, {"rule": "asr", "labels": {}})
     [alert] = at(e, after(WINDOW + 360))
     assert (alert.state, alert.resolution) == ("resolved", "quiet")
+
+
+# --- hysteresis: resolving takes clean windows; a thin window still beyond keeps it open ---------
+
+def test_with_two_clear_windows_one_clean_window_between_bad_ones_does_not_resolve():
+    e = asr_engine(alert_clear_windows=2)
+    calls(e, WINDOW, answered=1, failed=30)
+    calls(e, WINDOW + 360, answered=30, failed=0)  # clean
+    calls(e, WINDOW + 720, answered=1, failed=30)  # bad again: the same incident
+    assert {a.state for a in at(e, after(WINDOW + 720))} == {"firing"}
+    assert {a.starts_at for a in e.alerts.list()} == {WINDOW}
+    calls(e, WINDOW + 1080, answered=30, failed=0)
+    assert {a.state for a in at(e, after(WINDOW + 1080))} == {"firing"}  # one clean window
+    calls(e, WINDOW + 1440, answered=30, failed=0)
+    resolved = at(e, after(WINDOW + 1440))
+    assert {(a.state, a.resolution, a.ends_at) for a in resolved} == {
+        ("resolved", "recovered", WINDOW + 1080)}
+
+
+def test_a_thin_window_still_beyond_the_bound_keeps_the_incident_open():
+    e = asr_engine(alert_quiet_windows=1)
+    calls(e, WINDOW, answered=1, failed=30)
+    calls(e, WINDOW + 360, answered=0, failed=5)  # 5 calls, all failed: still beyond the bound
+    calls(e, WINDOW + 720, answered=30, failed=0)
+    [alert] = at(e, after(WINDOW + 720))
+    assert (alert.state, alert.resolution, alert.ends_at) == ("resolved", "recovered", WINDOW + 720)
+
+
+def test_the_lifecycle_refuses_zero_clear_windows():
+    import pytest
+
+    with pytest.raises(ValueError, match="clear_windows"):
+        Lifecycle(2, 30.0, clear_windows=0)

@@ -27,8 +27,9 @@ _ids = itertools.count()
 
 def plugin_alert(alerts: Alerts, code: str = "503", timestamp: int = WINDOW):
     sample = decode(raw(_id=f"s{next(_ids)}", **CARRIER))
-    return alerts.raise_alert("unexpected_sip", f"carrier1: unexpected SIP {code}",
-                              ["carrier1", code], timestamp, sample, {"code": code})
+    return alerts.raise_alert("unexpected_sip", f"carrier1 (egress): unexpected SIP {code}",
+                              ["carrier1", "egress", code], timestamp, sample,
+                              {"code": code, "profile": "carrier1", "direction": "egress"})
 
 
 def rule_alert(alerts: Alerts, timestamp: int = WINDOW):
@@ -55,7 +56,7 @@ def test_a_plugin_alert_is_labelled_by_its_key_and_scalar_fields():
     alert = plugin_alert(Alerts())
     assert alert_labels(alert) == {"alertname": "unexpected_sip", "severity": "warning",
                                    "profile": "carrier1", "direction": "egress",
-                                   "key": '["carrier1","503"]', "code": "503"}
+                                   "key": '["carrier1","egress","503"]', "code": "503"}
 
 
 def test_firing_items_end_four_resends_ahead_and_resolved_ones_at_their_end():
@@ -105,14 +106,18 @@ def test_the_newest_version_of_a_key_replaces_the_queued_one_and_wins_over_a_fai
 
 def test_only_firing_and_resolving_are_notified_not_a_growing_count():
     alerts = Alerts(lifecycle=Lifecycle(1, 0))
-    notifier = Notifier(webhooks=["http://hook"], firing=alerts.lifecycle.firing)
+    notifier = Notifier(webhooks=["http://hook"], firing=alerts.lifecycle.firing,
+                        incident=alerts.incident)
     alerts.listeners.append(notifier.changed)
     alert = plugin_alert(alerts)
     plugin_alert(alerts)  # the same alert, count 2
+    plugin_alert(alerts, timestamp=WINDOW + 360)  # the next window: the same incident
+    incident = alerts.incident(alert)
+    assert incident.windows == 2 and incident.count == 3
     [target] = notifier.targets
-    assert list(target.queue) == [(alert.id, "firing")]
-    alerts.resolve(WINDOW + 360 * 3, lambda condition, window: None)
-    assert list(target.queue) == [(alert.id, "firing"), (alert.id, "resolved")]
+    assert list(target.queue) == [(incident.id, "firing")]
+    alerts.resolve(WINDOW + 360 * 4, lambda condition, window: None)
+    assert list(target.queue) == [(incident.id, "firing"), (incident.id, "resolved")]
     # Each change is sent as it was: the firing one says firing though the alert resolved since.
     sent = [(state, orjson.loads(body)["state"]) for state, body in target.queue.values()]
     assert sent == [("firing", "firing"), ("resolved", "resolved")]
@@ -222,18 +227,20 @@ async def deliver(notifier: Notifier, until, timeout: float = 15.0) -> None:
         await asyncio.gather(task, return_exceptions=True)
 
 
-def test_webhook_posts_the_alert_item_signed():
+def test_webhook_posts_the_incident_item_signed():
     receiver = Receiver()
     try:
         alerts = Alerts()
         notifier = Notifier(webhooks=[receiver.url + "/hook"], secret="s3cret",
-                            firing=alerts.lifecycle.firing)
+                            firing=alerts.lifecycle.firing, incident=alerts.incident)
         alerts.listeners.append(notifier.changed)
         alert = plugin_alert(alerts)
         run(deliver(notifier, lambda: notifier.targets[0].sent))
         [request] = receiver.received()
         assert request["path"] == "/hook"
-        assert request["json"] == orjson.loads(orjson.dumps(alert.to_json()))
+        incident = alerts.incident(alert).to_json()
+        assert request["json"] == orjson.loads(orjson.dumps({**incident, "doc": alert.doc}))
+        assert request["json"]["alerts"] == [alert.id] and request["json"]["rule"] == "unexpected_sip"
         assert request["json"]["state"] == "firing" and request["json"]["doc"]["_id"]
         stamp = request["headers"]["X-Sixminutes-Timestamp"]
         assert abs(int(stamp) - time.time()) < 60
@@ -310,3 +317,28 @@ def test_credentials_in_a_target_url_never_show_in_its_status(url):
     run(fail_once())
     text = orjson.dumps(notifier.status()).decode()
     assert "pw" not in text and "user" not in text and notifier.targets[0].last_error
+
+
+def test_an_account_incident_a_failing_carrier_explains_is_not_notified():
+    alerts = Alerts()
+    notifier = Notifier(webhooks=["http://hook"], alertmanagers=["http://am:9093"],
+                        firing=alerts.lifecycle.firing, incident=alerts.incident)
+    alerts.listeners.append(notifier.changed)
+
+    def rule(name, labels, timestamp=WINDOW):
+        sample = decode(raw(_id=f"s{next(_ids)}", **CARRIER))
+        return alerts.raise_alert(name, f"{name} {labels}", list(labels.values()), timestamp, sample,
+                                  {"rule": name, "labels": labels, "value": 0.9, "bound": 0.5,
+                                   "samples": 40, "severity": "warning"})
+
+    carrier = rule("network_failure_ratio", {"direction": "egress", "profile": "carrier1"})
+    rule("account_zero_duration_ratio", {"account": "acme", "direction": "egress"})
+    other = rule("account_zero_duration_ratio", {"account": "zeta", "direction": "ingress"})
+    webhook = next(t for t in notifier.targets if t.kind == "webhook")
+    told = [orjson.loads(body)["rule"] + " " + orjson.loads(body)["direction"]
+            for _, body in webhook.queue.values()]
+    assert told == ["network_failure_ratio egress", "account_zero_duration_ratio ingress"]
+    manager = next(t for t in notifier.targets if t.kind == "alertmanager")
+    assert sorted(dict(k)["scope"] for k in manager.queue) == ["account", "carrier"]
+    assert {i.id for i in notifier._incidents()} == {alerts.incident(carrier).id,
+                                                     alerts.incident(other).id}

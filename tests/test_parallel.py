@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import END, raw
+from helpers import END, raw, seed_rules_toml
 from sixminutes.cli import main
 from sixminutes.config import Config
 from sixminutes.engine import Engine
@@ -94,7 +94,7 @@ def corpus(tmp_path_factory) -> Path:
 
 def test_many_processes_count_what_one_does(corpus, capsys, tmp_path):
     seed_alerts = tmp_path / "seed.toml"  # every unexpected code alerts: firing plugin alerts too
-    seed_alerts.write_text("[plugins.unexpected_sip]\nmin_count = 1\nshare = 0.0\n")
+    seed_alerts.write_text("[plugins.unexpected_sip]\nmin_count = 1\nmin_calls = 1\nshare = 0.0\n" + seed_rules_toml())
     one = assert_same(capsys, "--config", str(seed_alerts), str(corpus))
     assert one["rejected"]["duplicate"] == 200 and one["rejected"]["bad_json"] >= 1
     assert [a["profile"] for a in one["alerts"] if a.get("rule") == "asr"] == ["blip"]
@@ -175,7 +175,7 @@ def test_an_alert_field_only_json_knows_how_to_write_crosses_processes(corpus, t
         "    carrier: str\n"
         "def plugin(ctx):\n"
         "    if ctx.call.billsec == 0:\n"
-        "        ctx.alert('zero', key=ctx.profile, info=Info(ctx.profile))\n")
+        "        ctx.alert('zero', key=ctx.profile, info=Info(ctx.profile), profile=ctx.profile)\n")
     one = assert_same(capsys, "--plugins", str(plugins), str(corpus), jobs=2)
     assert any(a.get("info") == {"carrier": a["profile"]} for a in one["alerts"])
 

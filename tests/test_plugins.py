@@ -152,9 +152,9 @@ def test_user_file_named_like_builtin_replaces_it(tmp_path):
     [kpis] = [p for p in plugins.plugins if p.name == "kpis"]
     assert kpis.path == str(user) and kpis.builtin is False
     store = Store()
-    plugins.run(context(store, ccnq_profile="p1", ccnq_direction="outbound"))
+    plugins.run(context(store, ccnq_profile="p1", ccnq_direction="egress"))
     assert store.get(WINDOW, 'seen{profile="p1"}') == Stat.of(1.0)
-    assert store.get(WINDOW, 'calls{direction="outbound",profile="p1"}') is None
+    assert store.get(WINDOW, 'calls{direction="egress",profile="p1"}') is None
 
 
 def test_later_directory_overrides_earlier(tmp_path):
@@ -225,9 +225,9 @@ def test_setup_raising_is_a_load_error(tmp_path):
 def test_builtin_setup_option_short_call_seconds():
     plugins = load_plugins(options={"kpis": {"short_call_seconds": 30}})
     store = Store()
-    ctx = context(store, ccnq_profile="p", ccnq_direction="outbound", billsec="20")
+    ctx = context(store, ccnq_profile="p", ccnq_direction="egress", billsec="20")
     plugins.run_batch(Batch([ctx._decoded], [ctx.timestamp]), store, lambda *a: None, [0])
-    assert store.get(WINDOW, 'short_calls{direction="outbound",profile="p"}') == Stat.of(1.0)
+    assert store.get(WINDOW, 'short_calls{direction="egress",profile="p"}') == Stat.of(1.0)
 
 
 # --- running --------------------------------------------------------------------------------
@@ -377,11 +377,11 @@ def test_empty_plugin_set_runs():
 # --- ctx ------------------------------------------------------------------------------------
 
 def test_ctx_fields():
-    ctx = context(_id="x", ccnq_profile="carrier%201", ccnq_direction="outbound",
+    ctx = context(_id="x", ccnq_profile="carrier%201", ccnq_direction="egress",
                   ccnq_account="acct", ccnq_from_e164="%2B33123", ccnq_to_e164="1555",
                   billsec="42", duration="50", sip_term_status="200")
     assert ctx.timestamp == WINDOW
-    assert (ctx.profile, ctx.direction, ctx.account) == ("carrier 1", "outbound", "acct")
+    assert (ctx.profile, ctx.direction, ctx.account) == ("carrier 1", "egress", "acct")
     assert (ctx.from_, ctx.to) == ("+33123", "1555")
     assert (ctx.duration.billable, ctx.duration.total) == (42, 50)
     assert ctx.call.sip_code == "200" and ctx.call.end_epoch == END

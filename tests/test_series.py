@@ -27,7 +27,7 @@ cdrs = st.builds(
     lambda dt, profile, direction, billsec, mos, code: raw(
         end_epoch=END + dt, ccnq_profile=profile, ccnq_direction=direction, billsec=billsec,
         rtp_audio_in_mos=mos, sip_term_status=code),
-    st.integers(-800, 800), st.sampled_from(["a", "b", 'q"x']), st.sampled_from(["inbound", "outbound"]),
+    st.integers(-800, 800), st.sampled_from(["a", "b", 'q"x']), st.sampled_from(["ingress", "egress"]),
     st.integers(0, 90), st.one_of(st.none(), st.floats(1, 5).map(lambda f: f"{f:.2f}"), st.just("nan")),
     st.sampled_from(["200", "503", None]))
 
@@ -122,10 +122,10 @@ def test_a_batch_adds_its_values_to_the_cell_one_by_one_not_as_a_subtotal():
 
 def test_labels_name_columns_and_default_to_the_carrier():
     store = Store()
-    b = batch_of(raw(ccnq_profile="p", ccnq_direction="inbound", sip_term_status="503"))
+    b = batch_of(raw(ccnq_profile="p", ccnq_direction="ingress", sip_term_status="503"))
     count(Series("x"), b, store)
     count(Series("y", labels={"code": "sip_code"}), b, store)
-    assert store.get(WINDOW, 'x{direction="inbound",profile="p"}') == Stat.of(1.0)
+    assert store.get(WINDOW, 'x{direction="ingress",profile="p"}') == Stat.of(1.0)
     assert store.get(WINDOW, 'y{code="503"}') == Stat.of(1.0)
 
 

@@ -174,8 +174,8 @@ def test_series_key_without_labels_is_the_name():
 
 
 def test_series_key_sorts_labels_by_name():
-    key = series_key("calls", {"profile": "carrier1", "direction": "outbound"})
-    assert key == 'calls{direction="outbound",profile="carrier1"}'
+    key = series_key("calls", {"profile": "carrier1", "direction": "egress"})
+    assert key == 'calls{direction="egress",profile="carrier1"}'
 
 
 def test_series_key_escapes_backslash_quote_and_newline():
@@ -197,8 +197,8 @@ def test_parse_series_key_plain_name():
 
 
 def test_parse_series_key_with_labels():
-    assert parse_series_key('calls{direction="outbound",profile="carrier1"}') == (
-        "calls", {"direction": "outbound", "profile": "carrier1"})
+    assert parse_series_key('calls{direction="egress",profile="carrier1"}') == (
+        "calls", {"direction": "egress", "profile": "carrier1"})
 
 
 def test_parse_series_key_unescapes():

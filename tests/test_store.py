@@ -8,11 +8,11 @@ from sixminutes.stats import Stat
 from sixminutes.store import Store
 
 W0, W1, W2 = 1_699_999_920, 1_700_000_280, 1_700_000_640
-CALLS_OUT = 'calls{direction="outbound",profile="carrier1"}'
-CALLS_IN = 'calls{direction="inbound",profile="carrier1"}'
-CALLS_C2 = 'calls{direction="outbound",profile="carrier2"}'
-BILLSEC = 'billsec{direction="outbound",profile="carrier1"}'
-ACCOUNT = 'account_calls{account="acct1",direction="outbound"}'
+CALLS_OUT = 'calls{direction="egress",profile="carrier1"}'
+CALLS_IN = 'calls{direction="ingress",profile="carrier1"}'
+CALLS_C2 = 'calls{direction="egress",profile="carrier2"}'
+BILLSEC = 'billsec{direction="egress",profile="carrier1"}'
+ACCOUNT = 'account_calls{account="acct1",direction="egress"}'
 
 
 def test_empty_store():
@@ -270,14 +270,14 @@ def test_items_by_labels_exact_value():
     store = filled()
     assert keys(store, labels={"profile": "carrier2"}) == {(W1, CALLS_C2)}
     assert keys(store, labels={"profile": "carrier"}) == set()  # no prefix match
-    assert keys(store, labels={"direction": "inbound", "profile": "carrier1"}) == {(W0, CALLS_IN)}
+    assert keys(store, labels={"direction": "ingress", "profile": "carrier1"}) == {(W0, CALLS_IN)}
 
 
 def test_items_label_missing_is_excluded():
     store = filled()
     got = keys(store, labels={"account": "acct1"})
     assert got == {(W0, ACCOUNT)}
-    assert (W2, "plain") not in keys(store, labels={"direction": "outbound"})
+    assert (W2, "plain") not in keys(store, labels={"direction": "egress"})
 
 
 def test_items_by_names_and_labels_and_range():

@@ -86,11 +86,20 @@ class Generator:
     """Deterministic source of (document bytes, Truth) pairs for a given seed."""
 
     def __init__(self, seed: int = 0, carriers: int = 20, accounts: int = 3000,
-                 troubled: tuple[str, ...] = ("kestrel",)) -> None:
+                 troubled: tuple[str, ...] = ("kestrel",),
+                 troubled_share: float | None = None) -> None:
+        """``troubled_share``: the share of the calls the troubled carriers carry together
+        (None: a carrier's weight is drawn like any other's, 0.3 to 3.0)."""
         r = self._r = random.Random(seed)
         names = [CARRIER_NAMES[i % 20] + (f"-{i // 20}" if i >= 20 else "") for i in range(carriers)]
         self.carriers = tuple(self._carrier(n, n in troubled, i) for i, n in enumerate(names))
-        self._carrier_cum = list(accumulate(r.uniform(0.3, 3.0) for _ in names))
+        weights = [r.uniform(0.3, 3.0) for _ in names]
+        sick = [i for i, c in enumerate(self.carriers) if c.troubled]
+        if troubled_share is not None and sick and len(sick) < len(names):
+            healthy = sum(w for i, w in enumerate(weights) if i not in sick)
+            for i in sick:  # their weights, so that together they carry troubled_share
+                weights[i] = healthy * troubled_share / (1 - troubled_share) / len(sick)
+        self._carrier_cum = list(accumulate(weights))
         self.accounts: tuple[str, ...] = tuple(
             ODD_ACCOUNTS[i - 10] if 10 <= i < 10 + len(ODD_ACCOUNTS)
             else f"c{r.randrange(10**6):06d}" if r.random() < 0.7 else _slug(r)
@@ -136,8 +145,7 @@ class Generator:
         duration = end_epoch - c.start_us // 1_000_000
         truth = Truth(
             uuid=c.uuid, profile=c.carrier.name,
-            direction=("outbound" if c.egress else "inbound") if c.fallback
-            else ("egress" if c.egress else "ingress"),
+            direction="egress" if c.egress else "ingress",  # (FreeSWITCH's outbound, inbound)
             account=c.account, end_epoch=end_epoch, billsec=c.billsec, duration=duration,
             answered=answered, sip_code=c.sip if c.sip and c.codes != "none" else "none",
             hangup_cause=c.cause, q850=c.q850, pdd_ms=c.media or c.progress or None,

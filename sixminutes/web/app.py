@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from ..incidents import carriers
 from ..service import Service
 from .body import BodyError, cdr_from_body, check_token
 from .events import events_endpoint
@@ -113,6 +114,25 @@ def create_app(service: Service) -> Starlette:
             return _error(404, "not_found", "no such alert (cleared, or past retention)")
         return JSONResponse(found.to_json())
 
+    async def incidents(request: Request) -> JSONResponse:
+        found = service.engine.alerts.incidents()
+        if request.query_params.get("group") == "carrier":
+            return JSONResponse(carriers(found))
+        state = request.query_params.get("state")
+        if state is not None:
+            if state not in ("firing", "resolved"):
+                return _error(400, "bad_parameter", "state must be firing or resolved")
+            found = [i for i in found if i.state == state]
+        limit = _int_param(request, "limit")
+        return JSONResponse([i.to_json() for i in (found[:limit] if limit else found)])
+
+    async def incident(request: Request) -> JSONResponse:
+        wanted = request.path_params["id"]
+        found = next((i for i in service.engine.alerts.incidents() if i.id == wanted), None)
+        if found is None:
+            return _error(404, "not_found", "no such incident (cleared, or past retention)")
+        return JSONResponse({**found.to_json(), "records": [a.to_json(False) for a in found.alerts]})
+
     async def delete_alerts(request: Request) -> JSONResponse:
         require_token(request)
         return JSONResponse({"ok": True, "alerts_deleted": service.delete_alerts(_before(request))})
@@ -196,6 +216,8 @@ def create_app(service: Service) -> Starlette:
         Route("/6minutes/alerts", alerts, methods=["GET"]),
         Route("/6minutes/alerts", delete_alerts, methods=["DELETE"]),
         Route("/6minutes/alerts/{id}", alert, methods=["GET"]),
+        Route("/6minutes/incidents", incidents, methods=["GET"]),
+        Route("/6minutes/incidents/{id}", incident, methods=["GET"]),
         Route("/6minutes/restart", restart, methods=["POST"]),
         Route("/6minutes/cdr", ingest, methods=["POST"]),
         Route("/6minutes/status", status),

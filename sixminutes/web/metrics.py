@@ -102,6 +102,17 @@ class ServiceCollector(Collector):
         for name, n in sorted(Counter(a.plugin for a in alerts.lifecycle.firing()).items()):
             firing.add_metric([name], n)
         yield firing
+        incidents = GaugeMetricFamily(
+            "sixminutes_incidents_firing", "incidents firing now (one per rule or plugin and "
+            "labels, those a carrier incident explains left out): sixminutes' own verdict, on "
+            "evidence (docs/alerts.md)", labels=["alertname", "severity", "scope", "profile",
+                                                 "direction", "account"])
+        counts = Counter((i.rule, i.severity, i.scope, i.labels.get("profile", ""),
+                          i.labels.get("direction", ""), i.labels.get("account", ""))
+                         for i in alerts.firing_incidents() if i.inhibited_by is None)
+        for labels, n in sorted(counts.items()):
+            incidents.add_metric(list(labels), n)
+        yield incidents
 
     def _notifications(self) -> Iterator[Metric]:
         families = {

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from helpers import cdr
+from helpers import cdr, seed_rules_toml
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
@@ -68,7 +68,12 @@ class Service:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = workdir / "c.toml"
-        config.write_text("[serve]\nsnapshot_seconds = 1\n")
+        # the rules fire on one window over the line, as the seed's did: the page's plumbing
+        # is under test here, the statistical guard in tests/test_thresholds.py
+        # unexpected_sip on any number of calls, at 95 %: five 503s in a window alert
+        config.write_text("[serve]\nsnapshot_seconds = 1\n[alerts]\nclear_windows = 1\n"
+                          "[plugins.unexpected_sip]\nmin_calls = 1\nconfidence = 0.95\n"
+                          + seed_rules_toml())
         plugins = workdir / "plugins"
         plugins.mkdir()
         (plugins / "boom.py").write_text(BOOM_PLUGIN)
@@ -254,9 +259,18 @@ def test_fills_from_history_then_follows_live(service: Service, watched: Watched
     end = settled_end()
     for i in range(5):
         service.post(call("hist-carrier", account="hist-acct", billsec=0 if i < 2 else 90, end=end))
+        service.post(call("thin-carrier", account="thin-acct", billsec=0, end=end))
     page = watched.open(service)
     row = board_row(page, "hist-carrier")
     expect(row).to_have_count(1)
+    # 5 calls, all of zero duration: fewer than any rule's minimum, so no verdict, no pill
+    thin = board_row(page, "thin-carrier")
+    expect(thin.locator("td.kpi").nth(3).locator(".cur")).to_have_text("100%")
+    expect(thin.locator("td.kpi.v-weak, td.kpi.v-bad")).to_have_count(0)
+    for judged in (1, 2, 3):  # ASR, NER, zero-duration
+        expect(thin.locator("td.kpi").nth(judged)).to_have_class(re.compile(r"\bv-none\b"))
+    expect(thin.locator(".pill")).to_have_count(0)
+    expect(page.locator("#trouble")).to_be_hidden()
     expect(row.locator("td.kpi").first.locator(".cur")).to_have_text("5")  # calls
     expect(row.locator("td.kpi").nth(3).locator(".cur")).to_have_text("40%")  # zero-duration
     wait_heat(page, "hist-carrier · egress")
@@ -291,15 +305,16 @@ def test_alerts_arrive_live_and_show_their_sample_cdr(service: Service, watched:
         failed = call("sip-carrier", account="sip-acct", billsec=0, sip_term_status="503",
                       end=sip_end)
         service.post(failed)  # (the fifth, which made it evident, is the alert's sample)
-    row = page.locator("#alerts tbody tr", has_text="sip-carrier: unexpected SIP 503")
+    row = page.locator("#alerts tbody tr", has_text="sip-carrier (egress): unexpected SIP 503")
     expect(row).to_have_count(1)
-    expect(row).to_contain_text("sip-acct")
+    # about a carrier: no account, though the CDRs that raised it had one (honest attribution)
+    expect(row.locator(".account")).to_have_text("")
     expect(row).to_contain_text("unexpected_sip")
     # The same alert again: its count goes up in place.
     service.post(call("sip-carrier", account="sip-acct", billsec=0, sip_term_status="503",
                       end=sip_end))
     expect(row.locator(".count")).to_have_text("2")
-    expect(page.locator("#alerts tbody tr", has_text="sip-carrier: unexpected SIP 503")).to_have_count(1)
+    expect(page.locator("#alerts tbody tr", has_text="sip-carrier (egress): unexpected SIP 503")).to_have_count(1)
 
     # 24 zero-duration calls of one carrier: the zero_duration_ratio rule fires (checked every second).
     end = settled_end()
@@ -307,6 +322,11 @@ def test_alerts_arrive_live_and_show_their_sample_cdr(service: Service, watched:
         service.post(call("zero-carrier", account="zero-acct", billsec=0, end=end))
     rule_row = alert_rows(page, "zero_duration_ratio").filter(has_text="zero-carrier")
     expect(rule_row).to_have_count(1)
+    # ... and its incident, live, in the incidents panel (one per rule and labels)
+    incident = page.locator("#incidents tbody tr", has_text="zero-carrier").filter(has_text="zero_duration_ratio")
+    expect(incident).to_have_count(1)
+    expect(incident.locator(".state")).to_have_text("firing")
+    expect(incident.locator(".windows")).to_have_text("1 window")
     expect(alert_rows(page, "account_zero_duration_ratio").filter(has_text="zero-acct")).to_have_count(1)
     # The carrier stands out: in the trouble banner and flagged on the board.
     expect(page.locator("#trouble")).to_contain_text("zero-carrier")
@@ -322,8 +342,9 @@ def test_alerts_arrive_live_and_show_their_sample_cdr(service: Service, watched:
     expect(row).to_have_count(0)
     expect(rule_row).to_have_count(1)
     page.select_option("#alert-profile", "")
-    page.select_option("#alert-account", "sip-acct")
+    page.select_option("#alert-account", "zero-acct")
     expect(page.locator("#alerts tbody tr")).to_have_count(1)
+    expect(alert_rows(page, "account_zero_duration_ratio")).to_have_count(1)
     page.select_option("#alert-account", "")
 
     # A click shows the sample CDR, pretty-printed.
@@ -381,14 +402,14 @@ def test_cdr_strings_are_text_never_markup(service: Service, watched: Watched) -
     expect(accounts).to_contain_text(account)  # the literal text, visible
     expect(board_row(page, profile)).to_have_count(1)
     wait_heat(page, profile)  # plotly's labels too (it reads <b>, <a> … in strings)
-    alert = page.locator("#alerts tbody tr", has_text=f"{profile}: unexpected SIP 503")
+    alert = page.locator("#alerts tbody tr", has_text=f"{profile} (egress): unexpected SIP 503")
     expect(alert).to_have_count(1)
-    expect(alert.locator(".account")).to_have_text(account)
+    expect(alert.locator(".profile")).to_contain_text(profile)
     alert.click()
     text = page.locator("#doc-json").text_content()
     for payload in (XSS_SCRIPT, XSS_IMG, account):
         assert json.dumps(payload)[1:-1] in text, payload
-    expect(page.locator("#doc-title")).to_have_text(f"{profile}: unexpected SIP 503")
+    expect(page.locator("#doc-title")).to_have_text(f"{profile} (egress): unexpected SIP 503")
     page.keyboard.press("Escape")
     assert page.evaluate("window.__xss") is None
     assert page.evaluate("document.querySelectorAll('img, script:not([src])').length") == 0

@@ -29,7 +29,7 @@ import httpx
 import orjson
 
 from couchdb_server import _free_port
-from helpers import cdr as tiny_cdr
+from helpers import cdr as tiny_cdr, seed_rules_toml
 from sixminutes.sources.couchdb import _seq_number
 from sixminutes.sources.synthetic import Generator
 
@@ -315,10 +315,11 @@ class ServiceProcess:
         return f"status: {status}\nstderr tail:\n{self.stderr_tail()}"
 
 
-SEED_ALERTS = "[plugins.unexpected_sip]\nmin_count = 1\nshare = 0.0\n"
-"""Every unexpected SIP code alerts at once, as in the seed: the tests of the service's
-plumbing (events, restarts, notifications, the API) raise an alert with one CDR. The default
-statistical guard is tested in tests/test_alerts.py and by the tests that leave this out."""
+SEED_ALERTS = "[plugins.unexpected_sip]\nmin_count = 1\nmin_calls = 1\nshare = 0.0\n" + seed_rules_toml()
+"""Every unexpected SIP code alerts at once and every rule fires on one window crossing its
+bound, as in the seed: the tests of the service's plumbing (events, restarts, notifications,
+the API) raise an alert with a few CDRs. The default statistical guards are tested in
+tests/test_alerts.py, tests/test_thresholds.py and by the tests that leave this out."""
 
 
 def config_toml(snapshot_seconds: float | None = 0.2, *, seed_alerts: bool = True,

@@ -24,8 +24,8 @@ pytestmark = pytest.mark.skipif(shutil.which(BINARY) is None,
 
 
 def settings(**serve) -> str:
-    """Alerts resolve on the first complete window (no grace); plugin alerts stay firing."""
-    return config_toml(**serve) + "\n[alerts]\nquiet_windows = 20\ngrace_seconds = 0\n"
+    """Alerts resolve on the first complete clean window (no grace); plugin alerts stay firing."""
+    return config_toml(**serve) + "\n[alerts]\nquiet_windows = 20\ngrace_seconds = 0\nclear_windows = 1\n"
 
 
 def post_calls(service, profile: str, window: int, n: int, answered: bool) -> None:
@@ -94,6 +94,10 @@ def test_a_carrier_in_trouble_pages_through_alertmanager_and_resolves_when_it_re
     metrics = service.get("/metrics").text
     assert 'sixminutes_alerts_firing{alertname="unexpected_sip"} ' in metrics
     assert 'sixminutes_alerts_firing{alertname="asr"}' not in metrics
+    incidents = [line for line in metrics.splitlines() if line.startswith("sixminutes_incidents_firing{")]
+    assert [line for line in incidents if f'profile="{profile}"' in line] == [
+        f'sixminutes_incidents_firing{{account="",alertname="unexpected_sip",direction="egress",profile="{profile}",'
+        'scope="carrier",severity="warning"} 1.0']
 
 
 def test_the_contrib_alertmanager_config_is_valid():
@@ -145,16 +149,23 @@ def test_webhooks_get_each_alert_that_fires_and_resolves_signed(serve, receiver)
                                  and r["json"]["profile"] == profile
                                  and r["json"].get("rule") == "asr" and r["json"]["state"] == state]
 
-    [firing] = receiver.wait_for(posts("firing"), what="the asr alert firing")
+    [firing] = receiver.wait_for(posts("firing"), what="the asr incident firing")
     assert firing["headers"]["X-Sixminutes-Signature"] == sign(
         "hook-secret", firing["body"], firing["headers"]["X-Sixminutes-Timestamp"])
     assert firing["headers"]["X-Sixminutes-Event"] == "firing"
-    item = firing["json"]
-    listed = service.get(f"/6minutes/alerts/{item['id']}").json()
-    assert {k: v for k, v in listed.items() if k not in ("state", "ends_at", "resolution", "count")} \
-        == {k: v for k, v in item.items() if k not in ("state", "ends_at", "resolution", "count")}
+    item = firing["json"]  # the incident, with its first record's sample CDR
+    assert item["windows"] == 1 and item["carrier"] == f"{profile}/egress" and item["doc"]["variables"]
+    listed = service.get(f"/6minutes/incidents/{item['id']}").json()
+    assert {k: v for k, v in listed.items() if k not in ("state", "ends_at", "resolution", "count", "records")} \
+        == {k: v for k, v in item.items() if k not in ("state", "ends_at", "resolution", "count", "doc")}
+    [record] = listed["records"]
+    assert record["id"] == item["alerts"][0] and record["rule"] == "asr"
+    assert any(i["id"] == item["id"] for i in service.json("/6minutes/incidents", state="firing"))
+    groups = service.json("/6minutes/incidents", group="carrier")
+    [ours] = [g for g in groups if g["profile"] == profile]
+    assert {s["rule"] for s in ours["symptoms"]} >= {"asr", "network_failure_ratio"}
     post_calls(service, profile, bad + 360, 25, answered=True)
-    [resolved] = receiver.wait_for(posts("resolved"), what="the asr alert resolved")
+    [resolved] = receiver.wait_for(posts("resolved"), what="the asr incident resolved")
     assert resolved["json"]["id"] == item["id"] and resolved["json"]["ends_at"] == bad + 360
     assert resolved["headers"]["X-Sixminutes-Signature"] == sign(
         "hook-secret", resolved["body"], resolved["headers"]["X-Sixminutes-Timestamp"])

@@ -25,3 +25,23 @@ def test_demo_fills_the_data_within_seconds_and_it_is_kept_exactly(serve):
     assert service.total("sip_status") == accepted
     assert service.total("account_calls") == accepted
     assert all(s["name"] != "demo" for s in service.status()["sources"])
+
+
+def test_the_demo_reports_only_the_carrier_in_trouble(serve):
+    """Five minutes of the default demo (4 CDRs a second, 1,200 CDRs), at a higher rate:
+    kestrel, in trouble, opens its incidents on evidence; no healthy carrier is named."""
+    service = serve(config=config_toml(seed_alerts=False), args=["--demo", "--demo-rate", "150"])
+    service.wait(lambda: service.total() >= 1200, timeout=60, what="1,200 demo calls")
+
+    def kestrel_incidents():
+        found = service.json("/6minutes/incidents")
+        return found if {i["rule"] for i in found if i["profile"] == "kestrel"} >= {
+            "network_failure_ratio", "zero_duration_ratio"} else None
+
+    incidents = service.wait(kestrel_incidents, timeout=30, what="kestrel's incidents")
+    named = {i["profile"] or i["account"] for i in incidents if i["inhibited_by"] is None}
+    assert named == {"kestrel"}, [i for i in incidents if i["profile"] != "kestrel"]
+    assert {a["profile"] for a in service.alerts() if a["profile"]} == {"kestrel"}
+    groups = service.json("/6minutes/incidents", group="carrier")
+    assert {g["profile"] for g in groups} == {"kestrel"}
+    assert {g["severity"] for g in groups} == {"critical"}  # network failures

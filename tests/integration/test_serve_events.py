@@ -111,10 +111,16 @@ def test_ready_then_stats_after_a_cdr_then_an_alert_for_an_unexpected_sip_code(s
     assert service.post_cdr(orjson.dumps(failed)).status_code == 200
     events = reader.until(lambda e, d: e == "alert", what="an alert event")
     alert = events[-1][1]
-    assert alert["msg"] == f"{profile}: unexpected SIP 503"
+    assert alert["msg"] == f"{profile} (egress): unexpected SIP 503"
     assert alert["plugin"] == "unexpected_sip" and alert["profile"] == profile
     assert alert["timestamp"] == window_of(end) and alert["count"] == 1
     assert alert["id"] in {a["id"] for a in service.alerts()}
+    # ... its incident, right after it in the same tick
+    events += reader.until(lambda e, d: e == "incident", what="an incident event")
+    incident = events[-1][1]
+    assert incident["rule"] == "unexpected_sip" and incident["carrier"] == f"{profile}/egress"
+    assert incident["alerts"] == [alert["id"]] and incident["state"] == "firing"
+    assert incident["id"] in {i["id"] for i in service.json("/6minutes/incidents")}
     # ... and the stats of that CDR, in the same tick or the next one
     label2 = f'sip_status{{code="503",direction="egress",profile="{profile}"}}'
     if not any(e == "stats" and any(i["label"] == label2 for i in d) for e, d in events):

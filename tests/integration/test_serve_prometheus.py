@@ -191,8 +191,9 @@ def test_every_metric_the_rules_and_the_dashboard_use_is_exposed_or_recorded(bus
     # (the parsing finds what is there: both use the KPIs, the CDR counter, the health gauges)
     for used in (used_by_rules, used_by_dashboard):
         assert {"sixminutes_cdrs_total", "sixminutes_last_window_calls",
-                "sixminutes_last_window_mos", "sixminutes_plugin_errors_total",
+                "sixminutes_plugin_errors_total",
                 "sixminutes_snapshot_last_success_timestamp_seconds"} <= used
+    assert "sixminutes_incidents_firing" in used_by_rules  # the carrier alert: sixminutes' verdict
     assert {f"sixminutes_last_window_{kpi}" for kpi in KPI_GAUGES} <= used_by_dashboard
     unknown = {name for name in used_by_rules | used_by_dashboard
                if name not in exposed and name not in recorded}

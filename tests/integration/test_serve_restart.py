@@ -26,7 +26,7 @@ def test_sigterm_restart_resumes_from_the_checkpoint_without_loss_or_double_coun
     service.wait_caught_up(pouchdb, db)
     alerts = service.wait(lambda: service.alerts(), what="the alert")
     assert [a["msg"] for a in alerts if a["profile"] == "restart-carrier"] == \
-        ["restart-carrier: unexpected SIP 503"]
+        ["restart-carrier (egress): unexpected SIP 503"]
 
     assert service.stop() in (0, -15)  # uvicorn re-raises the SIGTERM it handled
     assert "Application shutdown complete" in service.stderr_text()
@@ -51,7 +51,7 @@ def test_sigterm_restart_resumes_from_the_checkpoint_without_loss_or_double_coun
             {k: v for k, v in alert.items() if k != "count"}
         assert kept["count"] >= alert["count"]
     ours = [a for a in after.values() if a["profile"] == "restart-carrier"]
-    assert [(a["msg"], a["count"]) for a in ours] == [("restart-carrier: unexpected SIP 503", 1)]
+    assert [(a["msg"], a["count"]) for a in ours] == [("restart-carrier (egress): unexpected SIP 503", 1)]
     # The HTTP CDR is in the saved windows, not replayed from the journal a second time.
     assert service.post_cdr(alert_cdr).json() == {"ok": True, "outcome": "duplicate"}
     assert service.total() == 40

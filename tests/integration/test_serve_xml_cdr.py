@@ -53,8 +53,8 @@ def test_the_real_xml_cdrs_posted_by_mod_xml_cdr_count_as_two_calls(service, enc
                                     auth=False)
         assert response.json() == {"ok": True, "outcome": "accepted"}, response.text
     data = service.data()
-    assert data[str(window_of(end))]['calls{direction="inbound",profile="internal"}']["count"] == 2
-    assert data[str(window_of(end))]['sip_status{code="200",direction="inbound",'
+    assert data[str(window_of(end))]['calls{direction="ingress",profile="internal"}']["count"] == 2
+    assert data[str(window_of(end))]['sip_status{code="200",direction="ingress",'
                                      'profile="internal"}']["count"] == 1
     # the same XML again: the same uuid, a duplicate, not a third call
     again = service.post_cdr(b"cdr=" + now_xml(XMLS[0], end), "application/x-www-form-plaintext")

@@ -114,11 +114,11 @@ def test_the_sql_template(tmp_path, capsys):
 
 def test_a_column_list_gives_profile_direction_and_epochs(tmp_path, capsys):
     path = tmp_path / "custom.csv"
-    path.write_text('u1,gw-a,outbound,1700000000,30,200,-\nu2,gw-a,outbound,1700000290,0,503,x\n')
+    path.write_text('u1,gw-a,outbound,1700000000,30,200,-\nu2,gw-a,outbound,1700000290,0,503,x\n')  # FreeSWITCH's word: egress
     result = replay(capsys, "--csv-columns",
                     "uuid,${sip_gateway_name},direction,end_epoch,billsec,sip_term_status,-",
                     str(path))
-    carrier = 'direction="outbound",profile="gw-a"'
+    carrier = 'direction="egress",profile="gw-a"'
     assert count(result, W0, f"calls{{{carrier}}}") == 1
     assert count(result, W1, f"network_failures{{{carrier}}}") == 1
     assert result["rejected"] == {}

@@ -14,6 +14,7 @@ from urllib.parse import unquote
 import orjson
 import pytest
 
+from sixminutes.direction import normal_direction
 from sixminutes.sources.synthetic import ODD_ACCOUNTS, Generator, Truth, encode
 
 START = 1_700_000_000  # 2023-11-14 22:13:20 UTC
@@ -43,7 +44,7 @@ def expected(doc: dict) -> dict:
     return {
         "uuid": v["uuid"],
         "profile": _first(v, "ccnq_profile", "sip_gateway_name", "sofia_profile_name") or "unknown",
-        "direction": _first(v, "ccnq_direction", "direction") or "unknown",
+        "direction": normal_direction(_first(v, "ccnq_direction", "direction") or "unknown"),
         "account": _first(v, "ccnq_account", "accountcode") or "unknown",
         "from_": _first(v, "ccnq_from_e164", "sip_from_user"),
         "to": _first(v, "ccnq_to_e164", "sip_to_user"),
@@ -158,7 +159,8 @@ def test_fallback_only_documents_exercise_every_fallback(corpus):
     assert any("sip_gateway_name" in v for v, _ in fallback)
     assert any("sip_gateway_name" not in v and unquote(v["sofia_profile_name"]) == t.profile
                for v, t in fallback)
-    assert {t.direction for _, t in fallback} == {"inbound", "outbound"}
+    assert {unquote(v["direction"]) for v, _ in fallback} == {"inbound", "outbound"}  # FreeSWITCH's
+    assert {t.direction for _, t in fallback} == {"ingress", "egress"}  # ... mapped onto ccnq's
     assert any(t.account == "unknown" for _, t in fallback)
     # ccnq3 documents carry fallbacks too, which must lose
     assert any("accountcode" in orjson.loads(raw)["variables"] for raw, t in corpus if not t.fallback)
@@ -185,3 +187,13 @@ def test_cdr_and_corpus_place_end_epochs():
     assert orjson.loads(raw)["variables"]["end_epoch"] == "1700000123"
     epochs = [t.end_epoch for _, t in gen.corpus(500, START, span=3600)]
     assert epochs == sorted(epochs) and START <= epochs[0] and epochs[-1] < START + 3600
+
+
+def test_troubled_share_sets_the_share_of_calls_of_the_carriers_in_trouble():
+    gen = Generator(seed=5, troubled_share=0.1)
+    truths = [t for _, t in gen.corpus(5000, START)]
+    share = sum(t.profile == "kestrel" for t in truths) / len(truths)
+    assert 0.085 <= share <= 0.115
+    healthy = Generator(seed=5, troubled_share=0.1, troubled=())  # nobody in trouble: no change
+    assert [t for _, t in healthy.corpus(200, START)] == \
+        [t for _, t in Generator(seed=5, troubled=()).corpus(200, START)]

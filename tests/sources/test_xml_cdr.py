@@ -62,7 +62,7 @@ def test_xml_in_a_directory_and_gzipped_counts_each_call_in_its_window(tmp_path,
     assert main(["replay", "--json", "--no-progress", str(tmp_path)]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["rejected"] == {}
-    assert result["data"]["1560229920"]['calls{direction="inbound",profile="internal"}'][
+    assert result["data"]["1560229920"]['calls{direction="ingress",profile="internal"}'][
         "count"] == 2
 
 

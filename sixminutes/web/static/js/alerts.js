@@ -145,7 +145,7 @@ function lifetime(a) {
 }
 
 const distinct = (alerts, field) =>
-  [...new Set(alerts.map((a) => a[field]).filter((v) => v !== undefined && v !== null))]
+  [...new Set(alerts.map((a) => a[field]).filter((v) => v !== undefined && v !== null && v !== ""))]
     .sort((a, b) => String(a).localeCompare(String(b))).map((v) => [String(v), String(v)]);
 
 const searchable = (a) => [a.msg, a.plugin, a.profile, a.direction, a.account, a.code, a.rule, a.severity, a.state]

@@ -49,6 +49,7 @@ export const fetchCodes = (now, profile, direction) =>
 
 export const fetchAlerts = () => getJSON("/alerts", [["limit", String(ALERTS_LIMIT)], ["doc", "0"]]);
 /** One alert with its sample CDR (lists and live events leave the CDR out: it is big). */
+export const fetchIncidents = () => getJSON("/incidents", [["limit", "500"]]);
 export const fetchAlert = (id) => getJSON(`/alerts/${encodeURIComponent(id)}`);
 export const fetchStatus = () => getJSON("/status");
 
@@ -82,6 +83,7 @@ export class Live {
     source.addEventListener("resync", () => this.handlers.onSync("resync"));
     source.addEventListener("stats", (e) => this.handlers.onStats(JSON.parse(e.data)));
     source.addEventListener("alert", (e) => this.handlers.onAlert(JSON.parse(e.data)));
+    source.addEventListener("incident", (e) => this.handlers.onIncident?.(JSON.parse(e.data)));
     source.addEventListener("error", () => {
       this.handlers.onState("reconnecting");
       if (source.readyState === EventSource.CLOSED) {

@@ -1,22 +1,24 @@
 // The KPIs of one carrier in one window (as sixminutes/board.py computes them), the alert
 // thresholds they are judged against, and how they are written.
 
+import { meanInterval, wilson, zOf } from "./evidence.js";
+
 export const ERROR_CODE_MIN = 300; // SIP codes from here up are errors ("top codes")
 
 /** The service's default threshold rules (docs/alerts.md); updated from /6minutes/status
  *  when the service publishes its rules there (`rules: [{name, bound, min_count, op, …}]`). */
 export const RULES = {
-  zero_duration_ratio: { series: "zero_duration", per: "calls", op: ">", bound: 0.5, min_count: 20, enabled: true },
-  network_failure_ratio: { series: "network_failures", per: "calls", op: ">", bound: 0.2, min_count: 20, enabled: true },
-  asr: { series: "answered", per: "calls", op: "<", bound: 0.2, min_count: 20, enabled: true },
-  mos: { series: "mos", per: null, op: "<", bound: 3.5, min_count: 10, enabled: true },
+  zero_duration_ratio: { series: "zero_duration", per: "calls", op: ">", bound: 0.5, min_count: 20, confidence: 0.95, enabled: true },
+  network_failure_ratio: { series: "network_failures", per: "calls", op: ">", bound: 0.2, min_count: 20, confidence: 0.95, enabled: true },
+  asr: { series: "answered", per: "calls", op: "<", bound: 0.2, min_count: 20, confidence: 0.95, enabled: true },
+  mos: { series: "mos", per: null, op: "<", bound: 3.5, min_count: 10, confidence: 0.95, enabled: true },
 };
 
 export function applyRules(rules) {
   for (const rule of rules ?? []) {
     const known = RULES[rule?.name];
     if (!known) continue;
-    for (const field of ["op", "bound", "min_count", "enabled"]) {
+    for (const field of ["op", "bound", "min_count", "confidence", "enabled"]) {
       if (rule[field] !== undefined) known[field] = rule[field];
     }
   }
@@ -67,16 +69,24 @@ export function samples(kpi, carrier) {
   return rule ? count(carrier, rule.per ?? rule.series) : count(carrier, "calls");
 }
 
-/** "bad": beyond the rule's bound with enough samples (the service alerts);
- *  "weak": beyond it but on too few samples to alert; "ok"; null when not measured. */
+/** As the service judges a window (docs/alerts.md): null when not measured or on fewer samples
+ *  than the rule's minimum (no verdict on a thin window); "bad" when the interval of the measure
+ *  at the rule's confidence lies beyond the bound; "weak" when only the point value is beyond
+ *  it (noise can do that); "ok". */
 export function verdict(kpi, carrier) {
   const value = kpi.value(carrier);
   const rule = RULES[kpi.rule];
   if (value === null || !rule || !rule.enabled) return value === null ? null : "ok";
+  const n = samples(kpi, carrier);
+  if (n < rule.min_count) return null;
   const v = kpi.ruleValue(value);
   const crossed = rule.op === ">" ? v > rule.bound : v < rule.bound;
   if (!crossed) return "ok";
-  return samples(kpi, carrier) >= rule.min_count ? "bad" : "weak";
+  const z = zOf(rule.confidence ?? 0.95);
+  const [low, high] = rule.per
+    ? wilson(sum(carrier, rule.series), n, z)
+    : meanInterval(sum(carrier, rule.series), n, carrier?.stats[rule.series]?.squares ?? 0, z);
+  return (rule.op === ">" ? low > rule.bound : high < rule.bound) ? "bad" : "weak";
 }
 
 /** The bound expressed in the KPI's own terms (NER's bound is 1 − the failure ratio's). */

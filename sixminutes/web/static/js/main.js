@@ -11,7 +11,8 @@ import { $, $$, h, setOptions } from "./dom.js";
 import { Alerts } from "./alerts.js";
 import { Board } from "./board.js";
 import { renderAccounts } from "./accounts.js";
-import { Live, fetchAlerts, fetchCodes, fetchHistory, fetchStatus, setAuthReads } from "./api.js";
+import { Live, fetchAlerts, fetchCodes, fetchHistory, fetchIncidents, fetchStatus, setAuthReads } from "./api.js";
+import { Incidents } from "./incidents.js";
 import { carrierLabel, drawChart, drawHeat, unavailable } from "./charts.js";
 import { KPIS, applyRules, calls } from "./kpi.js";
 import { renderStatus } from "./status.js";
@@ -27,7 +28,8 @@ let now = currentWindow();
 let troubles = [];
 
 const board = new Board($("#board"), { onPick: pick });
-const alerts = new Alerts({ onCleared: () => redraw("tables") });
+const alerts = new Alerts({ onCleared: () => { incidents.load([]); redraw("tables"); } });
+const incidents = new Incidents();
 
 // -- syncing with the service ---------------------------------------------------------------
 
@@ -47,15 +49,17 @@ async function sync() {
       try {
         const t = currentWindow();
         const chosen = store.carriers.get(view.carrier);
-        const [[history, recent], list, codes] = await Promise.all([
+        const [[history, recent], list, codes, incidentList] = await Promise.all([
           fetchHistory(t), fetchAlerts(),
           chosen ? fetchCodes(t, chosen.profile, chosen.direction) : null,
+          fetchIncidents(),
         ]);
         store.reset();
         store.loadData(history);
         store.loadData(recent);
         if (codes) store.loadData(codes);
         alerts.load(list);
+        incidents.load(incidentList);
         codesLoaded = chosen ? view.carrier : null;
         syncedAt = Date.now();
         if (live.source?.readyState === EventSource.OPEN) setLive("live");
@@ -81,6 +85,7 @@ function receive(kind, data) {
 
 function apply(kind, data) {
   if (kind === "stats") { store.applyStats(data); redraw(); }
+  else if (kind === "incident") incidents.upsert(data);
   else alerts.upsert(data);
 }
 
@@ -88,6 +93,7 @@ const live = new Live({
   onSync: () => sync(),
   onStats: (items) => receive("stats", items),
   onAlert: (alert) => receive("alert", alert),
+  onIncident: (incident) => receive("incident", incident),
   onState: (state) => setLive(state),
 });
 
@@ -247,6 +253,7 @@ function setupControls() {
     setUTC(!isUTC());
     tz.setAttribute("aria-pressed", String(isUTC()));
     alerts.draw();
+    incidents.draw();
     redrawNow("tables", "heat", "chart");
   });
 }

@@ -1,52 +1,47 @@
 // Which carriers are in trouble, since which window, with which SIP codes and accounts:
 // the banner at the top of the page, and the order of the board.
 
-import { JUDGED, breaches, calls, topCodes, verdict } from "./kpi.js";
+import { JUDGED, calls, topCodes, verdict } from "./kpi.js";
+import { pairKey } from "./store.js";
 import { h } from "./dom.js";
 import { WINDOW, hhmm, nowEpoch } from "./time.js";
 
-/** A carrier is in trouble when a threshold is crossed (with enough calls to alert) in the
- *  current or the previous window. Its trouble started at the earliest window of the run of
- *  windows, going back from there, where some KPI is beyond its bound (windows without calls
- *  do not break the run; a window with calls and every KPI within bounds does). */
+/** A carrier is in trouble while the service has a firing incident about it (a rule or a
+ *  plugin naming its profile and direction): the page says what the service concluded, on
+ *  evidence and with hysteresis, not what one thin window looks like. Its trouble started at
+ *  its incidents' first window; its KPIs are shown from the latest window with calls. */
 export function findTroubles(store, now, alerts) {
+  const firing = new Map(); // carrier key → {profile, direction, since, rules}
+  for (const a of alerts) {
+    if (a.state !== "firing" || !a.profile || !a.direction || a.account) continue;
+    const key = pairKey(a.profile, a.direction);
+    const entry = firing.get(key) ?? { profile: a.profile, direction: a.direction, since: Infinity, rules: new Set() };
+    entry.since = Math.min(entry.since, a.starts_at || a.timestamp);
+    entry.rules.add(a.plugin);
+    firing.set(key, entry);
+  }
   const found = [];
-  for (const { profile, direction, key } of store.carriers.values()) {
-    const windows = [now, now - WINDOW].map((t) => [t, store.carrierAt(t, profile, direction)]);
-    const hit = windows.find(([, c]) => breaches(c).length);
-    if (!hit) continue;
-    const [latest, carrier] = hit;
+  for (const [key, { profile, direction, since, rules }] of firing) {
+    const latest = [now, now - WINDOW].find((t) => calls(store.carrierAt(t, profile, direction))) ?? now;
+    const carrier = store.carrierAt(latest, profile, direction);
     found.push({
-      key, profile, direction,
-      carrier,
-      kpis: breaches(carrier),
-      since: since(store, profile, direction, latest),
-      latest,
+      key, profile, direction, carrier, since, latest,
+      kpis: JUDGED.filter((k) => rules.has(k.rule)),
+      others: [...rules].filter((r) => !JUDGED.some((k) => k.rule === r)),
       calls: calls(carrier),
       codes: topCodes(carrier, 3),
-      accounts: alertAccounts(alerts, profile, direction, now - WINDOW),
+      accounts: alertAccounts(alerts, direction, since),
     });
   }
   return found.sort((a, b) => a.since - b.since || b.calls - a.calls);
 }
 
-function since(store, profile, direction, latest) {
-  const oldest = store.times()[0] ?? latest;
-  let start = latest;
-  for (let t = latest - WINDOW; t >= oldest; t -= WINDOW) {
-    const c = store.carrierAt(t, profile, direction);
-    if (!calls(c)) continue;
-    if (!JUDGED.some((k) => ["bad", "weak"].includes(verdict(k, c)))) break;
-    start = t;
-  }
-  return start;
-}
-
-/** The accounts of the alerts about this carrier since `from`, most frequent first. */
-function alertAccounts(alerts, profile, direction, from) {
+/** The accounts with a firing incident in this direction since `from` (a failing carrier
+ *  explains them: docs/alerts.md), most frequent first. */
+function alertAccounts(alerts, direction, from) {
   const counts = new Map();
   for (const a of alerts) {
-    if (a.profile === profile && a.direction === direction && a.timestamp >= from && a.account) {
+    if (a.state === "firing" && a.direction === direction && a.timestamp >= from && a.account) {
       counts.set(a.account, (counts.get(a.account) ?? 0) + a.count);
     }
   }
@@ -86,7 +81,7 @@ export function renderTroubles(section, troubles, onPick) {
       h("button", { type: "button", class: "trouble-item", "data-carrier": t.key,
                     title: "Show this carrier over the last 24 hours", onclick: () => onPick(t.key) },
         h("strong", { class: "carrier" }, t.profile), " ", h("span", { class: "dir" }, t.direction),
-        h("span", { class: "what" }, t.kpis.map((k) => `${k.label} ${k.text(k.value(t.carrier))}`).join(" · ")),
+        h("span", { class: "what" }, [...t.kpis.map((k) => `${k.label} ${k.text(k.value(t.carrier))}`), ...t.others].join(" · ")),
         t.codes.length ? h("span", { class: "codes" }, t.codes.map(([code, n]) => `SIP ${code} ×${n}`).join(", ")) : null,
         h("span", { class: "since" }, `since ${hhmm(t.since)}`, h("span", { class: "muted" }, ` (for ${duration(nowEpoch() - t.since)})`)),
         t.accounts.length ? h("span", { class: "accts" }, "accounts ", t.accounts.map((a) => h("span", { class: "acct" }, a))) : null,
