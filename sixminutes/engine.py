@@ -102,9 +102,9 @@ class Engine:
         self.retention = Retention(self.config.retention_hours, clock)
         self.store = Store()
         self.clock = clock
-        self.alerts = Alerts(clock, Lifecycle(self.config.alert_quiet_windows,
-                                              self.config.alert_grace_seconds,
-                                              self.config.alert_clear_windows))
+        c = self.config
+        self.alerts = Alerts(clock, Lifecycle(c.alert_quiet_windows, c.alert_grace_seconds,
+                                              c.alert_clear_windows))
         self.live = False
         """When set, alerts resolve by the wall clock; else (a replay) by the newest CDR's end."""
         self.hold_resolution = False
@@ -270,8 +270,7 @@ class Engine:
                 self.seen.freeze(timestamp - 2 * WINDOW)
 
     def pass_over(self) -> None:
-        """One more document read by :meth:`feed`: the rules are checked every
-        ``check_every`` of them (:meth:`feed_many` checks them after each batch)."""
+        """One more document read elsewhere: the rules are checked every ``check_every``."""
         self.read += 1
         self._pending += 1
         if self._pending >= self.check_every:
