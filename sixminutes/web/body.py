@@ -194,7 +194,8 @@ def _guess(value: bytes) -> bytes | None:
     value = value.lstrip()
     if _is_document(value):
         return value
-    value = value.split(b"&", 1)[0]  # neither encoding leaves a raw `&`: what follows is a field
+    if b"&" in value:  # neither encoding leaves a raw `&`: what follows is a field
+        value = value[:value.index(b"&")]
     if value[:3].upper() in (b"%7B", b"%5B", b"%3C"):  # `{`, `[`, `<` URL-encoded
         return _url_value(value)
     if value and _is_base64(value):
@@ -210,6 +211,8 @@ def _guess(value: bytes) -> bytes | None:
 def _form_field(data: bytes) -> bytes:
     """The raw `cdr` value of a form body. Splitting on every `&` is safe for what is encoded:
     FreeSWITCH escapes `&` in URL-encoded JSON, and base64 has none."""
+    if data.startswith(b"cdr=") and b"&" not in data:  # FreeSWITCH's: the one field
+        return data[4:].strip()
     plain = _CDR_FIELD.search(data)  # the usual case, found in C however many fields there are
     if plain is not None:
         return plain[1].strip()
