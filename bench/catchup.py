@@ -6,8 +6,8 @@
 are written to a real pouchdb-server (in memory) before anything reads them. Then, on the
 same server and database, best of --repeat:
 - a bare reader: one continuous `_changes` feed with include_docs from 0, read with httpx
-  (the client the service uses) line by line, each line parsed with orjson, until the
-  database's last seq (what any Python follower must at least do);
+  (the client the service uses) as raw bytes split into lines, each line parsed with orjson,
+  until the database's last seq (what any Python follower must at least do);
 - `sixminutes serve --couchdb URL --since 0` (a real process, a fresh state file): the CDRs
   it counted per second, from its first status answer to the status saying every change
   is counted (`counted` reaching the database's seq).
@@ -63,12 +63,15 @@ async def bare(url: str, last: int) -> float:
         # tail in the compressor until more comes
         async with client.stream("GET", f"{url}/_changes", params=params,
                                  headers={"Accept-Encoding": "identity"}) as response:
-            async for line in response.aiter_lines():
-                if not line:
-                    continue
-                row = orjson.loads(line)
-                if int(str(row.get("seq", 0)).split("-")[0]) >= last:
-                    return time.perf_counter() - started
+            rest = b""
+            async for chunk in response.aiter_raw():  # bytes split on newlines: no text decode
+                *lines, rest = (rest + chunk).split(b"\n")
+                for line in lines:
+                    if not line.strip():
+                        continue
+                    row = orjson.loads(line)
+                    if int(str(row.get("seq", 0)).split("-")[0]) >= last:
+                        return time.perf_counter() - started
     raise SystemExit("the feed ended before its last seq")
 
 
