@@ -46,6 +46,18 @@ def _error(status: int, error: str, message: str) -> JSONResponse:
     return JSONResponse({"error": error, "message": message}, status_code=status)
 
 
+def _by_state_and_limit(request: Request, rows: list[Any]) -> list[Any] | JSONResponse:
+    """Alerts or incidents filtered by ``?state=firing|resolved`` and cut at ``?limit=N``;
+    the 400 answer when the state is neither."""
+    state = request.query_params.get("state")
+    if state is not None:
+        if state not in ("firing", "resolved"):
+            return _error(400, "bad_parameter", "state must be firing or resolved")
+        rows = [row for row in rows if row.state == state]
+    limit = _int_param(request, "limit")
+    return rows[:limit] if limit else rows
+
+
 def _int_param(request: Request, name: str) -> int | None:
     value = request.query_params.get(name)
     if value is None or value == "":
@@ -98,15 +110,11 @@ def create_app(service: Service) -> Starlette:
         return JSONResponse({"ok": True, "windows_deleted": service.delete_data(_before(request))})
 
     async def alerts(request: Request) -> JSONResponse:
-        rows = service.engine.alerts.list()
-        state = request.query_params.get("state")
-        if state is not None:
-            if state not in ("firing", "resolved"):
-                return _error(400, "bad_parameter", "state must be firing or resolved")
-            rows = [a for a in rows if a.state == state]
-        limit = _int_param(request, "limit")
+        rows = _by_state_and_limit(request, service.engine.alerts.list())
+        if isinstance(rows, JSONResponse):
+            return rows
         with_doc = request.query_params.get("doc", "1") not in ("0", "false", "no")
-        return JSONResponse([a.to_json(with_doc) for a in (rows[:limit] if limit else rows)])
+        return JSONResponse([a.to_json(with_doc) for a in rows])
 
     async def alert(request: Request) -> JSONResponse:
         found = service.engine.alerts.get(request.path_params["id"])
@@ -118,13 +126,10 @@ def create_app(service: Service) -> Starlette:
         found = service.engine.alerts.incidents()
         if request.query_params.get("group") == "carrier":
             return JSONResponse(carriers(found))
-        state = request.query_params.get("state")
-        if state is not None:
-            if state not in ("firing", "resolved"):
-                return _error(400, "bad_parameter", "state must be firing or resolved")
-            found = [i for i in found if i.state == state]
-        limit = _int_param(request, "limit")
-        return JSONResponse([i.to_json() for i in (found[:limit] if limit else found)])
+        found = _by_state_and_limit(request, found)
+        if isinstance(found, JSONResponse):
+            return found
+        return JSONResponse([i.to_json() for i in found])
 
     async def incident(request: Request) -> JSONResponse:
         wanted = request.path_params["id"]

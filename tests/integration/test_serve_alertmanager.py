@@ -161,6 +161,9 @@ def test_webhooks_get_each_alert_that_fires_and_resolves_signed(serve, receiver)
     [record] = listed["records"]
     assert record["id"] == item["alerts"][0] and record["rule"] == "asr"
     assert any(i["id"] == item["id"] for i in service.json("/6minutes/incidents", state="firing"))
+    assert not any(i["id"] == item["id"] for i in service.json("/6minutes/incidents", state="resolved"))
+    assert len(service.json("/6minutes/incidents", limit="1")) == 1
+    assert service.get("/6minutes/incidents?state=open").status_code == 400
     groups = service.json("/6minutes/incidents", group="carrier")
     [ours] = [g for g in groups if g["profile"] == profile]
     assert {s["rule"] for s in ours["symptoms"]} >= {"asr", "network_failure_ratio"}
