@@ -35,7 +35,9 @@ def test_20_kill_9_while_couchdb_docs_arrive_count_every_doc_exactly_once(tmp_pa
 
 def test_20_kill_9_while_cdrs_are_posted_count_every_acknowledged_cdr_exactly_once(tmp_path):
     seed = _seed()
-    result = crash_http(tmp_path, n=1500, kills=KILLS, seed=seed)
+    # 8 posters: since the journal is a file, a POST is durable in well under a millisecond,
+    # and with 3 in flight too few kills landed on one (6 of 20 in one CI run)
+    result = crash_http(tmp_path, n=1500, kills=KILLS, seed=seed, posters=8)
     print(result.summary())
     assert result.kills == KILLS and result.restarts == KILLS, result.summary()
     assert result.exact, f"{result.summary()}\nkill moments: {result.moments}"
