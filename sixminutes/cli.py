@@ -167,6 +167,12 @@ def _parser() -> argparse.ArgumentParser:
                        help="this service's address as people reach it, for the links in "
                             "notifications and in the start-up log (default "
                             "http://HOST:PORT); its host is answered and its origin trusted")
+    serve.add_argument("--nats", metavar="URL", action="append",
+                       help="join a group of instances on this NATS JetStream cluster "
+                            "(repeatable: its seed servers); the stream becomes the durable "
+                            "log and every instance shows the whole group (docs/scale-out.md)")
+    serve.add_argument("--group", metavar="NAME",
+                       help="the group to join with --nats (default sixminutes)")
     serve.add_argument("--log-level", default="info",
                        choices=["debug", "info", "warning", "error"], help="default info")
     return parser
@@ -309,13 +315,16 @@ def _serve(args: argparse.Namespace) -> int:
 
     config = Config.load(args.config)
     for name in ("host", "port", "state", "since", "token", "demo_rate", "webhook_secret",
-                 "public_url"):
+                 "public_url", "group"):
         value = getattr(args, name)
         if value is not None:
             config.set(name, value, f"--{name.replace('_', '-')}")
-    for name in ("couchdb", "alertmanager", "webhook"):  # (repeatable: the flags replace)
+    for name in ("couchdb", "alertmanager", "webhook", "nats"):  # (repeatable: the flags replace)
         if getattr(args, name):
             config.set(name, getattr(args, name), f"--{name}")
+    if config.nats and config.couchdb:
+        raise ConfigError("--couchdb with --nats: a group does not follow CouchDB yet "
+                          "(docs/scale-out.md); POST to any instance instead")
     if args.allow_host:
         config.allowed_hosts = args.allow_host
     if args.allow_origin:

@@ -56,9 +56,11 @@ The TOML file (all keys optional)::
     public_url = "http://sixminutes.example.net:8360"  # links in notifications and in the start-up
                                          # log; its host is answered and its origin trusted
     notify_queue = 1000                  # alerts waiting per target; beyond, the oldest are dropped
+    nats = ["nats://n1:4222", "nats://n2:4222"]  # join a group on a JetStream cluster (docs/scale-out.md)
+    group = "sixminutes"                 # the group's name: its stream and buckets
 
 Every [serve] key can also come from the environment as SIXMINUTES_<KEY> (SIXMINUTES_PORT,
-SIXMINUTES_COUCHDB with URLs separated by spaces, SIXMINUTES_DEMO=1, SIXMINUTES_ALLOWED_HOSTS
+SIXMINUTES_COUCHDB and SIXMINUTES_NATS with URLs separated by spaces, SIXMINUTES_DEMO=1, SIXMINUTES_ALLOWED_HOSTS
 and SIXMINUTES_ALLOWED_ORIGINS separated by spaces, SIXMINUTES_AUTH_READS=1, ...).
 
 Every value is checked where it is set, by type and range (URLs by scheme and host), and a
@@ -114,6 +116,8 @@ class Config:
     public_url: str | None = None
     notify_queue: int = 1000
     alertmanager_resend_seconds: float = 60.0
+    nats: list[str] = field(default_factory=list)
+    group: str = "sixminutes"
 
     @classmethod
     def load(cls, path: str | None = None, env: Mapping[str, str] | None = None) -> Config:
@@ -217,6 +221,7 @@ SERVE_SETTINGS: dict[str, type] = {
     "public_url": str, "notify_queue": int, "alertmanager_resend_seconds": float,
     "couchdb_heartbeat_ms": int, "couchdb_backoff_max": float,
     "auth_reads": bool, "allowed_hosts": list, "allowed_origins": list,
+    "nats": list, "group": str,
 }
 _BOOLEANS = {"1": True, "true": True, "yes": True, "on": True,
              "0": False, "false": False, "no": False, "off": False}
@@ -236,7 +241,8 @@ _RANGES: dict[str, tuple[float, float, str]] = {
 _URLS = {"alertmanager": "an Alertmanager URL (http[s]://host:port)",
          "webhook": "a webhook URL (http[s]://host/path)",
          "public_url": "this service's URL (http[s]://host:port)",
-         "couchdb": "a CouchDB database URL (http[s]://[user:password@]host:port/database)"}
+         "couchdb": "a CouchDB database URL (http[s]://[user:password@]host:port/database)",
+         "nats": "a NATS server URL (nats://[user:password@]host:port)"}
 _SECRET = {"token", "webhook_secret"}
 
 
@@ -249,7 +255,8 @@ def _problem(name: str, value: Any) -> str | None:
             return f"must be {what}"
     elif name in _URLS:
         for url in value if isinstance(value, list) else [value]:
-            if not _is_url(url, database=name == "couchdb"):
+            if not _is_url(url, database=name == "couchdb",
+                           schemes=("nats", "tls") if name == "nats" else ("http", "https")):
                 return f"must be {_URLS[name]}"
     elif name == "host":
         if not value.strip() or "/" in value or " " in value:
@@ -260,18 +267,21 @@ def _problem(name: str, value: Any) -> str | None:
     elif name == "since":
         if not value.strip() or any(c.isspace() for c in value):
             return "must be now, 0 or a CouchDB sequence"
+    elif name == "group":
+        if not value or len(value) > 64 or not all(c.isalnum() or c in "-_" for c in value):
+            return "must be 1 to 64 letters, digits, _ or -"
     elif name in _SECRET and not value:
         return "must not be empty"
     return None
 
 
-def _is_url(url: str, database: bool = False) -> bool:
+def _is_url(url: str, database: bool = False, schemes: tuple[str, ...] = ("http", "https")) -> bool:
     try:
         parts = urlsplit(url)
         parts.port  # (raises on a port that is no number)
     except ValueError:
         return False
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if parts.scheme not in schemes or not parts.hostname:
         return False
     return not database or bool(parts.path.strip("/"))
 

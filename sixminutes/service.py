@@ -26,6 +26,7 @@ from .alerts import Alert
 from .config import Config
 from .engine import BATCH, Engine
 from .followers import Followers
+from .group.partitions import admission
 from .journal import Journal
 from .looplag import LoopLag
 from .notify import Notifier
@@ -86,6 +87,11 @@ class Service:
             clock=clock)
         if self.notifier:
             self.engine.alerts.listeners.append(self.notifier.changed)
+        self.group: Any = None
+        """With --nats, this instance's membership of a group (sixminutes.group.cluster)."""
+        if config.nats:
+            from .group.cluster import Group  # (nats is imported only by a group's members)
+            self.group = Group(config)
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -98,9 +104,19 @@ class Service:
             self.open_state()
         assert self.state is not None
         saved = await self._run(self.state.load)
+        alerts = [orjson.loads(a) for a in saved.alerts]
+        if self.group is not None:  # the counts come from the group's bucket, not the file
+            self.engine.restore([], alerts, [], {})
+            await self.group.start()
+            self._tasks += [asyncio.create_task(self._group_writer(), name="group writer"),
+                            asyncio.create_task(self._every(0.25, self.tick), name="tick"),
+                            asyncio.create_task(self.loop_lag.run(), name="loop lag"),
+                            asyncio.create_task(self._every(self.config.snapshot_seconds,
+                                                            self.snapshot), name="snapshot")]
+            self._start_extras()
+            return
         seen = (saved.seen.popitem() for _ in range(len(saved.seen)))  # handed over, not copied
-        self.engine.restore(saved.cells, [orjson.loads(a) for a in saved.alerts], seen,
-                            saved.outcomes)
+        self.engine.restore(saved.cells, alerts, seen, saved.outcomes)
         self.feeds.open({k: v for k, v in saved.positions.items() if k != JOURNAL})
         self.journal_position = int(saved.positions.get(JOURNAL, "0"))
         # (the rows an older version kept in the state file's journal table come first)
@@ -126,6 +142,10 @@ class Service:
                         asyncio.create_task(self.loop_lag.run(), name="loop lag"),
                         asyncio.create_task(self._every(self.config.snapshot_seconds, self.snapshot),
                                             name="snapshot")]
+        self._start_extras()
+
+    def _start_extras(self) -> None:
+        """The demo and the notifications, alone or in a group."""
         if self.config.demo:
             self._tasks.append(asyncio.create_task(self._forever("demo", self._demo), name="demo"))
         if self.notifier:
@@ -149,6 +169,8 @@ class Service:
             await self._run(self.state.close)
         if self.journal is not None:
             await self._journal(self.journal.close)
+        if self.group is not None:
+            await self.group.stop()
         self._db.shutdown(wait=True)
         self._journal_io.shutdown(wait=True)
         if self._journal_dir is not None:
@@ -183,8 +205,18 @@ class Service:
     # -- sources ----------------------------------------------------------------------
 
     async def ingest(self, body: bytes, source: str = "http") -> str | None:
-        """Count one CDR once it is durable in the journal; the engine's outcome."""
+        """Count one CDR once it is durable in the journal; the engine's outcome. In a
+        group, once JetStream has stored it: None, or "duplicate" when it already had it
+        (GroupUnavailable when it did not answer in time)."""
         future = asyncio.get_running_loop().create_future()
+        if self.group is not None:
+            reason, cdr_id = admission(self.engine, body, source)
+            if reason is not None:
+                self._rejected(source, reason)
+                return reason
+            self._queue.append((source, body, future, cdr_id))
+            self._queued.set()
+            return await future
         self._queue.append((source, body, future))
         self._queued.set()
         return await future
@@ -213,6 +245,27 @@ class Service:
                     self._rejected(source, reason, journal=row_id)
                 if not future.done():
                     future.set_result(reason)
+
+    async def _group_writer(self) -> None:
+        """Group commit into the stream: every body waiting is published in one round trip."""
+        while True:
+            await self._queued.wait()
+            self._queued.clear()
+            batch, self._queue = self._queue, []
+            if not batch:
+                continue
+            try:
+                duplicates = await self.group.publish([(s, b, i) for s, b, _, i in batch])
+            except Exception as error:
+                for *_, future, _ in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            for duplicate, (source, _, future, _) in zip(duplicates, batch):
+                if duplicate:
+                    self.engine.outcomes[(source, "duplicate")] += 1
+                if not future.done():
+                    future.set_result("duplicate" if duplicate else None)
 
     async def keep_bad_body(self, source: str, content_type: str | None, error: str,
                             body: bytes, *, count: bool = True) -> None:
@@ -260,6 +313,8 @@ class Service:
 
     def tick(self) -> None:
         """Check thresholds, publish what changed as live events, remember it for the snapshot."""
+        if self.group is not None:
+            self._take_view()
         self.engine.hold_resolution = self.feeds.behind()
         try:
             self.engine.flush()
@@ -291,6 +346,16 @@ class Service:
         if now - self._purged_at >= 60:
             self._purge()
 
+    def _take_view(self) -> None:
+        """Merge what the group's bucket brought into the store, and mark it for the rules."""
+        group = self.group
+        for t in group.view.apply(self.engine.store):
+            cells = self.engine.store.peek(t)
+            if cells is not None:
+                self.engine.thresholds.touch_keys(t, list(cells.changed))
+        self.engine.outcomes.update(group.outcome_changes)
+        group.outcome_changes.clear()
+
     def _alert_changed(self, alert: Alert) -> None:
         self._alerts_live[alert.id] = alert
         self.writer.alert_changed(alert)
@@ -298,6 +363,8 @@ class Service:
     def _purge(self) -> None:
         self._purged_at = self.clock()
         oldest = self.engine.purge()
+        if oldest is not None and self.group is not None:
+            self.group.purge(oldest)
         if oldest is not None:
             self.writer.forget(oldest, ("cells", "alerts", "seen"))
 
@@ -347,6 +414,8 @@ class Service:
         for (source, outcome), n in self.engine.outcomes.items():
             by_source.setdefault(source, {})[outcome] = n
         sources = self.feeds.status()
+        if self.group is not None:
+            sources.append(self.group.status())
         sources.append({"name": "http", "state": "listening", "connected": True,
                         "position": self.journal_position, "lag": len(self._queue)})
         if self.config.demo:

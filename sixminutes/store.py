@@ -217,6 +217,25 @@ class Store:
         self._touched = set()
         return changes
 
+    def replace(self, window: int, keys: list[str], table: np.ndarray) -> None:
+        """Set a window's Stats wholesale (a group's merged view: :mod:`sixminutes.group`),
+        marking changed the keys whose Stat is new or differs."""
+        old = self._windows.get(window)
+        cells = Cells()
+        cells.offsets = dict(zip(map(sys.intern, keys), _row_ints(len(keys))))
+        cells.table = np.array(table, dtype=np.float64).reshape(-1, 5)
+        cells.size = len(keys)
+        if old is None:
+            cells.changed = set(cells.offsets)
+        else:
+            old_keys, old_table = old.rows_table()
+            before = dict(zip(old_keys, range(len(old_keys))))
+            cells.changed = old.changed | {
+                key for i, key in enumerate(keys)
+                if (j := before.get(key)) is None or not np.array_equal(old_table[j], cells.table[i])}
+        self._windows[window] = cells
+        self._touched.add(window)
+
     def add(self, window: int, key: str, value: float) -> None:
         """Count one value into a series of a window."""
         self.window(window).add(key, value)

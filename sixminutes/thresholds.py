@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .call import Call as _Call
 from .evidence import mean_interval, wilson_interval, z_of
-from .stats import SeriesKeyError, cached_key as _key, series_key
+from .stats import SeriesKeyError, cached_key as _key, parsed_key, series_key
 from .windows import WINDOW
 
 if TYPE_CHECKING:
@@ -191,6 +191,19 @@ class Thresholds:
             decoded = batch.decoded
             for g, (row, timestamp) in enumerate(zip(groups.first.tolist(), groups.windows.tolist())):
                 touched[(timestamp, groups.labels(g))] = decoded[row]
+
+    def touch_keys(self, timestamp: int, keys: list[str]) -> None:
+        """Mark the label sets of changed series keys of a window for checking, with no
+        sample CDR: a group's view changes by merged Stats, never by CDRs of its own."""
+        for (names, _, rules), touched in zip(self._groups, self._touched):
+            wanted = {name for rule in rules for name in (rule.series, rule.per) if name}
+            for key in keys:
+                try:
+                    name, labels = parsed_key(key)
+                except SeriesKeyError:
+                    continue
+                if name in wanted and all(n in labels for n in names):
+                    touched.setdefault((timestamp, tuple(labels[n] for n in names)), None)
 
     def check(self, store: Store) -> list[Crossing]:
         """The windows that newly fire, oldest first within a (rule, labels): a window that

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from ..group import GroupUnavailable
 from ..incidents import carriers
 from ..service import Service
 from .body import BodyError, cdr_from_body, check_token
@@ -169,7 +170,12 @@ def create_app(service: Service) -> Starlette:
         except BodyError as error:
             await service.keep_bad_body("http", content_type, str(error), bytes(body))
             return _error(400, error.reason, str(error))
-        reason = await service.ingest(cdr, "http")
+        try:
+            reason = await service.ingest(cdr, "http")
+        except GroupUnavailable as error:  # not stored: FreeSWITCH keeps the file and retries
+            response = _error(503, "unavailable", str(error))
+            response.headers["Retry-After"] = "1"
+            return response
         if reason is None or reason == "duplicate":
             return JSONResponse({"ok": True, "outcome": reason or "accepted"})
         await service.keep_bad_body("http", content_type, reason, bytes(body), count=False)

@@ -1,0 +1,238 @@
+"""One instance's membership of a group: the connection, the stream, the buckets, the owners.
+
+Each instance writes a heartbeat to the members bucket (its records expire after
+``MEMBER_TTL`` seconds), reads the live members every second, and runs an :class:`Owner`
+for each partition :func:`assign` deals it; when a member joins or dies the partitions
+are dealt again, the same way on every instance. A watcher of the cells bucket feeds
+the :class:`View`, which the service merges into its store.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+from collections import Counter
+from typing import Any
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.js import api
+
+from ..config import Config
+from . import GroupUnavailable
+from .owner import SOURCE_HEADER, Owner
+from .partitions import PARTITIONS, Names, assign, decode_outcomes, decode_window, partition_of
+from .view import View
+
+__all__ = ["Group"]
+
+log = logging.getLogger("sixminutes.group")
+MEMBER_TTL = 5.0
+"""Seconds after its last heartbeat that a member counts as gone and its partitions move."""
+DUPLICATE_WINDOW = 600.0
+"""Seconds JetStream remembers a message id: a CDR POSTed again within them is stored once
+(later copies reach the same partition's owner, whose engine finds the duplicate)."""
+PUBLISH_TIMEOUT = 5.0
+
+
+class Group:
+    """Joins the group named in the config; :meth:`start`, then :meth:`publish` and the view."""
+
+    def __init__(self, config: Config, instance: str | None = None) -> None:
+        self.config = config
+        self.names = Names(config.group)
+        self.instance = instance or _instance_name(config.port)
+        self.view = View()
+        self.revisions: dict[str, int] = {}
+        self.outcome_changes: Counter[tuple[str, str]] = Counter()
+        self.owners: dict[int, Owner] = {}
+        self._owning: dict[int, asyncio.Task] = {}
+        self.members: list[str] = []
+        self.synced = False
+        """Set once the watcher has read every record the bucket held when it started."""
+        self.damaged = 0
+        self.published = self.duplicates = 0
+        self.nc: Any = None
+        self._tasks: list[asyncio.Task] = []
+
+    async def start(self) -> None:
+        self.nc = await nats.connect(
+            servers=self.config.nats, name=f"sixminutes {self.instance}",
+            max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=2,
+            allow_reconnect=True)
+        self.js = self.nc.jetstream(timeout=PUBLISH_TIMEOUT)
+        await self._stream()
+        replicas = self.replicas
+        hours = self.config.retention_hours or 24.0
+        self.member_kv = await self.js.create_key_value(
+            bucket=self.names.members, ttl=MEMBER_TTL, history=1, replicas=replicas)
+        self.cells = await self.js.create_key_value(
+            bucket=self.names.cells, ttl=hours * 3600 + 3600, history=1, replicas=replicas)
+        await self._heartbeat()
+        self._tasks = [asyncio.create_task(self._watch(), name="group view"),
+                       asyncio.create_task(self._membership(), name="group members")]
+
+    async def _stream(self) -> None:
+        """Create the stream when absent: replicas min(3, cluster), retention + 1 h, dedup."""
+        hours = self.config.retention_hours or 24.0
+        last: Exception | None = None
+        for replicas in (3, 2, 1):
+            try:
+                info = await self.js.add_stream(
+                    name=self.names.stream, subjects=[self.names.subjects],
+                    num_replicas=replicas, max_age=hours * 3600 + 3600,
+                    duplicate_window=DUPLICATE_WINDOW, storage=api.StorageType.FILE)
+                self.replicas = info.config.num_replicas or replicas
+                return
+            except nats.js.errors.BadRequestError as error:
+                if error.err_code == 10058:  # it exists (another instance made it): use it
+                    info = await self.js.stream_info(self.names.stream)
+                    self.replicas = info.config.num_replicas or 1
+                    return
+                last = error  # more replicas than the cluster has servers: fewer
+        raise GroupUnavailable(f"cannot create the stream {self.names.stream}: {last}")
+
+    async def stop(self) -> None:
+        tasks = [*self._tasks, *self._owning.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.owners, self._owning = {}, {}
+        if self.nc is not None:
+            try:
+                await self.member_kv.delete(self.instance)  # the others take over at once
+            except Exception:
+                pass
+            await self.nc.close()
+
+    # -- the durable log ----------------------------------------------------------------
+
+    async def publish(self, items: list[tuple[str, bytes, str]]) -> list[bool]:
+        """Store (source, body, id) items in the stream, pipelined: one round trip for the
+        lot. Each answer says whether JetStream already held that id (a duplicate)."""
+        futures = []
+        try:
+            for source, body, cdr_id in items:
+                futures.append(await self.js.publish_async(
+                    self.names.subject(partition_of(cdr_id)), body,
+                    headers={"Nats-Msg-Id": cdr_id, SOURCE_HEADER: source},
+                    wait_stall=PUBLISH_TIMEOUT))
+            acks = await asyncio.wait_for(asyncio.gather(*futures), PUBLISH_TIMEOUT)
+        except (asyncio.TimeoutError, nats.errors.Error) as error:
+            for future in futures:
+                future.cancel()
+            raise GroupUnavailable(f"JetStream did not store the batch: {error!r}") from None
+        duplicates = [bool(ack.duplicate) for ack in acks]
+        self.published += len(acks)
+        self.duplicates += sum(duplicates)
+        return duplicates
+
+    # -- members and owners -------------------------------------------------------------
+
+    async def _heartbeat(self) -> None:
+        await self.member_kv.put(self.instance, self.config.public_url.encode()
+                                 if self.config.public_url else b"")
+
+    async def _membership(self) -> None:
+        while True:
+            try:
+                await self._heartbeat()
+                try:
+                    members = await self.member_kv.keys()
+                except nats.js.errors.NoKeysError:
+                    members = []
+                self.members = sorted(set(members) | {self.instance})
+                self._deal(assign(self.members, PARTITIONS)[self.instance])
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # cut off from the cluster: the others take over
+                log.warning("group membership: %r", error)
+            await asyncio.sleep(MEMBER_TTL / 5)
+
+    def _deal(self, mine: list[int]) -> None:
+        for p in [p for p in self._owning if p not in mine]:
+            self._owning.pop(p).cancel()
+            self.owners.pop(p, None)
+            log.info("partition %d moved away from %s", p, self.instance)
+        for p in mine:
+            if p not in self._owning:
+                self._owning[p] = asyncio.create_task(self._own(p), name=f"partition {p}")
+                log.info("partition %d owned by %s", p, self.instance)
+
+    async def _own(self, partition: int) -> None:
+        """Count a partition until it moves away; after an error, from the start again."""
+        while True:
+            owner = self.owners[partition] = Owner(
+                self.js, self.cells, self.names, partition, self.config, self.view,
+                self.revisions, self.take)
+            try:
+                await owner.run()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # a node gone, say
+                log.warning("partition %d: %r; reading it again", partition, error)
+                await asyncio.sleep(1)
+
+    # -- the view -----------------------------------------------------------------------
+
+    async def _watch(self) -> None:
+        while True:
+            try:
+                watcher = await self.cells.watchall()
+                while True:
+                    try:
+                        entry = await watcher.updates(timeout=5.0)
+                    except nats.errors.TimeoutError:
+                        continue
+                    if entry is None:
+                        self.synced = True
+                    elif entry.operation is None and entry.value:
+                        self.take(entry.key, entry.value, entry.revision)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning("group view: %r; watching again", error)
+                await asyncio.sleep(1)
+
+    def take(self, key: str, value: bytes, revision: int) -> None:
+        """A record of the cells bucket into the view (from the watcher, or read back)."""
+        self.revisions[key] = max(self.revisions.get(key, 0), revision)
+        try:
+            kind, _, rest = key.partition(".")
+            if kind == "c":
+                partition, _, window = rest.partition(".")
+                upto, keys, table = decode_window(value)
+                self.view.put(int(partition), int(window), upto, keys, table)
+            elif kind == "o":
+                upto, outcomes = decode_outcomes(value)
+                change = self.view.put_outcomes(int(rest), upto, outcomes)
+                if change:
+                    self.outcome_changes.update(change)
+        except ValueError as error:
+            self.damaged += 1
+            log.warning("group view: record %s: %s", key, error)
+
+    def purge(self, before: int) -> None:
+        self.view.purge(before)
+        for owner in self.owners.values():
+            owner.purge(before)
+
+    def status(self) -> dict[str, Any]:
+        return {"name": "nats", "group": self.config.group, "instance": self.instance,
+                "connected": bool(self.nc and self.nc.is_connected),
+                "state": "member" if self.nc and self.nc.is_connected else "cut off",
+                "members": self.members, "partitions": sorted(self.owners),
+                "replicas": getattr(self, "replicas", None), "synced": self.synced,
+                "published": self.published, "duplicates": self.duplicates,
+                "damaged_records": self.damaged,
+                "position": {p: o.upto for p, o in sorted(self.owners.items())}}
+
+
+def _instance_name(port: int) -> str:
+    """Unique per process: a restarted instance is a new member (its partitions were dealt)."""
+    host = "".join(c if c.isalnum() or c in "-_" else "_" for c in socket.gethostname())
+    return f"{host}_{port}_{os.getpid()}_{secrets.token_hex(2)}"

@@ -1,0 +1,85 @@
+"""The group's view: every partition's Stats per window, merged into one store. No I/O.
+
+Each partition's owner writes, per window, the Stats its partition's CDRs make, with the
+stream position they hold every CDR up to. A record with a lower position than the one
+held is older (an owner that has lost the partition, or a late copy) and is ignored, so
+the view never goes back. The merged window is the Stats of every partition added up:
+exactly what one instance counting every CDR would hold (the Stats are mergeable).
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from ..store import Store
+
+__all__ = ["View"]
+
+
+class View:
+    """Partition records in; merged windows and group-wide outcome counts out."""
+
+    def __init__(self) -> None:
+        self.parts: dict[int, dict[int, tuple[int, list[str], np.ndarray]]] = {}
+        """window → partition → (position, keys, rows)."""
+        self.upto: dict[int, int] = {}
+        """partition → the highest stream position any of its records holds."""
+        self.outcomes: dict[int, tuple[int, dict[tuple[str, str], int]]] = {}
+        self.dirty: set[int] = set()
+
+    def put(self, partition: int, window: int, upto: int, keys: list[str],
+            table: np.ndarray) -> bool:
+        """Take a partition's record of a window; False when it is older than the one held."""
+        held = self.parts.setdefault(window, {}).get(partition)
+        if held is not None and held[0] > upto:
+            return False
+        self.parts[window][partition] = (upto, keys, table)
+        self.upto[partition] = max(self.upto.get(partition, 0), upto)
+        self.dirty.add(window)
+        return True
+
+    def put_outcomes(self, partition: int, upto: int,
+                     outcomes: dict[tuple[str, str], int]) -> Counter[tuple[str, str]] | None:
+        """Take a partition's outcome counts; return what they add to the ones held (None
+        when the record is older than the one held)."""
+        held = self.outcomes.get(partition)
+        if held is not None and held[0] > upto:
+            return None
+        before = Counter(held[1]) if held is not None else Counter()
+        self.outcomes[partition] = (upto, outcomes)
+        self.upto[partition] = max(self.upto.get(partition, 0), upto)
+        change = Counter(outcomes)
+        change.subtract(before)
+        return change
+
+    def merged(self, window: int) -> tuple[list[str], np.ndarray]:
+        """The window's Stats over every partition: sums, counts and squares added, the
+        lowest min and the highest max."""
+        parts = self.parts.get(window, {})
+        index: dict[str, int] = {}
+        for _, keys, _ in parts.values():
+            for key in keys:
+                index.setdefault(key, len(index))
+        table = np.zeros((len(index), 5))
+        table[:, 3], table[:, 4] = np.inf, -np.inf
+        for _, keys, rows in parts.values():
+            at = np.fromiter((index[k] for k in keys), np.intp, len(keys))
+            table[at, :3] += rows[:, :3]
+            table[at, 3] = np.minimum(table[at, 3], rows[:, 3])
+            table[at, 4] = np.maximum(table[at, 4], rows[:, 4])
+        return list(index), table
+
+    def apply(self, store: Store) -> list[int]:
+        """Write the windows changed since the last call into ``store``; return them."""
+        windows, self.dirty = sorted(self.dirty), set()
+        for window in windows:
+            keys, table = self.merged(window)
+            store.replace(window, keys, table)
+        return windows
+
+    def purge(self, before: int) -> None:
+        """Forget the windows older than ``before`` (past retention)."""
+        for window in [t for t in self.parts if t < before]:
+            del self.parts[window]
+        self.dirty = {t for t in self.dirty if t >= before}
