@@ -201,6 +201,9 @@ class Notifier:
         self.incident = incident
         self.clock = clock
         self._told: dict[str, str] = {}  # incident id → the state last queued for it
+        self.speaks: Callable[[], bool] = lambda: True
+        """False while another instance of a group notifies (it holds the lead): then
+        nothing is queued; the one that takes the lead over resends the firing set."""
 
     def __bool__(self) -> bool:
         return bool(self.targets)
@@ -208,6 +211,8 @@ class Notifier:
     def changed(self, alert: Alert) -> None:
         """An alerts listener: queue the record's incident when it fired or resolved since
         last told; an incident a carrier incident explains is not told."""
+        if not self.speaks():
+            return
         incident = self.incident(alert)
         if self._told.get(incident.id) == incident.state:
             return
@@ -236,6 +241,8 @@ class Notifier:
 
     def resend_firing(self) -> None:
         """Have every Alertmanager hear the whole firing set again, past the queues' bound."""
+        if not self.speaks():
+            return
         for target in self.targets:
             if target.kind == "alertmanager":
                 target.resend_due = True

@@ -92,6 +92,7 @@ class Service:
         if config.nats:
             from .group.cluster import Group  # (nats is imported only by a group's members)
             self.group = Group(config)
+            self.notifier.speaks = self.group.leads
 
     # -- life cycle -------------------------------------------------------------------
 

@@ -62,7 +62,8 @@ class Group:
         self.nc = await nats.connect(
             servers=self.config.nats, name=f"sixminutes {self.instance}",
             max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=2,
-            allow_reconnect=True)
+            allow_reconnect=True, error_cb=self._error, disconnected_cb=self._disconnected,
+            reconnected_cb=self._reconnected)
         self.js = self.nc.jetstream(timeout=PUBLISH_TIMEOUT)
         await self._stream()
         replicas = self.replicas
@@ -74,6 +75,15 @@ class Group:
         await self._heartbeat()
         self._tasks = [asyncio.create_task(self._watch(), name="group view"),
                        asyncio.create_task(self._membership(), name="group members")]
+
+    async def _error(self, error: Exception) -> None:
+        log.warning("NATS: %r", error)  # (one line: the client retries on its own)
+
+    async def _disconnected(self) -> None:
+        log.warning("NATS: disconnected; reconnecting")
+
+    async def _reconnected(self) -> None:
+        log.info("NATS: reconnected to %s", self.nc.connected_url.netloc if self.nc else "?")
 
     async def _stream(self) -> None:
         """Create the stream when absent: replicas min(3, cluster), retention + 1 h, dedup."""
@@ -216,6 +226,10 @@ class Group:
             self.damaged += 1
             log.warning("group view: record %s: %s", key, error)
 
+    def leads(self) -> bool:
+        """Whether this instance notifies for the group: the first live member, by name."""
+        return bool(self.members) and self.members[0] == self.instance
+
     def purge(self, before: int) -> None:
         self.view.purge(before)
         for owner in self.owners.values():
@@ -225,7 +239,8 @@ class Group:
         return {"name": "nats", "group": self.config.group, "instance": self.instance,
                 "connected": bool(self.nc and self.nc.is_connected),
                 "state": "member" if self.nc and self.nc.is_connected else "cut off",
-                "members": self.members, "partitions": sorted(self.owners),
+                "members": self.members, "leads": self.leads(),
+                "partitions": sorted(self.owners),
                 "replicas": getattr(self, "replicas", None), "synced": self.synced,
                 "published": self.published, "duplicates": self.duplicates,
                 "damaged_records": self.damaged,

@@ -4,14 +4,17 @@ Each CDR POSTed to any instance is stored once in the stream, counted once by it
 partition's owner, and shown by every instance (docs/scale-out.md)."""
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 
 from nats_cluster import NatsCluster
-from service_process import Realistic, ServiceProcess, config_toml, data_differences, reference_data
+from service_process import (Realistic, ServiceProcess, config_toml, data_differences,
+                             reference_data, small_cdr)
 
 TOKEN = "group-test-token"
 
@@ -31,7 +34,7 @@ def member(serve, cluster: NatsCluster, group: str = "g1", **options) -> Service
     return serve(token=TOKEN, args=args, config=config_toml(seed_alerts=False), **options)
 
 
-def test_every_member_shows_each_cdr_posted_to_any_member_once(serve, cluster) -> None:
+def test_every_member_shows_each_cdr_posted_to_any_member_once(cluster, serve) -> None:
     a, b = member(serve, cluster), member(serve, cluster)
     realistic = Realistic(seed=23)
     docs = [realistic.raw()[0] for _ in range(400)]
@@ -49,3 +52,72 @@ def test_every_member_shows_each_cdr_posted_to_any_member_once(serve, cluster) -
     partitions = [set(x.source("nats")["partitions"]) for x in (a, b)]
     assert partitions[0] and partitions[1] and not partitions[0] & partitions[1]
     assert len(partitions[0] | partitions[1]) == 16
+
+
+def post_until_stored(members: list[ServiceProcess], doc: bytes, first: int,
+                      deadline: float = 60.0) -> int:
+    """POST as FreeSWITCH does: on a failure (refused, 503, cut), again on the next live
+    member, until one answers 200; how many tries it took."""
+    tries = 0
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        target = members[(first + tries) % len(members)]
+        tries += 1
+        if not target.running:
+            continue
+        try:
+            response = target.post_cdr(doc, timeout=10.0)
+        except httpx.HTTPError:
+            continue
+        if response.status_code == 200:
+            return tries
+        assert response.status_code == 503, response.text  # nothing else may go wrong
+        time.sleep(0.05)
+    raise AssertionError("no member stored the CDR within the deadline")
+
+
+def test_nothing_lost_or_counted_twice_when_a_member_and_a_nats_node_die(cluster, serve) -> None:
+    a, b = member(serve, cluster), member(serve, cluster)
+    realistic = Realistic(seed=6000)
+    docs = [realistic.raw()[0] for _ in range(6000)]
+    retried = 0
+    for i, doc in enumerate(docs):
+        if i == 2000:
+            a.kill()  # kill -9 with POSTs in flight on the other member only
+        if i == 3000:
+            cluster.kill(0)  # one of three NATS nodes: the stream keeps its quorum
+        if i == 4500:
+            a.start()  # back on its state file, as a new member
+        retried += post_until_stored([a, b], doc, i) - 1
+    last_post = time.monotonic()
+    c = member(serve, cluster)  # joins afterwards, with an empty state
+    want = reference_data(docs)
+    for instance in (a, b, c):
+        left = 60 - (time.monotonic() - last_post)
+        instance.wait(lambda: not data_differences(instance.data(), want), max(left, 1),
+                      "every member's view to hold every stored CDR exactly once")
+    assert retried > 0  # the kill and the lost node were felt, and the POSTs were retried
+    outcomes = orjson.loads(orjson.dumps(c.status()["by_source"]))
+    assert outcomes["http"]["accepted"] == len(docs), outcomes
+
+
+def test_a_failing_carrier_seen_by_both_members_is_one_incident_on_each_list(cluster, serve) -> None:
+    a, b = member(serve, cluster), member(serve, cluster)
+    end = int(time.time()) - 60
+    for i in range(80):  # kestrel fails every other call with a 503; osprey is healthy
+        for profile, code in (("kestrel", "503" if i % 2 else "200"), ("osprey", "200")):
+            doc = orjson.dumps(small_cdr(end - i % 30, profile=profile, sip_term_status=code,
+                                              billsec=0 if code == "503" else 60))
+            assert (a if i % 2 else b).post_cdr(doc).status_code == 200
+
+    def kestrel_incidents(instance: ServiceProcess) -> list[dict]:
+        return [i for i in instance.json("/6minutes/incidents")
+                if i["profile"] == "kestrel" and i["rule"] == "network_failure_ratio"]
+
+    for instance in (a, b):
+        instance.wait(lambda: kestrel_incidents(instance), 30, "kestrel's incident")
+    seen = [kestrel_incidents(x) for x in (a, b)]
+    assert len(seen[0]) == 1 and [i["id"] for i in seen[0]] == [i["id"] for i in seen[1]]
+    for instance in (a, b):
+        assert not [i for i in instance.json("/6minutes/incidents") if i["profile"] == "osprey"]
+    assert sum(x.source("nats")["leads"] for x in (a, b)) == 1  # one of them notifies
