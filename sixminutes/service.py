@@ -26,7 +26,6 @@ from .alerts import Alert
 from .config import Config
 from .engine import BATCH, Engine
 from .followers import Followers
-from .group.partitions import admission
 from .journal import Journal
 from .looplag import LoopLag
 from .notify import Notifier
@@ -87,8 +86,7 @@ class Service:
             clock=clock)
         if self.notifier:
             self.engine.alerts.listeners.append(self.notifier.changed)
-        self.group: Any = None
-        """With --nats, this instance's membership of a group (sixminutes.group.cluster)."""
+        self.group: Any = None  # with --nats: this instance's membership (group/cluster.py)
         if config.nats:
             from .group.cluster import Group  # (nats is imported only by a group's members)
             self.group = Group(config)
@@ -109,13 +107,7 @@ class Service:
         if self.group is not None:  # the counts come from the group's bucket, not the file
             self.engine.restore([], alerts, [], {})
             await self.group.start()
-            self._tasks += [asyncio.create_task(self._group_writer(), name="group writer"),
-                            asyncio.create_task(self._every(0.25, self.tick), name="tick"),
-                            asyncio.create_task(self.loop_lag.run(), name="loop lag"),
-                            asyncio.create_task(self._every(self.config.snapshot_seconds,
-                                                            self.snapshot), name="snapshot")]
-            self._start_extras()
-            return
+            return self._start_tasks()
         seen = (saved.seen.popitem() for _ in range(len(saved.seen)))  # handed over, not copied
         self.engine.restore(saved.cells, alerts, seen, saved.outcomes)
         self.feeds.open({k: v for k, v in saved.positions.items() if k != JOURNAL})
@@ -138,15 +130,15 @@ class Service:
         self.plugin_health.check(self.engine.status())  # files that failed to load, said now
         for name, follow in self.feeds.runs().items():
             self._tasks.append(asyncio.create_task(self._forever(name, follow), name=name))
-        self._tasks += [asyncio.create_task(self._journal_writer(), name="journal"),
-                        asyncio.create_task(self._every(0.25, self.tick), name="tick"),
+        self._tasks.append(asyncio.create_task(self._journal_writer(), name="journal"))
+        self._start_tasks()
+
+    def _start_tasks(self) -> None:
+        """The timers, the demo and the notifications, alone or in a group."""
+        self._tasks += [asyncio.create_task(self._every(0.25, self.tick), name="tick"),
                         asyncio.create_task(self.loop_lag.run(), name="loop lag"),
                         asyncio.create_task(self._every(self.config.snapshot_seconds, self.snapshot),
                                             name="snapshot")]
-        self._start_extras()
-
-    def _start_extras(self) -> None:
-        """The demo and the notifications, alone or in a group."""
         if self.config.demo:
             self._tasks.append(asyncio.create_task(self._forever("demo", self._demo), name="demo"))
         if self.notifier:
@@ -206,18 +198,14 @@ class Service:
     # -- sources ----------------------------------------------------------------------
 
     async def ingest(self, body: bytes, source: str = "http") -> str | None:
-        """Count one CDR once it is durable in the journal; the engine's outcome. In a
-        group, once JetStream has stored it: None, or "duplicate" when it already had it
-        (GroupUnavailable when it did not answer in time)."""
+        """Count one CDR once it is durable in the journal (in a group: once JetStream has
+        stored it, else GroupUnavailable); the engine's outcome."""
         future = asyncio.get_running_loop().create_future()
         if self.group is not None:
-            reason, cdr_id = admission(self.engine, body, source)
-            if reason is not None:
+            reason = await self.group.ingest(self.engine, body, source)
+            if reason not in (None, "duplicate"):
                 self._rejected(source, reason)
-                return reason
-            self._queue.append((source, body, future, cdr_id))
-            self._queued.set()
-            return await future
+            return reason
         self._queue.append((source, body, future))
         self._queued.set()
         return await future
@@ -246,27 +234,6 @@ class Service:
                     self._rejected(source, reason, journal=row_id)
                 if not future.done():
                     future.set_result(reason)
-
-    async def _group_writer(self) -> None:
-        """Group commit into the stream: every body waiting is published in one round trip."""
-        while True:
-            await self._queued.wait()
-            self._queued.clear()
-            batch, self._queue = self._queue, []
-            if not batch:
-                continue
-            try:
-                duplicates = await self.group.publish([(s, b, i) for s, b, _, i in batch])
-            except Exception as error:
-                for *_, future, _ in batch:
-                    if not future.done():
-                        future.set_exception(error)
-                continue
-            for duplicate, (source, _, future, _) in zip(duplicates, batch):
-                if duplicate:
-                    self.engine.outcomes[(source, "duplicate")] += 1
-                if not future.done():
-                    future.set_result("duplicate" if duplicate else None)
 
     async def keep_bad_body(self, source: str, content_type: str | None, error: str,
                             body: bytes, *, count: bool = True) -> None:
@@ -315,7 +282,7 @@ class Service:
     def tick(self) -> None:
         """Check thresholds, publish what changed as live events, remember it for the snapshot."""
         if self.group is not None:
-            self._take_view()
+            self.group.show(self.engine)
         self.engine.hold_resolution = self.feeds.behind()
         try:
             self.engine.flush()
@@ -347,16 +314,6 @@ class Service:
         if now - self._purged_at >= 60:
             self._purge()
 
-    def _take_view(self) -> None:
-        """Merge what the group's bucket brought into the store, and mark it for the rules."""
-        group = self.group
-        for t in group.view.apply(self.engine.store):
-            cells = self.engine.store.peek(t)
-            if cells is not None:
-                self.engine.thresholds.touch_keys(t, list(cells.changed))
-        self.engine.outcomes.update(group.outcome_changes)
-        group.outcome_changes.clear()
-
     def _alert_changed(self, alert: Alert) -> None:
         self._alerts_live[alert.id] = alert
         self.writer.alert_changed(alert)
@@ -364,9 +321,9 @@ class Service:
     def _purge(self) -> None:
         self._purged_at = self.clock()
         oldest = self.engine.purge()
-        if oldest is not None and self.group is not None:
-            self.group.purge(oldest)
         if oldest is not None:
+            if self.group is not None:
+                self.group.purge(oldest)
             self.writer.forget(oldest, ("cells", "alerts", "seen"))
 
     def delete_data(self, before: int | None) -> int:
@@ -430,11 +387,7 @@ class Service:
             "last_rejection": self.engine.last_rejection,
             "rejections": list(self.rejections),
             "windows": len(self.engine.store.windows()),
-            "rules": [{"name": r.name, "series": r.series, "per": r.per, "op": r.op,
-                       "bound": r.bound, "min_count": r.min_count, "labels": list(r.labels),
-                       "severity": r.severity, "confidence": r.confidence,
-                       "strong_confidence": r.strong_confidence, "for_windows": r.for_windows}
-                      for r in self.engine.thresholds.rules],
+            "rules": [rule.to_json() for rule in self.engine.thresholds.rules],
             "events": {"clients": self.hub.clients, "dropped": self.hub.dropped},
             "plugin_health": self.plugin_health.to_json(),
             "notifications": self.notifier.status(),

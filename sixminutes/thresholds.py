@@ -63,6 +63,13 @@ class Rule:
         object.__setattr__(self, "_z", z_of(self.confidence))
         object.__setattr__(self, "_strong_z", z_of(max(self.strong_confidence, self.confidence)))
 
+    def to_json(self) -> dict[str, Any]:
+        """The rule as GET /6minutes/status lists it."""
+        return {"name": self.name, "series": self.series, "per": self.per, "op": self.op,
+                "bound": self.bound, "min_count": self.min_count, "labels": list(self.labels),
+                "severity": self.severity, "confidence": self.confidence,
+                "strong_confidence": self.strong_confidence, "for_windows": self.for_windows}
+
     def crossed(self, value: float) -> bool:
         """Whether a point estimate is beyond the bound (what keeps an incident open)."""
         return value > self.bound if self.op == ">" else value < self.bound

@@ -203,3 +203,26 @@ def test_the_guard_settings_come_from_the_file_and_the_environment(tmp_path):
     assert (Config().auth_reads, Config().allowed_hosts, Config().allowed_origins) == (False, [], [])
     with pytest.raises(ConfigError, match="auth_reads"):
         Config.load(toml(tmp_path, '[serve]\nauth_reads = "sometimes"\n'), env={})
+
+
+def test_a_group_on_nats_from_the_environment_and_the_file(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[serve]\nnats = ["nats://n1:4222"]\ngroup = "noc-east"\n')
+    config = Config.load(str(path), env={"SIXMINUTES_NATS": "nats://a:4222 tls://user:pw@b:4222"})
+    assert config.nats == ["nats://a:4222", "tls://user:pw@b:4222"] and config.group == "noc-east"
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("SIXMINUTES_NATS", "http://n1:4222", "a NATS server URL"),
+    ("SIXMINUTES_GROUP", "a.b", "letters, digits"),
+])
+def test_a_bad_nats_setting_is_named(key, value, message):
+    with pytest.raises(ConfigError, match=f"{key}.*{message}"):
+        Config.load(env={key: value})
+
+
+def test_serve_refuses_couchdb_within_a_group(capsys):
+    from sixminutes.cli import main
+    assert main(["serve", "--state", ":memory:", "--nats", "nats://127.0.0.1:4222",
+                 "--couchdb", "http://127.0.0.1:5984/cdrs"]) == 2
+    assert "--couchdb with --nats" in capsys.readouterr().err

@@ -22,9 +22,11 @@ import nats.js.errors
 from nats.js import api
 
 from ..config import Config
+from ..engine import Engine
 from . import GroupUnavailable
 from .owner import SOURCE_HEADER, Owner
-from .partitions import PARTITIONS, Names, assign, decode_outcomes, decode_window, partition_of
+from .partitions import (PARTITIONS, Names, admission, assign, decode_outcomes, decode_window,
+                         partition_of)
 from .view import View
 
 __all__ = ["Group"]
@@ -56,6 +58,8 @@ class Group:
         self.damaged = 0
         self.published = self.duplicates = 0
         self.nc: Any = None
+        self._queue: list[tuple[str, bytes, str, asyncio.Future]] = []
+        self._queued = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
@@ -74,6 +78,7 @@ class Group:
             bucket=self.names.cells, ttl=hours * 3600 + 3600, history=1, replicas=replicas)
         await self._heartbeat()
         self._tasks = [asyncio.create_task(self._watch(), name="group view"),
+                       asyncio.create_task(self._writer(), name="group writer"),
                        asyncio.create_task(self._membership(), name="group members")]
 
     async def _error(self, error: Exception) -> None:
@@ -119,6 +124,40 @@ class Group:
             await self.nc.close()
 
     # -- the durable log ----------------------------------------------------------------
+
+    async def ingest(self, engine: Engine, body: bytes, source: str) -> str | None:
+        """Store a POSTed CDR in the stream: None once JetStream has it, "duplicate" when
+        it had it already, or the reason it cannot count (counted in ``engine``);
+        GroupUnavailable when JetStream did not answer in time."""
+        reason, cdr_id = admission(engine, body, source)
+        if reason is not None:
+            return reason
+        future = asyncio.get_running_loop().create_future()
+        self._queue.append((source, body, cdr_id, future))
+        self._queued.set()
+        duplicate = await future
+        if duplicate:
+            engine.outcomes[(source, "duplicate")] += 1
+        return "duplicate" if duplicate else None
+
+    async def _writer(self) -> None:
+        """Group commit: every body waiting is published together, one round trip."""
+        while True:
+            await self._queued.wait()
+            self._queued.clear()
+            batch, self._queue = self._queue, []
+            if not batch:
+                continue
+            try:
+                duplicates = await self.publish([(s, b, i) for s, b, i, _ in batch])
+            except Exception as error:
+                for *_, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            for duplicate, (*_, future) in zip(duplicates, batch):
+                if not future.done():
+                    future.set_result(duplicate)
 
     async def publish(self, items: list[tuple[str, bytes, str]]) -> list[bool]:
         """Store (source, body, id) items in the stream, pipelined: one round trip for the
@@ -207,6 +246,16 @@ class Group:
             except Exception as error:
                 log.warning("group view: %r; watching again", error)
                 await asyncio.sleep(1)
+
+    def show(self, engine: Engine) -> None:
+        """Merge what the bucket brought since the last call into ``engine``'s store and
+        outcome counts, and mark the changed series for its rules."""
+        for t in self.view.apply(engine.store):
+            cells = engine.store.peek(t)
+            if cells is not None:
+                engine.thresholds.touch_keys(t, list(cells.changed))
+        engine.outcomes.update(self.outcome_changes)
+        self.outcome_changes.clear()
 
     def take(self, key: str, value: bytes, revision: int) -> None:
         """A record of the cells bucket into the view (from the watcher, or read back)."""

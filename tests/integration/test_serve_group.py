@@ -121,3 +121,14 @@ def test_a_failing_carrier_seen_by_both_members_is_one_incident_on_each_list(clu
     for instance in (a, b):
         assert not [i for i in instance.json("/6minutes/incidents") if i["profile"] == "osprey"]
     assert sum(x.source("nats")["leads"] for x in (a, b)) == 1  # one of them notifies
+
+
+def test_a_post_the_cluster_cannot_store_is_refused_503_to_be_retried(cluster, serve) -> None:
+    a = member(serve, cluster)
+    for i in range(3):
+        cluster.kill(i)
+    response = a.post_cdr(orjson.dumps(small_cdr()), timeout=30.0)
+    assert response.status_code == 503, response.text
+    assert response.headers["Retry-After"] == "1"
+    assert response.json()["error"] == "unavailable"
+    assert a.source("nats")["connected"] is False

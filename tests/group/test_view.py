@@ -1,0 +1,89 @@
+"""The group's view: partition records merged into what one instance counting all would hold."""
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+from hypothesis import given, settings, strategies as st
+
+from helpers import raw
+from sixminutes.config import Config
+from sixminutes.engine import Engine
+from sixminutes.group.partitions import partition_of
+from sixminutes.group.view import View
+from sixminutes.store import Store
+
+calls = st.lists(st.tuples(st.sampled_from(["kestrel", "osprey", "wren"]),
+                           st.integers(0, 3), st.integers(0, 400), st.sampled_from(["200", "503"])),
+                 max_size=60)
+
+
+def _docs(spec):
+    return [raw(uuid=f"u-{i}", ccnq_profile=profile, end_epoch=1_800_000_000 + 360 * w + i % 300,
+                billsec=billsec, sip_term_status=code)
+            for i, (profile, w, billsec, code) in enumerate(spec)]
+
+
+@settings(deadline=None, max_examples=40)
+@given(calls, st.integers(1, 5))
+def test_merged_partitions_equal_one_engine_counting_everything(spec, partitions) -> None:
+    docs = _docs(spec)
+    whole = Engine(Config(retention_hours=None))
+    whole.feed_batch(docs)
+    view = View()
+    for p in range(partitions):
+        engine = Engine(Config(retention_hours=None))
+        engine.feed_batch([d for i, d in enumerate(docs) if partition_of(f"u-{i}", partitions) == p])
+        for t in engine.store.windows():
+            keys, table = engine.store.peek(t).rows_table()
+            view.put(p, t, len(docs), keys, table)
+    store = Store()
+    view.apply(store)
+    assert store.to_json() == whole.store.to_json()
+
+
+def test_an_older_record_of_a_partition_never_replaces_a_newer_one() -> None:
+    view = View()
+    assert view.put(0, 360, 10, ["calls"], np.array([[5.0, 5, 5, 1, 1]]))
+    assert not view.put(0, 360, 9, ["calls"], np.array([[4.0, 4, 4, 1, 1]]))
+    assert view.put(1, 360, 3, ["calls"], np.array([[2.0, 2, 2, 1, 1]]))
+    store = Store()
+    assert view.apply(store) == [360]
+    assert store.get(360, "calls").count == 7
+    assert view.upto == {0: 10, 1: 3}
+    assert view.apply(store) == []  # nothing new
+
+
+def test_min_and_max_merge_across_partitions() -> None:
+    view = View()
+    view.put(0, 0, 1, ["pdd_ms"], np.array([[300.0, 2, 50_000, 100, 200]]))
+    view.put(1, 0, 1, ["pdd_ms"], np.array([[90.0, 1, 8_100, 90, 90]]))
+    keys, table = view.merged(0)
+    assert keys == ["pdd_ms"] and table.tolist() == [[390.0, 3, 58_100, 90, 200]]
+
+
+def test_outcome_records_give_what_they_add() -> None:
+    view = View()
+    assert view.put_outcomes(0, 5, {("http", "accepted"): 5}) == Counter({("http", "accepted"): 5})
+    change = view.put_outcomes(0, 8, {("http", "accepted"): 7, ("http", "duplicate"): 1})
+    assert change == Counter({("http", "accepted"): 2, ("http", "duplicate"): 1})
+    assert view.put_outcomes(0, 6, {("http", "accepted"): 6}) is None
+
+
+def test_purge_forgets_old_windows() -> None:
+    view = View()
+    view.put(0, 0, 1, ["calls"], np.ones((1, 5)))
+    view.put(0, 720, 2, ["calls"], np.ones((1, 5)))
+    view.purge(360)
+    assert list(view.parts) == [720] and view.dirty == {720}
+
+
+def test_replacing_a_window_marks_only_the_series_that_changed() -> None:
+    store = Store()
+    store.track_changes = True
+    store.replace(0, ["a", "b"], np.array([[1.0, 1, 1, 1, 1], [2.0, 1, 4, 2, 2]]))
+    assert store.drain_changes() == {0: {"a", "b"}}
+    store.replace(0, ["a", "b", "c"], np.array([[1.0, 1, 1, 1, 1], [4.0, 2, 8, 2, 2],
+                                                [1.0, 1, 1, 1, 1]]))
+    assert store.drain_changes() == {0: {"b", "c"}}
+    assert store.get(0, "b").count == 2
