@@ -65,7 +65,11 @@ class NatsCluster:
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Until JetStream answers with a meta leader elected (an R3 stream can be made)."""
         async def ready() -> bool:
-            nc = await nats.connect(servers=self.urls, connect_timeout=1, max_reconnect_attempts=1)
+            async def quiet(error: Exception) -> None:  # (not ready yet: said once, at the end)
+                pass
+
+            nc = await nats.connect(servers=self.urls, connect_timeout=1, max_reconnect_attempts=1,
+                                    error_cb=quiet)
             try:
                 js = nc.jetstream(timeout=2)
                 await js.add_stream(name="READY", subjects=["ready"], num_replicas=len(self.ports))
