@@ -322,9 +322,6 @@ def _serve(args: argparse.Namespace) -> int:
     for name in ("couchdb", "alertmanager", "webhook", "nats"):  # (repeatable: the flags replace)
         if getattr(args, name):
             config.set(name, getattr(args, name), f"--{name}")
-    if config.nats and config.couchdb:
-        raise ConfigError("--couchdb with --nats: a group does not follow CouchDB yet "
-                          "(docs/scale-out.md); POST to any instance instead")
     if args.allow_host:
         config.allowed_hosts = args.allow_host
     if args.allow_origin:

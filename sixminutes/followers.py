@@ -24,6 +24,7 @@ LAGGING = 500
 _ROW_ID = re.compile(rb'"id"\s*:\s*"((?:[^"\\]|\\.){0,200})"')
 
 SavePositions = Callable[[Delta], Awaitable[None]]
+Count = Callable[[list[bytes], str], Awaitable[list[str | None]]]
 Rejected = Callable[..., None]
 """``rejected(source, reason, id=..., seq=...)``: one rejection, for the status."""
 
@@ -32,7 +33,7 @@ class Followers:
     """Every ``--couchdb`` feed of the service, by name (``couchdb:<url without credentials>``)."""
 
     def __init__(self, config: Config, engine: Engine, save: SavePositions,
-                 rejected: Rejected) -> None:
+                 rejected: Rejected, count: Count | None = None) -> None:
         self.config = config
         self.engine = engine
         self.saved: dict[str, str] = {}
@@ -42,6 +43,11 @@ class Followers:
         self._save = save
         self._rejected = rejected
         self.followers: dict[str, ChangesFollower] = {}
+        self.count = count or self._count
+        """Counts a batch of rows; in a group, stores them in the stream (group/cluster.py)."""
+
+    async def _count(self, rows: list[bytes], source: str) -> list[str | None]:
+        return self.engine.feed_batch(rows, source)
 
     def open(self, saved: dict[str, str]) -> None:
         """A follower per ``--couchdb`` URL, each from its saved position (else ``since``)."""
@@ -72,7 +78,7 @@ class Followers:
                         start = {name: follower.started_from}
                         await self._save(Delta(positions=start))
                         self.saved.update(start)
-                    reasons = self.engine.feed_batch([row for row, _ in batch], name)
+                    reasons = await self.count([row for row, _ in batch], name)
                     counted = self.counted[name] = batch[-1][1]
                     for (row, seq), reason in zip(batch, reasons):
                         if reason is not None:

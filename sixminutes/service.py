@@ -89,8 +89,9 @@ class Service:
         self.group: Any = None  # with --nats: this instance's membership (group/cluster.py)
         if config.nats:
             from .group.cluster import Group  # (nats is imported only by a group's members)
-            self.group = Group(config)
-            self.notifier.speaks = self.group.leads
+            self.group = group = Group(config)
+            self.notifier.speaks = group.leads
+            self.feeds.count = lambda rows, source: group.ingest_many(self.engine, rows, source)
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -104,13 +105,13 @@ class Service:
         assert self.state is not None
         saved = await self._run(self.state.load)
         alerts = [orjson.loads(a) for a in saved.alerts]
+        self.feeds.open({k: v for k, v in saved.positions.items() if k != JOURNAL})
         if self.group is not None:  # the counts come from the group's bucket, not the file
             self.engine.restore([], alerts, [], {})
             await self.group.start()
             return self._start_tasks()
         seen = (saved.seen.popitem() for _ in range(len(saved.seen)))  # handed over, not copied
         self.engine.restore(saved.cells, alerts, seen, saved.outcomes)
-        self.feeds.open({k: v for k, v in saved.positions.items() if k != JOURNAL})
         self.journal_position = int(saved.positions.get(JOURNAL, "0"))
         # (the rows an older version kept in the state file's journal table come first)
         journal = await self._run(lambda: list(self.state.journal_after(self.journal_position)))
@@ -127,14 +128,14 @@ class Service:
         log.info("state %s: %d windows, %d alerts restored; %d journal CDRs replayed",
                  self.config.state, len(self.engine.store.windows()), len(self.engine.alerts),
                  replayed)
-        self.plugin_health.check(self.engine.status())  # files that failed to load, said now
-        for name, follow in self.feeds.runs().items():
-            self._tasks.append(asyncio.create_task(self._forever(name, follow), name=name))
         self._tasks.append(asyncio.create_task(self._journal_writer(), name="journal"))
         self._start_tasks()
 
     def _start_tasks(self) -> None:
-        """The timers, the demo and the notifications, alone or in a group."""
+        """The feeds, the timers, the demo and the notifications, alone or in a group."""
+        self.plugin_health.check(self.engine.status())  # files that failed to load, said now
+        for name, follow in self.feeds.runs().items():
+            self._tasks.append(asyncio.create_task(self._forever(name, follow), name=name))
         self._tasks += [asyncio.create_task(self._every(0.25, self.tick), name="tick"),
                         asyncio.create_task(self.loop_lag.run(), name="loop lag"),
                         asyncio.create_task(self._every(self.config.snapshot_seconds, self.snapshot),

@@ -220,9 +220,3 @@ def test_a_bad_nats_setting_is_named(key, value, message):
     with pytest.raises(ConfigError, match=f"{key}.*{message}"):
         Config.load(env={key: value})
 
-
-def test_serve_refuses_couchdb_within_a_group(capsys):
-    from sixminutes.cli import main
-    assert main(["serve", "--state", ":memory:", "--nats", "nats://127.0.0.1:4222",
-                 "--couchdb", "http://127.0.0.1:5984/cdrs"]) == 2
-    assert "--couchdb with --nats" in capsys.readouterr().err

@@ -140,6 +140,25 @@ class Group:
             engine.outcomes[(source, "duplicate")] += 1
         return "duplicate" if duplicate else None
 
+    async def ingest_many(self, engine: Engine, items: list[bytes], source: str
+                          ) -> list[str | None]:
+        """Store the rows of a feed in the stream, in one round trip: each one's outcome as
+        :meth:`ingest` says it (a feed saves its position once this returns)."""
+        reasons: list[str | None] = []
+        admitted: list[tuple[int, tuple[str, bytes, str]]] = []
+        for item in items:
+            reason, cdr_id = admission(engine, item, source)
+            if reason is None:
+                admitted.append((len(reasons), (source, item, cdr_id)))
+            reasons.append(reason)
+        if admitted:
+            duplicates = await self.publish([item for _, item in admitted])
+            for (i, _), duplicate in zip(admitted, duplicates):
+                if duplicate:
+                    reasons[i] = "duplicate"
+                    engine.outcomes[(source, "duplicate")] += 1
+        return reasons
+
     async def _writer(self) -> None:
         """Group commit: every body waiting is published together, one round trip."""
         while True:

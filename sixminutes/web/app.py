@@ -108,6 +108,9 @@ def create_app(service: Service) -> Starlette:
 
     async def delete_data(request: Request) -> JSONResponse:
         require_token(request)
+        if service.group is not None:  # one member's view would come back from the bucket
+            return _error(409, "group", "in a group the data is the group's: it expires with "
+                          "the stream's retention, and one member does not delete it")
         return JSONResponse({"ok": True, "windows_deleted": service.delete_data(_before(request))})
 
     async def alerts(request: Request) -> JSONResponse:

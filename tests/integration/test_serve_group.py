@@ -49,6 +49,8 @@ def test_every_member_shows_each_cdr_posted_to_any_member_once(cluster, serve) -
         instance.wait(lambda: not data_differences(instance.data(), want), 30,
                       "the group's view to hold every CDR once")
         assert instance.total() == len(docs)
+    deleted = a.http.delete("/6minutes/data", headers=a.auth_headers())
+    assert deleted.status_code == 409 and deleted.json()["error"] == "group"
     partitions = [set(x.source("nats")["partitions"]) for x in (a, b)]
     assert partitions[0] and partitions[1] and not partitions[0] & partitions[1]
     assert len(partitions[0] | partitions[1]) == 16
@@ -132,3 +134,24 @@ def test_a_post_the_cluster_cannot_store_is_refused_503_to_be_retried(cluster, s
     assert response.headers["Retry-After"] == "1"
     assert response.json()["error"] == "unavailable"
     assert a.source("nats")["connected"] is False
+
+
+def test_two_members_following_one_couchdb_database_count_each_cdr_once(cluster, pouchdb, serve) -> None:
+    db = pouchdb.new_db()
+    realistic = Realistic(seed=77)
+    pouchdb.post_many(db, realistic.docs(150))
+    url = f"{pouchdb.url}/{db}"
+    a = member(serve, cluster, couchdb=[url], since="0")
+    b = member(serve, cluster, couchdb=[url], since="0")  # the same feed, for availability
+    docs = realistic.docs(150)
+    pouchdb.post_many(db, docs[:75])
+    a.kill()  # one follower dies; the other goes on alone
+    pouchdb.post_many(db, docs[75:])
+    b.wait_total(300, timeout=30)
+    a.start()  # back from its saved position (or 0): what it reads again is stored once
+    a.wait_total(300, timeout=30)
+    b.wait_caught_up(pouchdb, db, timeout=30)
+    a.wait_caught_up(pouchdb, db, timeout=30)
+    for instance in (a, b):
+        assert instance.total() == 300
+        assert instance.status()["by_source"][instance.source()["name"]]["accepted"] == 300
