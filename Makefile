@@ -62,6 +62,7 @@ bench: setup /usr/bin/wrk
 	$(BIN)/python bench/catchup.py
 	$(BIN)/python bench/groupby.py
 	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/group.py
 
 clean:
 	rm -rf $(VENV) tests/couchdb/node_modules bench/out sixminutes-demo.sqlite* sixminutes/*.so build
