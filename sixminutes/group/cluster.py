@@ -58,28 +58,46 @@ class Group:
         self.damaged = 0
         self.published = self.duplicates = 0
         self.nc: Any = None
+        self.joined = False
+        self.join_error: str | None = None
+        self.replicas = 0
         self._queue: list[tuple[str, bytes, str, asyncio.Future]] = []
         self._queued = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
-        self.nc = await nats.connect(
-            servers=self.config.nats, name=f"sixminutes {self.instance}",
-            max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=2,
-            allow_reconnect=True, error_cb=self._error, disconnected_cb=self._disconnected,
-            reconnected_cb=self._reconnected)
-        self.js = self.nc.jetstream(timeout=PUBLISH_TIMEOUT)
-        await self._stream()
-        replicas = self.replicas
-        hours = self.config.retention_hours or 24.0
-        self.member_kv = await self.js.create_key_value(
-            bucket=self.names.members, ttl=MEMBER_TTL, history=1, replicas=replicas)
-        self.cells = await self.js.create_key_value(
-            bucket=self.names.cells, ttl=hours * 3600 + 3600, history=1, replicas=replicas)
-        await self._heartbeat()
-        self._tasks = [asyncio.create_task(self._watch(), name="group view"),
-                       asyncio.create_task(self._writer(), name="group writer"),
-                       asyncio.create_task(self._membership(), name="group members")]
+        """Join in the background: the service answers at once (503 to POSTs until the
+        stream and buckets are reached), and a cluster that is down is waited for."""
+        self._tasks = [asyncio.create_task(self._join(), name="group join")]
+
+    async def _join(self) -> None:
+        while True:
+            try:
+                if self.nc is None:
+                    self.nc = await nats.connect(
+                        servers=self.config.nats, name=f"sixminutes {self.instance}",
+                        max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=2,
+                        allow_reconnect=True, error_cb=self._error,
+                        disconnected_cb=self._disconnected, reconnected_cb=self._reconnected)
+                    self.js = self.nc.jetstream(timeout=PUBLISH_TIMEOUT)
+                await self._stream()
+                hours = self.config.retention_hours or 24.0
+                self.member_kv = await self._bucket(self.names.members, MEMBER_TTL)
+                self.cells = await self._bucket(self.names.cells, hours * 3600 + 3600)
+                await self._heartbeat()
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # no server yet, or a leader being elected
+                self.join_error = repr(error)
+                log.warning("group %s: cannot join yet: %r; trying again", self.names.group, error)
+                await asyncio.sleep(1)
+        self.joined, self.join_error = True, None
+        log.info("group %s joined as %s (stream replicas %d)", self.names.group, self.instance,
+                 self.replicas)
+        self._tasks += [asyncio.create_task(self._watch(), name="group view"),
+                        asyncio.create_task(self._writer(), name="group writer"),
+                        asyncio.create_task(self._membership(), name="group members")]
 
     async def _error(self, error: Exception) -> None:
         log.warning("NATS: %r", error)  # (one line: the client retries on its own)
@@ -93,6 +111,12 @@ class Group:
     async def _stream(self) -> None:
         """Create the stream when absent: replicas min(3, cluster), retention + 1 h, dedup."""
         hours = self.config.retention_hours or 24.0
+        try:  # (made by another member: used as it is)
+            info = await self.js.stream_info(self.names.stream)
+            self.replicas = info.config.num_replicas or 1
+            return
+        except nats.js.errors.NotFoundError:
+            pass
         last: Exception | None = None
         for replicas in (3, 2, 1):
             try:
@@ -110,17 +134,26 @@ class Group:
                 last = error  # more replicas than the cluster has servers: fewer
         raise GroupUnavailable(f"cannot create the stream {self.names.stream}: {last}")
 
+    async def _bucket(self, name: str, ttl: float) -> Any:
+        """A key-value bucket of the group, made when absent (as many replicas as the stream)."""
+        try:
+            return await self.js.key_value(name)
+        except nats.js.errors.BucketNotFoundError:
+            return await self.js.create_key_value(bucket=name, ttl=ttl, history=1,
+                                                  replicas=self.replicas)
+
     async def stop(self) -> None:
         tasks = [*self._tasks, *self._owning.values()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self.owners, self._owning = {}, {}
-        if self.nc is not None:
+        if self.joined:
             try:
                 await self.member_kv.delete(self.instance)  # the others take over at once
             except Exception:
                 pass
+        if self.nc is not None:
             await self.nc.close()
 
     # -- the durable log ----------------------------------------------------------------
@@ -132,6 +165,8 @@ class Group:
         reason, cdr_id = admission(engine, body, source)
         if reason is not None:
             return reason
+        if not self.joined:
+            raise GroupUnavailable(f"not joined to the group yet: {self.join_error}")
         future = asyncio.get_running_loop().create_future()
         self._queue.append((source, body, cdr_id, future))
         self._queued.set()
@@ -181,6 +216,8 @@ class Group:
     async def publish(self, items: list[tuple[str, bytes, str]]) -> list[bool]:
         """Store (source, body, id) items in the stream, pipelined: one round trip for the
         lot. Each answer says whether JetStream already held that id (a duplicate)."""
+        if not self.joined:
+            raise GroupUnavailable(f"not joined to the group yet: {self.join_error}")
         futures = []
         try:
             for source, body, cdr_id in items:
@@ -306,10 +343,12 @@ class Group:
     def status(self) -> dict[str, Any]:
         return {"name": "nats", "group": self.config.group, "instance": self.instance,
                 "connected": bool(self.nc and self.nc.is_connected),
-                "state": "member" if self.nc and self.nc.is_connected else "cut off",
+                "state": ("joining" if not self.joined else
+                          "member" if self.nc and self.nc.is_connected else "cut off"),
+                "last_error": self.join_error,
                 "members": self.members, "leads": self.leads(),
                 "partitions": sorted(self.owners),
-                "replicas": getattr(self, "replicas", None), "synced": self.synced,
+                "replicas": self.replicas, "synced": self.synced,
                 "published": self.published, "duplicates": self.duplicates,
                 "damaged_records": self.damaged,
                 "position": {p: o.upto for p, o in sorted(self.owners.items())}}

@@ -31,7 +31,14 @@ def cluster(tmp_path: Path) -> Iterator[NatsCluster]:
 
 def member(serve, cluster: NatsCluster, group: str = "g1", **options) -> ServiceProcess:
     args = [arg for url in cluster.urls for arg in ("--nats", url)] + ["--group", group]
-    return serve(token=TOKEN, args=args, config=config_toml(seed_alerts=False), **options)
+    instance = serve(token=TOKEN, args=args, config=config_toml(seed_alerts=False), **options)
+    return joined(instance)
+
+
+def joined(instance: ServiceProcess) -> ServiceProcess:
+    """Wait until the member has joined (it answers at once, and 503 to POSTs until then)."""
+    instance.wait(lambda: instance.source("nats")["state"] == "member", 30, "joining the group")
+    return instance
 
 
 def test_every_member_shows_each_cdr_posted_to_any_member_once(cluster, serve) -> None:
@@ -89,7 +96,7 @@ def test_nothing_lost_or_counted_twice_when_a_member_and_a_nats_node_die(cluster
         if i == 3000:
             cluster.kill(0)  # one of three NATS nodes: the stream keeps its quorum
         if i == 4500:
-            a.start()  # back on its state file, as a new member
+            a.start()  # back on its state file, as a new member (POSTs to it retried until it joins)
         retried += post_until_stored([a, b], doc, i) - 1
     last_post = time.monotonic()
     c = member(serve, cluster)  # joins afterwards, with an empty state
@@ -155,3 +162,17 @@ def test_two_members_following_one_couchdb_database_count_each_cdr_once(cluster,
     for instance in (a, b):
         assert instance.total() == 300
         assert instance.status()["by_source"][instance.source()["name"]]["accepted"] == 300
+
+
+def test_a_member_started_while_the_cluster_is_down_answers_and_joins_when_it_is_back(cluster, serve) -> None:
+    for i in range(3):
+        cluster.kill(i)
+    args = [arg for url in cluster.urls for arg in ("--nats", url)] + ["--group", "g1"]
+    a = serve(token=TOKEN, args=args, config=config_toml(seed_alerts=False))
+    source = a.source("nats")
+    assert source["state"] == "joining" and source["connected"] is False
+    assert a.post_cdr(orjson.dumps(small_cdr())).status_code == 503
+    cluster.start()  # the same nodes, on their storage
+    joined(a)
+    assert a.post_cdr(orjson.dumps(small_cdr(profile="late"))).status_code == 200
+    a.wait_total(1, timeout=30, profile="late")
