@@ -230,9 +230,10 @@ class Store:
         else:
             old_keys, old_table = old.rows_table()
             before = dict(zip(old_keys, range(len(old_keys))))
-            cells.changed = old.changed | {
-                key for i, key in enumerate(keys)
-                if (j := before.get(key)) is None or not np.array_equal(old_table[j], cells.table[i])}
+            at = np.fromiter((before.get(key, -1) for key in keys), np.intp, len(keys))
+            same = at >= 0
+            same[same] = (old_table[at[same]] == cells.table[same]).all(axis=1)
+            cells.changed = old.changed | {key for key, kept in zip(keys, same.tolist()) if not kept}
         self._windows[window] = cells
         self._touched.add(window)
 

@@ -21,8 +21,10 @@ class View:
     """Partition records in; merged windows and group-wide outcome counts out."""
 
     def __init__(self) -> None:
-        self.parts: dict[int, dict[int, tuple[int, list[str], np.ndarray]]] = {}
-        """window → partition → (position, keys, rows)."""
+        self.parts: dict[int, dict[int, tuple[int, list[str], np.ndarray, np.ndarray]]] = {}
+        """window → partition → (position, keys, rows, each key's row in the merged window)."""
+        self.index: dict[int, dict[str, int]] = {}
+        """window → series key → its row in the merged window (keys are never removed)."""
         self.upto: dict[int, int] = {}
         """partition → the highest stream position any of its records holds."""
         self.outcomes: dict[int, tuple[int, dict[tuple[str, str], int]]] = {}
@@ -34,7 +36,9 @@ class View:
         held = self.parts.setdefault(window, {}).get(partition)
         if held is not None and held[0] > upto:
             return False
-        self.parts[window][partition] = (upto, keys, table)
+        index = self.index.setdefault(window, {})
+        at = np.fromiter((index.setdefault(key, len(index)) for key in keys), np.intp, len(keys))
+        self.parts[window][partition] = (upto, keys, table, at)
         self.upto[partition] = max(self.upto.get(partition, 0), upto)
         self.dirty.add(window)
         return True
@@ -55,20 +59,21 @@ class View:
 
     def merged(self, window: int) -> tuple[list[str], np.ndarray]:
         """The window's Stats over every partition: sums, counts and squares added, the
-        lowest min and the highest max."""
+        lowest min and the highest max (numpy over rows found when each record came)."""
         parts = self.parts.get(window, {})
-        index: dict[str, int] = {}
-        for _, keys, _ in parts.values():
-            for key in keys:
-                index.setdefault(key, len(index))
-        table = np.zeros((len(index), 5))
+        keys = list(self.index.get(window, {}))
+        table = np.zeros((len(keys), 5))
         table[:, 3], table[:, 4] = np.inf, -np.inf
-        for _, keys, rows in parts.values():
-            at = np.fromiter((index[k] for k in keys), np.intp, len(keys))
+        covered = np.zeros(len(keys), bool)
+        for _, _, rows, at in parts.values():
             table[at, :3] += rows[:, :3]
             table[at, 3] = np.minimum(table[at, 3], rows[:, 3])
             table[at, 4] = np.maximum(table[at, 4], rows[:, 4])
-        return list(index), table
+            covered[at] = True
+        if not covered.all():  # (a key no record holds any more)
+            keys = [key for key, kept in zip(keys, covered.tolist()) if kept]
+            table = table[covered]
+        return keys, table
 
     def apply(self, store: Store) -> list[int]:
         """Write the windows changed since the last call into ``store``; return them."""
@@ -82,4 +87,5 @@ class View:
         """Forget the windows older than ``before`` (past retention)."""
         for window in [t for t in self.parts if t < before]:
             del self.parts[window]
+            self.index.pop(window, None)
         self.dirty = {t for t in self.dirty if t >= before}
