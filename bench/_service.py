@@ -114,20 +114,22 @@ def bulk_body(docs: list[bytes]) -> bytes:
 
 
 async def _post_each(url: str, batches: list[list[bytes]], interval: float, start_at: float,
-                     sent: Any, marks: Any, concurrency: int) -> None:
+                     sent: Any, marks: Any, concurrency: int, token: str | None) -> None:
     """POST every document on its own (as mod_json_cdr does), batch i due at start_at + i × interval;
     record when the last document of each batch (its marker, if any) was answered."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(timeout=60.0, limits=limits) as client:
         gate = asyncio.Semaphore(concurrency)
+        headers = {"Content-Type": "application/json"}
+        if token:  # (every POST needs the service's token)
+            headers["Authorization"] = f"Bearer {token}"
 
         async def post(doc: bytes, mark: int | None) -> None:
             async with gate:
                 before = time.time()
                 for attempt in range(3):  # a kept-alive connection the server just closed: retry,
                     try:                  # as mod_json_cdr's `retries` does (a retry is a duplicate)
-                        response = await client.post(url, content=doc,
-                                                     headers={"Content-Type": "application/json"})
+                        response = await client.post(url, content=doc, headers=headers)
                         break
                     except (httpx.ReadError, httpx.RemoteProtocolError):
                         if attempt == 2:
@@ -152,10 +154,10 @@ async def _post_each(url: str, batches: list[list[bytes]], interval: float, star
 
 
 def _feed(target: str, batches: list[list[bytes]], interval: float, start_at: float,
-          sent: Any, marks: Any, mode: str, concurrency: int) -> None:
+          sent: Any, marks: Any, mode: str, concurrency: int, token: str | None = None) -> None:
     """Child process: send the batches at a fixed pace from start_at; record when each returns."""
     if mode == "http":
-        asyncio.run(_post_each(target, batches, interval, start_at, sent, marks, concurrency))
+        asyncio.run(_post_each(target, batches, interval, start_at, sent, marks, concurrency, token))
         return
     bodies = [bulk_body(docs) for docs in batches]
     with httpx.Client(timeout=60.0) as client:
@@ -183,14 +185,15 @@ class Feeder:
     one POST per document to /6minutes/cdr (mode "http", target: that URL)."""
 
     def __init__(self, target: str, batches: list[list[bytes]], interval: float,
-                 mode: str = "couchdb", concurrency: int = 32) -> None:
+                 mode: str = "couchdb", concurrency: int = 32, token: str | None = None) -> None:
         ctx = mp.get_context("fork")
         self.sent = ctx.Value("i", 0)
         self.marks: Any = ctx.Queue()
         self.batches = len(batches)
         self.start_at = time.time() + 0.5
         self.process = ctx.Process(target=_feed, args=(target, batches, interval, self.start_at,
-                                                       self.sent, self.marks, mode, concurrency),
+                                                       self.sent, self.marks, mode, concurrency,
+                                                       token),
                                    daemon=True)
         self.process.start()
 

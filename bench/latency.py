@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _service import Feeder, Sampler, feed, machine, stack  # noqa: E402
 
-REQUEST = b"GET /6minutes/events HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n"
+REQUEST = b"GET /6minutes/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
+"""(Host: a name of the service: any other is refused 421 since the guard against DNS rebinding.)"""
 MARKER = re.compile(rb'calls\{direction=\\"egress\\",profile=\\"mk(\d{6})\\"\}')
 
 
@@ -100,10 +101,14 @@ def main(argv: list[str] | None = None) -> None:
         watcher = ctx.Process(target=_watch, args=(s.service.port, stop, ready, out), daemon=True)
         watcher.start()
         ready.wait(30)
+        deadline = time.time() + 30
         while s.status()["events"]["clients"] < 1:
+            if time.time() > deadline:
+                raise SystemExit("the event stream was not opened (refused?)")
             time.sleep(0.05)
         target = s.db_url if args.path == "couchdb" else s.service.url + "/6minutes/cdr"
-        feeder = Feeder(target, bodies, args.batch_every, mode=args.path, concurrency=args.concurrency)
+        feeder = Feeder(target, bodies, args.batch_every, mode=args.path, concurrency=args.concurrency,
+                        token=s.service.token)
         sampler = Sampler(s)
         sampler.run_until(lambda: not feeder.process.is_alive(), 1.0)
         marks = feeder.join(10)

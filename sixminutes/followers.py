@@ -33,7 +33,8 @@ class Followers:
     """Every ``--couchdb`` feed of the service, by name (``couchdb:<url without credentials>``)."""
 
     def __init__(self, config: Config, engine: Engine, save: SavePositions,
-                 rejected: Rejected, count: Count | None = None) -> None:
+                 rejected: Rejected, count: Count | None = None,
+                 counted: Callable[[], None] = lambda: None) -> None:
         self.config = config
         self.engine = engine
         self.saved: dict[str, str] = {}
@@ -44,6 +45,8 @@ class Followers:
         self._rejected = rejected
         self.followers: dict[str, ChangesFollower] = {}
         self.count = count or self._count
+        self.after = counted
+        """Called after each batch is counted (the service then publishes it promptly)."""
         """Counts a batch of rows; in a group, stores them in the stream (group/cluster.py)."""
 
     async def _count(self, rows: list[bytes], source: str) -> list[str | None]:
@@ -79,6 +82,7 @@ class Followers:
                         await self._save(Delta(positions=start))
                         self.saved.update(start)
                     reasons = await self.count([row for row, _ in batch], name)
+                    self.after()
                     counted = self.counted[name] = batch[-1][1]
                     for (row, seq), reason in zip(batch, reasons):
                         if reason is not None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import random
 import tempfile
 import time
 from collections import deque
@@ -31,7 +30,7 @@ from .looplag import LoopLag
 from .notify import Notifier
 from .plugin_health import PluginHealth
 from .snapshots import SnapshotWriter
-from .sources.synthetic import Generator
+from .sources import synthetic
 from .state import Delta, State
 from .web.events import Hub, series_name
 
@@ -42,8 +41,8 @@ T = TypeVar("T")
 JOURNAL = "journal"
 REJECTIONS_KEPT = 100
 """The newest rejections listed in the status, each with where it came from."""
-DEMO_TROUBLED_SHARE = 0.1
-"""The share of the demo's calls its carrier in trouble carries."""
+PROMPT = 0.02
+"""Seconds after CDRs are counted that open event streams hear of them (coalesced)."""
 
 
 class Service:
@@ -64,13 +63,15 @@ class Service:
         self._alerts_live: dict[str, Alert] = {}
         self._queue: list[tuple[str, bytes, asyncio.Future]] = []
         self._queued = asyncio.Event()
+        self._prompt: asyncio.TimerHandle | None = None
         self._db = ThreadPoolExecutor(1, thread_name_prefix="sixminutes-state")
         self._journal_io = ThreadPoolExecutor(1, thread_name_prefix="sixminutes-journal")
         self.journal: Journal | None = None
         self._journal_dir: tempfile.TemporaryDirectory | None = None
         self._tasks: list[asyncio.Task] = []
         self.writer = SnapshotWriter(self.engine, self._run, clock)
-        self.feeds = Followers(config, self.engine, self._save_positions, self._rejected)
+        self.feeds = Followers(config, self.engine, self._save_positions, self._rejected,
+                               counted=self._counted)
         self._rate: deque[tuple[float, int]] = deque(maxlen=41)
         self.rejections: deque[dict[str, Any]] = deque(maxlen=REJECTIONS_KEPT)
         """The newest rejections: source, reason, detail and the CouchDB id and sequence, or
@@ -141,7 +142,8 @@ class Service:
                         asyncio.create_task(self._every(self.config.snapshot_seconds, self.snapshot),
                                             name="snapshot")]
         if self.config.demo:
-            self._tasks.append(asyncio.create_task(self._forever("demo", self._demo), name="demo"))
+            demo = lambda: synthetic.demo(self.ingest, self.clock, self.config.demo_rate)  # noqa: E731
+            self._tasks.append(asyncio.create_task(self._forever("demo", demo), name="demo"))
         if self.notifier:
             self.notifier.resend_firing()  # what was firing at the last stop, Alertmanager hears again
             self._tasks.append(asyncio.create_task(self._forever("notifications", self.notifier.run),
@@ -229,6 +231,7 @@ class Service:
             reasons: list[str | None] = []
             for source, run in itertools.groupby(batch, key=lambda item: item[0]):
                 reasons += self.engine.feed_batch([body for _, body, _ in run], source)
+            self._counted()
             self.journal_position = ids[-1]
             for row_id, reason, (source, _, future) in zip(ids, reasons, batch):
                 if reason is not None:
@@ -261,24 +264,30 @@ class Service:
                 log.exception("%s stopped unexpectedly; starting it again in 1 s", what)
                 await asyncio.sleep(1)
 
-    async def _demo(self) -> None:
-        """Synthetic traffic through the same path as POSTed CDRs: twenty carriers, one of
-        them (kestrel) in trouble and carrying a tenth of the calls, so that at the default
-        rate its incidents open on evidence within the first minutes (docs/alerts.md)."""
-        seed = int(self.clock())
-        generator, jitter = Generator(seed=seed, troubled_share=DEMO_TROUBLED_SHARE), random.Random(seed)
-        interval = 1.0 / max(self.config.demo_rate, 0.01)
-        while True:
-            raw, _ = generator.cdr(int(self.clock()) - jitter.randrange(0, 30))
-            await self.ingest(raw, "demo")
-            await asyncio.sleep(interval * jitter.uniform(0.2, 1.8))
-
     # -- periodic work ----------------------------------------------------------------
 
     @property
     def snapshots(self) -> dict[str, Any]:
         """What the status and /metrics say of the snapshots."""
         return self.writer.stats
+
+    def _counted(self) -> None:
+        """CDRs were counted: open event streams hear of them in PROMPT s, not at the tick."""
+        if self.hub.clients and self._prompt is None:
+            self._prompt = asyncio.get_running_loop().call_later(PROMPT, self._publish_stats)
+
+    def _publish_stats(self) -> None:
+        """Publish the Stats changed since the last time, and remember them for the snapshot."""
+        self._prompt = None
+        changes = self.engine.store.drain_changes()
+        self.writer.cells_changed(changes)
+        if not self.hub.clients:  # nobody to tell: only remember it for the snapshot
+            return
+        items = [{"timestamp": t, "name": series_name(key), "label": key, "data": stat.to_json()}
+                 for t, keys in changes.items() for key in keys
+                 if (stat := self.engine.store.get(t, key)) is not None]
+        if items:
+            self.hub.publish("stats", items)
 
     def tick(self) -> None:
         """Check thresholds, publish what changed as live events, remember it for the snapshot."""
@@ -289,18 +298,7 @@ class Service:
             self.engine.flush()
         except Exception:  # a broken rule must not stop the events and snapshots behind it
             log.exception("checking the threshold rules failed")
-        changes = self.engine.store.drain_changes()
-        items = []
-        listening = self.hub.clients > 0  # nobody to tell: only remember it for the snapshot
-        self.writer.cells_changed(changes)
-        for t, keys in changes.items() if listening else ():
-            for key in keys:
-                stat = self.engine.store.get(t, key)
-                if stat is not None:
-                    items.append({"timestamp": t, "name": series_name(key), "label": key,
-                                  "data": stat.to_json()})
-        if items:
-            self.hub.publish("stats", items)
+        self._publish_stats()
         alerts, self._alerts_live = self._alerts_live, {}
         incidents = {}
         for alert in alerts.values():

@@ -238,8 +238,11 @@ def test_data_filters_by_time_name_and_labels_exactly(serve):
 def test_alert_lists_can_leave_the_sample_cdr_out_and_one_alert_brings_it(serve):
     service = serve(token=TOKEN, config=config_toml())
     _alerting_traffic(service, _windows(1), "doc-carrier")
-    full = service.get("/6minutes/alerts").json()
-    light = service.get("/6minutes/alerts", params={"doc": "0"}).json()
+    for _ in range(3):  # (a tick may resolve the alert between the two reads: read again)
+        full = service.get("/6minutes/alerts").json()
+        light = service.get("/6minutes/alerts", params={"doc": "0"}).json()
+        if [a["state"] for a in full] == [a["state"] for a in light]:
+            break
     assert len(full) == len(light) == 1
     assert full[0]["doc"]["variables"]["sip_term_status"] == "503"
     assert "doc" not in light[0] and {k: v for k, v in full[0].items() if k != "doc"} == light[0]
