@@ -39,10 +39,8 @@ __all__ = ["Service"]
 log = logging.getLogger("sixminutes")
 T = TypeVar("T")
 JOURNAL = "journal"
-REJECTIONS_KEPT = 100
-"""The newest rejections listed in the status, each with where it came from."""
-PROMPT = 0.02
-"""Seconds after CDRs are counted that open event streams hear of them (coalesced)."""
+REJECTIONS_KEPT = 100  # the newest rejections listed in the status, with where they came from
+PROMPT = 0.02  # seconds after CDRs are counted that open event streams hear of them (coalesced)
 
 
 class Service:
@@ -93,6 +91,7 @@ class Service:
             self.group = group = Group(config)
             self.notifier.speaks = group.leads
             self.feeds.count = lambda rows, source: group.ingest_many(self.engine, rows, source)
+            group.changed = self._counted  # (the view's records, shown as promptly)
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -279,6 +278,8 @@ class Service:
     def _publish_stats(self) -> None:
         """Publish the Stats changed since the last time, and remember them for the snapshot."""
         self._prompt = None
+        if self.group is not None:
+            self.group.show(self.engine)
         changes = self.engine.store.drain_changes()
         self.writer.cells_changed(changes)
         if not self.hub.clients:  # nobody to tell: only remember it for the snapshot

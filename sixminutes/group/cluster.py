@@ -14,7 +14,7 @@ import os
 import secrets
 import socket
 from collections import Counter
-from typing import Any
+from typing import Any, Callable
 
 import nats
 import nats.errors
@@ -24,7 +24,7 @@ from nats.js import api
 from ..config import Config
 from ..engine import Engine
 from . import GroupUnavailable
-from .owner import SOURCE_HEADER, Owner
+from .owner import SOURCE_HEADER, Owner, check_cancelled
 from .partitions import (PARTITIONS, Names, admission, assign, decode_outcomes, decode_window,
                          partition_of)
 from .view import View
@@ -56,6 +56,8 @@ class Group:
         self.synced = False
         """Set once the watcher has read every record the bucket held when it started."""
         self.damaged = 0
+        self.changed: Callable[[], None] = lambda: None
+        """Called when a record changed the view (the service then shows it promptly)."""
         self.published = self.duplicates = 0
         self.nc: Any = None
         self.joined = False
@@ -243,6 +245,7 @@ class Group:
 
     async def _membership(self) -> None:
         while True:
+            check_cancelled()
             try:
                 await self._heartbeat()
                 try:
@@ -288,11 +291,8 @@ class Group:
         while True:
             try:
                 watcher = await self.cells.watchall()
-                while True:
-                    try:
-                        entry = await watcher.updates(timeout=5.0)
-                    except nats.errors.TimeoutError:
-                        continue
+                async for entry in watcher:  # (no timeout: see owner.check_cancelled)
+                    check_cancelled()
                     if entry is None:
                         self.synced = True
                     elif entry.operation is None and entry.value:
@@ -321,7 +321,8 @@ class Group:
             if kind == "c":
                 partition, _, window = rest.partition(".")
                 upto, keys, table = decode_window(value)
-                self.view.put(int(partition), int(window), upto, keys, table)
+                if self.view.put(int(partition), int(window), upto, keys, table):
+                    self.changed()
             elif kind == "o":
                 upto, outcomes = decode_outcomes(value)
                 change = self.view.put_outcomes(int(rest), upto, outcomes)

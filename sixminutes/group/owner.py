@@ -38,7 +38,7 @@ class Owner:
 
     def __init__(self, js: Any, cells: Any, names: Names, partition: int, config: Config,
                  view: View, revisions: dict[str, int], take: Callable[[str, bytes, int], None],
-                 publish_seconds: float = 0.5) -> None:
+                 publish_seconds: float = 0.1) -> None:
         self.js, self.cells, self.names, self.partition = js, cells, names, partition
         # the rules run once, on the merged view; the POSTing instance already refused
         # what is too old or from the future, so the count depends on the messages only
@@ -63,9 +63,11 @@ class Owner:
                 try:
                     msgs = [await sub.next_msg(timeout=1.0)]
                 except nats.errors.TimeoutError:
+                    check_cancelled()
                     continue
                 while len(msgs) < BATCH and sub.pending_msgs > 0:
                     msgs.append(await sub.next_msg(timeout=1.0))
+                check_cancelled()  # (before counting: the partition may have moved away)
                 self.count(msgs)
         finally:
             writer.cancel()
@@ -86,6 +88,7 @@ class Owner:
 
     async def _write_forever(self) -> None:
         while True:
+            check_cancelled()
             await asyncio.sleep(self.publish_seconds)
             try:
                 await self.write()
@@ -103,24 +106,30 @@ class Owner:
             windows = self._dirty
         self._dirty = set()
         p, upto = self.partition, self.upto
+        # every record of this round is encoded before the first wait, so that each holds
+        # exactly the messages up to ``upto`` (the reader counts more while we wait)
+        records = [(f"c.{p}.{t}", encode_window(upto, *cells.rows_table()), self.view.held(p, t))
+                   for t in sorted(windows) if (cells := self.engine.store.peek(t)) is not None]
+        records.append((f"o.{p}", encode_outcomes(upto, dict(self.engine.outcomes)),
+                        lambda: self.view.outcomes.get(p, (0,))[0]))
         try:
-            for window in sorted(windows):
-                cells = self.engine.store.peek(window)
-                if cells is None:
-                    continue
-                keys, table = cells.rows_table()
-                await self._put(f"c.{p}.{window}", encode_window(upto, keys, table))
-            await self._put(f"o.{p}", encode_outcomes(upto, dict(self.engine.outcomes)))
+            for key, value, held in records:  # the outcomes last: they say the round is whole
+                await self._put(key, value, held)
         except BaseException:
             self._dirty |= windows  # written again next round
             raise
         self._all_written = True
         self.published = upto
 
-    async def _put(self, key: str, value: bytes) -> None:
-        """Compare-and-set: replace only the revision this instance has seen."""
+    async def _put(self, key: str, value: bytes, held: Callable[[], int]) -> None:
+        """Compare-and-set: replace only the revision this instance has seen, and only when
+        the record seen holds no more than this one (checked here, with no wait between the
+        check and the request: the watcher may have brought a newer record meanwhile)."""
+        if held() > self.upto:
+            return
         try:
-            self.revisions[key] = await self.cells.update(key, value, last=self.revisions.get(key, 0))
+            revision = await self.cells.update(key, value, last=self.revisions.get(key, 0))
+            self.take(key, value, revision)  # the view holds what its revision says, always
         except nats.js.errors.KeyWrongLastSequenceError:
             # another owner wrote it: the view takes theirs (write() then waits while they
             # hold more), and the next round compares with their revision
@@ -132,6 +141,15 @@ class Owner:
         """Drop the windows past retention."""
         self.engine.store.purge(before)
         self.engine.seen.purge(before)
+
+
+def check_cancelled() -> None:
+    """Raise CancelledError when this task was cancelled. nats-py waits with asyncio.wait_for,
+    which in Python 3.11 returns a result that came at the moment of the cancellation and
+    drops the cancellation: a loop around it would run on, and whoever awaits it, forever."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _source(msg: Any) -> str:

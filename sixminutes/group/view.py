@@ -9,6 +9,7 @@ exactly what one instance counting every CDR would hold (the Stats are mergeable
 from __future__ import annotations
 
 from collections import Counter
+from typing import Callable
 
 import numpy as np
 
@@ -42,6 +43,10 @@ class View:
         self.upto[partition] = max(self.upto.get(partition, 0), upto)
         self.dirty.add(window)
         return True
+
+    def held(self, partition: int, window: int) -> Callable[[], int]:
+        """The stream position of the partition's record of the window held now (0: none)."""
+        return lambda: self.parts.get(window, {}).get(partition, (0,))[0]
 
     def put_outcomes(self, partition: int, upto: int,
                      outcomes: dict[tuple[str, str], int]) -> Counter[tuple[str, str]] | None:

@@ -102,9 +102,10 @@ def test_an_owner_behind_the_bucket_writes_nothing_and_a_stale_revision_is_refus
         group = Group(config, "solo")
         await group.start()
         await _wait(lambda: group.joined, 30, "joining")
-        for task in group._owning.values():  # (owners of our own, below)
-            task.cancel()
-        window = now - now % 360
+        for task in [*group._owning.values(), *group._tasks]:  # (what the view sees and
+            task.cancel()                                       # who owns: the test's own)
+        await asyncio.gather(*group._owning.values(), *group._tasks, return_exceptions=True)
+        window = (now - 10) - (now - 10) % 360  # the window of the CDR below
         ahead = encode_window(50, ["calls"], [[9.0, 9, 9, 1, 1]])
         group.revisions[f"c.3.{window}"] = await group.cells.put(f"c.3.{window}", ahead)
         group.take(f"c.3.{window}", ahead, group.revisions[f"c.3.{window}"])

@@ -132,7 +132,8 @@ def test_a_failing_carrier_seen_by_both_members_is_one_incident_on_each_list(clu
     assert len(seen[0]) == 1 and [i["id"] for i in seen[0]] == [i["id"] for i in seen[1]]
     for instance in (a, b):
         assert not [i for i in instance.json("/6minutes/incidents") if i["profile"] == "osprey"]
-    assert sum(x.source("nats")["leads"] for x in (a, b)) == 1  # one of them notifies
+    # one of them notifies, once each has seen the other (within a heartbeat)
+    a.wait(lambda: sum(x.source("nats")["leads"] for x in (a, b)) == 1, 10, "one lead")
 
 
 def test_a_post_the_cluster_cannot_store_is_refused_503_to_be_retried(cluster, serve) -> None:
