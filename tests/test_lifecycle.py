@@ -264,3 +264,30 @@ def test_the_lifecycle_refuses_zero_clear_windows():
 
     with pytest.raises(ValueError, match="clear_windows"):
         Lifecycle(2, 30.0, clear_windows=0)
+
+
+def test_a_window_beyond_the_bound_starts_the_clean_count_again_and_none_is_skipped():
+    """clear_windows = 2: clean, beyond, beyond, clean, clean. Each window beyond the bound
+    moves the condition's last window on and the count of clean ones back to zero, so it
+    recovers only after the two clean windows that follow the last bad one, not after the
+    first clean window and one of the bad ones."""
+    from types import SimpleNamespace
+
+    from sixminutes.lifecycle import FIRING, RESOLVED
+
+    life = Lifecycle(clear_windows=2, grace=0)
+    alert = SimpleNamespace(plugin="rule", subject=("carrier1",), timestamp=WINDOW, state=None,
+                            ends_at=None, resolution=None, starts_at=None)
+    life.fired(alert)
+    verdicts = dict(zip((WINDOW + i * 360 for i in range(1, 6)), (False, True, True, False, False)))
+    judged = []
+
+    def judge(condition, window):
+        judged.append(window)
+        return verdicts.get(window)
+
+    assert life.resolve(WINDOW + 5 * 360, judge) == [] and alert.state == FIRING
+    assert judged == [WINDOW + i * 360 for i in range(1, 5)]  # every complete window, in turn
+    assert life.resolve(WINDOW + 6 * 360, judge) == [alert]
+    assert (alert.state, alert.resolution) == (RESOLVED, "recovered")
+    assert alert.ends_at == WINDOW + 4 * 360  # the end of the last window beyond the bound

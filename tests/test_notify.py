@@ -267,6 +267,23 @@ def test_a_target_that_fails_is_retried_with_backoff_until_it_accepts(monkeypatc
         receiver.close()
 
 
+def test_the_first_retry_comes_one_second_after_the_first_failure():
+    """The backoff starts at 2**0 = 1 s (within the +-20 % jitter), on the notifier's clock."""
+    receiver = Receiver(statuses=[503])
+    try:
+        alerts = Alerts()
+        notifier = Notifier(webhooks=[receiver.url], firing=alerts.lifecycle.firing,
+                            clock=lambda: 5000.0)
+        alerts.listeners.append(notifier.changed)
+        plugin_alert(alerts)
+        target = notifier.targets[0]
+        run(deliver(notifier, lambda: target.retry_at is not None))
+        assert 0.8 <= target.retry_at - 5000.0 <= 1.2
+        assert target.status()["failed"] == 1
+    finally:
+        receiver.close()
+
+
 def test_a_4xx_answer_is_not_retried_and_is_counted_as_rejected():
     receiver = Receiver(statuses=[400])
     try:

@@ -173,3 +173,55 @@ def test_an_in_memory_state_has_no_owner_and_no_lock_file(tmp_path, monkeypatch)
     first.close()
     second.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_snapshot_that_fails_half_way_leaves_nothing_behind_and_the_next_one_is_written(tmp_path):
+    """save() is one transaction: the cells written before the failing row are rolled back,
+    the file keeps the previous snapshot, and the next snapshot starts a transaction of its own."""
+    import pytest
+
+    path = str(tmp_path / "s.sqlite")
+    state = State(path)
+    state.save(Delta(cells=[(W, "calls", 1.0, 1, 1.0, 1.0, 1.0)], positions={"couchdb:x": "1"}))
+    with pytest.raises(sqlite3.Error):  # a position SQLite cannot bind, after the cells
+        state.save(Delta(cells=[(W + 360, "calls", 5.0, 5, 5.0, 1.0, 1.0)],
+                         positions={"couchdb:x": object()}))
+    saved = state.load()
+    assert list(saved.cells) == [(W, "calls", 1.0, 1, 1.0, 1.0, 1.0)]
+    assert saved.positions == {"couchdb:x": "1"}
+    state.save(Delta(cells=[(W, "calls", 2.0, 2, 2.0, 1.0, 1.0)], positions={"couchdb:x": "2"}))
+    state.close()
+    saved = State(path).load()
+    assert list(saved.cells) == [(W, "calls", 2.0, 2, 2.0, 1.0, 1.0)]
+    assert saved.positions == {"couchdb:x": "2"}
+
+
+def test_a_migration_that_fails_leaves_the_file_as_it_was_and_unlocked(tmp_path):
+    """The upgrade is one transaction: when a version-1 file cannot be migrated (here its
+    seen table lacks the id column), nothing of the new layout is left in it, and the
+    connection holds no write lock on it while the error is handled."""
+    path = str(tmp_path / "s.sqlite")
+    with sqlite3.connect(path) as db:
+        db.executescript("""
+            CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+            INSERT INTO meta VALUES ('schema', '1');
+            CREATE TABLE seen (timestamp INTEGER, other TEXT);""")
+    with pytest.raises(StateError, match="cannot use state file") as refused:
+        State(path)
+    assert refused.value is not None  # (the traceback, and the connection it holds, still alive)
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # "database is locked" if the failed upgrade kept its lock
+    other.execute("ROLLBACK")
+    assert _version_of(path) == "1"
+    assert other.execute("SELECT name FROM sqlite_master WHERE name = 'seen_hashes'").fetchone() is None
+    other.close()
+
+
+def test_a_bad_body_that_cannot_be_written_leaves_no_transaction_open(tmp_path):
+    state = State(str(tmp_path / "s.sqlite"))
+    with pytest.raises(sqlite3.Error):  # a content type SQLite cannot bind
+        state.keep_bad_body("http", {"not": "a string"}, "bad_json", b"{")
+    state.keep_bad_body("http", "application/json", "bad_json", b"{")
+    state.save(Delta(positions={"couchdb:x": "1"}))
+    assert [b["body"] for b in state.bad_bodies()] in ([b"{"], ["{"])
+    state.close()
