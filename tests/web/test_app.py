@@ -111,3 +111,21 @@ def test_the_live_service_purges_past_retention_once_a_minute_on_its_clock():
     now[0] += 30
     svc.tick()
     assert svc.engine.store.windows() == []
+
+
+def test_deleted_windows_and_alerts_leave_the_state_file_at_the_next_snapshot(tmp_path):
+    svc = service(state=str(tmp_path / "s.sqlite"))
+    svc.open_state()
+    try:
+        svc.engine.feed_batch([raw(_id="c1")], "test")
+        raise_alerts(svc, 1)
+        asyncio.run(svc.snapshot())
+        saved = svc.state.load()
+        assert {t for t, *_ in saved.cells} == {WINDOW} and len(saved.alerts) == 1
+        for path in ("/6minutes/data", "/6minutes/alerts"):
+            assert request(svc, "DELETE", path, headers=BEARER).json()["ok"]
+        asyncio.run(svc.snapshot())
+        saved = svc.state.load()
+        assert list(saved.cells) == [] and saved.alerts == []
+    finally:
+        svc.state.close()
