@@ -134,3 +134,11 @@ def test_board_of_engine_counts():
     assert r.asr == 0.5 and r.ner == 0.75 and r.zero_duration == 0.5
     assert r.acd == 60.0 and r.pdd == 3.0 and r.mos == 3.5
     assert r.top_codes() == [("486", 1), ("503", 1)]
+
+
+def test_top_codes_are_three_by_default_and_300_is_an_error_code():
+    from sixminutes.board import CarrierRow
+    r = CarrierRow(WINDOW, "c", "egress")
+    r.codes = {"300": 1, "299": 9, "404": 5, "486": 4, "503": 3, "502": 2}
+    assert r.top_codes() == [("404", 5), ("486", 4), ("503", 3)]
+    assert r.top_codes(10)[-1] == ("300", 1)
