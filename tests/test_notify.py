@@ -10,6 +10,7 @@ import hmac
 import itertools
 import time
 
+import httpx
 import orjson
 import pytest
 
@@ -359,3 +360,13 @@ def test_an_account_incident_a_failing_carrier_explains_is_not_notified():
     assert sorted(dict(k)["scope"] for k in manager.queue) == ["account", "carrier"]
     assert {i.id for i in notifier._incidents()} == {alerts.incident(carrier).id,
                                                      alerts.incident(other).id}
+
+
+def test_a_target_url_is_posted_to_without_its_credentials_and_named_without_its_path():
+    from sixminutes.notify import Target
+    target = Target("webhook", "https://bot:t%3Aken@Hooks.example/T0/secret?x=1", 10)
+    assert target.url == "https://hooks.example/T0/secret?x=1"
+    assert target.auth is not None and target.auth._auth_header == httpx.BasicAuth("bot", "t:ken")._auth_header
+    assert target.name == "webhook:https://hooks.example/…"
+    plain = Target("alertmanager", "http://127.0.0.1:9093", 10)
+    assert (plain.url, plain.auth, plain.name) == ("http://127.0.0.1:9093", None, "alertmanager:http://127.0.0.1:9093")

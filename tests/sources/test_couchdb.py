@@ -529,3 +529,13 @@ def test_the_position_covers_a_row_only_once_the_caller_asks_for_the_next(
         assert follower.position == first
 
     run(main())
+
+
+def test_the_feed_url_loses_its_credentials_and_query_but_keeps_an_encoded_database_name() -> None:
+    follower = ChangesFollower("http://admin:p%40ss@Couch.example:5984/cdrs%2F2026/?heartbeat=500&style=all_docs&since=9")
+    assert follower._db_url == "http://couch.example:5984/cdrs%2F2026"
+    assert follower._extra == {"style": "all_docs"} and follower._heartbeat_ms == 500
+    assert (follower._auth._auth_header if follower._auth else None) == httpx.BasicAuth("admin", "p@ss")._auth_header
+    assert set(follower._secrets) == {"admin:p%40ss", "p%40ss", "p@ss"}
+    assert follower.status()["url"] == "http://***@couch.example:5984/cdrs%2F2026/?heartbeat=500&style=all_docs&since=9"
+    assert redact("http://[::1") == "***"  # not a URL: nothing of it shown
