@@ -124,3 +124,34 @@ def test_an_engine_reports_a_failing_carrier_as_one_incident_per_rule_and_direct
     incidents = [i for i in e.alerts.incidents() if i.rule == "network_failure_ratio"]
     assert sorted(i.labels["direction"] for i in incidents) == ["egress", "ingress"]
     assert all(i.windows == 6 and i.alerting_windows == 6 for i in incidents)
+
+
+def test_an_incident_and_its_carrier_group_as_json_field_by_field():
+    """What GET /6minutes/incidents, the events and the webhooks carry: every field, exactly."""
+    alerts = Alerts(lifecycle=Lifecycle(1, 0))
+    first = record(alerts, "asr", CARRIER, WINDOW, 0.15, 0.2)
+    second = record(alerts, "asr", CARRIER, WINDOW + 360, 0.05, 0.2, severity="critical")
+    account = record(alerts, "account_zero_duration_ratio", ACCOUNT, WINDOW + 360, 0.9, 0.8, "info")
+    alerts.resolve(WINDOW + 1080, lambda condition, window: False)
+    by_rule = {i.rule: i for i in alerts.incidents()}
+    assert by_rule["asr"].to_json() == {
+        "id": by_rule["asr"].id, "rule": "asr", "labels": CARRIER, "profile": "kestrel",
+        "direction": "egress", "account": "", "scope": "carrier", "carrier": "kestrel/egress",
+        "severity": "warning", "state": "resolved", "starts_at": WINDOW,
+        "ends_at": WINDOW + 720, "resolution": "recovered", "first_window": WINDOW,
+        "last_window": WINDOW + 360, "windows": 2, "alerting_windows": 2, "count": 2,
+        "peak": 0.05, "bound": 0.2, "msg": "asr 0.05", "inhibited_by": None,
+        "alerts": [first.id, second.id]}  # (the severity is the first record's)
+    assert by_rule["asr"].id.startswith(f"{WINDOW}-")
+    account_json = by_rule["account_zero_duration_ratio"].to_json()
+    assert (account_json["scope"], account_json["account"], account_json["profile"],
+            account_json["carrier"], account_json["severity"]) == ("account", "acme", "", None, "info")
+    assert account_json["inhibited_by"] == "kestrel/egress"  # the carrier's ASR explains it
+    [group] = carriers(alerts.incidents())
+    assert group == {
+        "id": f"{WINDOW}-kestrel/egress", "carrier": "kestrel/egress", "profile": "kestrel",
+        "direction": "egress", "state": "resolved", "severity": "warning",
+        "starts_at": WINDOW, "ends_at": WINDOW + 720, "first_window": WINDOW,
+        "last_window": WINDOW + 360, "windows": 2, "symptoms": [by_rule["asr"].to_json()],
+        "explains": [by_rule["account_zero_duration_ratio"].id]}
+    assert account.id in account_json["alerts"]
