@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -291,3 +292,51 @@ def test_a_window_beyond_the_bound_starts_the_clean_count_again_and_none_is_skip
     assert life.resolve(WINDOW + 6 * 360, judge) == [alert]
     assert (alert.state, alert.resolution) == (RESOLVED, "recovered")
     assert alert.ends_at == WINDOW + 4 * 360  # the end of the last window beyond the bound
+
+
+def _record(subject, timestamp):
+    from types import SimpleNamespace
+    return SimpleNamespace(plugin="rule", subject=subject, timestamp=timestamp, state="firing",
+                           ends_at=None, resolution=None, starts_at=None)
+
+
+def test_settle_resolves_each_condition_at_the_first_record_time_it_can():
+    """A replay's end: records joined in data-time order; before each, the conditions due by
+    then are judged (here s1: beyond the bound one more window, then clean: recovered)."""
+    life = Lifecycle(quiet_windows=2, grace=30, clear_windows=1)
+    a, b = _record("s1", WINDOW), _record("s2", WINDOW + 1800)
+    verdicts = {("s1", WINDOW + 360): True, ("s1", WINDOW + 720): False}
+    life.settle([(WINDOW + 10, a), (WINDOW + 1810, b)], WINDOW + 1810,
+                lambda condition, window: verdicts.get((condition.subject, window)))
+    assert (a.state, a.resolution, a.ends_at) == ("resolved", "recovered", WINDOW + 720)
+    assert (b.state, b.ends_at) == ("firing", None) and life.firing() == [b]
+
+
+@pytest.mark.parametrize("end, resolved", [(WINDOW + 1109, False), (WINDOW + 1110, True)])
+def test_settle_keeps_a_condition_judged_too_early_until_it_is_due(end, resolved):
+    """Judged at the second record (no verdict: too few samples), the first condition is due
+    when quiet: 3 windows and the grace after its window's start."""
+    life = Lifecycle(quiet_windows=2, grace=30, clear_windows=1)
+    e, f = _record("e", WINDOW), _record("f", WINDOW + 800)
+    life.settle([(WINDOW + 10, e), (WINDOW + 810, f)], end, lambda condition, window: None)
+    assert (e.state, e.resolution) == (("resolved", "quiet") if resolved else ("firing", None))
+    assert f.state == "firing"
+    if resolved:
+        assert e.ends_at == WINDOW + 360
+
+
+def test_forget_drops_the_alerts_not_kept_and_the_conditions_left_empty():
+    life = Lifecycle()
+    a1, a2, b = _record("a", WINDOW), _record("a", WINDOW + 360), _record("b", WINDOW)
+    for alert in (a1, a2, b):
+        life.fired(alert)
+    life.forget(lambda alert: alert is not a1 and alert is not b)
+    assert life.firing() == [a2] and list(life.open) == [("rule", "a")]
+
+
+def test_the_lifecycle_defaults_and_what_it_refuses():
+    life = Lifecycle()
+    assert (life.quiet_windows, life.grace, life.clear_windows) == (2, 30.0, 1)
+    for bad in ({"quiet_windows": 0}, {"clear_windows": 0}):
+        with pytest.raises(ValueError, match="quiet_windows and clear_windows must be at least 1"):
+            Lifecycle(**bad)
