@@ -47,7 +47,7 @@ MODULES: dict[str, list[str]] = {
     "incidents": ["tests/test_incidents.py"],
     "lifecycle": ["tests/test_lifecycle.py"],
     "stats": ["tests/test_stats.py"],
-    "thresholds": ["tests/test_thresholds.py"],
+    "thresholds": ["tests/test_thresholds.py", "tests/test_lifecycle.py"],  # (verdict: the judge)
     "alerts": ["tests/test_alerts.py"],
     "store": ["tests/test_store.py"],
     "series": ["tests/test_series.py"],
