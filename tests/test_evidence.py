@@ -64,7 +64,7 @@ def test_the_normal_quantile_of_a_confidence_and_what_is_refused():
 
 
 def test_no_degrees_of_freedom_is_an_unbounded_t():
-    assert t_of(Z95, 0) == math.inf
+    assert t_of(Z95, 0) == math.inf and t_of(0.5, 0) == math.inf
     assert t_of(0.0, 0) == 0.0 and t_of(-1.0, 0) == 0.0
 
 
