@@ -181,11 +181,13 @@ def test_a_plugin_incident_takes_its_labels_from_what_its_raiser_named_and_its_l
 def test_incidents_of_one_start_come_by_severity_and_carrier_groups_firing_first():
     alerts = Alerts(lifecycle=Lifecycle(1, 0))
     other = {"direction": "ingress", "profile": "osprey"}
-    record(alerts, "zero_duration_ratio", CARRIER, WINDOW, 0.9, 0.5, severity="info")
-    record(alerts, "asr", CARRIER, WINDOW, 0.1, 0.2, severity="critical")
+    record(alerts, "asr", CARRIER, WINDOW, 0.1, 0.2, severity="info")
+    record(alerts, "zero_duration_ratio", CARRIER, WINDOW, 0.9, 0.5, severity="critical")
     record(alerts, "network_failure_ratio", other, WINDOW - 3600, 0.5, 0.2)
     alerts.resolve(WINDOW + 720, lambda condition, window: False)
-    assert [i.rule for i in alerts.incidents()] == ["asr", "zero_duration_ratio", "network_failure_ratio"]
+    found = alerts.incidents()
+    assert [i.rule for i in found] == ["zero_duration_ratio", "asr", "network_failure_ratio"]
+    assert len({i.id for i in found}) == 3  # two start in the same window: their ids differ
     record(alerts, "asr", CARRIER, WINDOW + 1080, 0.1, 0.2)  # kestrel fires again, osprey does not
     groups = carriers(alerts.incidents())
     assert [(g["carrier"], g["state"]) for g in groups][:1] == [("kestrel/egress", "firing")]
@@ -193,3 +195,4 @@ def test_incidents_of_one_start_come_by_severity_and_carrier_groups_firing_first
     assert [g["carrier"] for g in resolved] == ["kestrel/egress", "osprey/ingress"]  # newest first
     assert resolved[0]["severity"] == "critical" and resolved[0]["profile"] == "kestrel"
     assert resolved[0]["direction"] == "egress" and resolved[0]["ends_at"] == WINDOW + 360
+    assert resolved[0]["windows"] == 1 and type(resolved[0]["windows"]) is int
