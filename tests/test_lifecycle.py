@@ -340,3 +340,32 @@ def test_the_lifecycle_defaults_and_what_it_refuses():
     for bad in ({"quiet_windows": 0}, {"clear_windows": 0}):
         with pytest.raises(ValueError, match="quiet_windows and clear_windows must be at least 1"):
             Lifecycle(**bad)
+
+
+def test_settle_closes_a_condition_before_a_later_record_of_its_subject_opens_a_new_one():
+    """By W+1450 s1 and s2 have recovered (W+720 was clean, complete at W+1110 with the
+    grace): s2's record of W+1440 starts a new condition. (s1 is in the heap twice, one entry
+    per record: the second, left when it closed, is passed over and s2 is judged after it.)"""
+    life = Lifecycle(quiet_windows=2, grace=30, clear_windows=1)
+    s1, s1_second = _record("s1", WINDOW), _record("s1", WINDOW + 360)
+    s2, s2_later = _record("s2", WINDOW + 360), _record("s2", WINDOW + 1440)
+    life.settle([(WINDOW + 10, s1), (WINDOW + 370, s1_second), (WINDOW + 380, s2),
+                 (WINDOW + 1450, s2_later)], WINDOW + 1450,
+                lambda condition, window: False if window == WINDOW + 720 else None)
+    assert (s1.state, s1.resolution, s1_second.state) == ("resolved", "recovered", "resolved")
+    assert (s2.state, s2.resolution, s2.ends_at) == ("resolved", "recovered", WINDOW + 720)
+    assert s2_later.state == "firing" and s2_later.starts_at == WINDOW + 1440
+
+
+@pytest.mark.parametrize("end, resolved", [(WINDOW + 1109, False), (WINDOW + 1110, True)])
+def test_settle_looks_again_when_a_later_record_moved_the_condition_on(end, resolved):
+    """s1's first look is due at W+750, but its record of W+360 has moved it on: looked at
+    again at W+800 (another condition's record), it is not complete until W+1110."""
+    life = Lifecycle(quiet_windows=2, grace=30, clear_windows=1)
+    first, second, other = _record("s1", WINDOW), _record("s1", WINDOW + 360), _record("s3", WINDOW + 720)
+    life.settle([(WINDOW + 10, first), (WINDOW + 370, second), (WINDOW + 800, other)], end,
+                lambda condition, window: False if condition.subject == "s1" else None)
+    assert first.state == second.state == ("resolved" if resolved else "firing")
+    assert other.state == "firing"
+    if resolved:
+        assert second.ends_at == WINDOW + 720
