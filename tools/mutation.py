@@ -48,7 +48,7 @@ MODULES: dict[str, list[str]] = {
     "lifecycle": ["tests/test_lifecycle.py"],
     "stats": ["tests/test_stats.py"],
     "thresholds": ["tests/test_thresholds.py", "tests/test_lifecycle.py"],  # (verdict: the judge)
-    "alerts": ["tests/test_alerts.py"],
+    "alerts": ["tests/test_alerts.py", "tests/test_incidents.py"],
     "store": ["tests/test_store.py"],
     "series": ["tests/test_series.py"],
     "batch": ["tests/test_series.py"],
