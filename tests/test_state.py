@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sqlite3
+from array import array
 
 from sixminutes.dedup import id_hash
 from sixminutes.state import Delta, State
@@ -224,4 +225,36 @@ def test_a_bad_body_that_cannot_be_written_leaves_no_transaction_open(tmp_path):
     state.keep_bad_body("http", "application/json", "bad_json", b"{")
     state.save(Delta(positions={"couchdb:x": "1"}))
     assert [b["body"] for b in state.bad_bodies()] in ([b"{"], ["{"])
+    state.close()
+
+
+def test_deletions_before_a_window_or_all_and_the_journal_rows_a_snapshot_covers(tmp_path):
+    path = str(tmp_path / "s.sqlite")
+    state = State(path)
+    state.save(Delta(cells=[(W, "calls", 1.0, 1, 1.0, 1.0, 1.0), (W + 360, "calls", 1.0, 1, 1.0, 1.0, 1.0)],
+                     alerts=[("a1", W, b"{}"), ("a2", W + 360, b"{}")],
+                     seen=[(W, 1), (W + 360, 2)], packed={W: array("q", [5]).tobytes()}))
+    state._db.executemany("INSERT INTO journal (received, source, body) VALUES (0, 'http', ?)",
+                          [(b"1",), (b"2",), (b"3",)])  # (rows an older version kept here)
+    state.save(Delta(deletions=[("cells", W + 360), ("seen", W + 360)], journal_upto=2))
+    saved = state.load()
+    assert [t for t, *_ in saved.cells] == [W + 360] and set(saved.seen) == {W + 360}
+    assert len(saved.alerts) == 2  # (only the tables named)
+    assert [row[0] for row in state.journal_after(0)] == [3]
+    state.save(Delta(deletions=[("alerts", None), ("seen", None)]))
+    saved = state.load()
+    assert saved.alerts == [] and saved.seen == {} and len(list(saved.cells)) == 1
+    state.close()
+
+
+def test_bad_bodies_come_newest_first_with_every_field(tmp_path):
+    state = State(str(tmp_path / "s.sqlite"))
+    state.keep_bad_body("http", "application/json", "bad_json: x", b"{")
+    state.keep_bad_body("http", None, "bad_body: y", b"\xff\xfe")
+    newest, oldest = state.bad_bodies()
+    assert (newest["source"], newest["content_type"], newest["error"], newest["body"]) == (
+        "http", None, "bad_body: y", "\ufffd\ufffd")
+    assert (oldest["content_type"], oldest["body"]) == ("application/json", "{")
+    assert newest["id"] > oldest["id"] and newest["received"] >= oldest["received"] > 0
+    assert state.bad_bodies(limit=1) == [newest]
     state.close()
