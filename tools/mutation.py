@@ -54,7 +54,7 @@ MODULES: dict[str, list[str]] = {
     "batch": ["tests/test_series.py"],
     "rawjson": ["tests/test_rawjson.py", "tests/test_call.py"],
     "state": ["tests/test_state.py", "tests/test_snapshots.py"],
-    "snapshots": ["tests/test_snapshots.py"],
+    "snapshots": ["tests/test_snapshots.py", "tests/web/test_app.py"],
     "web/static": ["tests/browser/test_static_files.py"],
     "plugins": ["tests/test_plugins.py", "tests/test_plugin_health.py"],
     "engine": ["tests/test_engine.py"],
