@@ -68,3 +68,11 @@ def test_clipping_starts_at_the_given_depth():
 def test_a_nul_byte_leaves_the_document_as_it_is():
     raw = b'{"a":"\x00","b":nan}'  # (never valid JSON: no rewriting that could join parts wrongly)
     assert nonfinite_to_null(raw) == raw
+
+
+@pytest.mark.parametrize("slow", [False, True])
+def test_nesting_exactly_at_the_limit_is_not_too_deep_when_more_brackets_hide_in_strings(slow, monkeypatch):
+    if slow:
+        monkeypatch.setattr(rawjson, "_prescan", None)
+    assert not too_deep(b"[" * MAX_NESTING + b'"[{"' + b"]" * MAX_NESTING)  # (more than the limit counted)
+    assert too_deep(b"[" * (MAX_NESTING + 1) + b'"[{"' + b"]" * (MAX_NESTING + 1))
