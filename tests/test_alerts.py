@@ -674,3 +674,16 @@ def test_absorb_takes_the_alerts_of_another_share_and_adds_up_the_same_ones():
     assert [i.alerts for i in mine.incidents() if i.msg == "other"] == [[only_theirs]]
     assert mine.incident(only_theirs).alerts == [only_theirs]
     assert mine.get("no-such-id") is None
+
+
+def test_keys_of_any_json_shape_tell_alerts_apart_and_the_same_key_dedups():
+    alerts = Alerts(clock=lambda: NOW)
+    keys = [["a", {"x": 1}], ["b", {"x": 1}], ["a", {"x": 2}], {"x": [1, 2]}, {"x": [1, 3]},
+            ("a", 1), ["a", "1"], 5, "5"]
+    raised = [raise_(alerts, key=key)[0] for key in keys]
+    assert len(alerts) == len(keys) and len({a.id for a in raised}) == len(keys)
+    for key in keys:  # the same key again, rebuilt: counted into the same alert
+        assert raise_(alerts, key=json.loads(json.dumps(key)))[0].count == 2
+    assert len(alerts) == len(keys)
+    with pytest.raises(TypeError, match="an alert's key and fields must be JSON values"):
+        raise_(alerts, key=[object()])
