@@ -49,7 +49,7 @@ MODULES: dict[str, list[str]] = {
     "stats": ["tests/test_stats.py"],
     "thresholds": ["tests/test_thresholds.py", "tests/test_lifecycle.py"],  # (verdict: the judge)
     "alerts": ["tests/test_alerts.py", "tests/test_incidents.py"],
-    "store": ["tests/test_store.py", "tests/test_series.py"],  # (add_stat: the batch path)
+    "store": ["tests/test_store.py", "tests/test_series.py"],  # (the batch path fills the cells)
     "series": ["tests/test_series.py"],
     "batch": ["tests/test_series.py"],
     "rawjson": ["tests/test_rawjson.py", "tests/test_call.py"],
