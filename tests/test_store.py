@@ -361,7 +361,8 @@ def test_absorb_takes_whole_windows_and_merges_shared_ones_cell_by_cell():
     theirs.add(W0, "calls", 3.0)
     theirs.add(W0, "answered", 1.0)
     theirs.add(W0 + 360, "calls", 5.0)
+    theirs.add(W0 + 720, "calls", 6.0)
     mine.absorb(theirs)
     assert mine.get(W0, "calls") == Stat(4.0, 2, 10.0, 1.0, 3.0)
     assert mine.get(W0, "answered").count == 1 and mine.get(W0 + 360, "calls").sum == 5.0
-    assert mine.windows() == [W0, W0 + 360]
+    assert mine.windows() == [W0, W0 + 360, W0 + 720]
