@@ -11,7 +11,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 POUCHDB = tests/couchdb/node_modules/.bin/pouchdb-server
 
-.PHONY: run test bench setup clean
+.PHONY: run test bench mutation setup clean
 
 $(BIN)/sixminutes: pyproject.toml sixminutes/_prescan.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -63,6 +63,15 @@ bench: setup /usr/bin/wrk
 	$(BIN)/python bench/groupby.py
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/group.py
+
+# Mutation testing (issue 20; not in CI: the whole takes hours on two shared cores). mutmut
+# mutates the core modules one at a time, one worker (MODULES="windows stats" for a few; see
+# tools/mutation.py --list), then the hand-made mutations of the edges are applied one by
+# one (tools/hand_mutations.py); each prints its score. Results: docs/architecture.md.
+mutation: setup $(POUCHDB)
+	$(BIN)/python -m pip install --quiet -e '.[test,mutation]'
+	$(BIN)/python tools/mutation.py $(MODULES)
+	$(BIN)/python tools/hand_mutations.py
 
 clean:
 	rm -rf $(VENV) tests/couchdb/node_modules bench/out sixminutes-demo.sqlite* sixminutes/*.so build

@@ -30,7 +30,7 @@ import time
 from collections import OrderedDict
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import orjson
@@ -127,15 +127,14 @@ class Target:
     """One destination: its bounded queue, its counters and how to post a batch to it."""
 
     def __init__(self, kind: str, url: str, max_queue: int) -> None:
-        parts = urlsplit(url)
-        userinfo, _, host = parts.netloc.rpartition("@")
-        user, _, password = userinfo.partition(":")
+        parsed = httpx.URL(url)
+        bare = parsed.copy_with(username=None, password=None)  # httpx never sees the credentials
         self.kind = kind
-        self.url = urlunsplit(parts._replace(netloc=host))  # httpx never sees the credentials
-        self.auth = httpx.BasicAuth(unquote(user), unquote(password)) if userinfo else None
+        self.url = str(bare)
+        self.auth = httpx.BasicAuth(parsed.username, parsed.password) if parsed.userinfo else None
         # (a webhook's path or query often holds its secret: Slack, Teams, ?token=)
-        hidden = "/…" if parts.path.strip("/") or parts.query else ""
-        self.name = f"{kind}:{parts.scheme}://{host}{hidden}"
+        hidden = "/…" if parsed.path.strip("/") or parsed.query else ""
+        self.name = f"{kind}:{parsed.scheme}://{bare.netloc.decode('ascii')}{hidden}"
         self.max_queue = max(1, max_queue)
         self.queue: OrderedDict[Any, Any] = OrderedDict()
         """Alertmanager: labels → Alert; webhook: (id, state) → (state, body) of that change."""

@@ -101,27 +101,6 @@ class Cells:
         self.table[i] = (s + value, count + 1.0, squares + value * value,
                          value if value < low else low, value if value > high else high)
 
-    def add_stat(self, key: str, total: float, count: int, squares: float, low: float,
-                 high: float) -> None:
-        """Fold a Stat of a series into its cell (exact for the counts a batch adds)."""
-        self.changed.add(key)
-        cell = self.live.get(key)
-        if cell is None:
-            i = self.offsets.get(key)
-            if i is None:
-                self.live[key] = [total, count, squares, low, high]
-                return
-            s, n, sq, lo, hi = self.table[i].tolist()
-            self.table[i] = (s + total, n + count, sq + squares, min(lo, low), max(hi, high))
-            return
-        cell[0] += total
-        cell[1] += count
-        cell[2] += squares
-        if low < cell[3]:
-            cell[3] = low
-        if high > cell[4]:
-            cell[4] = high
-
     def stat_row(self, key: str) -> tuple[float, int, float, float, float] | None:
         """A cell as (sum, count, squares, min, max), or None when it holds nothing yet."""
         cell = self.live.get(key)

@@ -19,9 +19,8 @@ ratio crosses the bound fires.
 from __future__ import annotations
 
 import math
-import operator
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from .call import Call as _Call
 from .evidence import mean_interval, wilson_interval, z_of
@@ -30,7 +29,7 @@ from .windows import WINDOW
 
 if TYPE_CHECKING:
     from .batch import Batch
-    from .call import Call, Decoded
+    from .call import Decoded
     from .store import Store
 
 __all__ = ["Rule", "DEFAULT_RULES", "SEED_RULES", "rules_from_config", "Thresholds", "Crossing"]
@@ -178,22 +177,17 @@ class Thresholds:
         groups: dict[tuple[str, ...], list[Rule]] = {}
         for rule in rules:
             groups.setdefault(rule.labels, []).append(rule)
-        self._groups = [(names, _getter(names), group) for names, group in groups.items()]
+        self._groups = list(groups.items())
         self._by_labels = groups
         self._by_name = {rule.name: rule for rule in rules}
         self._touched: list[dict[tuple, Decoded]] = [{} for _ in self._groups]
         self._plans: dict[tuple, list[_Plan]] = {}
         self._fired: dict[int, set[tuple]] = {}
 
-    def touch(self, timestamp: int, decoded: Decoded) -> None:
-        """Remember that this CDR's window and labels need checking; keep it as the sample."""
-        call = decoded.call
-        for (_, values, _), touched in zip(self._groups, self._touched):
-            touched[(timestamp, values(call))] = decoded
-
     def touch_batch(self, batch: Batch) -> None:
-        """The same for every (window, labels) of a batch; a group's first CDR is its sample."""
-        for (names, _, _), touched in zip(self._groups, self._touched):
+        """Remember that each (window, labels) of a batch needs checking; a group's first CDR
+        is its sample."""
+        for (names, _), touched in zip(self._groups, self._touched):
             groups = batch.groups(names)
             decoded = batch.decoded
             for g, (row, timestamp) in enumerate(zip(groups.first.tolist(), groups.windows.tolist())):
@@ -217,7 +211,7 @@ class Thresholds:
         completes a run of ``for_windows`` brings the run's earlier windows with it."""
         crossed: list[Crossing] = []
         plans = self._plans
-        for (names, _, rules), touched in zip(self._groups, self._touched):
+        for (names, rules), touched in zip(self._groups, self._touched):
             window = cells = fired = None
             for (timestamp, values), decoded in touched.items():
                 if timestamp != window:  # (CDRs come mostly in order: one look per window)
@@ -326,11 +320,3 @@ def _measure(rule: Rule, cells: Any, series: str, per: str | None, min_count: in
         return None
     total, n, squares = row[0], int(row[1]), row[2]
     return total / n, n, (total, n, squares), None
-
-
-def _getter(names: tuple[str, ...]) -> Callable[[Call], tuple]:
-    """A fast function from a Call to the tuple of its values for these label names."""
-    if len(names) == 1:
-        get = operator.attrgetter(names[0])
-        return lambda call: (get(call),)
-    return operator.attrgetter(*names) if names else (lambda call: ())

@@ -12,6 +12,7 @@ from sixminutes.alerts import DEFAULT_RULES, SEED_RULES, Alert, Alerts, Rule, ru
 from sixminutes.call import decode
 from sixminutes.config import Config
 from sixminutes.engine import Engine
+from sixminutes.lifecycle import Lifecycle
 
 NOW = END + 120
 _ids = itertools.count()
@@ -621,3 +622,68 @@ def test_a_rule_alert_is_labelled_by_its_rule_labels_not_its_sample():
     e.flush()
     [alert] = rule_alerts(e, "zero_duration_ratio")
     assert (alert.profile, alert.direction, alert.account) == ("carrier1", "egress", "")
+
+
+def test_a_saved_alert_comes_back_whole_firing_or_resolved():
+    """to_record, then JSON (the state file), then restore: the same alert in every field, the
+    firing one back in its condition, the resolved one not; the sequence goes on after them."""
+    alerts = Alerts(clock=lambda: NOW, lifecycle=Lifecycle(1, 0))
+    old, _ = raise_(alerts, plugin="asr", msg="carrier1 (egress): asr", key=["carrier1", "egress"],
+                    timestamp=WINDOW, doc_id="old", rule="asr", value=0.1, bound=0.2,
+                    labels={"direction": "egress", "profile": "carrier1"})
+    alerts.resolve(WINDOW + 720, lambda condition, window: False)
+    new, _ = raise_(alerts, plugin="unexpected_sip", msg="carrier1: SIP 503", key=("carrier1", "503"),
+                    timestamp=WINDOW + 1800, doc_id="new", code="503", profile="carrier1")
+    assert (old.state, new.state) == ("resolved", "firing")
+    again = Alerts(clock=lambda: NOW)
+    for alert in (old, new):
+        again.restore(json.loads(json.dumps(alert.to_record())))
+    for alert in (old, new):
+        back = again.get(alert.id)
+        assert back.to_json() == json.loads(json.dumps(alert.to_json()))
+        assert back.to_record() == json.loads(json.dumps(alert.to_record()))
+    assert [a.id for a in again.lifecycle.firing()] == [new.id]
+    assert [a.id for a in again.list()] == [new.id, old.id]
+    assert [i.state for i in again.incidents()] == ["firing", "resolved"]
+    later, _ = raise_(again, plugin="p", msg="later", timestamp=WINDOW + 2160)
+    assert later.seq > max(old.seq, new.seq)
+    assert again.raise_alert("unexpected_sip", "carrier1: SIP 503", ("carrier1", "503"), WINDOW + 1800,
+                             sample(), {}).count == 2  # the restored one, counted again
+
+
+def test_an_alert_saved_before_the_lifecycle_comes_back_resolved():
+    alerts = Alerts(clock=lambda: NOW)
+    alert, _ = raise_(alerts)
+    record = {k: v for k, v in json.loads(json.dumps(alert.to_record())).items()
+              if k not in ("state", "starts_at", "ends_at", "resolution", "seq")}
+    back = Alerts().restore(record)
+    assert (back.state, back.resolution, back.starts_at, back.ends_at, back.seq) == (
+        "resolved", "restored", WINDOW, WINDOW + 360, 0)
+
+
+def test_absorb_takes_the_alerts_of_another_share_and_adds_up_the_same_ones():
+    mine, theirs = Alerts(clock=lambda: NOW), Alerts(clock=lambda: NOW)
+    shared, _ = raise_(mine, msg="same", timestamp=WINDOW)
+    raise_(theirs, msg="same", timestamp=WINDOW)
+    raise_(theirs, msg="same", timestamp=WINDOW)
+    only_theirs, _ = raise_(theirs, msg="other", timestamp=WINDOW + 360)
+    mine.absorb(theirs)
+    assert len(mine) == 2 and mine.raised == 2
+    assert shared.count == 3 and mine.get(only_theirs.id) is only_theirs
+    assert {a.id for a in mine.lifecycle.firing()} == {shared.id, only_theirs.id}
+    assert [i.alerts for i in mine.incidents() if i.msg == "other"] == [[only_theirs]]
+    assert mine.incident(only_theirs).alerts == [only_theirs]
+    assert mine.get("no-such-id") is None
+
+
+def test_keys_of_any_json_shape_tell_alerts_apart_and_the_same_key_dedups():
+    alerts = Alerts(clock=lambda: NOW)
+    keys = [["a", {"x": 1}], ["b", {"x": 1}], ["a", {"x": 2}], {"x": [1, 2]}, {"x": [1, 3]},
+            ("a", 1), ["a", "1"], 5, "5"]
+    raised = [raise_(alerts, key=key)[0] for key in keys]
+    assert len(alerts) == len(keys) and len({a.id for a in raised}) == len(keys)
+    for key in keys:  # the same key again, rebuilt: counted into the same alert
+        assert raise_(alerts, key=json.loads(json.dumps(key)))[0].count == 2
+    assert len(alerts) == len(keys)
+    with pytest.raises(TypeError, match="an alert's key and fields must be JSON values"):
+        raise_(alerts, key=[object()])

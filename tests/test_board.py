@@ -134,3 +134,22 @@ def test_board_of_engine_counts():
     assert r.asr == 0.5 and r.ner == 0.75 and r.zero_duration == 0.5
     assert r.acd == 60.0 and r.pdd == 3.0 and r.mos == 3.5
     assert r.top_codes() == [("486", 1), ("503", 1)]
+
+
+def test_top_codes_are_three_by_default_and_300_is_an_error_code():
+    from sixminutes.board import CarrierRow
+    r = CarrierRow(WINDOW, "c", "egress")
+    r.codes = {"300": 1, "299": 9, "404": 5, "486": 4, "503": 3, "502": 2}
+    assert r.top_codes() == [("404", 5), ("486", 4), ("503", 3)]
+    assert r.top_codes(10)[-1] == ("300", 1)
+
+
+def test_series_without_the_carrier_labels_are_filed_under_unknown():
+    """A site plugin may count the built-in names without labels: its row is "unknown", and a
+    SIP status without a code counts as "none"."""
+    store = Store()
+    add(store, WINDOW, "calls", [1] * 2)
+    add(store, WINDOW, "sip_status", [1] * 2, direction="egress", profile="kestrel")
+    rows = carrier_rows(store)
+    assert row(rows, WINDOW, "unknown", "unknown").calls == 2
+    assert row(rows, WINDOW, "kestrel", "egress").codes == {"none": 2}

@@ -92,3 +92,22 @@ def test_packed_windows_are_offered_once_and_again_after_a_failed_save():
     seen.freeze()
     seen.purge(W + 360)
     assert list(seen.take_packed()) == [W + 360]
+
+
+def test_a_restore_into_a_window_already_packed_keeps_both():
+    """A packed window's blob and its late rows are restored one after the other (state.py):
+    the ids of both stay known."""
+    seen = SeenIds()
+    seen.restore(W, [id_hash("a"), id_hash("c")])
+    seen.restore(W, [id_hash("b")])
+    assert all((W, id_hash(i)) in seen for i in "abc")
+    assert (W, id_hash("d")) not in seen and (W + 360, id_hash("a")) not in seen
+    assert not seen.add(W, id_hash("a")) and seen.add(W, id_hash("d"))
+
+
+def test_purging_everything_also_forgets_the_windows_waiting_to_be_saved_packed():
+    seen = SeenIds()
+    seen.add(W, id_hash("a"))
+    seen.freeze()
+    seen.purge()
+    assert seen.take_packed() == {} and list(seen.windows()) == []

@@ -124,3 +124,75 @@ def test_an_engine_reports_a_failing_carrier_as_one_incident_per_rule_and_direct
     incidents = [i for i in e.alerts.incidents() if i.rule == "network_failure_ratio"]
     assert sorted(i.labels["direction"] for i in incidents) == ["egress", "ingress"]
     assert all(i.windows == 6 and i.alerting_windows == 6 for i in incidents)
+
+
+def test_an_incident_and_its_carrier_group_as_json_field_by_field():
+    """What GET /6minutes/incidents, the events and the webhooks carry: every field, exactly."""
+    alerts = Alerts(lifecycle=Lifecycle(1, 0))
+    first = record(alerts, "asr", CARRIER, WINDOW, 0.15, 0.2)
+    second = record(alerts, "asr", CARRIER, WINDOW + 360, 0.05, 0.2, severity="critical")
+    account = record(alerts, "account_zero_duration_ratio", ACCOUNT, WINDOW + 360, 0.9, 0.8, "info")
+    alerts.resolve(WINDOW + 1080, lambda condition, window: False)
+    by_rule = {i.rule: i for i in alerts.incidents()}
+    assert by_rule["asr"].to_json() == {
+        "id": by_rule["asr"].id, "rule": "asr", "labels": CARRIER, "profile": "kestrel",
+        "direction": "egress", "account": "", "scope": "carrier", "carrier": "kestrel/egress",
+        "severity": "warning", "state": "resolved", "starts_at": WINDOW,
+        "ends_at": WINDOW + 720, "resolution": "recovered", "first_window": WINDOW,
+        "last_window": WINDOW + 360, "windows": 2, "alerting_windows": 2, "count": 2,
+        "peak": 0.05, "bound": 0.2, "msg": "asr 0.05", "inhibited_by": None,
+        "alerts": [first.id, second.id]}  # (the severity is the first record's)
+    assert by_rule["asr"].id.startswith(f"{WINDOW}-")
+    account_json = by_rule["account_zero_duration_ratio"].to_json()
+    assert (account_json["scope"], account_json["account"], account_json["profile"],
+            account_json["carrier"], account_json["severity"]) == ("account", "acme", "", None, "info")
+    assert account_json["inhibited_by"] == "kestrel/egress"  # the carrier's ASR explains it
+    [group] = carriers(alerts.incidents())
+    assert group == {
+        "id": f"{WINDOW}-kestrel/egress", "carrier": "kestrel/egress", "profile": "kestrel",
+        "direction": "egress", "state": "resolved", "severity": "warning",
+        "starts_at": WINDOW, "ends_at": WINDOW + 720, "first_window": WINDOW,
+        "last_window": WINDOW + 360, "windows": 2, "symptoms": [by_rule["asr"].to_json()],
+        "explains": [by_rule["account_zero_duration_ratio"].id]}
+    assert account.id in account_json["alerts"]
+
+
+def plugin_record(alerts: Alerts, timestamp: int, msg: str, **fields):
+    sample = decode(raw(_id=f"s{next(_ids)}", ccnq_profile="someone", ccnq_account="acct"))
+    return alerts.raise_alert("unexpected_sip", msg, ["kestrel", "503"], timestamp, sample, fields)
+
+
+def test_a_plugin_incident_takes_its_labels_from_what_its_raiser_named_and_its_last_message():
+    alerts = Alerts()
+    plugin_record(alerts, WINDOW, "kestrel: SIP 503 (12)", profile="kestrel", direction="egress",
+                  code=503, share=0.4, flag=True, nested={"a": 1}, labels="odd", severity="loud")
+    for _ in range(2):  # raised twice in its window: the peak
+        plugin_record(alerts, WINDOW + 360, "kestrel: SIP 503 (30)", profile="kestrel",
+                      direction="egress", code=503)
+    [incident] = alerts.incidents()
+    assert incident.labels == {"profile": "kestrel", "direction": "egress", "code": "503"}
+    assert (incident.scope, incident.carrier) == ("carrier", "kestrel/egress")
+    assert incident.severity == "warning"  # "loud" is no severity
+    assert (incident.peak, incident.bound, incident.msg) == (2.0, None, "kestrel: SIP 503 (30)")
+    assert (incident.count, incident.alerting_windows, incident.state) == (3, 2, "firing")
+    assert incident.ends_at is None and incident.resolution is None
+
+
+def test_incidents_of_one_start_come_by_severity_and_carrier_groups_firing_first():
+    alerts = Alerts(lifecycle=Lifecycle(1, 0))
+    other = {"direction": "ingress", "profile": "osprey"}
+    record(alerts, "asr", CARRIER, WINDOW, 0.1, 0.2, severity="info")
+    record(alerts, "zero_duration_ratio", CARRIER, WINDOW, 0.9, 0.5, severity="critical")
+    record(alerts, "network_failure_ratio", other, WINDOW - 3600, 0.5, 0.2)
+    alerts.resolve(WINDOW + 720, lambda condition, window: False)
+    found = alerts.incidents()
+    assert [i.rule for i in found] == ["zero_duration_ratio", "asr", "network_failure_ratio"]
+    assert len({i.id for i in found}) == 3  # two start in the same window: their ids differ
+    record(alerts, "asr", CARRIER, WINDOW + 1080, 0.1, 0.2)  # kestrel fires again, osprey does not
+    groups = carriers(alerts.incidents())
+    assert [(g["carrier"], g["state"]) for g in groups][:1] == [("kestrel/egress", "firing")]
+    resolved = [g for g in groups if g["state"] == "resolved"]
+    assert [g["carrier"] for g in resolved] == ["kestrel/egress", "osprey/ingress"]  # newest first
+    assert resolved[0]["severity"] == "critical" and resolved[0]["profile"] == "kestrel"
+    assert resolved[0]["direction"] == "egress" and resolved[0]["ends_at"] == WINDOW + 360
+    assert resolved[0]["windows"] == 1 and type(resolved[0]["windows"]) is int

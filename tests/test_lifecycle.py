@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -264,3 +265,108 @@ def test_the_lifecycle_refuses_zero_clear_windows():
 
     with pytest.raises(ValueError, match="clear_windows"):
         Lifecycle(2, 30.0, clear_windows=0)
+
+
+def test_a_window_beyond_the_bound_starts_the_clean_count_again_and_none_is_skipped():
+    """clear_windows = 2: clean, beyond, beyond, clean, clean. Each window beyond the bound
+    moves the condition's last window on and the count of clean ones back to zero, so it
+    recovers only after the two clean windows that follow the last bad one, not after the
+    first clean window and one of the bad ones."""
+    from types import SimpleNamespace
+
+    from sixminutes.lifecycle import FIRING, RESOLVED
+
+    life = Lifecycle(clear_windows=2, grace=0)
+    alert = SimpleNamespace(plugin="rule", subject=("carrier1",), timestamp=WINDOW, state=None,
+                            ends_at=None, resolution=None, starts_at=None)
+    life.fired(alert)
+    verdicts = dict(zip((WINDOW + i * 360 for i in range(1, 6)), (False, True, True, False, False)))
+    judged = []
+
+    def judge(condition, window):
+        judged.append(window)
+        return verdicts.get(window)
+
+    assert life.resolve(WINDOW + 5 * 360, judge) == [] and alert.state == FIRING
+    assert judged == [WINDOW + i * 360 for i in range(1, 5)]  # every complete window, in turn
+    assert life.resolve(WINDOW + 6 * 360, judge) == [alert]
+    assert (alert.state, alert.resolution) == (RESOLVED, "recovered")
+    assert alert.ends_at == WINDOW + 4 * 360  # the end of the last window beyond the bound
+
+
+def _record(subject, timestamp):
+    from types import SimpleNamespace
+    return SimpleNamespace(plugin="rule", subject=subject, timestamp=timestamp, state="firing",
+                           ends_at=None, resolution=None, starts_at=None)
+
+
+def test_settle_resolves_each_condition_at_the_first_record_time_it_can():
+    """A replay's end: records joined in data-time order; before each, the conditions due by
+    then are judged (here s1: beyond the bound one more window, then clean: recovered)."""
+    life = Lifecycle(quiet_windows=2, grace=30, clear_windows=1)
+    a, b = _record("s1", WINDOW), _record("s2", WINDOW + 1800)
+    verdicts = {("s1", WINDOW + 360): True, ("s1", WINDOW + 720): False}
+    life.settle([(WINDOW + 10, a), (WINDOW + 1810, b)], WINDOW + 1810,
+                lambda condition, window: verdicts.get((condition.subject, window)))
+    assert (a.state, a.resolution, a.ends_at) == ("resolved", "recovered", WINDOW + 720)
+    assert (b.state, b.ends_at) == ("firing", None) and life.firing() == [b]
+
+
+@pytest.mark.parametrize("end, resolved", [(WINDOW + 1109, False), (WINDOW + 1110, True)])
+def test_settle_keeps_a_condition_judged_too_early_until_it_is_due(end, resolved):
+    """Judged at the second record (no verdict: too few samples), the first condition is due
+    when quiet: 3 windows and the grace after its window's start."""
+    life = Lifecycle(quiet_windows=2, grace=30, clear_windows=1)
+    e, f = _record("e", WINDOW), _record("f", WINDOW + 800)
+    life.settle([(WINDOW + 10, e), (WINDOW + 810, f)], end, lambda condition, window: None)
+    assert (e.state, e.resolution) == (("resolved", "quiet") if resolved else ("firing", None))
+    assert f.state == "firing"
+    if resolved:
+        assert e.ends_at == WINDOW + 360
+
+
+def test_forget_drops_the_alerts_not_kept_and_the_conditions_left_empty():
+    life = Lifecycle()
+    a1, a2, b = _record("a", WINDOW), _record("a", WINDOW + 360), _record("b", WINDOW)
+    for alert in (a1, a2, b):
+        life.fired(alert)
+    life.forget(lambda alert: alert is not a1 and alert is not b)
+    assert life.firing() == [a2] and list(life.open) == [("rule", "a")]
+
+
+def test_the_lifecycle_defaults_and_what_it_refuses():
+    life = Lifecycle()
+    assert (life.quiet_windows, life.grace, life.clear_windows) == (2, 30.0, 1)
+    for bad in ({"quiet_windows": 0}, {"clear_windows": 0}):
+        with pytest.raises(ValueError) as refused:
+            Lifecycle(**bad)
+        assert str(refused.value) == "quiet_windows and clear_windows must be at least 1"
+
+
+def test_settle_closes_a_condition_before_a_later_record_of_its_subject_opens_a_new_one():
+    """By W+1450 s1 and s2 have recovered (W+720 was clean, complete at W+1110 with the
+    grace): s2's record of W+1440 starts a new condition. (s1 is in the heap twice, one entry
+    per record: the second, left when it closed, is passed over and s2 is judged after it.)"""
+    life = Lifecycle(quiet_windows=2, grace=30, clear_windows=1)
+    s1, s1_second = _record("s1", WINDOW), _record("s1", WINDOW + 360)
+    s2, s2_later = _record("s2", WINDOW + 360), _record("s2", WINDOW + 1440)
+    life.settle([(WINDOW + 10, s1), (WINDOW + 370, s1_second), (WINDOW + 380, s2),
+                 (WINDOW + 1450, s2_later)], WINDOW + 1450,
+                lambda condition, window: False if window == WINDOW + 720 else None)
+    assert (s1.state, s1.resolution, s1_second.state) == ("resolved", "recovered", "resolved")
+    assert (s2.state, s2.resolution, s2.ends_at) == ("resolved", "recovered", WINDOW + 720)
+    assert s2_later.state == "firing" and s2_later.starts_at == WINDOW + 1440
+
+
+@pytest.mark.parametrize("end, resolved", [(WINDOW + 1109, False), (WINDOW + 1110, True)])
+def test_settle_looks_again_when_a_later_record_moved_the_condition_on(end, resolved):
+    """s1's first look is due at W+750, but its record of W+360 has moved it on: looked at
+    again at W+800 (another condition's record), it is not complete until W+1110."""
+    life = Lifecycle(quiet_windows=2, grace=30, clear_windows=1)
+    first, second, other = _record("s1", WINDOW), _record("s1", WINDOW + 360), _record("s3", WINDOW + 720)
+    life.settle([(WINDOW + 10, first), (WINDOW + 370, second), (WINDOW + 800, other)], end,
+                lambda condition, window: False if condition.subject == "s1" else None)
+    assert first.state == second.state == ("resolved" if resolved else "firing")
+    assert other.state == "firing"
+    if resolved:
+        assert second.ends_at == WINDOW + 720

@@ -10,6 +10,7 @@ import hmac
 import itertools
 import time
 
+import httpx
 import orjson
 import pytest
 
@@ -267,6 +268,23 @@ def test_a_target_that_fails_is_retried_with_backoff_until_it_accepts(monkeypatc
         receiver.close()
 
 
+def test_the_first_retry_comes_one_second_after_the_first_failure():
+    """The backoff starts at 2**0 = 1 s (within the +-20 % jitter), on the notifier's clock."""
+    receiver = Receiver(statuses=[503])
+    try:
+        alerts = Alerts()
+        notifier = Notifier(webhooks=[receiver.url], firing=alerts.lifecycle.firing,
+                            clock=lambda: 5000.0)
+        alerts.listeners.append(notifier.changed)
+        plugin_alert(alerts)
+        target = notifier.targets[0]
+        run(deliver(notifier, lambda: target.retry_at is not None))
+        assert 0.8 <= target.retry_at - 5000.0 <= 1.2
+        assert target.status()["failed"] == 1
+    finally:
+        receiver.close()
+
+
 def test_a_4xx_answer_is_not_retried_and_is_counted_as_rejected():
     receiver = Receiver(statuses=[400])
     try:
@@ -342,3 +360,13 @@ def test_an_account_incident_a_failing_carrier_explains_is_not_notified():
     assert sorted(dict(k)["scope"] for k in manager.queue) == ["account", "carrier"]
     assert {i.id for i in notifier._incidents()} == {alerts.incident(carrier).id,
                                                      alerts.incident(other).id}
+
+
+def test_a_target_url_is_posted_to_without_its_credentials_and_named_without_its_path():
+    from sixminutes.notify import Target
+    target = Target("webhook", "https://bot:t%3Aken@Hooks.example/T0/secret?x=1", 10)
+    assert target.url == "https://hooks.example/T0/secret?x=1"
+    assert target.auth is not None and target.auth._auth_header == httpx.BasicAuth("bot", "t:ken")._auth_header
+    assert target.name == "webhook:https://hooks.example/…"
+    plain = Target("alertmanager", "http://127.0.0.1:9093", 10)
+    assert (plain.url, plain.auth, plain.name) == ("http://127.0.0.1:9093", None, "alertmanager:http://127.0.0.1:9093")

@@ -276,3 +276,19 @@ def test_a_replays_alert_lifecycle_does_not_depend_on_when_rules_were_checked(ev
                       for a in engine.alerts.list() if "rule" not in a.fields)
 
     assert settled(every) == settled(1000)
+
+
+def test_the_last_rejection_of_each_reason_is_the_last_the_inputs_gave(tmp_path):
+    """The report's example of a reason is its last in the inputs, whichever process read it:
+    here the second process's duplicate comes first and the first process's last."""
+    odd = (END // WINDOW | 1) * WINDOW + 10  # a window of the second of two processes
+    even = odd - WINDOW  # one of the first's
+    assert (shard_of(raw(_id="x", end_epoch=str(odd)), 2), shard_of(raw(_id="x", end_epoch=str(even)), 2)) == (1, 0)
+    path = tmp_path / "last.jsonl"
+    path.write_bytes(b"\n".join([raw(_id="odd", end_epoch=str(odd)), raw(_id="odd", end_epoch=str(odd)),
+                                 raw(_id="even", end_epoch=str(even)), raw(_id="even", end_epoch=str(even))]) + b"\n")
+    config = Config(retention_hours=None)
+    one = parallel.replay([str(path)], config, 1)
+    two = parallel.replay([str(path)], config, 2)
+    assert "even" in one.last_rejection["duplicate"]
+    assert two.last_rejection == one.last_rejection

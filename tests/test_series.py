@@ -193,3 +193,20 @@ def test_a_label_whose_column_is_missing_reads_none():
     count(Series("q", labels={"q850": "q850"}), batch_of(raw(), raw(hangup_cause_q850="16")), store)
     assert store.get(WINDOW, 'q{q850="none"}') == Stat.of(1.0)
     assert store.get(WINDOW, 'q{q850="16"}') == Stat.of(1.0)
+
+
+def test_fresh_series_count_a_batch_over_the_small_size_as_one_cdr_at_a_time():
+    """New Series objects (their key memory empty) on a batch counted with numpy: the keys of
+    the label groups are built as they are met, and the cells are those of one at a time."""
+    def fresh() -> list[Series]:
+        return [Series("calls"), Series("codes", labels={"code": "sip_code", "profile": "profile"}),
+                Series("billsec", value="billsec", when=lambda b: b.billsec > 0)]
+
+    docs = [raw(_id=str(i), end_epoch=END + (i % 3) * 360, ccnq_profile=f"p{i % 5}",
+                billsec=str(i % 7), sip_term_status=str(200 + i % 4)) for i in range(3 * batch_module.SMALL)]
+    store = Store()
+    for s in fresh():
+        count(s, batch_of(*docs), store)
+    got = {(t, key): stat for t, key, stat in store.items()}
+    assert got == one_by_one(fresh(), docs)
+    assert len(got) > 3 * 5

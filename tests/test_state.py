@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sqlite3
+from array import array
 
 from sixminutes.dedup import id_hash
 from sixminutes.state import Delta, State
@@ -173,3 +174,87 @@ def test_an_in_memory_state_has_no_owner_and_no_lock_file(tmp_path, monkeypatch)
     first.close()
     second.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_snapshot_that_fails_half_way_leaves_nothing_behind_and_the_next_one_is_written(tmp_path):
+    """save() is one transaction: the cells written before the failing row are rolled back,
+    the file keeps the previous snapshot, and the next snapshot starts a transaction of its own."""
+    import pytest
+
+    path = str(tmp_path / "s.sqlite")
+    state = State(path)
+    state.save(Delta(cells=[(W, "calls", 1.0, 1, 1.0, 1.0, 1.0)], positions={"couchdb:x": "1"}))
+    with pytest.raises(sqlite3.Error):  # a position SQLite cannot bind, after the cells
+        state.save(Delta(cells=[(W + 360, "calls", 5.0, 5, 5.0, 1.0, 1.0)],
+                         positions={"couchdb:x": object()}))
+    saved = state.load()
+    assert list(saved.cells) == [(W, "calls", 1.0, 1, 1.0, 1.0, 1.0)]
+    assert saved.positions == {"couchdb:x": "1"}
+    state.save(Delta(cells=[(W, "calls", 2.0, 2, 2.0, 1.0, 1.0)], positions={"couchdb:x": "2"}))
+    state.close()
+    saved = State(path).load()
+    assert list(saved.cells) == [(W, "calls", 2.0, 2, 2.0, 1.0, 1.0)]
+    assert saved.positions == {"couchdb:x": "2"}
+
+
+def test_a_migration_that_fails_leaves_the_file_as_it_was_and_unlocked(tmp_path):
+    """The upgrade is one transaction: when a version-1 file cannot be migrated (here its
+    seen table lacks the id column), nothing of the new layout is left in it, and the
+    connection holds no write lock on it while the error is handled."""
+    path = str(tmp_path / "s.sqlite")
+    with sqlite3.connect(path) as db:
+        db.executescript("""
+            CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+            INSERT INTO meta VALUES ('schema', '1');
+            CREATE TABLE seen (timestamp INTEGER, other TEXT);""")
+    with pytest.raises(StateError, match="cannot use state file") as refused:
+        State(path)
+    assert refused.value is not None  # (the traceback, and the connection it holds, still alive)
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # "database is locked" if the failed upgrade kept its lock
+    other.execute("ROLLBACK")
+    assert _version_of(path) == "1"
+    assert other.execute("SELECT name FROM sqlite_master WHERE name = 'seen_hashes'").fetchone() is None
+    other.close()
+
+
+def test_a_bad_body_that_cannot_be_written_leaves_no_transaction_open(tmp_path):
+    state = State(str(tmp_path / "s.sqlite"))
+    with pytest.raises(sqlite3.Error):  # a content type SQLite cannot bind
+        state.keep_bad_body("http", {"not": "a string"}, "bad_json", b"{")
+    state.keep_bad_body("http", "application/json", "bad_json", b"{")
+    state.save(Delta(positions={"couchdb:x": "1"}))
+    assert [b["body"] for b in state.bad_bodies()] in ([b"{"], ["{"])
+    state.close()
+
+
+def test_deletions_before_a_window_or_all_and_the_journal_rows_a_snapshot_covers(tmp_path):
+    path = str(tmp_path / "s.sqlite")
+    state = State(path)
+    state.save(Delta(cells=[(W, "calls", 1.0, 1, 1.0, 1.0, 1.0), (W + 360, "calls", 1.0, 1, 1.0, 1.0, 1.0)],
+                     alerts=[("a1", W, b"{}"), ("a2", W + 360, b"{}")],
+                     seen=[(W, 1), (W + 360, 2)], packed={W: array("q", [5]).tobytes()}))
+    state._db.executemany("INSERT INTO journal (received, source, body) VALUES (0, 'http', ?)",
+                          [(b"1",), (b"2",), (b"3",)])  # (rows an older version kept here)
+    state.save(Delta(deletions=[("cells", W + 360), ("seen", W + 360)], journal_upto=2))
+    saved = state.load()
+    assert [t for t, *_ in saved.cells] == [W + 360] and set(saved.seen) == {W + 360}
+    assert len(saved.alerts) == 2  # (only the tables named)
+    assert [row[0] for row in state.journal_after(0)] == [3]
+    state.save(Delta(deletions=[("alerts", None), ("seen", None)]))
+    saved = state.load()
+    assert saved.alerts == [] and saved.seen == {} and len(list(saved.cells)) == 1
+    state.close()
+
+
+def test_bad_bodies_come_newest_first_with_every_field(tmp_path):
+    state = State(str(tmp_path / "s.sqlite"))
+    state.keep_bad_body("http", "application/json", "bad_json: x", b"{")
+    state.keep_bad_body("http", None, "bad_body: y", b"\xff\xfe")
+    newest, oldest = state.bad_bodies()
+    assert (newest["source"], newest["content_type"], newest["error"], newest["body"]) == (
+        "http", None, "bad_body: y", "\ufffd\ufffd")
+    assert (oldest["content_type"], oldest["body"]) == ("application/json", "{")
+    assert newest["id"] > oldest["id"] and newest["received"] >= oldest["received"] > 0
+    assert state.bad_bodies(limit=1) == [newest]
+    state.close()

@@ -288,3 +288,38 @@ def test_cached_key_does_not_confuse_equal_values_of_different_types():
 def test_a_key_built_by_cached_key_is_remembered_as_it_parses(name, labels):
     key = cached_key(name, labels)
     assert parsed_key(key) == parse_series_key(key) == (name, labels)
+
+
+@pytest.mark.parametrize("key, message", [
+    ("5xx", "not a series key: '5xx'"),
+    ("calls[x]", "not a series key: 'calls[x]'"),
+    ('calls{a=1}', "bad labels in series key: 'calls{a=1}'"),
+    ('calls{a="1"}x', "trailing text in series key: 'calls{a=\"1\"}x'"),
+])
+def test_a_bad_series_key_is_refused_naming_it(key, message):
+    with pytest.raises(SeriesKeyError) as refused:
+        parse_series_key(key)
+    assert str(refused.value) == message
+
+
+def test_bad_names_are_refused_every_time_and_good_ones_are_remembered():
+    for _ in range(2):  # the second time from the memory of names already checked
+        with pytest.raises(SeriesKeyError, match="not a valid series name: '5xx-errors'"):
+            series_key("5xx-errors", {})
+        with pytest.raises(SeriesKeyError, match="not a valid label name: 'sip-code'"):
+            series_key("errors", {"sip-code": "503"})
+        assert series_key("errors", {"code": 503}) == 'errors{code="503"}'
+
+
+def test_integral_sums_print_as_integers_up_to_what_a_float_holds_exactly():
+    stat = Stat()
+    for value in (120.0, 1e6, 0.5):
+        stat.add(value)
+    json = stat.to_json()
+    assert json["sum"] == 1000120.5 and json["count"] == 3
+    assert json["max"] == 1000000 and type(json["max"]) is int
+    assert type(json["min"]) is float
+    big = Stat()
+    big.add(2.0**53 + 2)  # past 2**53 a float is no exact integer any more: kept as a float
+    assert type(big.to_json()["sum"]) is float
+    assert type(Stat(sum=120.0, count=1, squares=14400.0, min=120.0, max=120.0).to_json()["sum"]) is int

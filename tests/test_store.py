@@ -324,3 +324,45 @@ def test_to_json_writes_each_stat_as_stat_to_json_does(adds, compact):
     assert got == want
     assert [[type(v) for v in s.values()] for w in got.values() for s in w.values()] == \
         [[type(v) for v in s.values()] for w in want.values() for s in w.values()]
+
+
+def test_to_json_keeps_the_windows_from_start_to_end_both_included():
+    store = Store()
+    for k in range(3):
+        store.add(W0 + k * 360, "calls", 1.0)
+    assert list(store.to_json(start=W0 + 360)) == [str(W0 + 360), str(W0 + 720)]
+    assert list(store.to_json(end=W0 + 360)) == [str(W0), str(W0 + 360)]
+    assert list(store.to_json(start=W0 + 360, end=W0 + 360)) == [str(W0 + 360)]
+
+
+def test_a_key_that_is_no_series_key_never_matches_a_filter():
+    store = Store()
+    store.add(W0, "not a key{", 1.0)  # (as a state file of an older version might hold)
+    store.add(W0, 'calls{profile="a"}', 1.0)
+    assert store.to_json(names=["calls"]) == {str(W0): {'calls{profile="a"}': store.get(W0, 'calls{profile="a"}').to_json()}}
+    assert list(store.to_json(labels={"profile": "a"})[str(W0)]) == ['calls{profile="a"}']
+
+
+def test_changes_are_recorded_only_when_asked_and_drained_once():
+    assert Store().track_changes is False  # (a replay: nobody to tell)
+    tracked = Store()
+    tracked.track_changes = True
+    tracked.add(W0, "calls", 1.0)
+    tracked.add(W0 + 360, "calls", 2.0)
+    tracked.add(W0 + 360, "answered", 1.0)
+    tracked.merge(W0 + 720, "calls", Stat(2.0, 2, 2.0, 1.0, 1.0))  # a restore: no change to tell
+    assert tracked.drain_changes() == {W0: {"calls"}, W0 + 360: {"calls", "answered"}}
+    assert tracked.drain_changes() == {}
+
+
+def test_absorb_takes_whole_windows_and_merges_shared_ones_cell_by_cell():
+    mine, theirs = Store(), Store()
+    mine.add(W0, "calls", 1.0)
+    theirs.add(W0, "calls", 3.0)
+    theirs.add(W0, "answered", 1.0)
+    theirs.add(W0 + 360, "calls", 5.0)
+    theirs.add(W0 + 720, "calls", 6.0)
+    mine.absorb(theirs)
+    assert mine.get(W0, "calls") == Stat(4.0, 2, 10.0, 1.0, 3.0)
+    assert mine.get(W0, "answered").count == 1 and mine.get(W0 + 360, "calls").sum == 5.0
+    assert mine.windows() == [W0, W0 + 360, W0 + 720]

@@ -259,3 +259,35 @@ def test_a_guarded_rule_fires_only_where_the_seed_line_does(kn, bound):
         guarded = Rule("r", "s", "calls", op, bound, 1)
         if guarded.evident((0.0, n, 0.0), k):
             assert guarded.crossed(k / n)
+
+
+def test_a_rule_describes_its_crossing_with_labels_value_bound_and_samples():
+    ratio, mean = DEFAULT_RULES["network_failure_ratio"], DEFAULT_RULES["mos"]
+    labels = {"direction": "egress", "profile": "kestrel"}
+    assert ratio.describe(labels, 0.456, 25) == \
+        "kestrel (egress): network_failures/calls 46% > 20% over 25 samples"
+    assert mean.describe(labels, 3.14159, 12) == "kestrel (egress): mean mos 3.14 < 3.5 over 12 samples"
+    assert mean.describe({"direction": "ingress"}, 3.0, 10).startswith("ingress: mean mos 3.00")
+    assert mean.describe({"profile": "kestrel"}, 3.0, 10).startswith("kestrel: mean mos")
+
+
+def test_a_point_rule_fires_on_the_measured_value_and_not_at_the_bound():
+    """With confidence 0 (the seed's rules) a window fires when its value is beyond the bound,
+    strictly: at the bound it does not. The alert carries the value and its samples."""
+    def alerts_for(failures: int, calls: int = 25, mos: list[float] | None = None) -> dict:
+        e = Engine(Config(rules=SEED_RULES, retention_hours=None, disabled=["unexpected_sip"]))
+        docs = [raw(_id=f"c{i}", ccnq_profile="kestrel", ccnq_direction="egress",
+                    sip_term_status="503" if i < failures else "200", billsec="0" if i < failures else "60",
+                    rtp_audio_in_mos=str(mos[i]) if mos and i < len(mos) else None,
+                    end_epoch=str(END)) for i in range(calls)]
+        e.feed_many(docs)
+        e.flush()
+        return {a.plugin: a.fields for a in e.alerts.list()}
+    at_bound = alerts_for(5)  # 5 / 25 = 20 %: not beyond
+    assert "network_failure_ratio" not in at_bound
+    beyond = alerts_for(6)["network_failure_ratio"]
+    assert (beyond["value"], beyond["samples"], beyond["bound"]) == (0.24, 25, 0.2)
+    low_mos = alerts_for(0, mos=[3.0] * 10 + [3.2] * 10)["mos"]  # mean 3.1 over 20 samples
+    assert low_mos["value"] == pytest.approx(3.1) and low_mos["samples"] == 20
+    assert "mos" not in alerts_for(0, mos=[3.5] * 20)
+    assert "mos" not in alerts_for(0, mos=[3.0] * 9)  # 9 samples: fewer than the rule's 10

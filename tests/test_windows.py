@@ -85,3 +85,12 @@ def test_retention_reads_the_clock_each_time():
 
 def test_default_retention_is_24_hours():
     assert Retention().hours == 24
+
+
+def test_the_cut_off_on_a_window_start_keeps_that_window_and_a_second_earlier_does_not():
+    """The cut-off is exactly ``hours`` before now: when it falls on a window's start, that
+    window is the oldest kept; a second more and it would be the one before."""
+    start = 1_699_999_920  # a window start
+    assert Retention(1, clock_at(start + 3600)).oldest_window() == start
+    assert Retention(1, clock_at(start + 3599)).oldest_window() == start - WINDOW
+    assert Retention(24, clock_at(start + 24 * 3600)).oldest_window() == start

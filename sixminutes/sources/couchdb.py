@@ -18,7 +18,6 @@ import random
 import time
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 import httpx
 import msgspec
@@ -50,10 +49,11 @@ _row_decoder = msgspec.json.Decoder(_Row)
 
 def redact(url: str) -> str:
     """The URL with its user and password replaced by ``***``: safe for logs and status."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return "***"  # (the configuration refuses such a URL first: never show it anyway)
+    return str(parsed.copy_with(userinfo=b"***")) if parsed.userinfo else url
 
 
 def _seq_number(seq: Any) -> int | None:
@@ -105,17 +105,18 @@ class ChangesFollower:
                  backoff_initial: float = 0.5, backoff_max: float = 30.0,
                  client: httpx.AsyncClient | None = None,
                  log: logging.Logger | None = None) -> None:
-        parts = urlsplit(url.rstrip("/"))
-        userinfo, _, host = parts.netloc.rpartition("@")
-        user, _, password = userinfo.partition(":")
+        parsed = httpx.URL(url.rstrip("/"))
         # httpx gets the URL without credentials, so its own error messages cannot leak them;
-        # the query is for _changes only, never for GET <db>.
-        self._db_url = urlunsplit(parts._replace(netloc=host, path=parts.path.rstrip("/"),
-                                                 query="", fragment=""))
-        self._extra = {k: v for k, v in parse_qsl(parts.query) if k not in _OWNED}
+        # the query is for _changes only, never for GET <db> (the path stays as written:
+        # a database name may hold an encoded /)
+        path = parsed.raw_path.partition(b"?")[0].rstrip(b"/")
+        self._db_url = str(parsed.copy_with(username=None, password=None, raw_path=path,
+                                            fragment=None))
+        self._extra = {k: v for k, v in parsed.params.multi_items() if k not in _OWNED}
         heartbeat_ms = _heartbeat(self._extra.pop("heartbeat", None), heartbeat_ms)
-        self._auth = httpx.BasicAuth(unquote(user), unquote(password)) if userinfo else None
-        self._secrets = [s for s in {userinfo, password, unquote(password)} if s]
+        userinfo = parsed.userinfo.decode("ascii")
+        self._auth = httpx.BasicAuth(parsed.username, parsed.password) if userinfo else None
+        self._secrets = [s for s in {userinfo, userinfo.partition(":")[2], parsed.password} if s]
         self._public_url = redact(url.rstrip("/"))
         self._position = since
         self.started_from: str | None = None

@@ -10,6 +10,7 @@ import base64
 import contextlib
 import json
 import logging
+import re
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -246,6 +247,28 @@ def test_missing_database_is_a_backoff_state_not_a_crash(pouchdb: PouchServer) -
         await consumer.stop()
 
     run(main())
+
+
+def test_backoff_doubles_from_the_initial_delay_up_to_the_cap(caplog) -> None:
+    """The wait after the n-th failure in a row is initial * 2**(n-1), capped, within the
+    +-20 % jitter: read from the warning each failure logs ("retrying in 0.05 s")."""
+    with socket.socket() as probe:  # a port nobody listens on: every attempt is refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+
+    async def main() -> None:
+        follower = ChangesFollower(f"http://127.0.0.1:{port}/db", since="0", heartbeat_ms=200,
+                                   backoff_initial=0.05, backoff_max=0.4)
+        consumer = Consumer(follower)
+        await until(lambda: follower.status()["reconnects"] >= 5, what="five retries")
+        await consumer.stop()
+
+    run(main())
+    waits = [float(w) for w in re.findall(r"retrying in (\d+\.\d+) s", caplog.text)]
+    assert len(waits) >= 5
+    for wait, expected in zip(waits, [0.05, 0.1, 0.2, 0.4, 0.4]):
+        assert 0.8 * expected - 0.005 <= wait <= min(0.4, 1.2 * expected) + 0.005, (waits, expected)
 
 
 @pytest.mark.parametrize("phase", ["connecting", "connected", "backoff"])
@@ -506,3 +529,13 @@ def test_the_position_covers_a_row_only_once_the_caller_asks_for_the_next(
         assert follower.position == first
 
     run(main())
+
+
+def test_the_feed_url_loses_its_credentials_and_query_but_keeps_an_encoded_database_name() -> None:
+    follower = ChangesFollower("http://admin:p%40ss@Couch.example:5984/cdrs%2F2026/?heartbeat=500&style=all_docs&since=9")
+    assert follower._db_url == "http://couch.example:5984/cdrs%2F2026"
+    assert follower._extra == {"style": "all_docs"} and follower._heartbeat_ms == 500
+    assert (follower._auth._auth_header if follower._auth else None) == httpx.BasicAuth("admin", "p@ss")._auth_header
+    assert set(follower._secrets) == {"admin:p%40ss", "p%40ss", "p@ss"}
+    assert follower.status()["url"] == "http://***@couch.example:5984/cdrs%2F2026/?heartbeat=500&style=all_docs&since=9"
+    assert redact("http://[::1") == "***"  # not a URL: nothing of it shown
