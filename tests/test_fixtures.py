@@ -59,12 +59,12 @@ FILES: dict[str, dict] = {
     "somleng__somleng__freeswitch_cdr.2016-aa1fe9d.json": dict(
         end=1474362924, window=1474362720, profile="external", direction="ingress",
         account="unknown", code="487", cause="ORIGINATOR_CANCEL", billsec=0, answered=False,
-        pdd=None, mos=None),
+        pdd=None, mos=None, country="KH"),  # sip_to_user 85595975802 (+855)
     # ccnq3: ccnq_profile/ccnq_direction/ccnq_account win over sofia_profile_name/direction.
     "shimaore__ccnq3__example-CDR.json": dict(
         end=1350552916, window=1350552600, profile="upstream", direction="egress",
         account="test", code="487", cause="ORIGINATOR_CANCEL", billsec=0, answered=False,
-        pdd=6200, mos=None),
+        pdd=6200, mos=None, country="FR"),  # ccnq_to_e164 33654321012
     # cgrates 2018 (fscdr_test body): no direction, no accountcode, no sip_term_status.
     "cgrates__cgrates__fscdr_test.go.body.json": dict(
         end=1515666415, window=1515666240, profile="internal", direction="unknown",
@@ -117,8 +117,10 @@ def expected_series(f: dict) -> dict[str, tuple[int, float]]:
     """series key -> (count, sum) for one CDR, from DESIGN.md's built-in series table."""
     carrier = {"direction": f["direction"], "profile": f["profile"]}
     account = {"account": f["account"], "direction": f["direction"]}
+    destination = {"country": f.get("country", "unknown"), **carrier}  # (extensions: unknown)
     billsec = f["billsec"]
     series = {
+        key("destination_calls", **destination): (1, 1),
         key("calls", **carrier): (1, 1),
         key("sip_status", code=f["code"], **carrier): (1, 1),
         key("hangup_cause", cause=f["cause"], **carrier): (1, 1),
@@ -126,12 +128,14 @@ def expected_series(f: dict) -> dict[str, tuple[int, float]]:
     }
     if f["answered"]:
         series[key("answered", **carrier)] = (1, 1)
+        series[key("destination_answered", **destination)] = (1, 1)
     if billsec == 0:
         series[key("zero_duration", **carrier)] = (1, 1)
         series[key("account_zero_duration", **account)] = (1, 1)
     else:
         series[key("billsec", **carrier)] = (1, billsec)
         series[key("account_billsec", **account)] = (1, billsec)
+        series[key("destination_billsec", **destination)] = (1, billsec)
         if billsec < 6:
             series[key("short_calls", **carrier)] = (1, 1)
     if f["pdd"] is not None:

@@ -13,7 +13,7 @@ import pytest
 
 from sixminutes.config import Config
 from sixminutes.engine import Engine
-from sixminutes.sources.synthetic import ODD_ACCOUNTS, Generator, Truth
+from sixminutes.sources.synthetic import ODD_ACCOUNTS, Generator, Truth, country_of_number
 
 START = 1_699_920_000  # a UTC midnight
 SHORT_CALL_SECONDS = 6
@@ -41,14 +41,18 @@ def expected_series(truths: list[Truth]) -> dict[int, dict[str, list[float]]]:
         series[key("sip_status", code=t.sip_code, **carrier)].append(1)
         series[key("hangup_cause", cause=t.hangup_cause, **carrier)].append(1)
         series[key("account_calls", **account)].append(1)
+        destination = {"country": country_of_number(t.to), **carrier}  # what the generator meant
+        series[key("destination_calls", **destination)].append(1)
         if t.answered:
             series[key("answered", **carrier)].append(1)
+            series[key("destination_answered", **destination)].append(1)
         if t.billsec == 0:
             series[key("zero_duration", **carrier)].append(1)
             series[key("account_zero_duration", **account)].append(1)
         else:
             series[key("billsec", **carrier)].append(t.billsec)
             series[key("account_billsec", **account)].append(t.billsec)
+            series[key("destination_billsec", **destination)].append(t.billsec)
         if 0 < t.billsec < SHORT_CALL_SECONDS:
             series[key("short_calls", **carrier)].append(1)
         if t.pdd_ms is not None:
@@ -104,7 +108,8 @@ def test_corpus_covers_what_the_series_must_handle(replay):
     names = {k.split("{", 1)[0] for k in keys}
     assert names == {"calls", "answered", "zero_duration", "billsec", "short_calls", "pdd_ms",
                      "network_failures", "sip_status", "hangup_cause", "mos", "account_calls",
-                     "account_zero_duration", "account_billsec"}
+                     "account_zero_duration", "account_billsec", "destination_calls",
+                     "destination_answered", "destination_billsec"}
     assert len(got) == 240  # every 6-minute window of the day has traffic
     assert {t.direction for t in truths} == {"ingress", "egress"}  # FreeSWITCH's words mapped
     assert {k.split('direction="')[1].split('"')[0] for k in keys} == {"ingress", "egress"}
