@@ -101,6 +101,8 @@ class Engine:
         self.config = config or Config()
         self.retention = Retention(self.config.retention_hours, clock)
         self.store = Store()
+        if self.config.retention_hours is None:  # (a replay keeps everything: see occupancy.py)
+            self.store.occupancy.horizon = None
         self.clock = clock
         c = self.config
         self.alerts = Alerts(clock, Lifecycle(c.alert_quiet_windows, c.alert_grace_seconds,
@@ -338,6 +340,8 @@ class Engine:
             self._newest_epoch = max(self._newest_epoch, t)
         self.store.compact()
         self.store.drain_changes()
+        if self._newest:  # their calls in progress were not saved: peak_concurrent stays as it was
+            self.store.occupancy.freeze(self._newest + WINDOW)
         for record in alerts:
             alert = self.alerts.restore(record)
             if alert.fields.get("rule") == alert.plugin:

@@ -7,6 +7,7 @@ in plain Python (`expected_series`). Nothing here uses the project's decoder.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -147,10 +148,17 @@ def expected_series(f: dict) -> dict[str, tuple[int, float]]:
     return series
 
 
-def replay(capsys, *paths: Path | str) -> dict:
+def replay(capsys, *paths: Path | str, spans: bool = False) -> dict:
+    """The replay's JSON; without ``peak_concurrent`` (a call spans windows: tested apart)
+    unless ``spans``."""
     assert main(["replay", "--json", "--no-progress", *map(str, paths)]) == 0
     out, _err = capsys.readouterr()
-    return json.loads(out)
+    result = json.loads(out)
+    if not spans:
+        data = {t: {k: v for k, v in cells.items() if not k.startswith("peak_concurrent{")}
+                for t, cells in result["data"].items()}
+        result["data"] = {t: cells for t, cells in data.items() if cells}
+    return result
 
 
 def flatten(data: dict) -> dict[tuple[int, str], tuple[int, float]]:
@@ -180,6 +188,27 @@ def test_fixture_is_accepted_with_its_series(capsys, name):
         # one CDR: min = max = sum, squares = sum²
         assert stat["min"] == pytest.approx(total) and stat["max"] == pytest.approx(total), k
         assert stat["squares"] == pytest.approx(total * total), k
+
+
+@pytest.mark.parametrize("name", sorted(FILES))
+def test_peak_concurrent_of_each_fixture_is_its_call_seconds(capsys, name):
+    """One call: in progress (1) at each second from its start_epoch to its end, in every
+    window it spans, and nowhere else; its start read here by hand from the document."""
+    text = (FIXTURES / name).read_text()
+    start = int(re.search(r'"start_epoch"\s*:\s*"?(\d+)', text).group(1))
+    f = FILES[name]
+    data = replay(capsys, FIXTURES / name, spans=True)["data"]
+    peaks = {int(t): cells[k] for t, cells in data.items() for k in cells
+             if k.startswith("peak_concurrent{")}
+    seconds = f["end"] - start
+    if seconds <= 0:
+        assert peaks == {}
+        return
+    first = max(start, f["window"] - 2 * 3600)  # (a call counts in its last two hours at most)
+    last = f["end"] - 1
+    assert sorted(peaks) == list(range(first - first % 360, last - last % 360 + 1, 360))
+    assert sum(stat["sum"] for stat in peaks.values()) == f["end"] - first
+    assert all(stat["max"] == 1 and stat["count"] == 360 for stat in peaks.values())
 
 
 def test_bare_nan_fixture_has_no_mos_series(capsys):

@@ -61,6 +61,34 @@ def expected_series(truths: list[Truth]) -> dict[int, dict[str, list[float]]]:
             series[key("network_failures", **carrier)].append(1)
         if t.mos is not None:
             series[key("mos", **carrier)].append(t.mos)
+    for carrier, seconds in in_progress(truths).items():  # peak_concurrent: a Stat of 360 seconds
+        for window in range(min(seconds) - min(seconds) % 360, max(seconds) + 1, 360):
+            busy = [seconds.get(t, 0) for t in range(window, window + 360)]
+            if any(busy):
+                out[window][key("peak_concurrent", **dict(carrier))].extend(busy)
+    return out
+
+
+def in_progress(truths: list[Truth]) -> dict[tuple, dict[int, int]]:
+    """Carrier → second → calls in progress then (start <= t < end), each call in its last two
+    hours' windows at most, by a sweep over start and end events."""
+    events: dict[tuple, list[tuple[int, int]]] = defaultdict(list)
+    for t in truths:
+        start = max(t.end_epoch - t.duration, t.end_epoch - t.end_epoch % 360 - 7200)
+        if t.end_epoch > start:
+            carrier = (("direction", t.direction), ("profile", t.profile))
+            events[carrier] += [(start, 1), (t.end_epoch, -1)]
+    out = {}
+    for carrier, found in events.items():
+        found.sort()
+        busy, seconds, i = 0, {}, 0
+        for t in range(found[0][0], found[-1][0] + 1):
+            while i < len(found) and found[i][0] <= t:
+                busy += found[i][1]
+                i += 1
+            if busy:
+                seconds[t] = busy
+        out[carrier] = seconds
     return out
 
 
@@ -109,8 +137,8 @@ def test_corpus_covers_what_the_series_must_handle(replay):
     assert names == {"calls", "answered", "zero_duration", "billsec", "short_calls", "pdd_ms",
                      "network_failures", "sip_status", "hangup_cause", "mos", "account_calls",
                      "account_zero_duration", "account_billsec", "destination_calls",
-                     "destination_answered", "destination_billsec"}
-    assert len(got) == 240  # every 6-minute window of the day has traffic
+                     "destination_answered", "destination_billsec", "peak_concurrent"}
+    assert len([t for t in got if START <= int(t) < START + 86400]) == 240  # every window has traffic
     assert {t.direction for t in truths} == {"ingress", "egress"}  # FreeSWITCH's words mapped
     assert {k.split('direction="')[1].split('"')[0] for k in keys} == {"ingress", "egress"}
     assert any(t.account == "unknown" for t in truths)

@@ -1,0 +1,183 @@
+"""Calls in progress at each second: a per-window occupancy, reduced to a Stat per window.
+
+A :class:`Spans` is declared by a batch plugin like a :class:`~sixminutes.series.Series`:
+``Spans("peak_concurrent")`` keeps, per carrier and window, how many calls were in progress
+(``start_epoch <= t < end_epoch``, whole seconds) at each of its 360 seconds, and writes the
+window's Stat of those 360 samples: ``max`` is the peak, ``sum / count`` the mean number of
+calls in progress (``sum`` is the call-seconds), ``min`` the quietest second. A call counts in
+every window it was in progress in, so a CDR (which arrives at the end of its call, or later)
+updates the earlier windows it spans; the Stats of those windows are rewritten, not merged.
+
+A call counts in the windows of its last :data:`HORIZON` (two hours) at most: a call
+longer than that (or a broken ``start_epoch``) costs no more. The occupancy is kept in the
+:class:`~sixminutes.store.Store` (``store.occupancy``) while a window may still change: two
+hours and a window of data time behind the newest window counted, one ``int32`` per second,
+1,440 bytes per carrier and window (about 32 KB a carrier for the 22 windows, 3 MB for a
+hundred carriers). A window older than that is frozen: a CDR that arrives later still
+counts in its other series, but no longer changes its ``peak_concurrent``. A replay, which
+keeps every window, keeps every window's occupancy too (1,440 bytes per carrier and window
+of the replay: as much as a carrier's twenty-odd series in the window), so that CDRs in any
+order count exactly; the shares of a parallel replay (:mod:`sixminutes.parallel`) add them
+up at the join, which rewrites the Stats. The
+occupancy is not saved in the state file: after a restart the windows restored are frozen
+(:meth:`Occupancy.freeze`), so a call that ends after a restart counts in the windows after
+the last one saved.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .batch import LABELS, Batch
+from .stats import cached_key, series_key
+from .windows import WINDOW
+
+if TYPE_CHECKING:
+    from .store import Store
+
+__all__ = ["Spans", "Occupancy", "HORIZON"]
+
+HORIZON = 2 * 3600
+"""Seconds of data time behind the newest window during which a window's occupancy is kept."""
+
+
+class Occupancy:
+    """Window → series key → calls in progress at each second of the window (int32[360])."""
+
+    def __init__(self) -> None:
+        self.windows: dict[int, dict[str, np.ndarray]] = {}
+        self.newest = 0
+        """The newest window a call ended in."""
+        self.floor = 0
+        """No window before this one is changed any more (the horizon, or a restart)."""
+        self.horizon: int | None = HORIZON
+        """How far behind the newest window an occupancy is kept (None: until purged, as a
+        share of a parallel replay keeps them for the join)."""
+
+    def add(self, key: str, starts: np.ndarray, ends: np.ndarray, store: Store) -> None:
+        """Count calls [start, end) into the windows they span, and rewrite their Stats."""
+        # a call counts in its last HORIZON seconds' windows at most, and in no frozen one
+        starts = np.maximum(np.maximum(starts, ends - ends % WINDOW - HORIZON), self.floor)
+        keep = ends > starts
+        if not keep.all():
+            starts, ends = starts[keep], ends[keep]
+        if not len(starts):
+            return
+        base = int(starts.min()) // WINDOW * WINDOW
+        top = -(-int(ends.max()) // WINDOW) * WINDOW
+        delta = np.bincount(starts - base, minlength=top - base + 1)
+        delta -= np.bincount(ends - base, minlength=top - base + 1)
+        busy = np.cumsum(delta[:-1]).astype(np.int32).reshape(-1, WINDOW)
+        for i in np.flatnonzero(busy.any(axis=1)).tolist():
+            self._add_window(base + i * WINDOW, key, busy[i], store)
+
+    def _add_window(self, window: int, key: str, seconds: np.ndarray, store: Store) -> None:
+        cells = self.windows.setdefault(window, {})
+        current = cells.get(key)
+        if current is None:
+            current = cells[key] = seconds.copy()
+        else:
+            current += seconds
+        store.window(window).put(key, _stat(current))
+
+    def advance(self, window: int) -> None:
+        """The newest window a call ended in; windows past the horizon are forgotten."""
+        if window > self.newest:
+            self.newest = window
+            if self.horizon is not None:  # (a window more: a CDR late by one window is exact)
+                self.freeze(window - self.horizon - WINDOW)
+
+    def forget(self, before: int) -> None:
+        """Drop the occupancy of the windows before ``before``: they are frozen."""
+        for t in [t for t in self.windows if t < before]:
+            del self.windows[t]
+
+    def freeze(self, before: int) -> None:
+        """Change no window before ``before`` any more (its Stats were restored, not counted)."""
+        self.floor = max(self.floor, before)
+        self.forget(before)
+
+    def absorb(self, other: Occupancy, store: Store) -> None:
+        """Add another store's occupancy to this one and rewrite the Stats it touches (the
+        cells the stores merged hold sums of partial occupancies, which are no Stat of it)."""
+        for window, keys in other.windows.items():
+            mine = self.windows.setdefault(window, {})
+            for key, seconds in keys.items():
+                current = mine.get(key)
+                mine[key] = seconds.copy() if current is None else current + seconds
+        for window, keys in other.windows.items():
+            cells = store.window(window)
+            for key in keys:
+                cells.put(key, _stat(self.windows[window][key]))
+        self.newest = max(self.newest, other.newest)
+        self.floor = max(self.floor, other.floor)
+
+    @property
+    def bytes(self) -> int:
+        """The memory the per-second counts hold."""
+        return sum(a.nbytes for keys in self.windows.values() for a in keys.values())
+
+
+def _stat(seconds: np.ndarray) -> tuple[float, float, float, float, float]:
+    """The Stat (sum, count, squares, min, max) of a window's 360 per-second counts."""
+    wide = seconds.astype(np.float64)
+    return (float(wide.sum()), float(WINDOW), float(wide @ wide), float(wide.min()),
+            float(wide.max()))
+
+
+@dataclass(frozen=True, eq=False)
+class Spans:
+    """Calls in progress per second, by labels, as the Stat ``name{labels}`` of each window.
+
+    ``labels``: label name → text column (a sequence of names when they are the same), the
+    carrier by default; ``when``: a column name or a function of the batch returning a mask
+    (every call when None)."""
+
+    name: str
+    labels: Any = ("direction", "profile")
+    when: Any = None
+    pairs: tuple[tuple[str, str], ...] = field(init=False, repr=False)
+    columns: tuple[str, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        labels = self.labels
+        pairs = tuple(labels.items()) if isinstance(labels, dict) else tuple((n, n) for n in labels)
+        for _, column in pairs:
+            if column not in LABELS:
+                raise ValueError(f"spans {self.name}: label column {column!r} is not one of "
+                                 f"{', '.join(LABELS)}")
+        series_key(self.name, {label: "x" for label, _ in pairs})  # names valid, or SeriesKeyError
+        object.__setattr__(self, "pairs", pairs)
+        object.__setattr__(self, "columns", tuple(column for _, column in pairs))
+
+    def count(self, batch: Batch, store: Store) -> None:
+        """Count a batch's calls into the store's occupancy, and their windows' Stats."""
+        occupancy = store.occupancy
+        if not batch.n:
+            return
+        occupancy.advance(int(batch.window.max()))
+        starts, ends = batch.start_epoch, batch.end_epoch
+        if self.when is not None:
+            mask = np.asarray(batch.column(self.when) if isinstance(self.when, str)
+                              else self.when(batch), dtype=np.bool_)
+        else:
+            mask = None
+        codes = np.zeros(batch.n, np.int64)
+        encoded = [batch.codes(column) for column in self.columns]
+        for column_codes, values in encoded:
+            codes = codes * max(len(values), 1) + column_codes
+        order = np.argsort(codes, kind="stable")
+        if mask is not None:
+            order = order[mask[order]]
+        sorted_codes = codes[order]
+        edges = np.flatnonzero(np.diff(sorted_codes)) + 1
+        for rows in np.split(order, edges):
+            if not len(rows):
+                continue
+            first = int(rows[0])
+            labels = [values[int(column_codes[first])] for column_codes, values in encoded]
+            key = cached_key(self.name, {label: "none" if value is None else value
+                                         for (label, _), value in zip(self.pairs, labels)})
+            occupancy.add(key, starts[rows], ends[rows], store)
