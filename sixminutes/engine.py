@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
 from .alerts import Alert, Alerts, Thresholds, rules_from_config
+from .baselines import Traffic
 from .batch import Batch
 from .lifecycle import Condition, Lifecycle
 from .call import Decoded, Rejected, decode
@@ -30,6 +31,8 @@ BATCH_BYTES = 16 << 20
 """... or fewer, once their raw bytes add up to this (a directory of huge documents)."""
 KEPT_REJECTIONS = 1000
 """Rejections kept with their position, per reason, when ``Engine.keep_rejections`` is set."""
+LATE = 60
+"""Seconds after its end before a window is judged against its baseline (CDRs arrive late)."""
 
 
 @dataclass
@@ -112,6 +115,8 @@ class Engine:
         self.hold_resolution = False
         """Set while a source is down or behind: the windows that look quiet may only be late."""
         self.thresholds = Thresholds(rules_from_config(self.config.rules))
+        self.traffic = Traffic()
+        """The traffic rules: each complete window's calls against its baseline."""
         self.plugins = plugins if plugins is not None else self.load_plugins()
         self.outcomes: Counter[tuple[str, str]] = Counter()
         """(source, "accepted" or the rejection reason) → documents."""
@@ -262,6 +267,7 @@ class Engine:
         and compact the windows the data has left behind."""
         self.plugins.run_batch(batch, self.store, self._raise_alert, positions)
         self.thresholds.touch_batch(batch)
+        self.traffic.touch_batch(batch)
         newest_epoch = int(batch.end_epoch.max())
         if newest_epoch > self._newest_epoch:
             self._newest_epoch = newest_epoch
@@ -293,7 +299,17 @@ class Engine:
             self.alerts.raise_alert(rule.name, rule.describe(labels, value, samples),
                                     list(labels.values()), timestamp, decoded, fields)
         if not self.hold_resolution:
-            self.alerts.resolve(self.clock() if self.live else self._newest_epoch, self._judge)
+            now = self.clock() if self.live else self._newest_epoch
+            self._check_traffic(window_of(int(now) - LATE))
+            self.alerts.resolve(now, self._judge)
+
+    def _check_traffic(self, complete: int) -> None:
+        """Judge the windows before ``complete`` against their baselines (traffic rules)."""
+        for rule, labels, timestamp, count, expected in self.traffic.check(self.store, complete):
+            fields = {"rule": rule.name, "labels": labels, "value": count, "baseline": expected,
+                      "ratio": rule.ratio, "severity": rule.severity}
+            self.alerts.raise_alert(rule.name, rule.describe(labels, count, expected),
+                                    list(labels.values()), timestamp, None, fields)
 
     def settle(self) -> None:
         """A replay's end: resolve the alert conditions as if data time had flowed, in order.
@@ -303,6 +319,8 @@ class Engine:
         So a replay's lifecycle depends on its data alone: not on where the rules happened to
         be checked, nor on how many processes counted it (see :mod:`sixminutes.parallel`).
         """
+        if self._newest_epoch:  # every window but the last (it may have ended part way)
+            self._check_traffic(window_of(int(self._newest_epoch)))
         lifecycle = self.alerts.lifecycle
         timed = [(_data_time(alert), alert) for alert in lifecycle.firing()]
         timed.sort(key=lambda pair: (pair[0], pair[1].timestamp, pair[1].seq))
@@ -323,6 +341,12 @@ class Engine:
         """Drop the windows (and their alerts and seen ids) past retention; return the cut-off."""
         oldest = self.retention.oldest_window()
         if oldest is not None:
+            for t in self.store.windows():  # the coarse history the baselines read later
+                if t < oldest:
+                    keys, table = self.store.peek(t).rows_table()
+                    self.traffic.history.fold(t, keys, table[:, 1].tolist())
+            self.traffic.history.purge(self._newest)
+            self.traffic.purge(oldest)
             self.store.purge(oldest)
             self.alerts.purge(oldest)
             self.thresholds.purge(oldest)

@@ -282,6 +282,8 @@ def test_builtin_series_of_an_answered_short_call():
         f"destination_billsec{{{D}}}": {"sum": 3, "count": 1, "squares": 9, "min": 3, "max": 3},
         # in progress for its 10 seconds (END - 10 to END) of the window's 360
         f"peak_concurrent{{{C}}}": {"sum": 10, "count": 360, "squares": 10, "min": 0, "max": 1},
+        f"account_short_calls{{{A}}}": one,
+        'account_destination_calls{account="acct1",country="unknown",direction="egress"}': one,
     }
 
 
@@ -299,6 +301,7 @@ def test_builtin_series_of_a_failed_call():
         f"account_calls{{{A}}}": one,
         f"account_zero_duration{{{A}}}": one,
         f"destination_calls{{{D}}}": one,
+        'account_destination_calls{account="acct1",country="unknown",direction="egress"}': one,
     }
 
 
@@ -383,7 +386,7 @@ def test_pdd_and_mos_only_when_known():
 
 
 def test_disabled_builtin_series_are_absent():
-    e = engine(disabled=["accounts", "codes", "concurrent", "destinations"])
+    e = engine(disabled=["accounts", "codes", "concurrent", "destinations", "fraud"])
     e.feed(raw(_id="a", **CARRIER))
     names = {key.split("{")[0] for key in window_json(e)}
     assert names == {"calls", "zero_duration"}

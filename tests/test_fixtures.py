@@ -122,6 +122,7 @@ def expected_series(f: dict) -> dict[str, tuple[int, float]]:
     billsec = f["billsec"]
     series = {
         key("destination_calls", **destination): (1, 1),
+        key("account_destination_calls", country=destination["country"], **account): (1, 1),
         key("calls", **carrier): (1, 1),
         key("sip_status", code=f["code"], **carrier): (1, 1),
         key("hangup_cause", cause=f["cause"], **carrier): (1, 1),
@@ -139,6 +140,8 @@ def expected_series(f: dict) -> dict[str, tuple[int, float]]:
         series[key("destination_billsec", **destination)] = (1, billsec)
         if billsec < 6:
             series[key("short_calls", **carrier)] = (1, 1)
+            if f["answered"]:
+                series[key("account_short_calls", **account)] = (1, 1)
     if f["pdd"] is not None:
         series[key("pdd_ms", **carrier)] = (1, f["pdd"])
     if f["mos"] is not None:
