@@ -174,8 +174,8 @@ TRAFFIC_RULES = (
 )
 """Carrier drop and spike, and an account's sudden volume (a fraud signal)."""
 
-Crossing = tuple[TrafficRule, dict[str, str], int, float, float]
-"""(rule, labels, window, count, baseline) of a window that fires."""
+Crossing = tuple[TrafficRule, dict[str, str], int, str, dict]
+"""(rule, labels, window, message, the alert's fields) of a window that fires."""
 
 
 class Traffic:
@@ -225,8 +225,14 @@ class Traffic:
                 del seen[t]
         return crossed
 
-    def purge(self, before: int) -> None:
-        """Forget what is about windows before ``before`` (they were purged)."""
+    def keep(self, store: Store, before: int, newest: int) -> None:
+        """The store's windows before ``before`` are about to be purged: fold them into the
+        hourly history, and forget what is more than eight days old."""
+        for t in store.windows():
+            if t < before:
+                keys, table = store.peek(t).rows_table()  # type: ignore[union-attr]
+                self.history.fold(t, keys, table[:, 1].tolist())
+        self.history.purge(newest)
         self._fired = {f for f in self._fired if f[1] >= before - 8 * DAY}
 
     def _judge(self, store: Store, window: int) -> Iterator[Crossing]:
@@ -255,7 +261,10 @@ class Traffic:
                 for t in sorted(run):
                     if (subject, t) not in self._fired:
                         self._fired.add((subject, t))
-                        yield rule, named, t, crossed[t][0], crossed[t][1]
+                        k, b = crossed[t]
+                        yield rule, named, t, rule.describe(named, k, b), {
+                            "rule": rule.name, "labels": named, "value": k, "baseline": b,
+                            "ratio": rule.ratio, "severity": rule.severity}
 
     def _candidates(self, store: Store, rule: TrafficRule, seen: dict[int, set[tuple]],
                     window: int) -> set[tuple]:

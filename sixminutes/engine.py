@@ -305,11 +305,8 @@ class Engine:
 
     def _check_traffic(self, complete: int) -> None:
         """Judge the windows before ``complete`` against their baselines (traffic rules)."""
-        for rule, labels, timestamp, count, expected in self.traffic.check(self.store, complete):
-            fields = {"rule": rule.name, "labels": labels, "value": count, "baseline": expected,
-                      "ratio": rule.ratio, "severity": rule.severity}
-            self.alerts.raise_alert(rule.name, rule.describe(labels, count, expected),
-                                    list(labels.values()), timestamp, None, fields)
+        for rule, labels, timestamp, msg, fields in self.traffic.check(self.store, complete):
+            self.alerts.raise_alert(rule.name, msg, list(labels.values()), timestamp, None, fields)
 
     def settle(self) -> None:
         """A replay's end: resolve the alert conditions as if data time had flowed, in order.
@@ -341,12 +338,7 @@ class Engine:
         """Drop the windows (and their alerts and seen ids) past retention; return the cut-off."""
         oldest = self.retention.oldest_window()
         if oldest is not None:
-            for t in self.store.windows():  # the coarse history the baselines read later
-                if t < oldest:
-                    keys, table = self.store.peek(t).rows_table()
-                    self.traffic.history.fold(t, keys, table[:, 1].tolist())
-            self.traffic.history.purge(self._newest)
-            self.traffic.purge(oldest)
+            self.traffic.keep(self.store, oldest, self._newest)  # (their hourly history)
             self.store.purge(oldest)
             self.alerts.purge(oldest)
             self.thresholds.purge(oldest)

@@ -162,3 +162,24 @@ def test_a_drop_to_nothing_with_no_cdr_at_all_is_seen():
     drops = [a for a in engine.alerts.to_json() if a["plugin"] == "traffic_drop"]
     assert [(a["profile"], a["timestamp"], a["value"]) for a in drops] == [("quiet", START + DAY, 0)]
     assert LATE < WINDOW
+
+
+def test_purged_windows_live_on_as_hourly_history():
+    """A live service purges windows past retention: their counts go to the hourly history,
+    which the baselines then read (a tenth of the hour per window), for eight days."""
+    clock = [START + 10 * DAY]
+    engine = Engine(Config(retention_hours=24), clock=lambda: clock[0])
+    key = series_key("calls", {"direction": "egress", "profile": "p"})
+    for day in (3, 2):
+        clock[0] = START + 10 * DAY - day * DAY + 3600
+        engine.feed_many([raw(_id=f"{day}-{i}", end_epoch=clock[0] - 3600 + i * 36,
+                              ccnq_profile="p", ccnq_direction="egress") for i in range(100)])
+        engine.flush()
+    clock[0] = START + 10 * DAY
+    engine.purge()
+    assert engine.store.windows() == []
+    hours = engine.traffic.history.hours
+    assert {h: c[key] for h, c in hours.items()} == {START + 7 * DAY: 100, START + 8 * DAY: 100}
+    found = baseline(engine.store, engine.traffic.history, START + 8 * DAY + 2 * DAY, key)
+    assert (found.value, found.days, found.median) == (0, 2, 10)
+    assert found.yesterday is None  # (no history of yesterday at all: no evidence)
