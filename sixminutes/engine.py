@@ -358,6 +358,7 @@ class Engine:
         self.store.drain_changes()
         if self._newest:  # their calls in progress were not saved: peak_concurrent stays as it was
             self.store.occupancy.freeze(self._newest + WINDOW)
+            self.traffic.judged = self._newest  # (the windows before were judged before the stop)
         for record in alerts:
             alert = self.alerts.restore(record)
             if alert.fields.get("rule") == alert.plugin:

@@ -183,3 +183,26 @@ def test_purged_windows_live_on_as_hourly_history():
     found = baseline(engine.store, engine.traffic.history, START + 8 * DAY + 2 * DAY, key)
     assert (found.value, found.days, found.median) == (0, 2, 10)
     assert found.yesterday is None  # (no history of yesterday at all: no evidence)
+
+
+def test_a_restart_judges_no_restored_window_again():
+    """After a restore the windows saved were judged before the stop: no alert again for them
+    (it would count, and notify, once more); the windows after are judged as usual."""
+    docs = [raw(_id=f"{w}-{i}", end_epoch=w + i, ccnq_profile="quiet", ccnq_direction="egress")
+            for w in (START, START + DAY) for i in range(40)]
+    docs.append(raw(_id="other", end_epoch=START + DAY + 3 * WINDOW, ccnq_profile="other",
+                    ccnq_direction="egress"))
+    before = Engine(Config(retention_hours=None))
+    before.feed_many(docs[:40] + docs[80:])
+    before.flush()
+    [drop] = [a for a in before.alerts.list() if a.plugin == "traffic_drop"]
+    after = Engine(Config(retention_hours=None))
+    after.restore([(t, key, s.sum, s.count, s.squares, s.min, s.max)
+                   for t, key, s in before.store.items()],
+                  [a.to_record() for a in before.alerts.list()], [], {})
+    after.feed(raw(_id="later", end_epoch=START + DAY + 5 * WINDOW, ccnq_profile="other",
+                   ccnq_direction="egress"))
+    after.flush()
+    drops = [a for a in after.alerts.list() if a.plugin == "traffic_drop"]
+    assert [(a.timestamp, a.count) for a in drops] == [(drop.timestamp, 1)]
+    assert after.traffic.judged > START + DAY + 3 * WINDOW  # (and it went on judging)
