@@ -5,8 +5,9 @@ window is read at the same time of day on earlier days: ``yesterday`` (24 hours 
 ``median`` (the median over the last seven days that have history; ``days`` says how many).
 A day has history when the store still holds that window (a replay holds every window; the
 live service 24 hours of them) or the :class:`History` holds its hour: the windows the
-service purges are folded into hourly counts kept for eight days, and a window's share of
-its hour is a tenth of it. A carrier absent from a window that has history called 0 times
+service purges are folded into hourly counts kept for eight days, and a window's count is
+read there as the mean of its hour's windows (those folded so far: an hour is purged a
+window at a time). A carrier absent from a window that has history called 0 times
 then; a day without any history is no evidence at all (None).
 
 The **traffic rules** compare a complete window's count with its baseline: ``traffic_drop``
@@ -48,19 +49,31 @@ class History:
 
     def __init__(self, names: tuple[str, ...] = HISTORY_SERIES) -> None:
         self.hours: dict[int, dict[str, float]] = {}
+        self.folded: dict[int, int] = {}
+        """Hour → the windows folded into it (an hour is folded a window at a time)."""
         self.names = frozenset(names)
 
     def fold(self, window: int, keys: list[str], counts: list[float]) -> None:
         """Add a window's counts (of the series kept) to its hour."""
-        hour = self.hours.setdefault(window - window % HOUR, {})
+        start = window - window % HOUR
+        hour = self.hours.setdefault(start, {})
+        self.folded[start] = self.folded.get(start, 0) + 1
         for key, count in zip(keys, counts):
             if key.split("{", 1)[0] in self.names:
                 hour[key] = hour.get(key, 0.0) + count
+
+    def per_window(self, window: int, key: str) -> float | None:
+        """A series' mean count per window over the windows of its hour folded so far; None
+        when none was."""
+        start = window - window % HOUR
+        hour = self.hours.get(start)
+        return None if hour is None else hour.get(key, 0.0) / self.folded[start]
 
     def purge(self, newest: int) -> None:
         """Forget the hours more than eight days before ``newest``."""
         for hour in [h for h in self.hours if h < newest - HISTORY_DAYS * DAY]:
             del self.hours[hour]
+            del self.folded[hour]
 
 
 _HELD: set[tuple[int, str, int]] = set()  # (window, series name, id of its cells) with calls
@@ -82,18 +95,14 @@ def _holds(cells: Cells, window: int, name: str) -> bool:
 
 
 def count_at(store: Store, history: History | None, window: int, key: str) -> float | None:
-    """The count of a series in a window: from the store, else a tenth of its hour in the
-    history; None when neither has that time at all."""
+    """The count of a series in a window: from the store, else the mean of the windows of
+    its hour in the history; None when neither has that time at all."""
     cells = store.peek(window)
     if cells is not None:
         count = cells.sum_count(key)[1]
         if count or _holds(cells, window, key.split("{", 1)[0]):
             return float(count)
-    if history is not None:
-        hour = history.hours.get(window - window % HOUR)
-        if hour is not None:
-            return hour.get(key, 0.0) * WINDOW / HOUR
-    return None
+    return history.per_window(window, key) if history is not None else None
 
 
 @dataclass(frozen=True)

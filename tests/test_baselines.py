@@ -130,8 +130,9 @@ def test_the_median_of_seven_days_and_the_hourly_history():
         if day <= 3:
             store.window(t - day * DAY).add(key, 1.0)
             store.window(t - day * DAY).add_stat(key, calls - 1.0, calls - 1, calls - 1.0, 1.0, 1.0)
-        else:  # older days: only their hour, in the coarse history (a tenth of it a window)
-            history.fold(t - day * DAY, [key], [calls * 10.0])
+        else:  # older days: only their hour, in the coarse history (the mean of its windows)
+            history.fold(t - day * DAY, [key], [calls * 2.0])
+            history.fold(t - day * DAY + WINDOW, [key], [0.0])
     assert count_at(store, history, t - 5 * DAY, key) == 40
     assert count_at(store, history, t - 9 * DAY, key) is None  # no history: no evidence
     found = baseline(store, history, t, key)
