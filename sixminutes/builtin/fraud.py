@@ -42,6 +42,7 @@ known: dict = {}
 
 
 def setup(options):
+    """The options of ``[plugins.fraud]`` (see above)."""
     global short, burst_min, burst_share, z, new_country_min, min_history, directions
     short = int(options.get("short_call_seconds", 6))
     burst_min = int(options.get("burst_min", 10))
@@ -53,10 +54,12 @@ def setup(options):
 
 
 def _short(b):
+    """Answered calls shorter than ``short`` seconds (and not zero)."""
     return b.answered & (b.billsec > 0) & (b.billsec < short)
 
 
 def series(options):
+    """The two series the signals read (with ``account_calls`` of the accounts plugin)."""
     return [
         Series("account_short_calls", when=_short, labels=("account", "direction")),
         Series("account_destination_calls", labels=("account", "country", "direction")),
@@ -64,11 +67,13 @@ def series(options):
 
 
 def batch(batch, ctx):
+    """Look for both signals in the windows and accounts of a batch (its series counted)."""
     _new_countries(batch, ctx)
     _bursts(batch, ctx)
 
 
 def _new_countries(batch, ctx):
+    """Alert on an account's calls to a country it had not called (see above)."""
     groups = batch.groups(("account", "country", "direction"))
     profiles = batch.codes("profile")
     for g, (window, (account, country, direction)) in enumerate(
@@ -97,6 +102,7 @@ def _new_countries(batch, ctx):
 
 
 def _bursts(batch, ctx):
+    """Alert on an account's burst of short answered calls (see above)."""
     mask = _short(batch)
     if not mask.any():
         return
