@@ -26,6 +26,8 @@ import statistics
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterator
 
+import numpy as np
+
 from .evidence import wilson_interval, z_of
 from .stats import SeriesKeyError, cached_key, parsed_key
 from .windows import WINDOW
@@ -202,7 +204,8 @@ class Traffic:
         self.history = history if history is not None else History()
         self.judged: int | None = None
         """The next window to judge (None: the oldest one the store holds)."""
-        self._seen: list[dict[int, set[tuple]]] = [{} for _ in rules]
+        self._seen: list[dict[int, dict[tuple, int]]] = [{} for _ in rules]
+        """Per rule: window → label values → the calls batches counted (a spike needs many)."""
         self._evident: dict[tuple, dict[int, tuple[float, float]]] = {}
         """(rule, labels) → the latest windows beyond the ratio: (count, baseline)."""
         self._fired: set[tuple] = set()
@@ -211,23 +214,25 @@ class Traffic:
         """Remember the label sets a batch counted, per window and rule."""
         for rule, seen in zip(self.rules, self._seen):
             groups = batch.groups(rule.labels)
-            for window, labels in zip(groups.window_list, groups.label_list):
+            calls = np.bincount(groups.inverse, minlength=groups.size).tolist()
+            for window, labels, n in zip(groups.window_list, groups.label_list, calls):
                 found = seen.get(window)
                 if found is None:
-                    found = seen[window] = set()
-                found.add(labels)
+                    found = seen[window] = {}
+                found[labels] = found.get(labels, 0) + n
 
     def check(self, store: Store, complete: int) -> list[Crossing]:
         """Judge the windows before ``complete`` not judged yet; return those that fire."""
         held = store.windows()
         if not held:
             return []
-        window = held[0] if self.judged is None else self.judged
+        start = held[0] if self.judged is None else self.judged
+        # the windows held, and every window of the last two hours (a silence holds none)
+        recent = range(max(start, complete - 2 * HOUR), complete, WINDOW)
         crossed: list[Crossing] = []
-        while window < complete:
+        for window in sorted({t for t in held if start <= t < complete}.union(recent)):
             crossed += self._judge(store, window)
-            window += WINDOW
-        self.judged = window
+        window = self.judged = max(start, complete)
         for rule, seen in zip(self.rules, self._seen):
             keep = window - (8 * DAY if rule.op == "<" else 0)
             for t in [t for t in seen if t < keep]:
@@ -275,14 +280,19 @@ class Traffic:
                             "rule": rule.name, "labels": named, "value": k, "baseline": b,
                             "ratio": rule.ratio, "severity": rule.severity}
 
-    def _candidates(self, store: Store, rule: TrafficRule, seen: dict[int, set[tuple]],
+    def _candidates(self, store: Store, rule: TrafficRule, seen: dict[int, dict[tuple, int]],
                     window: int) -> set[tuple]:
-        """The label sets with calls now, or (a drop) yesterday or a week ago."""
+        """The label sets with calls now (a spike: ``min_count`` of them), or (a drop) also
+        yesterday or a week ago."""
         found: set[tuple] = set()
         for t in (window, window - DAY, window - 7 * DAY) if rule.op == "<" else (window,):
             touched = seen.get(t)
             if touched is not None:
-                found |= touched
+                if rule.op == ">":
+                    least = rule.min_count
+                    found.update(labels for labels, n in touched.items() if n >= least)
+                else:
+                    found.update(touched)
                 continue
             cells = store.peek(t)
             keys = cells.keys() if cells is not None else self._history_keys(t)

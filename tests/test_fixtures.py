@@ -122,7 +122,6 @@ def expected_series(f: dict) -> dict[str, tuple[int, float]]:
     billsec = f["billsec"]
     series = {
         key("destination_calls", **destination): (1, 1),
-        key("account_destination_calls", country=destination["country"], **account): (1, 1),
         key("calls", **carrier): (1, 1),
         key("sip_status", code=f["code"], **carrier): (1, 1),
         key("hangup_cause", cause=f["cause"], **carrier): (1, 1),

@@ -43,7 +43,6 @@ def expected_series(truths: list[Truth]) -> dict[int, dict[str, list[float]]]:
         series[key("account_calls", **account)].append(1)
         destination = {"country": country_of_number(t.to), **carrier}  # what the generator meant
         series[key("destination_calls", **destination)].append(1)
-        series[key("account_destination_calls", country=destination["country"], **account)].append(1)
         if t.answered and 0 < t.billsec < SHORT_CALL_SECONDS:
             series[key("account_short_calls", **account)].append(1)
         if t.answered:
@@ -141,7 +140,7 @@ def test_corpus_covers_what_the_series_must_handle(replay):
                      "network_failures", "sip_status", "hangup_cause", "mos", "account_calls",
                      "account_zero_duration", "account_billsec", "destination_calls",
                      "destination_answered", "destination_billsec", "peak_concurrent",
-                     "account_short_calls", "account_destination_calls"}
+                     "account_short_calls"}
     assert len([t for t in got if START <= int(t) < START + 86400]) == 240  # every window has traffic
     assert {t.direction for t in truths} == {"ingress", "egress"}  # FreeSWITCH's words mapped
     assert {k.split('direction="')[1].split('"')[0] for k in keys} == {"ingress", "egress"}

@@ -576,4 +576,4 @@ def test_the_builtins_are_batch_plugins_on_the_public_api():
         "network_failures", "mos", "sip_status", "hangup_cause",
         "account_calls", "account_zero_duration", "account_billsec",
         "destination_calls", "destination_answered", "destination_billsec", "peak_concurrent",
-        "account_short_calls", "account_destination_calls"}
+        "account_short_calls"}

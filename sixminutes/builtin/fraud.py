@@ -1,8 +1,8 @@
 """Fraud signals per account: bursts of short answered calls, calls to a country it never called.
 
-Series: ``account_short_calls{account,direction}`` (answered, 0 < billsec < ``short_call_seconds``)
-and ``account_destination_calls{account,country,direction}`` (the countries an account calls:
-accounts × countries, never numbers).
+Series: ``account_short_calls{account,direction}`` (answered, 0 < billsec < ``short_call_seconds``).
+The countries each account has called are kept by the plugin, not as series (accounts ×
+countries per window would cost as many cells as the accounts' own series).
 
 Alerts, each naming the account, the country and the carrier (profile) of its calls:
 
@@ -11,8 +11,8 @@ Alerts, each naming the account, the country and the carrier (profile) of its ca
   ``confidence`` (99.9 %), is above ``burst_share`` (0.5): the pattern of wangiri and of
   a stolen account testing routes.
 * ``new country``: an account that has called for ``min_history_hours`` (12) places at
-  least ``new_country_min`` (5) calls in a window to a country it had not called before
-  that window or the one before (a burst across a window's end is seen in both).
+  least ``new_country_min`` (5) calls to a country it had not called before, in the window
+  of the first and the one after (a burst across a window's end is seen).
   The account's countries are those this plugin has seen it call since it started (not
   saved: after a restart the history starts again, and the 12 hours guard against every
   account looking new); each process of a parallel replay sees only its own windows.
@@ -38,7 +38,8 @@ min_history = 12 * 3600
 directions = frozenset({"egress"})
 
 known: dict = {}
-"""(account, direction) → (the first window it was seen in, country → first window called)."""
+"""(account, direction) → (the first window it was seen in, country → [the first window it
+was called in, the calls to it in that window and the next])."""
 
 
 def setup(options):
@@ -60,10 +61,7 @@ def _short(b):
 
 def series(options):
     """The two series the signals read (with ``account_calls`` of the accounts plugin)."""
-    return [
-        Series("account_short_calls", when=_short, labels=("account", "direction")),
-        Series("account_destination_calls", labels=("account", "country", "direction")),
-    ]
+    return [Series("account_short_calls", when=_short, labels=("account", "direction"))]
 
 
 def batch(batch, ctx):
@@ -75,6 +73,7 @@ def batch(batch, ctx):
 def _new_countries(batch, ctx):
     """Alert on an account's calls to a country it had not called (see above)."""
     groups = batch.groups(("account", "country", "direction"))
+    calls = np.bincount(groups.inverse, minlength=groups.size).tolist()
     profiles = batch.codes("profile")
     for g, (window, (account, country, direction)) in enumerate(
             zip(groups.window_list, groups.label_list)):
@@ -85,20 +84,19 @@ def _new_countries(batch, ctx):
             seen = known[(account, direction)] = (window, {})
         since, countries = seen
         first = countries.get(country)
-        if first is None or window < first:
-            countries[country] = first = window
-        if first < window - WINDOW or country == "unknown" or first - since < min_history:
-            continue  # (called before this window or the one before, or too little history)
-        calls = ctx.stat(window, "account_destination_calls", account=account, country=country,
-                         direction=direction)
-        if calls is None or calls.count < new_country_min:
-            continue
+        if first is None or window < first[0]:
+            first = countries[country] = [window, 0]
+        if window > first[0] + WINDOW or country == "unknown":
+            continue  # (called before this window and the one before)
+        first[1] += calls[g]
+        if first[1] < new_country_min or first[0] - since < min_history:
+            continue  # (too few calls yet, or too little history to say)
         row = int(groups.first[g])
         profile = profiles[1][profiles[0][row]]
-        ctx.alert(row, f"account {account}: {calls.count} calls to {country}, a country it never "
+        ctx.alert(row, f"account {account}: {first[1]} calls to {country}, a country it never "
                        f"called, via {profile}", key=[account, direction, country],
                   account=account, direction=direction, country=country, profile=profile,
-                  calls=calls.count)
+                  calls=first[1])
 
 
 def _bursts(batch, ctx):
