@@ -209,9 +209,21 @@ class Traffic:
         self._evident: dict[tuple, dict[int, tuple[float, float]]] = {}
         """(rule, labels) → the latest windows beyond the ratio: (count, baseline)."""
         self._fired: set[tuple] = set()
+        self._newest = 0
+        self._thin: set[int] = set()  # windows whose spike label sets were thinned
 
     def touch_batch(self, batch: Batch) -> None:
-        """Remember the label sets a batch counted, per window and rule."""
+        """Remember the label sets a batch counted, per window and rule; for a spike, of the
+        windows the data has left behind (two windows back), only those with ``min_count``
+        calls (a replay judges at its end: thousands of accounts a window otherwise)."""
+        newest = int(batch.window.max()) if batch.n else 0
+        if newest > self._newest:
+            self._newest = newest
+            for rule, seen in zip(self.rules, self._seen):
+                if rule.op == ">":
+                    for t in [t for t in seen if t < newest - 2 * WINDOW and t not in self._thin]:
+                        seen[t] = {k: n for k, n in seen[t].items() if n >= rule.min_count}
+                        self._thin.add(t)
         for rule, seen in zip(self.rules, self._seen):
             groups = batch.groups(rule.labels)
             calls = np.bincount(groups.inverse, minlength=groups.size).tolist()
@@ -220,6 +232,15 @@ class Traffic:
                 if found is None:
                     found = seen[window] = {}
                 found[labels] = found.get(labels, 0) + n
+
+    def absorb(self, other: Traffic) -> None:
+        """Add the label sets another engine's batches counted (a share of a parallel replay:
+        the join judges every window, and reads them rather than every key of the store)."""
+        for mine, theirs in zip(self._seen, other._seen):
+            for window, counted in theirs.items():
+                found = mine.setdefault(window, {})
+                for labels, n in counted.items():
+                    found[labels] = found.get(labels, 0) + n
 
     def check(self, store: Store, complete: int) -> list[Crossing]:
         """Judge the windows before ``complete`` not judged yet; return those that fire."""
@@ -237,6 +258,7 @@ class Traffic:
             keep = window - (8 * DAY if rule.op == "<" else 0)
             for t in [t for t in seen if t < keep]:
                 del seen[t]
+        self._thin = {t for t in self._thin if t >= window}
         return crossed
 
     def keep(self, store: Store, before: int, newest: int) -> None:

@@ -53,6 +53,8 @@ class Share:
     """Plugin name → (errors, last error, its position, timed calls, timed seconds, slowest)."""
     rejections: list[tuple[int, str, str]]
     """(position, reason, detail) of the rejections kept (``Engine.keep_rejections``)."""
+    traffic: Traffic | None = None
+    """What the traffic rules saw counted (the label sets per window), for the join to judge."""
 
 
 def _decoded(item: Any) -> Decoded | Rejected:
@@ -374,13 +376,15 @@ class Engine:
                      self._newest, self._newest_epoch, self.plugins.runs,
                      {p.name: (p.errors, p.last_error, p.last_error_at, p.timed_calls,
                                p.timed_seconds, p.max_seconds) for p in self.plugins.plugins},
-                     self.rejections)
+                     self.rejections, self.traffic)
 
     def absorb(self, share: Share) -> None:
         """Add another engine's counts, alerts and plugin health to this one's (its alerts
         join this lifecycle; :meth:`settle` then resolves them over the whole store)."""
         self.store.absorb(share.store)
         self.alerts.absorb(share.alerts)
+        if share.traffic is not None:
+            self.traffic.absorb(share.traffic)
         for outcome, at in share.first_seen.items():  # outcomes in the order the inputs gave
             self._first_seen[outcome] = min(at, self._first_seen.get(outcome, at))
         counts = self.outcomes + share.outcomes

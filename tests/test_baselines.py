@@ -207,3 +207,23 @@ def test_a_restart_judges_no_restored_window_again():
     drops = [a for a in after.alerts.list() if a.plugin == "traffic_drop"]
     assert [(a.timestamp, a.count) for a in drops] == [(drop.timestamp, 1)]
     assert after.traffic.judged > START + DAY + 3 * WINDOW  # (and it went on judging)
+
+
+def test_a_spike_of_a_carrier_and_of_an_account_fires():
+    docs = []
+    for day, calls in ((0, 30), (1, 150)):
+        for window in range(START + day * DAY, START + day * DAY + 3 * WINDOW, WINDOW):
+            docs += [raw(_id=f"{window}-{i}", end_epoch=window + i, ccnq_profile="busy",
+                         ccnq_direction="egress", ccnq_account="a1" if i % 2 else "a2")
+                     for i in range(calls)]
+    docs.append(raw(_id="end", end_epoch=START + DAY + 4 * WINDOW, ccnq_profile="busy",
+                    ccnq_direction="egress"))
+    engine = Engine(Config(retention_hours=None))
+    engine.hold_resolution = True  # (as a replay: judged at its end)
+    engine.feed_many(docs)
+    engine.settle()
+    found = {(a.plugin, a.profile or a.account, a.timestamp) for a in engine.alerts.list()
+             if a.plugin.endswith("spike")}
+    windows = range(START + DAY, START + DAY + 3 * WINDOW, WINDOW)
+    assert found == {(rule, who, t) for t in windows for rule, who in (
+        ("traffic_spike", "busy"), ("account_volume_spike", "a1"), ("account_volume_spike", "a2"))}
