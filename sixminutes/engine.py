@@ -106,8 +106,6 @@ class Engine:
         self.config = config or Config()
         self.retention = Retention(self.config.retention_hours, clock)
         self.store = Store()
-        if self.config.retention_hours is None:  # (a replay keeps everything: see occupancy.py)
-            self.store.occupancy.horizon = None
         self.clock = clock
         c = self.config
         self.alerts = Alerts(clock, Lifecycle(c.alert_quiet_windows, c.alert_grace_seconds,
@@ -350,17 +348,24 @@ class Engine:
 
     def restore(self, cells: Iterable[tuple[int, str, float, int, float, float, float]],
                 alerts: Iterable[dict[str, Any]], seen: Iterable[tuple[int, Iterable[int]]],
-                outcomes: dict[tuple[str, str], int]) -> None:
+                outcomes: dict[tuple[str, str], int],
+                occupancy: Iterable[tuple[int, str, bytes]] = ()) -> None:
         """Load a saved state (before any document is fed)."""
+        spans: set[tuple[int, str]] = set()  # (window, key) of the calls-in-progress Stats
         for t, key, total, count, squares, low, high in cells:
             self.store.merge(t, key, Stat(total, count, squares, low, high))
             self._newest = max(self._newest, t)
             self._newest_epoch = max(self._newest_epoch, t)
+            if count == WINDOW and key.startswith("peak_concurrent{"):
+                spans.add((t, key))
+        for t, key, seconds in occupancy:
+            self.store.occupancy.restore(t, key, seconds)
+            spans.discard((t, key))
+        self.store.occupancy.freeze({t for t, _ in spans})  # (saved without their seconds)
         self.store.compact()
         self.store.drain_changes()
-        if self._newest:  # their calls in progress were not saved: peak_concurrent stays as it was
-            self.store.occupancy.freeze(self._newest + WINDOW)
-            self.traffic.judged = self._newest  # (the windows before were judged before the stop)
+        if self._newest:  # (the windows before were judged before the stop)
+            self.traffic.judged = self._newest
         for record in alerts:
             alert = self.alerts.restore(record)
             if alert.fields.get("rule") == alert.plugin:

@@ -10,18 +10,14 @@ updates the earlier windows it spans; the Stats of those windows are rewritten, 
 
 A call counts in the windows of its last :data:`HORIZON` (two hours) at most: a call
 longer than that (or a broken ``start_epoch``) costs no more. The occupancy is kept in the
-:class:`~sixminutes.store.Store` (``store.occupancy``) while a window may still change: two
-hours and a window of data time behind the newest window counted, one ``int32`` per second,
-1,440 bytes per carrier and window (about 32 KB a carrier for the 22 windows, 3 MB for a
-hundred carriers). A window older than that is frozen: a CDR that arrives later still
-counts in its other series, but no longer changes its ``peak_concurrent``. A replay, which
-keeps every window, keeps every window's occupancy too (1,440 bytes per carrier and window
-of the replay: as much as a carrier's twenty-odd series in the window), so that CDRs in any
-order count exactly; the shares of a parallel replay (:mod:`sixminutes.parallel`) add them
-up at the join, which rewrites the Stats. The
-occupancy is not saved in the state file: after a restart the windows restored are frozen
-(:meth:`Occupancy.freeze`), so a call that ends after a restart counts in the windows after
-the last one saved.
+:class:`~sixminutes.store.Store` (``store.occupancy``) as long as its window: one ``int32``
+per second, 1,440 bytes per carrier and window, so a live service's 24 hours cost 346 KB a
+carrier (35 MB for a hundred carriers), and a replay as much per window of the replay (as
+much as a carrier's twenty-odd series in a window). So CDRs in any order count exactly; the
+shares of a parallel replay (:mod:`sixminutes.parallel`) add theirs up at the join, which
+rewrites the Stats; the snapshots save each window's occupancy with its cells
+(:mod:`sixminutes.snapshots`), so a restart goes on exactly. A window restored from a state
+file written without them keeps its ``peak_concurrent`` as it was (:meth:`Occupancy.freeze`).
 """
 from __future__ import annotations
 
@@ -40,7 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["Spans", "Occupancy", "HORIZON"]
 
 HORIZON = 2 * 3600
-"""Seconds of data time behind the newest window during which a window's occupancy is kept."""
+"""A call counts in the windows of its last two hours at most."""
 
 
 class Occupancy:
@@ -48,17 +44,14 @@ class Occupancy:
 
     def __init__(self) -> None:
         self.windows: dict[int, dict[str, np.ndarray]] = {}
-        self.newest = 0
-        """The newest window a call ended in."""
         self.floor = 0
-        """No window before this one is changed any more (the horizon, or a restart)."""
-        self.horizon: int | None = HORIZON
-        """How far behind the newest window an occupancy is kept (None: until purged, as a
-        share of a parallel replay keeps them for the join)."""
+        """No window before this one is counted any more (it was purged)."""
+        self.frozen: set[int] = set()
+        """Windows restored without their occupancy: their Stats stay as restored."""
 
     def add(self, key: str, starts: np.ndarray, ends: np.ndarray, store: Store) -> None:
         """Count calls [start, end) into the windows they span, and rewrite their Stats."""
-        # a call counts in its last HORIZON seconds' windows at most, and in no frozen one
+        # a call counts in its last HORIZON seconds' windows at most, and in none purged
         starts = np.maximum(np.maximum(starts, ends - ends % WINDOW - HORIZON), self.floor)
         keep = ends > starts
         if not keep.all():
@@ -71,7 +64,9 @@ class Occupancy:
         delta -= np.bincount(ends - base, minlength=top - base + 1)
         busy = np.cumsum(delta[:-1]).astype(np.int32).reshape(-1, WINDOW)
         for i in np.flatnonzero(busy.any(axis=1)).tolist():
-            self._add_window(base + i * WINDOW, key, busy[i], store)
+            window = base + i * WINDOW
+            if window not in self.frozen:
+                self._add_window(window, key, busy[i], store)
 
     def _add_window(self, window: int, key: str, seconds: np.ndarray, store: Store) -> None:
         cells = self.windows.setdefault(window, {})
@@ -82,22 +77,25 @@ class Occupancy:
             current += seconds
         store.window(window).put(key, _stat(current))
 
-    def advance(self, window: int) -> None:
-        """The newest window a call ended in; windows past the horizon are forgotten."""
-        if window > self.newest:
-            self.newest = window
-            if self.horizon is not None:  # (a window more: a CDR late by one window is exact)
-                self.freeze(window - self.horizon - WINDOW)
+    def restore(self, window: int, key: str, seconds: bytes) -> None:
+        """Put back a window's occupancy saved by a snapshot (``seconds``: its int32 bytes)."""
+        self.windows.setdefault(window, {})[key] = np.frombuffer(seconds, np.int32).copy()
+
+    def saved(self, window: int, key: str) -> bytes | None:
+        """A window's occupancy as a snapshot saves it; None when it has none."""
+        found = self.windows.get(window, {}).get(key)
+        return None if found is None else found.tobytes()
+
+    def freeze(self, windows: set[int]) -> None:
+        """Count nothing more in these windows (restored without their occupancy)."""
+        self.frozen |= windows
 
     def forget(self, before: int) -> None:
-        """Drop the occupancy of the windows before ``before``: they are frozen."""
+        """Drop the windows before ``before`` (purged): no call counts in them any more."""
+        self.floor = max(self.floor, before)
         for t in [t for t in self.windows if t < before]:
             del self.windows[t]
-
-    def freeze(self, before: int) -> None:
-        """Change no window before ``before`` any more (its Stats were restored, not counted)."""
-        self.floor = max(self.floor, before)
-        self.forget(before)
+        self.frozen = {t for t in self.frozen if t >= before}
 
     def absorb(self, other: Occupancy, store: Store) -> None:
         """Add another store's occupancy to this one and rewrite the Stats it touches (the
@@ -111,8 +109,8 @@ class Occupancy:
             cells = store.window(window)
             for key in keys:
                 cells.put(key, _stat(self.windows[window][key]))
-        self.newest = max(self.newest, other.newest)
         self.floor = max(self.floor, other.floor)
+        self.frozen |= other.frozen
 
     @property
     def bytes(self) -> int:
@@ -157,7 +155,6 @@ class Spans:
         occupancy = store.occupancy
         if not batch.n:
             return
-        occupancy.advance(int(batch.window.max()))
         starts, ends = batch.start_epoch, batch.end_epoch
         if self.when is not None:
             mask = np.asarray(batch.column(self.when) if isinstance(self.when, str)

@@ -100,7 +100,7 @@ class Service:
         saved = await self._run(self.state.load)
         seen = (saved.seen.popitem() for _ in range(len(saved.seen)))  # handed over, not copied
         self.engine.restore(saved.cells, [orjson.loads(a) for a in saved.alerts], seen,
-                            saved.outcomes)
+                            saved.outcomes, saved.occupancy)
         self.feeds.open({k: v for k, v in saved.positions.items() if k != JOURNAL})
         self.journal_position = int(saved.positions.get(JOURNAL, "0"))
         # (the rows an older version kept in the state file's journal table come first)

@@ -85,17 +85,56 @@ def test_occupancies_of_two_stores_join_into_the_whole(calls, seed):
     assert peaks(left.store, windows, "ab") == expected(calls, windows, "ab")
 
 
-def test_a_window_past_the_horizon_is_frozen():
-    engine = Engine(Config(retention_hours=48), clock=lambda: BASE + 4 * HORIZON)  # (live)
-    engine.feed(doc(1, BASE + 10, BASE + 100, "a"))
-    engine.feed(doc(2, BASE + HORIZON + 10 * WINDOW, BASE + HORIZON + 10 * WINDOW + 5, "a"))
-    engine.feed(doc(3, BASE + 20, BASE + 90, "a"))  # too late for its window's occupancy
+def restored(engine: Engine, with_seconds: bool) -> Engine:
+    """A new engine restored from what a snapshot of ``engine`` saves (its occupancy too, or
+    not: a state file of an older version)."""
+    store = engine.store
+    cells = [(t, key, s.sum, s.count, s.squares, s.min, s.max) for t, key, s in store.items()]
+    seconds = [(t, key, store.occupancy.saved(t, key)) for t, key, _ in store.items()
+               if store.occupancy.saved(t, key) is not None] if with_seconds else []
+    again = Engine(Config(retention_hours=None))
+    again.restore(cells, [], [], {}, seconds)
+    return again
+
+
+def test_a_restart_goes_on_counting_calls_in_progress_exactly():
+    calls = [(BASE + 10, BASE + 100, "a"), (BASE + 50, BASE + WINDOW + 30, "a"),
+             (BASE + 20, BASE + 90, "a"), (BASE + 300, BASE + 2 * WINDOW, "a")]
+    whole = Engine(Config(retention_hours=None))
+    before = Engine(Config(retention_hours=None))
+    for i, (s, e, p) in enumerate(calls):
+        whole.feed(doc(i, s, e, p))
+        if i < 2:
+            before.feed(doc(i, s, e, p))
+    after = restored(before, with_seconds=True)
+    for i, (s, e, p) in enumerate(calls[2:], 2):
+        after.feed(doc(i, s, e, p))
+    windows = range(BASE, BASE + 3 * WINDOW, WINDOW)
+    assert peaks(after.store, windows, "a") == peaks(whole.store, windows, "a") == \
+        expected(calls, windows, "a")
+
+
+def test_a_window_restored_without_its_seconds_keeps_its_stat():
+    before = Engine(Config(retention_hours=None))
+    before.feed(doc(1, BASE + 10, BASE + 100, "a"))
+    after = restored(before, with_seconds=False)
+    after.feed(doc(2, BASE + 20, BASE + WINDOW + 5, "a"))  # spans the restored window and the next
     key = series_key("peak_concurrent", {"direction": "egress", "profile": "a"})
-    assert engine.store.get(BASE, key).max == 1
-    assert engine.store.get(BASE, series_key("calls", {"direction": "egress", "profile": "a"})).count == 2
-    assert engine.store.occupancy.windows.keys() >= {BASE + HORIZON + 10 * WINDOW}
+    assert after.store.get(BASE, key) == before.store.get(BASE, key)  # (frozen: as restored)
+    assert after.store.get(BASE + WINDOW, key).sum == 5
+    assert after.store.get(BASE, series_key("calls", {"direction": "egress", "profile": "a"})).count == 1
+
+
+def test_the_occupancy_goes_with_its_window_at_purge():
+    engine = Engine(Config(retention_hours=None))
+    engine.feed(doc(1, BASE + 10, BASE + 100, "a"))
+    engine.feed(doc(2, BASE + 3 * WINDOW, BASE + 3 * WINDOW + 50, "a"))
+    engine.store.purge(BASE + WINDOW)
     assert BASE not in engine.store.occupancy.windows
-    assert engine.store.occupancy.bytes == 4 * WINDOW * len(engine.store.occupancy.windows)
+    engine.feed(doc(3, BASE + 5, BASE + 2 * WINDOW + 10, "a"))  # (its purged part counts nowhere)
+    assert BASE not in engine.store.windows()
+    assert engine.store.occupancy.bytes == 4 * WINDOW * len(
+        [k for keys in engine.store.occupancy.windows.values() for k in keys])
 
 
 def test_a_replay_keeps_every_occupancy():

@@ -222,7 +222,8 @@ def test_data_filters_by_time_name_and_labels_exactly(serve):
                                ("end", w[0])])
     names = {k.split("{")[0] for k in everything[str(w[0])]}
     assert names == {"calls", "answered", "zero_duration", "billsec", "sip_status",
-                     "hangup_cause"}
+                     "hangup_cause", "destination_calls", "destination_answered",
+                     "destination_billsec"}
     assert all(f'profile="{a}"' in k and 'direction="egress"' in k
                for k in everything[str(w[0])])
     # filters that match nothing
