@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .batch import LABELS, Batch
+from .batch import LABELS, SMALL, Batch
 from .stats import cached_key, series_key
 from .windows import WINDOW
 
@@ -67,6 +67,22 @@ class Occupancy:
             window = base + i * WINDOW
             if window not in self.frozen:
                 self._add_window(window, key, busy[i], store)
+
+    def add_one(self, key: str, start: int, end: int, store: Store) -> None:
+        """:meth:`add` for one call, in Python: a slice of each window it spans."""
+        start = max(start, end - end % WINDOW - HORIZON, self.floor)
+        if end <= start:
+            return  # (never in progress, or only in windows purged)
+        t = start - start % WINDOW
+        while t < end:
+            if t not in self.frozen:
+                cells = self.windows.setdefault(t, {})
+                current = cells.get(key)
+                if current is None:
+                    current = cells[key] = np.zeros(WINDOW, np.int32)
+                current[max(start, t) - t:min(end, t + WINDOW) - t] += 1
+                store.window(t).put(key, _stat(current))
+            t += WINDOW
 
     def _add_window(self, window: int, key: str, seconds: np.ndarray, store: Store) -> None:
         cells = self.windows.setdefault(window, {})
@@ -155,6 +171,8 @@ class Spans:
         occupancy = store.occupancy
         if not batch.n:
             return
+        if batch.n <= SMALL:
+            return self._count_rows(batch, store)
         starts, ends = batch.start_epoch, batch.end_epoch
         if self.when is not None:
             mask = np.asarray(batch.column(self.when) if isinstance(self.when, str)
@@ -178,3 +196,19 @@ class Spans:
             key = cached_key(self.name, {label: "none" if value is None else value
                                          for (label, _), value in zip(self.pairs, labels)})
             occupancy.add(key, starts[rows], ends[rows], store)
+
+    def _count_rows(self, batch: Batch, store: Store) -> None:
+        """:meth:`count` for a small batch (a live POST or a few): row by row, each call a
+        slice added to the windows it spans (numpy's sorting would cost more than the work)."""
+        mask = None
+        if self.when is not None:
+            mask = np.asarray(batch.column(self.when) if isinstance(self.when, str)
+                              else self.when(batch), dtype=np.bool_).tolist()
+        columns = [batch.column(column).tolist() for column in self.columns]
+        starts, ends = batch.start_epoch.tolist(), batch.end_epoch.tolist()
+        for row in range(batch.n):
+            if mask is not None and not mask[row]:
+                continue
+            key = cached_key(self.name, {label: "none" if values[row] is None else values[row]
+                                         for (label, _), values in zip(self.pairs, columns)})
+            store.occupancy.add_one(key, starts[row], ends[row], store)
