@@ -152,10 +152,10 @@ class Alerts:
 
     def raise_alert(self, plugin: str, msg: str, key: Any, timestamp: int, sample: Decoded | None,
                     fields: dict[str, Any]) -> Alert:
-        """Add an alert, or count one more of the same (plugin, key or msg, window)."""
+        """Add an alert, or count one more of the same (plugin, key or msg, window); ``sample``
+        is the CDR that raised it, None for an alert about calls that did not come (a drop)."""
         dedup = (plugin, _subject(key, msg), timestamp)
         alert = self._rows.get(dedup)
-        call = sample.call if sample is not None else None  # (None: raised on a group's view)
         if alert is not None:
             alert.count += 1
         else:
@@ -173,7 +173,8 @@ class Alerts:
                 id=f"{timestamp}-{digest}", timestamp=timestamp, time=self._clock(), msg=msg,
                 plugin=plugin, key=plain[0], count=1,
                 profile=named["profile"], direction=named["direction"], account=named["account"],
-                duration={"billable": call.billsec if call else 0, "total": call.duration if call else 0},
+                duration={"billable": sample.call.billsec, "total": sample.call.duration}
+                if sample is not None else {"billable": 0, "total": 0},
                 sample=sample, fields=plain[1], seq=self._seq,
             )
             self._index(alert)

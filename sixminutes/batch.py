@@ -9,20 +9,27 @@ or SIP code is integer work done in C. Columns are built on first use and kept.
 from __future__ import annotations
 
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any, Collection, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Collection, Sequence
 
 import numpy as np
+
+from .destinations import country_of
 
 if TYPE_CHECKING:
     from .call import Decoded
 
-__all__ = ["Batch", "Groups", "NUMBERS", "TEXTS"]
+__all__ = ["Batch", "Groups", "NUMBERS", "TEXTS", "DERIVED", "LABELS"]
 
-NUMBERS = {"end_epoch": np.int64, "billsec": np.int64, "duration": np.int64,
+NUMBERS = {"start_epoch": np.int64, "end_epoch": np.int64, "billsec": np.int64, "duration": np.int64,
            "answered": np.bool_, "pdd_ms": np.float64, "mos": np.float64}
 """The Call's numeric fields and their column types (NaN stands for an unknown measure)."""
 TEXTS = ("id", "profile", "direction", "account", "from_", "to", "sip_code", "hangup_cause", "q850")
 """The Call's text fields (``q850`` and ``id`` may be None)."""
+DERIVED: dict[str, tuple[str, Callable[[Any], Any]]] = {"country": ("to", country_of)}
+"""Text columns computed from another, once per distinct value of a batch: ``country``
+(ISO 3166 alpha-2 of the called number, :mod:`sixminutes.destinations`)."""
+LABELS = (*TEXTS, *DERIVED)
+"""The text columns a series may be labelled by."""
 _KEY_BOUND = 1 << 40  # a group key this large is folded back to dense codes before the next label
 SMALL = 64
 """A batch this small (a live CDR or a few) is grouped, and counted, row by row in Python:
@@ -84,12 +91,12 @@ class Batch:
             if name in NUMBERS:
                 values = list(map(attrgetter(name), self._calls))
                 column = np.array(values, dtype=NUMBERS[name]) if values else np.empty(0, NUMBERS[name])
-            elif name in TEXTS:
+            elif name in TEXTS or name in DERIVED:
                 codes, values = self.codes(name)
                 column = np.array(values, dtype=object)[codes] if values else np.empty(0, object)
             else:
                 raise AttributeError(f"a batch has no column {name!r}: it has "
-                                     f"{', '.join([*NUMBERS, *TEXTS, 'window'])}")
+                                     f"{', '.join([*NUMBERS, *LABELS, 'window'])}")
             self._columns[name] = column
         return column
 
@@ -101,6 +108,14 @@ class Batch:
             if name == "window":
                 values, codes = np.unique(self.window, return_inverse=True)
                 found = (codes.astype(np.int64, copy=False), [int(v) for v in values])
+            elif name in DERIVED:
+                source, derive = DERIVED[name]
+                codes, values = self.codes(source)
+                index: dict[Any, int] = {}
+                code = index.setdefault
+                table = np.fromiter([code(derive(v), len(index)) for v in values], np.int64,
+                                    len(values))
+                found = (table[codes], list(index))
             else:
                 if name not in TEXTS and name not in NUMBERS:
                     raise AttributeError(f"a batch has no column {name!r}")
@@ -149,8 +164,7 @@ class Batch:
         first: list[int] = []
         values: list[tuple[Any, ...]] = []
         windows = self.window.tolist()
-        rows = zip(*[list(map(attrgetter(name), self._calls)) for name in columns]) if columns \
-            else [()] * self.n
+        rows = zip(*[self._values(name) for name in columns]) if columns else [()] * self.n
         for row, (window, labels) in enumerate(zip(windows, rows)):
             group = index.get((window, labels))
             if group is None:
@@ -160,3 +174,10 @@ class Batch:
             inverse.append(group)
         return Groups(np.array(inverse, np.int64), np.array(first, np.int64),
                       np.array([windows[row] for row in first], np.int64), values)
+
+    def _values(self, name: str) -> list[Any]:
+        """A text column's values, one per row, as a list."""
+        if name in DERIVED:
+            codes, distinct = self.codes(name)
+            return [distinct[code] for code in codes.tolist()]
+        return list(map(attrgetter(name), self._calls))

@@ -71,6 +71,12 @@ class CarrierRow:
     def mos(self) -> float | None:
         return self.mean("mos")
 
+    @property
+    def peak(self) -> int | None:
+        """The most calls in progress at any second of the window (``peak_concurrent``)."""
+        stat = self.stats.get("peak_concurrent")
+        return int(stat.max) if stat is not None else None
+
     def top_codes(self, n: int = 3) -> list[tuple[str, int]]:
         """The most frequent SIP error codes (>= 300), most frequent first."""
         errors = [(code, count) for code, count in self.codes.items()
@@ -79,7 +85,7 @@ class CarrierRow:
 
 
 _PER_CARRIER = ("calls", "answered", "zero_duration", "billsec", "short_calls", "pdd_ms",
-                "network_failures", "mos", "sip_status")
+                "network_failures", "mos", "sip_status", "peak_concurrent")
 
 
 def carrier_rows(store: Store, start: int | None = None, end: int | None = None) -> list[CarrierRow]:
@@ -95,4 +101,6 @@ def carrier_rows(store: Store, start: int | None = None, end: int | None = None)
             row.codes[labels.get("code", "none")] = stat.count
         else:
             row.stats[name] = stat
-    return sorted(rows.values(), key=lambda r: (r.timestamp, -r.calls, r.profile, r.direction))
+    # (a carrier with calls only in progress, none ending in the window, has no row)
+    return sorted((r for r in rows.values() if r.codes or set(r.stats) - {"peak_concurrent"}),
+                  key=lambda r: (r.timestamp, -r.calls, r.profile, r.direction))

@@ -75,6 +75,7 @@ class _Vars(msgspec.Struct):
     sip_to_user: str | None = None
     billsec: int = 0
     duration: int = 0
+    start_epoch: int = 0
     answer_epoch: int = 0
     sip_term_status: str | None = None
     sip_invite_failure_status: str | None = None
@@ -123,6 +124,8 @@ class Call(msgspec.Struct, gc=False):
     from_: str
     to: str
     end_epoch: int
+    start_epoch: int
+    """When the call began (``start_epoch``; else ``end_epoch - duration``), never after its end."""
     billsec: int
     duration: int
     answered: bool
@@ -310,6 +313,7 @@ def _call(v: _Vars, doc_id: Any) -> Call:
     mos = v.rtp_audio_in_mos
     if mos is not None and not -_MAX_INT <= mos <= _MAX_INT:  # (also NaN and infinities)
         mos = None
+    duration = v.duration if 0 < v.duration <= _MAX_INT else 0
     if type(doc_id) is not str:  # dedup needs text: an odd _id counts as no _id
         doc_id = str(doc_id) if type(doc_id) in (int, float) else None
     return Call(
@@ -320,8 +324,9 @@ def _call(v: _Vars, doc_id: Any) -> Call:
         from_=_text(v.ccnq_from_e164 or v.sip_from_user) or "",
         to=_text(v.ccnq_to_e164 or v.sip_to_user) or "",
         end_epoch=end_epoch,
+        start_epoch=_start(v.start_epoch, end_epoch, duration),
         billsec=billsec,
-        duration=v.duration if 0 < v.duration <= _MAX_INT else 0,
+        duration=duration,
         answered=v.answer_epoch > 0 or billsec > 0,
         sip_code=_text(v.sip_term_status or v.sip_invite_failure_status) or "none",
         hangup_cause=_text(v.hangup_cause) or "none",
@@ -329,6 +334,14 @@ def _call(v: _Vars, doc_id: Any) -> Call:
         pdd_ms=pdd if 0 < pdd <= _MAX_INT else None,
         mos=mos,
     )
+
+
+def _start(start: int, end: int, duration: int) -> int:
+    """The start of a call: its ``start_epoch`` when it is one (after 2000, not after the
+    end), else the end less its duration."""
+    if _EPOCH_2000 <= start <= end:
+        return start
+    return end - duration
 
 
 def _unquoted(value: Any) -> Any:

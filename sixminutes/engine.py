@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
 from .alerts import Alert, Alerts, Thresholds, rules_from_config
+from .baselines import Traffic
 from .batch import Batch
 from .lifecycle import Condition, Lifecycle
 from .call import Decoded, Rejected, decode
 from .config import Config
 from .dedup import SeenIds, id_hash
 from .plugins import PluginSet, load_plugins
+from .share import Share, absorb, share_of
 from .stats import Stat
 from .store import Store
 from .windows import WINDOW, Clock, Retention, window_of
@@ -30,26 +31,8 @@ BATCH_BYTES = 16 << 20
 """... or fewer, once their raw bytes add up to this (a directory of huge documents)."""
 KEPT_REJECTIONS = 1000
 """Rejections kept with their position, per reason, when ``Engine.keep_rejections`` is set."""
-
-
-@dataclass
-class Share:
-    """What one engine counted, in a form another process can receive (it pickles)."""
-
-    store: Store
-    alerts: Alerts
-    outcomes: Counter[tuple[str, str]]
-    first_seen: dict[tuple[str, str], int]
-    """Outcome → the position (documents read) where it was first seen."""
-    last_rejection: dict[str, tuple[int, str]]
-    """Reason → (position, detail) of its last rejection."""
-    newest: int
-    newest_epoch: float
-    runs: int
-    plugins: dict[str, tuple[int, str | None, int, int, float, float]]
-    """Plugin name → (errors, last error, its position, timed calls, timed seconds, slowest)."""
-    rejections: list[tuple[int, str, str]]
-    """(position, reason, detail) of the rejections kept (``Engine.keep_rejections``)."""
+LATE = 60
+"""Seconds after its end before a window is judged against its baseline (CDRs arrive late)."""
 
 
 def _decoded(item: Any) -> Decoded | Rejected:
@@ -110,6 +93,8 @@ class Engine:
         self.hold_resolution = False
         """Set while a source is down or behind: the windows that look quiet may only be late."""
         self.thresholds = Thresholds(rules_from_config(self.config.rules))
+        self.traffic = Traffic()
+        """The traffic rules: each complete window's calls against its baseline."""
         self.plugins = plugins if plugins is not None else self.load_plugins()
         self.outcomes: Counter[tuple[str, str]] = Counter()
         """(source, "accepted" or the rejection reason) → documents."""
@@ -260,6 +245,7 @@ class Engine:
         and compact the windows the data has left behind."""
         self.plugins.run_batch(batch, self.store, self._raise_alert, positions)
         self.thresholds.touch_batch(batch)
+        self.traffic.touch_batch(batch)
         newest_epoch = int(batch.end_epoch.max())
         if newest_epoch > self._newest_epoch:
             self._newest_epoch = newest_epoch
@@ -291,7 +277,14 @@ class Engine:
             self.alerts.raise_alert(rule.name, rule.describe(labels, value, samples),
                                     list(labels.values()), timestamp, decoded, fields)
         if not self.hold_resolution:
-            self.alerts.resolve(self.clock() if self.live else self._newest_epoch, self._judge)
+            now = self.clock() if self.live else self._newest_epoch
+            self._check_traffic(window_of(int(now) - LATE))
+            self.alerts.resolve(now, self._judge)
+
+    def _check_traffic(self, complete: int) -> None:
+        """Judge the windows before ``complete`` against their baselines (traffic rules)."""
+        for rule, labels, timestamp, msg, fields in self.traffic.check(self.store, complete):
+            self.alerts.raise_alert(rule.name, msg, list(labels.values()), timestamp, None, fields)
 
     def settle(self) -> None:
         """A replay's end: resolve the alert conditions as if data time had flowed, in order.
@@ -301,6 +294,8 @@ class Engine:
         So a replay's lifecycle depends on its data alone: not on where the rules happened to
         be checked, nor on how many processes counted it (see :mod:`sixminutes.parallel`).
         """
+        if self._newest_epoch:  # every window but the last (it may have ended part way)
+            self._check_traffic(window_of(int(self._newest_epoch)))
         lifecycle = self.alerts.lifecycle
         timed = [(_data_time(alert), alert) for alert in lifecycle.firing()]
         timed.sort(key=lambda pair: (pair[0], pair[1].timestamp, pair[1].seq))
@@ -321,6 +316,7 @@ class Engine:
         """Drop the windows (and their alerts and seen ids) past retention; return the cut-off."""
         oldest = self.retention.oldest_window()
         if oldest is not None:
+            self.traffic.keep(self.store, oldest, self._newest)  # (their hourly history)
             self.store.purge(oldest)
             self.alerts.purge(oldest)
             self.thresholds.purge(oldest)
@@ -330,14 +326,24 @@ class Engine:
 
     def restore(self, cells: Iterable[tuple[int, str, float, int, float, float, float]],
                 alerts: Iterable[dict[str, Any]], seen: Iterable[tuple[int, Iterable[int]]],
-                outcomes: dict[tuple[str, str], int]) -> None:
+                outcomes: dict[tuple[str, str], int],
+                occupancy: Iterable[tuple[int, str, bytes]] = ()) -> None:
         """Load a saved state (before any document is fed)."""
+        spans: set[tuple[int, str]] = set()  # (window, key) of the calls-in-progress Stats
         for t, key, total, count, squares, low, high in cells:
             self.store.merge(t, key, Stat(total, count, squares, low, high))
             self._newest = max(self._newest, t)
             self._newest_epoch = max(self._newest_epoch, t)
+            if count == WINDOW and key.startswith("peak_concurrent{"):
+                spans.add((t, key))
+        for t, key, seconds in occupancy:
+            self.store.occupancy.restore(t, key, seconds)
+            spans.discard((t, key))
+        self.store.occupancy.freeze({t for t, _ in spans})  # (saved without their seconds)
         self.store.compact()
         self.store.drain_changes()
+        if self._newest:  # (the windows before were judged before the stop)
+            self.traffic.judged = self._newest
         for record in alerts:
             alert = self.alerts.restore(record)
             if alert.fields.get("rule") == alert.plugin:
@@ -348,46 +354,12 @@ class Engine:
 
     def share(self) -> Share:
         """What this engine counted, to be absorbed by another (see :mod:`sixminutes.parallel`)."""
-        return Share(self.store, self.alerts, self.outcomes, self._first_seen,
-                     {r: (self._rejected_at.get(r, -1), d) for r, d in self.last_rejection.items()},
-                     self._newest, self._newest_epoch, self.plugins.runs,
-                     {p.name: (p.errors, p.last_error, p.last_error_at, p.timed_calls,
-                               p.timed_seconds, p.max_seconds) for p in self.plugins.plugins},
-                     self.rejections)
+        return share_of(self)
 
     def absorb(self, share: Share) -> None:
         """Add another engine's counts, alerts and plugin health to this one's (its alerts
         join this lifecycle; :meth:`settle` then resolves them over the whole store)."""
-        self.store.absorb(share.store)
-        self.alerts.absorb(share.alerts)
-        for outcome, at in share.first_seen.items():  # outcomes in the order the inputs gave
-            self._first_seen[outcome] = min(at, self._first_seen.get(outcome, at))
-        counts = self.outcomes + share.outcomes
-        self.outcomes = Counter({k: counts[k] for k in sorted(
-            counts, key=lambda outcome: self._first_seen.get(outcome, -1))})
-        for reason, (at, detail) in share.last_rejection.items():
-            if at > self._rejected_at.get(reason, -2):
-                self.last_rejection[reason], self._rejected_at[reason] = detail, at
-        kept = sorted(self.rejections + share.rejections)  # in the order the inputs gave them
-        self._kept = Counter()
-        self.rejections = []
-        for position, reason, detail in kept:
-            if self._kept[reason] < KEPT_REJECTIONS:
-                self._kept[reason] += 1
-                self.rejections.append((position, reason, detail))
-        self._newest = max(self._newest, share.newest)
-        self._newest_epoch = max(self._newest_epoch, share.newest_epoch)
-        self.plugins.runs += share.runs
-        for plugin in self.plugins.plugins:
-            errors, last_error, at, timed, seconds, slowest = share.plugins.get(
-                plugin.name, (0, None, -1, 0, 0.0, 0.0))
-            plugin.errors += errors
-            if last_error is not None and at > plugin.last_error_at:
-                plugin.last_error, plugin.last_error_at = last_error, at
-            plugin.timed_calls += timed
-            plugin.timed_seconds += seconds
-            plugin.max_seconds = max(plugin.max_seconds, slowest)
-            plugin.owner = self.plugins
+        absorb(self, share)
 
     def status(self) -> dict[str, Any]:
         """Counts and plugin health, for reports and the status endpoint."""

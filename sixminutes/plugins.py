@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from .occupancy import Spans
 from .series import Series, count
 from .stats import _CACHE, SeriesKeyError, Stat, cached_key as _key, parse_series_key
 
@@ -162,7 +163,7 @@ class Plugin:
     fn: Callable[[Context], Any] | None
     """``plugin(ctx)``, run per CDR (None for a batch plugin)."""
     builtin: bool
-    series: tuple[Series, ...] = ()
+    series: tuple[Series | Spans, ...] = ()
     batch: Callable[[Batch, BatchContext], Any] | None = None
     errors: int = 0
     last_error: str | None = None
@@ -235,7 +236,10 @@ class PluginSet:
             started = clock()
             try:
                 for series in p.series:
-                    count(series, batch, store)
+                    if isinstance(series, Spans):
+                        series.count(batch, store)
+                    else:
+                        count(series, batch, store)
                 if p.batch is not None:
                     p.batch(batch, BatchContext(batch, store, alert, p.name))
             except BaseException as error:
@@ -323,7 +327,7 @@ def load_plugins(
 
 
 def _load_file(name: str, path: Path, options: dict, errors: list[LoadError]
-               ) -> tuple[Callable | None, tuple[Series, ...], Callable | None] | None:
+               ) -> tuple[Callable | None, tuple[Series | Spans, ...], Callable | None] | None:
     try:
         spec = importlib.util.spec_from_file_location(f"sixminutes_plugin_{name}", path)
         assert spec is not None and spec.loader is not None
@@ -344,7 +348,7 @@ def _load_file(name: str, path: Path, options: dict, errors: list[LoadError]
             declared = declared(dict(options))
         series = tuple(declared or ())
         for item in series:
-            if not isinstance(item, Series):
+            if not isinstance(item, (Series, Spans)):
                 raise TypeError(f"SERIES holds {type(item).__name__}, not sixminutes.series.Series")
         return fn, series, batch
     except BaseException as error:  # SyntaxError, ImportError, SystemExit in a user file

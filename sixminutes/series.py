@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Union
 
 import numpy as np
 
-from .batch import SMALL, TEXTS, Batch, Groups
+from .batch import LABELS, SMALL, Batch, Groups
 from .stats import cached_key, series_key
 
 if TYPE_CHECKING:
@@ -53,9 +53,9 @@ class Series:
         labels = self.labels
         pairs = tuple(labels.items()) if isinstance(labels, Mapping) else tuple((n, n) for n in labels)
         for _, column in pairs:
-            if column not in TEXTS:
+            if column not in LABELS:
                 raise ValueError(f"series {self.name}: label column {column!r} is not one of "
-                                 f"{', '.join(TEXTS)}")
+                                 f"{', '.join(LABELS)}")
         series_key(self.name, {label: "x" for label, _ in pairs})  # names valid, or SeriesKeyError
         object.__setattr__(self, "pairs", pairs)
         object.__setattr__(self, "columns", tuple(column for _, column in pairs))

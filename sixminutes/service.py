@@ -111,7 +111,7 @@ class Service:
             await self.group.start()
             return self._start_tasks()
         seen = (saved.seen.popitem() for _ in range(len(saved.seen)))  # handed over, not copied
-        self.engine.restore(saved.cells, alerts, seen, saved.outcomes)
+        self.engine.restore(saved.cells, alerts, seen, saved.outcomes, saved.occupancy)
         self.journal_position = int(saved.positions.get(JOURNAL, "0"))
         # (the rows an older version kept in the state file's journal table come first)
         journal = await self._run(lambda: list(self.state.journal_after(self.journal_position)))

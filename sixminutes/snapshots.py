@@ -75,11 +75,15 @@ class SnapshotWriter:
         between: the saved cells must hold every CDR the saved positions cover."""
         store = self.engine.store
         delta = Delta(deletions=self.deletions, journal_upto=journal_upto)
+        occupancy = store.occupancy
         for t, keys in self.unsaved.items():
             for key in keys:
                 stat = store.get(t, key)
                 if stat is not None:
                     delta.cells.append((t, key, stat.sum, stat.count, stat.squares, stat.min, stat.max))
+                    seconds = occupancy.saved(t, key)  # (peak_concurrent's: calls per second)
+                    if seconds is not None:
+                        delta.occupancy.append((t, key, seconds))
         delta.alerts = [(a.id, a.timestamp, alert_record(a)) for a in self.alerts.values()]
         delta.seen = self.engine.seen_new
         packed = self.engine.seen.take_packed()

@@ -27,6 +27,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS cells (
     timestamp INTEGER, key TEXT, sum REAL, count INTEGER, squares REAL, min REAL, max REAL,
     PRIMARY KEY (timestamp, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS occupancy (timestamp INTEGER, key TEXT, seconds BLOB,
+    PRIMARY KEY (timestamp, key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS alerts (id TEXT PRIMARY KEY, timestamp INTEGER, record BLOB);
 CREATE TABLE IF NOT EXISTS seen (timestamp INTEGER, id TEXT, PRIMARY KEY (timestamp, id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS seen_hashes (timestamp INTEGER, hash INTEGER, PRIMARY KEY (timestamp, hash))
@@ -105,6 +107,8 @@ class Delta:
     """What changed since the last snapshot; written in one transaction."""
 
     cells: list[tuple[int, str, float, int, float, float, float]] = field(default_factory=list)
+    occupancy: list[tuple[int, str, bytes]] = field(default_factory=list)
+    """(window, key, calls in progress per second as int32 bytes) of the cells that have them."""
     alerts: list[tuple[str, int, bytes]] = field(default_factory=list)
     seen: list[tuple[int, int]] = field(default_factory=list)
     """(window, hash of an id counted in it): see sixminutes/dedup.py."""
@@ -129,6 +133,8 @@ class Saved:
     """Window → the hashes of its ids, sorted, 8 bytes each."""
     positions: dict[str, str]
     outcomes: dict[tuple[str, str], int]
+    occupancy: Iterable[tuple[int, str, bytes]] = ()
+    """(window, key, int32 bytes) of the calls in progress per second (sixminutes/occupancy.py)."""
 
 
 def _version(value: str, path: str) -> int:
@@ -212,6 +218,7 @@ class State:
             seen=seen,
             positions=dict(db.execute("SELECT source, position FROM positions")),
             outcomes={(s, o): n for s, o, n in db.execute("SELECT source, outcome, n FROM outcomes")},
+            occupancy=db.execute("SELECT timestamp, key, seconds FROM occupancy"),
         )
 
     def save(self, delta: Delta) -> None:
@@ -221,9 +228,11 @@ class State:
         try:
             for table, before in delta.deletions:
                 where = "" if before is None else " WHERE timestamp < ?"
-                for name in ("seen", "seen_hashes", "seen_packed") if table == "seen" else (table,):
+                for name in {"seen": ("seen", "seen_hashes", "seen_packed"),
+                             "cells": ("cells", "occupancy")}.get(table, (table,)):
                     db.execute(f"DELETE FROM {name}{where}", () if before is None else (before,))
             db.executemany("INSERT OR REPLACE INTO cells VALUES (?, ?, ?, ?, ?, ?, ?)", delta.cells)
+            db.executemany("INSERT OR REPLACE INTO occupancy VALUES (?, ?, ?)", delta.occupancy)
             db.executemany("INSERT OR REPLACE INTO alerts VALUES (?, ?, ?)", delta.alerts)
             for t, blob in delta.packed.items():  # a packed window: one blob instead of its rows
                 db.execute("INSERT OR REPLACE INTO seen_packed VALUES (?, ?)", (t, blob))

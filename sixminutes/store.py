@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
+from .occupancy import Occupancy
 from .stats import SeriesKeyError, Stat, parsed_key
 
 __all__ = ["Cells", "Store"]
@@ -101,6 +102,19 @@ class Cells:
         self.table[i] = (s + value, count + 1.0, squares + value * value,
                          value if value < low else low, value if value > high else high)
 
+    def put(self, key: str, row: tuple[float, float, float, float, float]) -> None:
+        """Replace a cell's Stat (one computed whole, as ``peak_concurrent``'s)."""
+        self.changed.add(key)
+        cell = self.live.get(key)
+        if cell is not None:
+            cell[:] = row
+            return
+        i = self.offsets.get(key)
+        if i is None:
+            self.live[key] = list(row)
+        else:
+            self.table[i] = row
+
     def stat_row(self, key: str) -> tuple[float, int, float, float, float] | None:
         """A cell as (sum, count, squares, min, max), or None when it holds nothing yet."""
         cell = self.live.get(key)
@@ -171,6 +185,8 @@ class Store:
     def __init__(self) -> None:
         self._windows: dict[int, Cells] = {}
         self._touched: set[int] = set()
+        self.occupancy = Occupancy()
+        """Calls in progress per second of the recent windows (:mod:`sixminutes.occupancy`)."""
         self.track_changes = False
         """Set by a consumer of :meth:`drain_changes`; otherwise compaction forgets the changes."""
 
@@ -236,6 +252,7 @@ class Store:
                 stat = cells.get(key)
                 assert stat is not None
                 mine.merge(key, stat)
+        self.occupancy.absorb(other.occupancy, self)
 
     def get(self, window: int, key: str) -> Stat | None:
         cells = self._windows.get(window)
@@ -263,6 +280,7 @@ class Store:
         dropped = [t for t in self._windows if before is None or t < before]
         for t in dropped:
             del self._windows[t]
+        self.occupancy.forget(2**62 if before is None else before)
         self._touched.difference_update(dropped)
         return sorted(dropped)
 

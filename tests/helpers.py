@@ -41,3 +41,10 @@ def seed_rules_toml() -> str:
 
     return "".join(f"[rules.{name}]\n" + "".join(f"{k} = {v}\n" for k, v in table.items())
                    for name, table in SEED_RULES.items())
+
+
+def builtins() -> list[str]:
+    """The built-in plugins' names, in the order they load."""
+    from sixminutes.plugins import BUILTIN_DIR
+
+    return sorted(p.stem for p in BUILTIN_DIR.glob("*.py") if not p.name.startswith("_"))

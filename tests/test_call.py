@@ -32,7 +32,7 @@ def test_minimal_cdr_defaults():
     call = call_of()
     assert call == Call(
         id=None, profile="unknown", direction="unknown", account="unknown", from_="", to="",
-        end_epoch=END, billsec=0, duration=0, answered=False, sip_code="none",
+        end_epoch=END, start_epoch=END, billsec=0, duration=0, answered=False, sip_code="none",
         hangup_cause="none", q850=None, pdd_ms=None, mos=None)
 
 
@@ -499,8 +499,21 @@ def test_full_cdr():
     call = decode(raw(**FULL)).call
     assert call == Call(
         id="cdr-42", profile="carrier 1", direction="egress", account="acct+1", from_="+33123",
-        to="+1555", end_epoch=END, billsec=42, duration=50, answered=True, sip_code="200",
+        to="+1555", end_epoch=END, start_epoch=END - 50, billsec=42, duration=50, answered=True, sip_code="200",
         hangup_cause="NORMAL_CLEARING", q850="16", pdd_ms=800, mos=4.3)
+
+
+@pytest.mark.parametrize("variables, expected", [
+    ({"start_epoch": str(END - 70), "duration": "50"}, END - 70),  # start_epoch when it is one
+    ({"start_epoch": END - 70}, END - 70),
+    ({"duration": "50"}, END - 50),  # else the end less the duration
+    ({"start_epoch": str(END + 5), "duration": "50"}, END - 50),  # after its end: no start
+    ({"start_epoch": "0", "duration": "9"}, END - 9),  # (FreeSWITCH's "never")
+    ({"start_epoch": "soon"}, END),
+])
+def test_start_epoch(variables, expected):
+    assert call_of(**variables).start_epoch == expected
+    assert decode(cdr(**variables)).call.start_epoch == expected
 
 
 def test_dict_input_gives_the_same_call_as_bytes():

@@ -369,7 +369,7 @@ def test_disable_accounts_removes_account_series(tmp_path, capsys):
     p.write_bytes(jsonl(FOUR))
     with_accounts = run_json(capsys, str(p))
     assert any(k.startswith("account_") for k in with_accounts["data"][str(W0)])
-    result = run_json(capsys, "--disable", "accounts", str(p))
+    result = run_json(capsys, "--disable", "accounts", "--disable", "fraud", str(p))  # (fraud's too)
     keys = set(result["data"][str(W0)])
     assert not any(k.startswith("account_") for k in keys)
     assert keys == {k for k in with_accounts["data"][str(W0)] if not k.startswith("account_")}

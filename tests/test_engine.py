@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import END, WINDOW, cdr, raw
+from helpers import END, WINDOW, builtins, cdr, raw
 from sixminutes.call import REASONS
 from sixminutes.config import Config
 from sixminutes import engine as engine_module
@@ -23,6 +23,7 @@ DAY = 24 * 3600
 CARRIER = {"ccnq_profile": "carrier1", "ccnq_direction": "egress", "ccnq_account": "acct1"}
 C = 'direction="egress",profile="carrier1"'
 A = 'account="acct1",direction="egress"'
+D = 'country="unknown",direction="egress",profile="carrier1"'  # (no called number)
 
 
 class Clock:
@@ -204,7 +205,7 @@ def window_of(t: int) -> int:
 
 def test_reload_swaps_the_plugin_set(tmp_path):
     write(tmp_path, "mine.py", 'def plugin(ctx):\n    ctx.increment("first")\n')
-    e = engine(plugin_dirs=[str(tmp_path)], disabled=["accounts", "codes", "kpis", "unexpected_sip"])
+    e = engine(plugin_dirs=[str(tmp_path)], disabled=builtins())
     old = e.plugins
     e.feed(raw(_id="a"))
     write(tmp_path, "mine.py", 'def plugin(ctx):\n    ctx.increment("second")\n')
@@ -252,8 +253,7 @@ def test_status():
     status = e.status()
     assert status["accepted"] == 1
     assert status["rejected"] == {"bad_json": 1}
-    assert sorted(p["name"] for p in status["plugins"]) == ["accounts", "codes", "kpis",
-                                                             "unexpected_sip"]
+    assert sorted(p["name"] for p in status["plugins"]) == builtins()
     assert status["plugin_load_errors"] == []
     assert status["alerts"] == 1
 
@@ -277,6 +277,12 @@ def test_builtin_series_of_an_answered_short_call():
         'hangup_cause{cause="NORMAL_CLEARING",direction="egress",profile="carrier1"}': one,
         f"account_calls{{{A}}}": one,
         f"account_billsec{{{A}}}": {"sum": 3, "count": 1, "squares": 9, "min": 3, "max": 3},
+        f"destination_calls{{{D}}}": one,
+        f"destination_answered{{{D}}}": one,
+        f"destination_billsec{{{D}}}": {"sum": 3, "count": 1, "squares": 9, "min": 3, "max": 3},
+        # in progress for its 10 seconds (END - 10 to END) of the window's 360
+        f"peak_concurrent{{{C}}}": {"sum": 10, "count": 360, "squares": 10, "min": 0, "max": 1},
+        f"account_short_calls{{{A}}}": one,
     }
 
 
@@ -293,6 +299,7 @@ def test_builtin_series_of_a_failed_call():
         'hangup_cause{cause="NORMAL_TEMPORARY_FAILURE",direction="egress",profile="carrier1"}': one,
         f"account_calls{{{A}}}": one,
         f"account_zero_duration{{{A}}}": one,
+        f"destination_calls{{{D}}}": one,
     }
 
 
@@ -377,7 +384,7 @@ def test_pdd_and_mos_only_when_known():
 
 
 def test_disabled_builtin_series_are_absent():
-    e = engine(disabled=["accounts", "codes"])
+    e = engine(disabled=["accounts", "codes", "concurrent", "destinations", "fraud"])
     e.feed(raw(_id="a", **CARRIER))
     names = {key.split("{")[0] for key in window_json(e)}
     assert names == {"calls", "zero_duration"}

@@ -7,6 +7,7 @@ in plain Python (`expected_series`). Nothing here uses the project's decoder.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -59,12 +60,12 @@ FILES: dict[str, dict] = {
     "somleng__somleng__freeswitch_cdr.2016-aa1fe9d.json": dict(
         end=1474362924, window=1474362720, profile="external", direction="ingress",
         account="unknown", code="487", cause="ORIGINATOR_CANCEL", billsec=0, answered=False,
-        pdd=None, mos=None),
+        pdd=None, mos=None, country="KH"),  # sip_to_user 85595975802 (+855)
     # ccnq3: ccnq_profile/ccnq_direction/ccnq_account win over sofia_profile_name/direction.
     "shimaore__ccnq3__example-CDR.json": dict(
         end=1350552916, window=1350552600, profile="upstream", direction="egress",
         account="test", code="487", cause="ORIGINATOR_CANCEL", billsec=0, answered=False,
-        pdd=6200, mos=None),
+        pdd=6200, mos=None, country="FR"),  # ccnq_to_e164 33654321012
     # cgrates 2018 (fscdr_test body): no direction, no accountcode, no sip_term_status.
     "cgrates__cgrates__fscdr_test.go.body.json": dict(
         end=1515666415, window=1515666240, profile="internal", direction="unknown",
@@ -117,8 +118,10 @@ def expected_series(f: dict) -> dict[str, tuple[int, float]]:
     """series key -> (count, sum) for one CDR, from DESIGN.md's built-in series table."""
     carrier = {"direction": f["direction"], "profile": f["profile"]}
     account = {"account": f["account"], "direction": f["direction"]}
+    destination = {"country": f.get("country", "unknown"), **carrier}  # (extensions: unknown)
     billsec = f["billsec"]
     series = {
+        key("destination_calls", **destination): (1, 1),
         key("calls", **carrier): (1, 1),
         key("sip_status", code=f["code"], **carrier): (1, 1),
         key("hangup_cause", cause=f["cause"], **carrier): (1, 1),
@@ -126,14 +129,18 @@ def expected_series(f: dict) -> dict[str, tuple[int, float]]:
     }
     if f["answered"]:
         series[key("answered", **carrier)] = (1, 1)
+        series[key("destination_answered", **destination)] = (1, 1)
     if billsec == 0:
         series[key("zero_duration", **carrier)] = (1, 1)
         series[key("account_zero_duration", **account)] = (1, 1)
     else:
         series[key("billsec", **carrier)] = (1, billsec)
         series[key("account_billsec", **account)] = (1, billsec)
+        series[key("destination_billsec", **destination)] = (1, billsec)
         if billsec < 6:
             series[key("short_calls", **carrier)] = (1, 1)
+            if f["answered"]:
+                series[key("account_short_calls", **account)] = (1, 1)
     if f["pdd"] is not None:
         series[key("pdd_ms", **carrier)] = (1, f["pdd"])
     if f["mos"] is not None:
@@ -143,10 +150,17 @@ def expected_series(f: dict) -> dict[str, tuple[int, float]]:
     return series
 
 
-def replay(capsys, *paths: Path | str) -> dict:
+def replay(capsys, *paths: Path | str, spans: bool = False) -> dict:
+    """The replay's JSON; without ``peak_concurrent`` (a call spans windows: tested apart)
+    unless ``spans``."""
     assert main(["replay", "--json", "--no-progress", *map(str, paths)]) == 0
     out, _err = capsys.readouterr()
-    return json.loads(out)
+    result = json.loads(out)
+    if not spans:
+        data = {t: {k: v for k, v in cells.items() if not k.startswith("peak_concurrent{")}
+                for t, cells in result["data"].items()}
+        result["data"] = {t: cells for t, cells in data.items() if cells}
+    return result
 
 
 def flatten(data: dict) -> dict[tuple[int, str], tuple[int, float]]:
@@ -176,6 +190,27 @@ def test_fixture_is_accepted_with_its_series(capsys, name):
         # one CDR: min = max = sum, squares = sum²
         assert stat["min"] == pytest.approx(total) and stat["max"] == pytest.approx(total), k
         assert stat["squares"] == pytest.approx(total * total), k
+
+
+@pytest.mark.parametrize("name", sorted(FILES))
+def test_peak_concurrent_of_each_fixture_is_its_call_seconds(capsys, name):
+    """One call: in progress (1) at each second from its start_epoch to its end, in every
+    window it spans, and nowhere else; its start read here by hand from the document."""
+    text = (FIXTURES / name).read_text()
+    start = int(re.search(r'"start_epoch"\s*:\s*"?(\d+)', text).group(1))
+    f = FILES[name]
+    data = replay(capsys, FIXTURES / name, spans=True)["data"]
+    peaks = {int(t): cells[k] for t, cells in data.items() for k in cells
+             if k.startswith("peak_concurrent{")}
+    seconds = f["end"] - start
+    if seconds <= 0:
+        assert peaks == {}
+        return
+    first = max(start, f["window"] - 2 * 3600)  # (a call counts in its last two hours at most)
+    last = f["end"] - 1
+    assert sorted(peaks) == list(range(first - first % 360, last - last % 360 + 1, 360))
+    assert sum(stat["sum"] for stat in peaks.values()) == f["end"] - first
+    assert all(stat["max"] == 1 and stat["count"] == 360 for stat in peaks.values())
 
 
 def test_bare_nan_fixture_has_no_mos_series(capsys):

@@ -13,7 +13,7 @@ import pytest
 
 from sixminutes.config import Config
 from sixminutes.engine import Engine
-from sixminutes.sources.synthetic import ODD_ACCOUNTS, Generator, Truth
+from sixminutes.sources.synthetic import ODD_ACCOUNTS, Generator, Truth, country_of_number
 
 START = 1_699_920_000  # a UTC midnight
 SHORT_CALL_SECONDS = 6
@@ -41,14 +41,20 @@ def expected_series(truths: list[Truth]) -> dict[int, dict[str, list[float]]]:
         series[key("sip_status", code=t.sip_code, **carrier)].append(1)
         series[key("hangup_cause", cause=t.hangup_cause, **carrier)].append(1)
         series[key("account_calls", **account)].append(1)
+        destination = {"country": country_of_number(t.to), **carrier}  # what the generator meant
+        series[key("destination_calls", **destination)].append(1)
+        if t.answered and 0 < t.billsec < SHORT_CALL_SECONDS:
+            series[key("account_short_calls", **account)].append(1)
         if t.answered:
             series[key("answered", **carrier)].append(1)
+            series[key("destination_answered", **destination)].append(1)
         if t.billsec == 0:
             series[key("zero_duration", **carrier)].append(1)
             series[key("account_zero_duration", **account)].append(1)
         else:
             series[key("billsec", **carrier)].append(t.billsec)
             series[key("account_billsec", **account)].append(t.billsec)
+            series[key("destination_billsec", **destination)].append(t.billsec)
         if 0 < t.billsec < SHORT_CALL_SECONDS:
             series[key("short_calls", **carrier)].append(1)
         if t.pdd_ms is not None:
@@ -57,6 +63,34 @@ def expected_series(truths: list[Truth]) -> dict[int, dict[str, list[float]]]:
             series[key("network_failures", **carrier)].append(1)
         if t.mos is not None:
             series[key("mos", **carrier)].append(t.mos)
+    for carrier, seconds in in_progress(truths).items():  # peak_concurrent: a Stat of 360 seconds
+        for window in range(min(seconds) - min(seconds) % 360, max(seconds) + 1, 360):
+            busy = [seconds.get(t, 0) for t in range(window, window + 360)]
+            if any(busy):
+                out[window][key("peak_concurrent", **dict(carrier))].extend(busy)
+    return out
+
+
+def in_progress(truths: list[Truth]) -> dict[tuple, dict[int, int]]:
+    """Carrier → second → calls in progress then (start <= t < end), each call in its last two
+    hours' windows at most, by a sweep over start and end events."""
+    events: dict[tuple, list[tuple[int, int]]] = defaultdict(list)
+    for t in truths:
+        start = max(t.end_epoch - t.duration, t.end_epoch - t.end_epoch % 360 - 7200)
+        if t.end_epoch > start:
+            carrier = (("direction", t.direction), ("profile", t.profile))
+            events[carrier] += [(start, 1), (t.end_epoch, -1)]
+    out = {}
+    for carrier, found in events.items():
+        found.sort()
+        busy, seconds, i = 0, {}, 0
+        for t in range(found[0][0], found[-1][0] + 1):
+            while i < len(found) and found[i][0] <= t:
+                busy += found[i][1]
+                i += 1
+            if busy:
+                seconds[t] = busy
+        out[carrier] = seconds
     return out
 
 
@@ -104,8 +138,10 @@ def test_corpus_covers_what_the_series_must_handle(replay):
     names = {k.split("{", 1)[0] for k in keys}
     assert names == {"calls", "answered", "zero_duration", "billsec", "short_calls", "pdd_ms",
                      "network_failures", "sip_status", "hangup_cause", "mos", "account_calls",
-                     "account_zero_duration", "account_billsec"}
-    assert len(got) == 240  # every 6-minute window of the day has traffic
+                     "account_zero_duration", "account_billsec", "destination_calls",
+                     "destination_answered", "destination_billsec", "peak_concurrent",
+                     "account_short_calls"}
+    assert len([t for t in got if START <= int(t) < START + 86400]) == 240  # every window has traffic
     assert {t.direction for t in truths} == {"ingress", "egress"}  # FreeSWITCH's words mapped
     assert {k.split('direction="')[1].split('"')[0] for k in keys} == {"ingress", "egress"}
     assert any(t.account == "unknown" for t in truths)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import END, WINDOW, raw
+from helpers import END, WINDOW, builtins, raw
 from sixminutes.batch import Batch
 from sixminutes.call import decode
 from sixminutes.config import Config
@@ -15,7 +15,7 @@ from sixminutes.plugins import BUILTIN_DIR, Context, LoadError, PluginSet, load_
 from sixminutes.stats import SeriesKeyError, Stat
 from sixminutes.store import Store
 
-BUILTINS = ["accounts", "codes", "kpis", "unexpected_sip"]
+BUILTINS = builtins()
 
 
 def write(directory: Path, name: str, source: str) -> Path:
@@ -69,7 +69,7 @@ def test_plugin_file_loads_and_runs(tmp_path):
 def test_plugins_come_after_builtins(tmp_path):
     write(tmp_path, "counter.py", COUNTER)
     names = load_plugins([tmp_path]).names()
-    assert names[:4] == BUILTINS and names[4:] == ["counter"]
+    assert names[:len(BUILTINS)] == BUILTINS and names[len(BUILTINS):] == ["counter"]
 
 
 def test_file_without_plugin_function_is_ignored(tmp_path):
@@ -170,7 +170,7 @@ def test_later_directory_overrides_earlier(tmp_path):
 def test_disabled_skips_by_name(tmp_path):
     write(tmp_path, "counter.py", COUNTER)
     plugins = load_plugins([tmp_path], disabled=["accounts", "counter"])
-    assert sorted(plugins.names()) == ["codes", "kpis", "unexpected_sip"]
+    assert sorted(plugins.names()) == [name for name in BUILTINS if name != "accounts"]
 
 
 def test_disabled_file_is_not_even_imported(tmp_path):
@@ -574,4 +574,6 @@ def test_the_builtins_are_batch_plugins_on_the_public_api():
     assert {s.name for p in plugins.plugins for s in p.series} == {
         "calls", "answered", "zero_duration", "billsec", "short_calls", "pdd_ms",
         "network_failures", "mos", "sip_status", "hangup_cause",
-        "account_calls", "account_zero_duration", "account_billsec"}
+        "account_calls", "account_zero_duration", "account_billsec",
+        "destination_calls", "destination_answered", "destination_billsec", "peak_concurrent",
+        "account_short_calls"}

@@ -57,6 +57,26 @@ _VENDORS = ("Sonus_UAC", "Sansay-VSXi", "HuaweiSoftx3000", "SBC", "-", "Acme_UAS
 _CODECS = (("PCMA", "8"), ("PCMU", "0"), ("G729", "18"))
 
 
+_DIDS = (("339", 8, "FR"), ("44207", 7, "GB"), ("12125", 6, "US"), ("4930", 8, "DE"),
+         ("3491", 7, "ES"))
+"""The accounts' numbers: (E.164 prefix, random digits after it, its country)."""
+_CALLED = (("336", 8, "FR"), ("44780", 7, "GB"), ("12125", 6, "US"), ("49151", 8, "DE"),
+           ("8190", 8, "JP"), ("6140", 7, "AU"), ("55119", 8, "BR"))
+"""The numbers they call, and call them from (mobiles, a New York line)."""
+COUNTRY = {prefix: country for prefix, _, country in _DIDS + _CALLED}
+"""Number prefix → the country the generator meant (see :func:`country_of_number`)."""
+
+
+def _number(plan: tuple[str, int, str], draw: int) -> str:
+    prefix, digits, _ = plan
+    return prefix + f"{draw:09d}"[:digits]
+
+
+def country_of_number(number: str) -> str:
+    """The country a generated number was drawn for, from its prefix (the truth of a test)."""
+    return next(country for prefix, country in COUNTRY.items() if number.startswith(prefix))
+
+
 @dataclass(frozen=True, slots=True)
 class Truth:
     """What the generator chose for one CDR, independent of any parsing.
@@ -106,8 +126,7 @@ class Generator:
             else f"c{r.randrange(10**6):06d}" if r.random() < 0.7 else _slug(r)
             for i in range(accounts))
         self._enc_accounts = [encode(a) for a in self.accounts]
-        self._dids = [r.choice(("33", "44", "1", "49", "34")) + f"{r.randrange(10**9):09d}"
-                      for _ in range(accounts)]
+        self._dids = [_number(r.choice(_DIDS), r.randrange(10**9)) for _ in range(accounts)]
         self._account_cum = list(accumulate(1.0 / (i + 1) ** 0.9 for i in range(accounts)))
         self._outcome_cum = tuple(
             list(accumulate([_ANSWERED_WEIGHT[t]] + [f[3 + t] for f in _FAILURES])) for t in (0, 1))
@@ -160,7 +179,7 @@ class Generator:
         carrier = self.carriers[bisect(self._carrier_cum, r.random() * self._carrier_cum[-1])]
         a = bisect(self._account_cum, r.random() * self._account_cum[-1])
         egress = r.random() < 0.55
-        other = r.choice(("33", "44", "1", "49", "81", "61", "55")) + f"{r.randrange(10**9):09d}"
+        other = _number(r.choice(_CALLED), r.randrange(10**9))
         frm, to = (self._dids[a], other) if egress else (other, self._dids[a])
         cum = self._outcome_cum[carrier.troubled]
         k = bisect(cum, r.random() * cum[-1])

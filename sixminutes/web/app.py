@@ -17,7 +17,9 @@ from starlette.routing import Route
 
 from ..group import GroupUnavailable
 from ..incidents import carriers
+from ..movers import baselines, destinations, last_complete
 from ..service import Service
+from ..windows import WINDOW
 from .body import BodyError, cdr_from_body, check_token
 from .events import events_endpoint
 from .guard import CHALLENGES, Guard, origins_of
@@ -142,6 +144,27 @@ def create_app(service: Service) -> Starlette:
             return _error(404, "not_found", "no such incident (cleared, or past retention)")
         return JSONResponse({**found.to_json(), "records": [a.to_json(False) for a in found.alerts]})
 
+    def _window(request: Request) -> int | None:
+        asked = _int_param(request, "window")
+        return asked - asked % WINDOW if asked is not None else last_complete(service.engine.store)
+
+    async def baselines_route(request: Request) -> JSONResponse:
+        window = _window(request)
+        name = request.query_params.get("name", "calls")
+        labels = {k: v for k, v in request.query_params.items() if k not in ("window", "name")}
+        engine = service.engine
+        rows = [] if window is None else baselines(engine.store, engine.traffic.history, window,
+                                                   name, labels)
+        return JSONResponse({"window": window, "name": name, "series": rows})
+
+    async def destinations_route(request: Request) -> JSONResponse:
+        window = _window(request)
+        limit = _int_param(request, "limit") or 10
+        if window is None:
+            return JSONResponse({"window": None, "days": 0, "top": [], "movers": []})
+        engine = service.engine
+        return JSONResponse(destinations(engine.store, engine.traffic.history, window, limit))
+
     async def delete_alerts(request: Request) -> JSONResponse:
         require_token(request)
         return JSONResponse({"ok": True, "alerts_deleted": service.delete_alerts(_before(request))})
@@ -232,6 +255,8 @@ def create_app(service: Service) -> Starlette:
         Route("/6minutes/alerts/{id}", alert, methods=["GET"]),
         Route("/6minutes/incidents", incidents, methods=["GET"]),
         Route("/6minutes/incidents/{id}", incident, methods=["GET"]),
+        Route("/6minutes/baselines", baselines_route, methods=["GET"]),
+        Route("/6minutes/destinations", destinations_route, methods=["GET"]),
         Route("/6minutes/restart", restart, methods=["POST"]),
         Route("/6minutes/cdr", ingest, methods=["POST"]),
         Route("/6minutes/status", status),

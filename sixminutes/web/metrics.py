@@ -18,7 +18,9 @@ from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily, Hist
                                    Metric)
 from prometheus_client.registry import Collector
 
+from ..baselines import Baseline
 from ..board import carrier_rows
+from ..movers import baselines
 from ..stats import parsed_key
 from ..windows import WINDOW, window_of
 
@@ -37,6 +39,8 @@ _KPIS = (
     ("acd_seconds", "mean billsec of answered calls in the last complete window", lambda r: r.acd),
     ("pdd_seconds", "mean post-dial delay in the last complete window", lambda r: r.pdd),
     ("mos", "mean MOS in the last complete window", lambda r: r.mos),
+    ("peak_concurrent_calls", "the most calls in progress at any second of the last complete window",
+     lambda r: r.peak),
 )
 
 
@@ -188,8 +192,32 @@ class ServiceCollector(Collector):
                 if v is not None:
                     family.add_metric([row.profile, row.direction], v)
             yield family
+        yield from self._destinations(last)
         if self.service.config.account_metrics:
             yield from self._accounts(last)
+
+    def _destinations(self, last: int) -> Iterator[Metric]:
+        """Calls per destination country × carrier (bounded: countries × carriers), and each
+        carrier's baseline (the median of the same window over the last days, else yesterday)."""
+        engine = self.service.engine
+        family = GaugeMetricFamily("sixminutes_last_window_destination_calls",
+                                   "calls per destination country in the last complete window",
+                                   labels=["country", "profile", "direction"])
+        for _, key, stat in engine.store.items(last, last, names=["destination_calls"]):
+            _, labels = parsed_key(key)
+            family.add_metric([labels.get("country", ""), labels.get("profile", ""),
+                               labels.get("direction", "")], stat.count)
+        yield family
+        expected = GaugeMetricFamily("sixminutes_last_window_baseline_calls",
+                                     "the calls expected in the last complete window: the median "
+                                     "of the same window on the last days, else yesterday's",
+                                     labels=["profile", "direction"])
+        for row in baselines(engine.store, engine.traffic.history, last, "calls"):
+            b = Baseline(row["value"], row["yesterday"], row["median"], row["days"]).expected
+            if b is not None:
+                expected.add_metric([row["labels"].get("profile", ""),
+                                     row["labels"].get("direction", "")], b)
+        yield expected
 
     def _accounts(self, last: int) -> Iterator[Metric]:
         families = {name: GaugeMetricFamily(f"sixminutes_last_window_{name}",

@@ -621,3 +621,19 @@ def test_a_plugin_file_that_does_not_load_shows_in_the_status_strip(guarded: Ser
     finally:
         broken.unlink(missing_ok=True)
     watched.assert_clean()
+
+
+def test_destinations_panel_shows_the_countries_of_the_last_complete_window(
+        service: Service, watched: Watched) -> None:
+    now = int(time.time())
+    previous_end = now - now % 360 - 30  # in the window before the current one
+    for i in range(3):
+        service.post(call("dest-carrier", end=previous_end - i, ccnq_to_e164="+2917123456"))
+    service.post(call("dest-carrier"))  # (the current window has calls: the previous is complete)
+    page = watched.open(service)
+    top = page.locator("#destinations-top")
+    expect(top.locator("tbody tr", has_text="ER")).to_have_count(1)
+    expect(page.locator("#destinations-movers")).to_be_visible()
+    page.locator("#destinations-title").scroll_into_view_if_needed()
+    shot(page, "destinations")
+    watched.assert_clean()

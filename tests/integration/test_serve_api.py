@@ -10,6 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from helpers import builtins
 from service_process import WINDOW, config_toml, small_cdr, unique, window_of
 
 TOKEN = "api-token-1"
@@ -143,7 +144,7 @@ def test_restart_reloads_plugins_and_reports_a_broken_file_with_its_line(serve, 
     assert response.status_code == 200, response.text
     answer = response.json()
     assert answer["ok"] is False
-    assert answer["plugins"] == ["accounts", "codes", "kpis", "unexpected_sip", "good"]
+    assert answer["plugins"] == [*builtins(), "good"]
     errors = {Path(e["file"]).name: e for e in answer["errors"]}
     assert set(errors) == {"broken.py", "licence.py"}
     assert errors["broken.py"]["file"] == str(plugins / "broken.py")
@@ -161,8 +162,7 @@ def test_restart_reloads_plugins_and_reports_a_broken_file_with_its_line(serve, 
     (plugins / "broken.py").unlink()
     (plugins / "licence.py").unlink()
     answer = service.http.post("/6minutes/restart", headers=service.auth_headers()).json()
-    assert answer == {"ok": True, "plugins": ["accounts", "codes", "kpis", "unexpected_sip",
-                                              "good"], "errors": []}
+    assert answer == {"ok": True, "plugins": [*builtins(), "good"], "errors": []}
 
 
 def test_data_filters_by_time_name_and_labels_exactly(serve):
@@ -222,7 +222,8 @@ def test_data_filters_by_time_name_and_labels_exactly(serve):
                                ("end", w[0])])
     names = {k.split("{")[0] for k in everything[str(w[0])]}
     assert names == {"calls", "answered", "zero_duration", "billsec", "sip_status",
-                     "hangup_cause"}
+                     "hangup_cause", "destination_calls", "destination_answered",
+                     "destination_billsec"}
     assert all(f'profile="{a}"' in k and 'direction="egress"' in k
                for k in everything[str(w[0])])
     # filters that match nothing
@@ -261,3 +262,27 @@ def test_an_empty_before_is_refused_rather_than_deleting_everything(serve):
         assert response.status_code == 400 and "before" in response.json()["message"]
     assert service.total() == 2 and len(service.alerts()) == 1
     assert service.get("/6minutes/data", params={"start": "inf"}).status_code == 400
+
+
+def test_baselines_and_destinations_beside_the_data(serve):
+    """GET /6minutes/baselines and /6minutes/destinations read what the service counted."""
+    service = serve(config=config_toml())
+    [t] = _windows(1)
+    tag = unique("dest")
+    for k in range(3):
+        _post(service, small_cdr(t + 1 + k, profile=tag, ccnq_to_e164="33612345678",
+                                 billsec="20", answer_epoch=str(t), start_epoch=str(t - 30)))
+    _post(service, small_cdr(t + 9, profile=tag, ccnq_to_e164="4915112345678"))
+    answer = service.http.get("/6minutes/baselines", params={"window": t, "profile": tag}).json()
+    assert answer["window"] == t and answer["name"] == "calls"
+    assert [(r["labels"]["profile"], r["value"], r["yesterday"]) for r in answer["series"]] == \
+        [(tag, 4, None)]  # (a day ago is before the service's history)
+    found = service.http.get("/6minutes/destinations", params={"window": t + 100}).json()
+    assert found["window"] == t
+    top = {row["country"]: row for row in found["top"]}
+    assert top["FR"]["calls"] >= 3 and top["FR"]["asr"] > 0 and top["DE"]["calls"] >= 1
+    data = service.http.get("/6minutes/data", params={"start": t - WINDOW, "end": t,
+                                                       "name": "peak_concurrent",
+                                                       "profile": tag}).json()
+    assert data[str(t)][f'peak_concurrent{{direction="egress",profile="{tag}"}}']["max"] == 3
+    assert data[str(t - WINDOW)][f'peak_concurrent{{direction="egress",profile="{tag}"}}']["max"] == 3

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import orjson
 
+from helpers import builtins as builtin_names
 from service_process import Realistic, config_toml, data_differences, reference_data
 
 TOKEN = "plugins-token"
@@ -75,8 +76,7 @@ def test_misbehaving_plugins_are_reported_and_the_builtins_keep_counting(serve, 
 
     status = service.status()
     plugins = {p["name"]: p for p in status["plugins"]}
-    assert set(plugins) == {"accounts", "codes", "kpis", "unexpected_sip",
-                            "raiser", "exiter", "overflow", "slow"}
+    assert set(plugins) == {*builtin_names(), "raiser", "exiter", "overflow", "slow"}
     n = len(docs)
     assert plugins["raiser"]["errors"] == n
     assert plugins["raiser"]["last_error"].startswith("ValueError: broken for ")
@@ -85,7 +85,7 @@ def test_misbehaving_plugins_are_reported_and_the_builtins_keep_counting(serve, 
     assert plugins["exiter"]["last_error"] == "SystemExit: plugin wants out (line 3)"
     assert plugins["overflow"]["errors"] == n
     assert plugins["overflow"]["last_error"].startswith("OverflowError")
-    for name in ("accounts", "codes", "kpis", "unexpected_sip", "slow"):
+    for name in (*builtin_names(), "slow"):
         assert plugins[name]["errors"] == 0 and plugins[name]["last_error"] is None, name
 
     # Which plugin is slow, and how slow: from one timed call in 64, extrapolated.
@@ -93,7 +93,7 @@ def test_misbehaving_plugins_are_reported_and_the_builtins_keep_counting(serve, 
     assert slow["calls"] == n and slow["timed_calls"] == 5  # calls 1, 65, 129, 193, 257
     assert slow["max_us"] >= 50_000 and slow["mean_us"] >= 2_000
     assert slow["seconds"] >= 0.002 * n
-    for name in ("accounts", "codes", "kpis", "unexpected_sip"):
+    for name in builtin_names():
         assert plugins[name]["calls"] == n
         assert plugins[name]["mean_us"] < slow["mean_us"] / 10, (name, plugins[name])
 

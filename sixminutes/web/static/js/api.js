@@ -29,6 +29,11 @@ async function getJSON(path, params = []) {
   return response.json();
 }
 
+/** GET /6minutes/destinations: the top destination countries and the movers of the last complete window. */
+export function fetchDestinations() {
+  return getJSON("/destinations");
+}
+
 /** GET /6minutes/data with the filters: start (epoch), names, labels. */
 export function fetchData(start, names, labels = {}) {
   return getJSON("/data", [["start", String(start)], ...names.map((n) => ["name", n]), ...Object.entries(labels)]);

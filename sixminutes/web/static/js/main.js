@@ -11,7 +11,8 @@ import { $, $$, h, setOptions } from "./dom.js";
 import { Alerts } from "./alerts.js";
 import { Board } from "./board.js";
 import { renderAccounts } from "./accounts.js";
-import { Live, fetchAlerts, fetchCodes, fetchHistory, fetchIncidents, fetchStatus, setAuthReads } from "./api.js";
+import { Live, fetchAlerts, fetchCodes, fetchDestinations, fetchHistory, fetchIncidents, fetchStatus, setAuthReads } from "./api.js";
+import { renderDestinations } from "./destinations.js";
 import { Incidents } from "./incidents.js";
 import { carrierLabel, drawChart, drawHeat, unavailable } from "./charts.js";
 import { KPIS, applyRules, calls } from "./kpi.js";
@@ -21,6 +22,8 @@ import { findTroubles, renderTroubles } from "./trouble.js";
 import { DAY, WINDOW, currentWindow, isUTC, setUTC, windowRange, zoneName } from "./time.js";
 
 const STATUS_EVERY = 3000; // ms
+const DESTINATIONS_EVERY = 30000; // ms: they change once a window
+let destinationsAt = 0;
 
 const store = new Store();
 const view = readHash(); // {carrier, kpi, heat}: also in the address, so a link shows the same
@@ -268,6 +271,10 @@ async function pollStatus() {
     renderStatus($("#status"), status);
   } catch (error) {
     renderStatus($("#status"), null, error);
+  }
+  if (Date.now() - destinationsAt > DESTINATIONS_EVERY) {
+    destinationsAt = Date.now();
+    fetchDestinations().then(renderDestinations).catch(() => { destinationsAt = 0; });
   }
   setTimeout(pollStatus, STATUS_EVERY);
 }

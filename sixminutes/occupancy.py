@@ -1,0 +1,214 @@
+"""Calls in progress at each second: a per-window occupancy, reduced to a Stat per window.
+
+A :class:`Spans` is declared by a batch plugin like a :class:`~sixminutes.series.Series`:
+``Spans("peak_concurrent")`` keeps, per carrier and window, how many calls were in progress
+(``start_epoch <= t < end_epoch``, whole seconds) at each of its 360 seconds, and writes the
+window's Stat of those 360 samples: ``max`` is the peak, ``sum / count`` the mean number of
+calls in progress (``sum`` is the call-seconds), ``min`` the quietest second. A call counts in
+every window it was in progress in, so a CDR (which arrives at the end of its call, or later)
+updates the earlier windows it spans; the Stats of those windows are rewritten, not merged.
+
+A call counts in the windows of its last :data:`HORIZON` (two hours) at most: a call
+longer than that (or a broken ``start_epoch``) costs no more. The occupancy is kept in the
+:class:`~sixminutes.store.Store` (``store.occupancy``) as long as its window: one ``int32``
+per second, 1,440 bytes per carrier and window, so a live service's 24 hours cost 346 KB a
+carrier (35 MB for a hundred carriers), and a replay as much per window of the replay (as
+much as a carrier's twenty-odd series in a window). So CDRs in any order count exactly; the
+shares of a parallel replay (:mod:`sixminutes.parallel`) add theirs up at the join, which
+rewrites the Stats; the snapshots save each window's occupancy with its cells
+(:mod:`sixminutes.snapshots`), so a restart goes on exactly. A window restored from a state
+file written without them keeps its ``peak_concurrent`` as it was (:meth:`Occupancy.freeze`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .batch import LABELS, SMALL, Batch
+from .stats import cached_key, series_key
+from .windows import WINDOW
+
+if TYPE_CHECKING:
+    from .store import Store
+
+__all__ = ["Spans", "Occupancy", "HORIZON"]
+
+HORIZON = 2 * 3600
+"""A call counts in the windows of its last two hours at most."""
+
+
+class Occupancy:
+    """Window → series key → calls in progress at each second of the window (int32[360])."""
+
+    def __init__(self) -> None:
+        self.windows: dict[int, dict[str, np.ndarray]] = {}
+        self.floor = 0
+        """No window before this one is counted any more (it was purged)."""
+        self.frozen: set[int] = set()
+        """Windows restored without their occupancy: their Stats stay as restored."""
+
+    def add(self, key: str, starts: np.ndarray, ends: np.ndarray, store: Store) -> None:
+        """Count calls [start, end) into the windows they span, and rewrite their Stats."""
+        # a call counts in its last HORIZON seconds' windows at most, and in none purged
+        starts = np.maximum(np.maximum(starts, ends - ends % WINDOW - HORIZON), self.floor)
+        keep = ends > starts
+        if not keep.all():
+            starts, ends = starts[keep], ends[keep]
+        if not len(starts):
+            return
+        base = int(starts.min()) // WINDOW * WINDOW
+        top = -(-int(ends.max()) // WINDOW) * WINDOW
+        delta = np.bincount(starts - base, minlength=top - base + 1)
+        delta -= np.bincount(ends - base, minlength=top - base + 1)
+        busy = np.cumsum(delta[:-1]).astype(np.int32).reshape(-1, WINDOW)
+        for i in np.flatnonzero(busy.any(axis=1)).tolist():
+            window = base + i * WINDOW
+            if window not in self.frozen:
+                self._add_window(window, key, busy[i], store)
+
+    def add_one(self, key: str, start: int, end: int, store: Store) -> None:
+        """:meth:`add` for one call, in Python: a slice of each window it spans."""
+        start = max(start, end - end % WINDOW - HORIZON, self.floor)
+        if end <= start:
+            return  # (never in progress, or only in windows purged)
+        t = start - start % WINDOW
+        while t < end:
+            if t not in self.frozen:
+                cells = self.windows.setdefault(t, {})
+                current = cells.get(key)
+                if current is None:
+                    current = cells[key] = np.zeros(WINDOW, np.int32)
+                current[max(start, t) - t:min(end, t + WINDOW) - t] += 1
+                store.window(t).put(key, _stat(current))
+            t += WINDOW
+
+    def _add_window(self, window: int, key: str, seconds: np.ndarray, store: Store) -> None:
+        cells = self.windows.setdefault(window, {})
+        current = cells.get(key)
+        if current is None:
+            current = cells[key] = seconds.copy()
+        else:
+            current += seconds
+        store.window(window).put(key, _stat(current))
+
+    def restore(self, window: int, key: str, seconds: bytes) -> None:
+        """Put back a window's occupancy saved by a snapshot (``seconds``: its int32 bytes)."""
+        self.windows.setdefault(window, {})[key] = np.frombuffer(seconds, np.int32).copy()
+
+    def saved(self, window: int, key: str) -> bytes | None:
+        """A window's occupancy as a snapshot saves it; None when it has none."""
+        found = self.windows.get(window, {}).get(key)
+        return None if found is None else found.tobytes()
+
+    def freeze(self, windows: set[int]) -> None:
+        """Count nothing more in these windows (restored without their occupancy)."""
+        self.frozen |= windows
+
+    def forget(self, before: int) -> None:
+        """Drop the windows before ``before`` (purged): no call counts in them any more."""
+        self.floor = max(self.floor, before)
+        for t in [t for t in self.windows if t < before]:
+            del self.windows[t]
+        self.frozen = {t for t in self.frozen if t >= before}
+
+    def absorb(self, other: Occupancy, store: Store) -> None:
+        """Add another store's occupancy to this one and rewrite the Stats it touches (the
+        cells the stores merged hold sums of partial occupancies, which are no Stat of it)."""
+        for window, keys in other.windows.items():
+            mine = self.windows.setdefault(window, {})
+            for key, seconds in keys.items():
+                current = mine.get(key)
+                mine[key] = seconds.copy() if current is None else current + seconds
+        for window, keys in other.windows.items():
+            cells = store.window(window)
+            for key in keys:
+                cells.put(key, _stat(self.windows[window][key]))
+        self.floor = max(self.floor, other.floor)
+        self.frozen |= other.frozen
+
+    @property
+    def bytes(self) -> int:
+        """The memory the per-second counts hold."""
+        return sum(a.nbytes for keys in self.windows.values() for a in keys.values())
+
+
+def _stat(seconds: np.ndarray) -> tuple[float, float, float, float, float]:
+    """The Stat (sum, count, squares, min, max) of a window's 360 per-second counts."""
+    wide = seconds.astype(np.float64)
+    return (float(wide.sum()), float(WINDOW), float(wide @ wide), float(wide.min()),
+            float(wide.max()))
+
+
+@dataclass(frozen=True, eq=False)
+class Spans:
+    """Calls in progress per second, by labels, as the Stat ``name{labels}`` of each window.
+
+    ``labels``: label name → text column (a sequence of names when they are the same), the
+    carrier by default; ``when``: a column name or a function of the batch returning a mask
+    (every call when None)."""
+
+    name: str
+    labels: Any = ("direction", "profile")
+    when: Any = None
+    pairs: tuple[tuple[str, str], ...] = field(init=False, repr=False)
+    columns: tuple[str, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        labels = self.labels
+        pairs = tuple(labels.items()) if isinstance(labels, dict) else tuple((n, n) for n in labels)
+        for _, column in pairs:
+            if column not in LABELS:
+                raise ValueError(f"spans {self.name}: label column {column!r} is not one of "
+                                 f"{', '.join(LABELS)}")
+        series_key(self.name, {label: "x" for label, _ in pairs})  # names valid, or SeriesKeyError
+        object.__setattr__(self, "pairs", pairs)
+        object.__setattr__(self, "columns", tuple(column for _, column in pairs))
+
+    def count(self, batch: Batch, store: Store) -> None:
+        """Count a batch's calls into the store's occupancy, and their windows' Stats."""
+        occupancy = store.occupancy
+        if not batch.n:
+            return
+        if batch.n <= SMALL:
+            return self._count_rows(batch, store)
+        starts, ends = batch.start_epoch, batch.end_epoch
+        if self.when is not None:
+            mask = np.asarray(batch.column(self.when) if isinstance(self.when, str)
+                              else self.when(batch), dtype=np.bool_)
+        else:
+            mask = None
+        codes = np.zeros(batch.n, np.int64)
+        encoded = [batch.codes(column) for column in self.columns]
+        for column_codes, values in encoded:
+            codes = codes * max(len(values), 1) + column_codes
+        order = np.argsort(codes, kind="stable")
+        if mask is not None:
+            order = order[mask[order]]
+        sorted_codes = codes[order]
+        edges = np.flatnonzero(np.diff(sorted_codes)) + 1
+        for rows in np.split(order, edges):
+            if not len(rows):
+                continue
+            first = int(rows[0])
+            labels = [values[int(column_codes[first])] for column_codes, values in encoded]
+            key = cached_key(self.name, {label: "none" if value is None else value
+                                         for (label, _), value in zip(self.pairs, labels)})
+            occupancy.add(key, starts[rows], ends[rows], store)
+
+    def _count_rows(self, batch: Batch, store: Store) -> None:
+        """:meth:`count` for a small batch (a live POST or a few): row by row, each call a
+        slice added to the windows it spans (numpy's sorting would cost more than the work)."""
+        mask = None
+        if self.when is not None:
+            mask = np.asarray(batch.column(self.when) if isinstance(self.when, str)
+                              else self.when(batch), dtype=np.bool_).tolist()
+        columns = [batch.column(column).tolist() for column in self.columns]
+        starts, ends = batch.start_epoch.tolist(), batch.end_epoch.tolist()
+        for row in range(batch.n):
+            if mask is not None and not mask[row]:
+                continue
+            key = cached_key(self.name, {label: "none" if values[row] is None else values[row]
+                                         for (label, _), values in zip(self.pairs, columns)})
+            store.occupancy.add_one(key, starts[row], ends[row], store)

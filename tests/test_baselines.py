@@ -1,0 +1,229 @@
+"""Baselines and the traffic rules; a 26-hour world with a drop, a fraud burst and quiet others."""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from helpers import raw
+from sixminutes.baselines import DAY, History, TrafficRule, baseline, count_at
+from sixminutes.config import Config
+from sixminutes.engine import LATE, Engine
+from sixminutes.stats import series_key
+from sixminutes.store import Store
+from sixminutes.windows import WINDOW
+
+START = 1_699_963_200  # a UTC noon: the drop falls at 13:00 the next day
+DROP = START + 25 * 3600
+BURST = DROP + 1800
+CARRIERS = ("alpha", "bravo", "charlie", "delta")
+COUNTRIES = {"FR": "3361234", "DE": "4915112", "GB": "4478012", "US": "1212555", "ES": "3491123",
+             "ER": "2917123"}  # (E.164 prefixes: ER is Eritrea, which no account calls before)
+
+
+def number(rng: random.Random, country: str) -> str:
+    prefix = COUNTRIES[country]
+    return prefix + "".join(rng.choice("0123456789") for _ in range(11 - len(prefix) + (country == "GB")))
+
+
+def world(seed: int = 1) -> list[tuple[int, bytes]]:
+    """(end, CDR) of 26 hours of 4 carriers and 40 accounts, in order of end; charlie falls
+    to a fifth of its traffic at DROP; account acct-7 bursts 40 short calls to ER from BURST."""
+    rng = random.Random(seed)
+    habits = {f"acct-{i}": rng.sample(["FR", "DE", "GB", "US", "ES"], 2) for i in range(40)}
+    accounts = list(habits)
+    out = []
+    n = 0
+    for window in range(START, START + 26 * 3600, WINDOW):
+        for carrier in CARRIERS:
+            calls = rng.randint(45, 75)
+            if carrier == "charlie" and window >= DROP:
+                calls //= 5
+            for _ in range(calls):
+                end = window + rng.randrange(WINDOW)
+                account = rng.choice(accounts)
+                answered = rng.random() < 0.65
+                billsec = rng.randint(20, 400) if answered else 0
+                n += 1
+                out.append((end, raw(
+                    _id=f"c{n}", end_epoch=end, start_epoch=end - billsec - rng.randint(2, 9),
+                    ccnq_profile=carrier, ccnq_direction="egress", ccnq_account=account,
+                    ccnq_to_e164=number(rng, rng.choice(habits[account])), billsec=billsec,
+                    answer_epoch=end - billsec if answered else 0,
+                    sip_term_status="200" if answered else rng.choice(["486", "487"]))))
+    for i in range(40):  # 40 short answered calls over 8 minutes, to a country never called
+        end = BURST + i * 12
+        n += 1
+        out.append((end, raw(
+            _id=f"f{i}", end_epoch=end, start_epoch=end - 9, ccnq_profile="bravo",
+            ccnq_direction="egress", ccnq_account="acct-7", ccnq_to_e164=number(rng, "ER"),
+            billsec=3, answer_epoch=end - 3, sip_term_status="200")))
+    out.sort(key=lambda pair: pair[0])
+    return out
+
+
+@pytest.fixture(scope="module")
+def replayed():
+    """The world fed window by window as a live service would, the rules checked after each:
+    alert id → the data time when it was first seen."""
+    engine = Engine(Config(retention_hours=None))
+    docs = world()
+    seen: dict[str, int] = {}
+    i = 0
+    for now in range(START + WINDOW, START + 26 * 3600 + 1, 60):  # a minute at a time, to the end
+        batch = []
+        while i < len(docs) and docs[i][0] < now:
+            batch.append(docs[i][1])
+            i += 1
+        if batch:
+            engine.feed_batch(batch)
+        engine._newest_epoch = max(engine._newest_epoch, now)  # (data time flows when quiet too)
+        engine.flush()
+        for alert in engine.alerts.to_json():
+            seen.setdefault(alert["id"], now)
+    return engine, seen
+
+
+def test_a_carrier_falling_to_a_fifth_is_reported_within_three_windows(replayed):
+    engine, seen = replayed
+    drops = [a for a in engine.alerts.to_json() if a["plugin"] == "traffic_drop"]
+    assert drops and {a["profile"] for a in drops} == {"charlie"}
+    first = min(seen[a["id"]] for a in drops)
+    assert DROP < first <= DROP + 3 * WINDOW
+    assert min(a["timestamp"] for a in drops) == DROP
+    assert all(a["value"] <= 0.3 * a["baseline"] for a in drops)
+
+
+def test_an_accounts_burst_of_short_calls_to_a_new_country_is_reported_while_it_happens(replayed):
+    engine, seen = replayed
+    fraud = [a for a in engine.alerts.to_json() if a["plugin"] == "fraud"]
+    assert {a["account"] for a in fraud} == {"acct-7"}
+    assert {a["country"] for a in fraud} == {"ER"} and {a["profile"] for a in fraud} == {"bravo"}
+    new_country = [a for a in fraud if "never called" in a["msg"]]
+    burst = [a for a in fraud if "short calls" in a["msg"]]
+    assert new_country and burst
+    for found in (new_country, burst):
+        assert min(seen[a["id"]] for a in found) < BURST + 40 * 12  # before the burst ends
+
+
+def test_healthy_carriers_and_accounts_stay_quiet(replayed):
+    engine, _ = replayed
+    about = {(a["plugin"], a["account"] or a["profile"]) for a in engine.alerts.to_json()}
+    assert about <= {("traffic_drop", "charlie"), ("fraud", "acct-7"),
+                     ("account_volume_spike", "acct-7")}, about
+
+
+def test_the_api_puts_baselines_beside_values(replayed):
+    engine, _ = replayed
+    key = series_key("calls", {"direction": "egress", "profile": "charlie"})
+    now = baseline(engine.store, None, DROP, key)
+    assert now.yesterday == engine.store.get(DROP - DAY, key).count
+    assert now.days == 1 and now.median == now.yesterday and now.expected == now.yesterday
+    assert now.value == engine.store.get(DROP, key).count
+
+
+def test_the_median_of_seven_days_and_the_hourly_history():
+    store, history = Store(), History()
+    key = series_key("calls", {"direction": "egress", "profile": "p"})
+    t = START + 8 * DAY
+    for day, calls in zip(range(1, 8), (10, 50, 30, 20, 40, 60, 70)):
+        if day <= 3:
+            store.window(t - day * DAY).add(key, 1.0)
+            store.window(t - day * DAY).add_stat(key, calls - 1.0, calls - 1, calls - 1.0, 1.0, 1.0)
+        else:  # older days: only their hour, in the coarse history (the mean of its windows)
+            history.fold(t - day * DAY, [key], [calls * 2.0])
+            history.fold(t - day * DAY + WINDOW, [key], [0.0])
+    assert count_at(store, history, t - 5 * DAY, key) == 40
+    assert count_at(store, history, t - 9 * DAY, key) is None  # no history: no evidence
+    found = baseline(store, history, t, key)
+    assert (found.yesterday, found.median, found.days) == (10, 40, 7)
+    history.purge(t)
+    assert set(history.hours) == {h - h % 3600 for h in (t - d * DAY for d in range(4, 8))}
+
+
+@pytest.mark.parametrize("k, b, fires", [(20, 100, True), (45, 100, False), (0, 19, False),
+                                         (0, 25, True), (30, 50, False)])
+def test_a_drop_fires_on_evidence_only(k, b, fires):
+    rule = TrafficRule("traffic_drop", "calls", ("direction", "profile"), "<", 0.5, for_windows=1)
+    assert rule.evident(k, b) is fires
+
+
+def test_a_drop_to_nothing_with_no_cdr_at_all_is_seen():
+    engine = Engine(Config(retention_hours=None))
+    docs = []
+    for window in (START, START + DAY):
+        for i in range(40):
+            docs.append(raw(_id=f"{window}-{i}", end_epoch=window + i, ccnq_profile="quiet",
+                            ccnq_direction="egress"))
+    docs.append(raw(_id="other", end_epoch=START + DAY + 3 * WINDOW, ccnq_profile="other",
+                    ccnq_direction="egress"))  # data time goes on; "quiet" sends nothing
+    engine.feed_many([d for d in docs if b'"end_epoch":"%d"' % (START + DAY) not in d or True][:40])
+    engine.feed_many(docs[80:])
+    engine.flush()
+    drops = [a for a in engine.alerts.to_json() if a["plugin"] == "traffic_drop"]
+    assert [(a["profile"], a["timestamp"], a["value"]) for a in drops] == [("quiet", START + DAY, 0)]
+    assert LATE < WINDOW
+
+
+def test_purged_windows_live_on_as_hourly_history():
+    """A live service purges windows past retention: their counts go to the hourly history,
+    which the baselines then read (a tenth of the hour per window), for eight days."""
+    clock = [START + 10 * DAY]
+    engine = Engine(Config(retention_hours=24), clock=lambda: clock[0])
+    key = series_key("calls", {"direction": "egress", "profile": "p"})
+    for day in (3, 2):
+        clock[0] = START + 10 * DAY - day * DAY + 3600
+        engine.feed_many([raw(_id=f"{day}-{i}", end_epoch=clock[0] - 3600 + i * 36,
+                              ccnq_profile="p", ccnq_direction="egress") for i in range(100)])
+        engine.flush()
+    clock[0] = START + 10 * DAY
+    engine.purge()
+    assert engine.store.windows() == []
+    hours = engine.traffic.history.hours
+    assert {h: c[key] for h, c in hours.items()} == {START + 7 * DAY: 100, START + 8 * DAY: 100}
+    found = baseline(engine.store, engine.traffic.history, START + 8 * DAY + 2 * DAY, key)
+    assert (found.value, found.days, found.median) == (0, 2, 10)
+    assert found.yesterday is None  # (no history of yesterday at all: no evidence)
+
+
+def test_a_restart_judges_no_restored_window_again():
+    """After a restore the windows saved were judged before the stop: no alert again for them
+    (it would count, and notify, once more); the windows after are judged as usual."""
+    docs = [raw(_id=f"{w}-{i}", end_epoch=w + i, ccnq_profile="quiet", ccnq_direction="egress")
+            for w in (START, START + DAY) for i in range(40)]
+    docs.append(raw(_id="other", end_epoch=START + DAY + 3 * WINDOW, ccnq_profile="other",
+                    ccnq_direction="egress"))
+    before = Engine(Config(retention_hours=None))
+    before.feed_many(docs[:40] + docs[80:])
+    before.flush()
+    [drop] = [a for a in before.alerts.list() if a.plugin == "traffic_drop"]
+    after = Engine(Config(retention_hours=None))
+    after.restore([(t, key, s.sum, s.count, s.squares, s.min, s.max)
+                   for t, key, s in before.store.items()],
+                  [a.to_record() for a in before.alerts.list()], [], {})
+    after.feed(raw(_id="later", end_epoch=START + DAY + 5 * WINDOW, ccnq_profile="other",
+                   ccnq_direction="egress"))
+    after.flush()
+    drops = [a for a in after.alerts.list() if a.plugin == "traffic_drop"]
+    assert [(a.timestamp, a.count) for a in drops] == [(drop.timestamp, 1)]
+    assert after.traffic.judged > START + DAY + 3 * WINDOW  # (and it went on judging)
+
+
+def test_a_spike_of_a_carrier_and_of_an_account_fires():
+    docs = []
+    for day, calls in ((0, 30), (1, 150)):
+        for window in range(START + day * DAY, START + day * DAY + 3 * WINDOW, WINDOW):
+            docs += [raw(_id=f"{window}-{i}", end_epoch=window + i, ccnq_profile="busy",
+                         ccnq_direction="egress", ccnq_account="a1" if i % 2 else "a2")
+                     for i in range(calls)]
+    docs.append(raw(_id="end", end_epoch=START + DAY + 4 * WINDOW, ccnq_profile="busy",
+                    ccnq_direction="egress"))
+    engine = Engine(Config(retention_hours=None))
+    engine.hold_resolution = True  # (as a replay: judged at its end)
+    engine.feed_many(docs)
+    engine.settle()
+    found = {(a.plugin, a.profile or a.account, a.timestamp) for a in engine.alerts.list()
+             if a.plugin.endswith("spike")}
+    windows = range(START + DAY, START + DAY + 3 * WINDOW, WINDOW)
+    assert found == {(rule, who, t) for t in windows for rule, who in (
+        ("traffic_spike", "busy"), ("account_volume_spike", "a1"), ("account_volume_spike", "a2"))}

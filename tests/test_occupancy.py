@@ -1,0 +1,157 @@
+"""peak_concurrent: the calls in progress per second of a window, against a sweep line."""
+from __future__ import annotations
+
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from helpers import END, raw
+from sixminutes.config import Config
+from sixminutes.engine import Engine
+from sixminutes.occupancy import HORIZON
+from sixminutes.stats import series_key
+from sixminutes.store import Store
+from sixminutes.windows import WINDOW
+
+BASE = END - END % WINDOW
+
+
+def sweep(calls: list[tuple[int, int, str]], window: int, profile: str) -> list[int]:
+    """Calls in progress at each second of the window, by a sweep line over start and end events."""
+    events = sorted([(s, 1) for s, e, p in calls if p == profile and e > s] +
+                    [(e, -1) for s, e, p in calls if p == profile and e > s])
+    busy, i, out = 0, 0, []
+    for t in range(window, window + WINDOW):
+        while i < len(events) and events[i][0] <= t:
+            busy += events[i][1]
+            i += 1
+        out.append(busy)
+    return out
+
+
+def doc(i: int, start: int, end: int, profile: str) -> bytes:
+    return raw(_id=f"c{i}", start_epoch=start, end_epoch=end, duration=end - start,
+               ccnq_profile=profile, ccnq_direction="egress")
+
+
+def peaks(store: Store, windows, profiles) -> dict:
+    out = {}
+    for t in windows:
+        for p in profiles:
+            stat = store.get(t, series_key("peak_concurrent", {"direction": "egress", "profile": p}))
+            out[(t, p)] = None if stat is None else (stat.max, stat.sum, stat.min, stat.count)
+    return out
+
+
+def expected(calls, windows, profiles) -> dict:
+    out = {}
+    for t in windows:
+        for p in profiles:
+            busy = sweep(calls, t, p)
+            out[(t, p)] = (max(busy), sum(busy), min(busy), WINDOW) if any(busy) else None
+    return out
+
+
+calls_strategy = st.lists(st.tuples(st.integers(0, 8 * WINDOW), st.integers(0, 3 * WINDOW),
+                                    st.sampled_from(["a", "b"])), max_size=60)
+
+
+@settings(max_examples=150, deadline=None)
+@given(calls=calls_strategy, seed=st.integers(0, 2**32), size=st.integers(1, 80))
+def test_peak_concurrent_equals_a_sweep_line_in_every_window(calls, seed, size):
+    calls = [(BASE + s, BASE + s + d, p) for s, d, p in calls]
+    docs = [doc(i, s, e, p) for i, (s, e, p) in enumerate(calls)]
+    random.Random(seed).shuffle(docs)  # late CDRs: any order updates the windows they span
+    engine = Engine(Config(retention_hours=None))
+    for start in range(0, len(docs), size):
+        engine.feed_batch(docs[start:start + size])
+    windows = range(BASE, BASE + 12 * WINDOW, WINDOW)
+    assert peaks(engine.store, windows, "ab") == expected(calls, windows, "ab")
+
+
+@settings(max_examples=40, deadline=None)
+@given(calls=calls_strategy, seed=st.integers(0, 2**32))
+def test_occupancies_of_two_stores_join_into_the_whole(calls, seed):
+    """Two engines counting any split of the calls (a parallel replay's shares) join into
+    the Stats of one engine counting them all."""
+    calls = [(BASE + s, BASE + s + d, p) for s, d, p in calls]
+    rng = random.Random(seed)
+    left, right = Engine(Config(retention_hours=None)), Engine(Config(retention_hours=None))
+    for i, (s, e, p) in enumerate(calls):
+        (left if rng.random() < 0.5 else right).feed(doc(i, s, e, p))
+    left.absorb(right.share())
+    windows = range(BASE, BASE + 12 * WINDOW, WINDOW)
+    assert peaks(left.store, windows, "ab") == expected(calls, windows, "ab")
+
+
+def restored(engine: Engine, with_seconds: bool) -> Engine:
+    """A new engine restored from what a snapshot of ``engine`` saves (its occupancy too, or
+    not: a state file of an older version)."""
+    store = engine.store
+    cells = [(t, key, s.sum, s.count, s.squares, s.min, s.max) for t, key, s in store.items()]
+    seconds = [(t, key, store.occupancy.saved(t, key)) for t, key, _ in store.items()
+               if store.occupancy.saved(t, key) is not None] if with_seconds else []
+    again = Engine(Config(retention_hours=None))
+    again.restore(cells, [], [], {}, seconds)
+    return again
+
+
+def test_a_restart_goes_on_counting_calls_in_progress_exactly():
+    calls = [(BASE + 10, BASE + 100, "a"), (BASE + 50, BASE + WINDOW + 30, "a"),
+             (BASE + 20, BASE + 90, "a"), (BASE + 300, BASE + 2 * WINDOW, "a")]
+    whole = Engine(Config(retention_hours=None))
+    before = Engine(Config(retention_hours=None))
+    for i, (s, e, p) in enumerate(calls):
+        whole.feed(doc(i, s, e, p))
+        if i < 2:
+            before.feed(doc(i, s, e, p))
+    after = restored(before, with_seconds=True)
+    for i, (s, e, p) in enumerate(calls[2:], 2):
+        after.feed(doc(i, s, e, p))
+    windows = range(BASE, BASE + 3 * WINDOW, WINDOW)
+    assert peaks(after.store, windows, "a") == peaks(whole.store, windows, "a") == \
+        expected(calls, windows, "a")
+
+
+def test_a_window_restored_without_its_seconds_keeps_its_stat():
+    before = Engine(Config(retention_hours=None))
+    before.feed(doc(1, BASE + 10, BASE + 100, "a"))
+    after = restored(before, with_seconds=False)
+    after.feed(doc(2, BASE + 20, BASE + WINDOW + 5, "a"))  # spans the restored window and the next
+    key = series_key("peak_concurrent", {"direction": "egress", "profile": "a"})
+    assert after.store.get(BASE, key) == before.store.get(BASE, key)  # (frozen: as restored)
+    assert after.store.get(BASE + WINDOW, key).sum == 5
+    assert after.store.get(BASE, series_key("calls", {"direction": "egress", "profile": "a"})).count == 1
+
+
+def test_the_occupancy_goes_with_its_window_at_purge():
+    engine = Engine(Config(retention_hours=None))
+    engine.feed(doc(1, BASE + 10, BASE + 100, "a"))
+    engine.feed(doc(2, BASE + 3 * WINDOW, BASE + 3 * WINDOW + 50, "a"))
+    engine.store.purge(BASE + WINDOW)
+    assert BASE not in engine.store.occupancy.windows
+    engine.feed(doc(3, BASE + 5, BASE + 2 * WINDOW + 10, "a"))  # (its purged part counts nowhere)
+    assert BASE not in engine.store.windows()
+    assert engine.store.occupancy.bytes == 4 * WINDOW * len(
+        [k for keys in engine.store.occupancy.windows.values() for k in keys])
+
+
+def test_a_replay_keeps_every_occupancy():
+    engine = Engine(Config(retention_hours=None))
+    engine.feed(doc(1, BASE + 10, BASE + 100, "a"))
+    engine.feed(doc(2, BASE + HORIZON + 10 * WINDOW, BASE + HORIZON + 10 * WINDOW + 5, "a"))
+    engine.feed(doc(3, BASE + 20, BASE + 90, "a"))
+    key = series_key("peak_concurrent", {"direction": "egress", "profile": "a"})
+    assert engine.store.get(BASE, key).max == 2
+
+
+def test_a_call_counts_in_its_last_two_hours_at_most():
+    engine = Engine(Config(retention_hours=None))
+    end = BASE + 5 * HORIZON + 30
+    engine.feed(doc(1, BASE, end, "a"))
+    key = series_key("peak_concurrent", {"direction": "egress", "profile": "a"})
+    held = [t for t in engine.store.windows() if engine.store.get(t, key) is not None]
+    last = end - end % WINDOW
+    assert held == list(range(last - HORIZON, last + 1, WINDOW))
+    assert engine.store.get(last, key).sum == 30 and engine.store.get(last - WINDOW, key).min == 1
