@@ -196,7 +196,7 @@ class Thresholds:
     def touch_keys(self, timestamp: int, keys: list[str]) -> None:
         """Mark the label sets of changed series keys of a window for checking, with no
         sample CDR: a group's view changes by merged Stats, never by CDRs of its own."""
-        for (names, _, rules), touched in zip(self._groups, self._touched):
+        for (names, rules), touched in zip(self._groups, self._touched):
             wanted = {name for rule in rules for name in (rule.series, rule.per) if name}
             for key in keys:
                 try:
