@@ -9,7 +9,7 @@ from helpers import raw
 from sixminutes.baselines import DAY, History, TrafficRule, baseline, count_at
 from sixminutes.config import Config
 from sixminutes.engine import LATE, Engine
-from sixminutes.stats import series_key
+from sixminutes.stats import Stat, series_key
 from sixminutes.store import Store
 from sixminutes.windows import WINDOW
 
@@ -129,7 +129,7 @@ def test_the_median_of_seven_days_and_the_hourly_history():
     for day, calls in zip(range(1, 8), (10, 50, 30, 20, 40, 60, 70)):
         if day <= 3:
             store.window(t - day * DAY).add(key, 1.0)
-            store.window(t - day * DAY).add_stat(key, calls - 1.0, calls - 1, calls - 1.0, 1.0, 1.0)
+            store.window(t - day * DAY).merge(key, Stat(calls - 1.0, calls - 1, calls - 1.0, 1.0, 1.0))
         else:  # older days: only their hour, in the coarse history (the mean of its windows)
             history.fold(t - day * DAY, [key], [calls * 2.0])
             history.fold(t - day * DAY + WINDOW, [key], [0.0])

@@ -29,6 +29,18 @@ def cluster(tmp_path: Path) -> Iterator[NatsCluster]:
         nats.stop()
 
 
+def without_peaks(data: dict[str, dict[str, dict]]) -> dict[str, dict[str, dict]]:
+    """The data but peak_concurrent: a group shows the busiest partition's peak, not the sum's
+    (docs/scale-out.md, "Not done yet")."""
+    return {t: {k: v for k, v in series.items() if not k.startswith("peak_concurrent")}
+            for t, series in data.items()}
+
+
+def same_view(instance: ServiceProcess, want: dict) -> str:
+    """'' when the instance's view holds exactly the reference's counts (peaks aside)."""
+    return data_differences(without_peaks(instance.data()), without_peaks(want))
+
+
 def member(serve, cluster: NatsCluster, group: str = "g1", **options) -> ServiceProcess:
     args = [arg for url in cluster.urls for arg in ("--nats", url)] + ["--group", group]
     instance = serve(token=TOKEN, args=args, config=config_toml(seed_alerts=False), **options)
@@ -53,7 +65,7 @@ def test_every_member_shows_each_cdr_posted_to_any_member_once(cluster, serve) -
     assert again.status_code == 200 and again.json()["outcome"] == "duplicate"
     want = reference_data(docs)
     for instance in (a, b):
-        instance.wait(lambda: not data_differences(instance.data(), want), 30,
+        instance.wait(lambda: not same_view(instance, want), 30,
                       "the group's view to hold every CDR once")
         assert instance.total() == len(docs)
     deleted = a.http.delete("/6minutes/data", headers=a.auth_headers())
@@ -106,7 +118,7 @@ def test_nothing_lost_or_counted_twice_when_a_member_and_a_nats_node_die(cluster
     want = reference_data(docs)
     for instance in (a, b, c):
         left = 60 - (time.monotonic() - last_post)
-        instance.wait(lambda: not data_differences(instance.data(), want), max(left, 1),
+        instance.wait(lambda: not same_view(instance, want), max(left, 1),
                       "every member's view to hold every stored CDR exactly once")
     assert retried > 0  # the kill and the lost node were felt, and the POSTs were retried
     outcomes = orjson.loads(orjson.dumps(c.status()["by_source"]))

@@ -89,7 +89,7 @@ function receive(kind, data) {
 function apply(kind, data) {
   if (kind === "stats") { store.applyStats(data); redraw(); }
   else if (kind === "incident") incidents.upsert(data);
-  else alerts.upsert(data);
+  else { alerts.upsert(data); redraw("tables"); } // the trouble banner and the board read alerts
 }
 
 const live = new Live({
