@@ -13,9 +13,7 @@ own, POSTed to a member, and the time until both members' /6minutes/data show it
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "tests"), str(ROOT / "tests" / "integration")]
 
 from _service import machine  # noqa: E402
-from ingest import LUA, TOKEN, bodies, template, wrk  # noqa: E402
+from ingest import LUA, TOKEN, bodies, prepare, template, wrk  # noqa: E402
 from nats_cluster import NatsCluster  # noqa: E402
 from service_process import ServiceProcess, small_cdr  # noqa: E402
 
@@ -67,11 +65,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=50)
     parser.add_argument("--corpus", type=Path, default=ROOT / "bench" / "out" / "corpus-1000.jsonl")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed: apt-get install wrk (make bench does)")
-    if not args.corpus.exists():
-        subprocess.run([sys.executable, str(ROOT / "bench" / "corpus.py"), "--n", "1000",
-                        "--out", str(args.corpus)], check=True)
+    prepare(args.corpus)
     doc = template(args.corpus)
     print(f"wrk -c{args.connections}, {args.seconds:g} s a run, one CDR of {args.corpus.name} "
           f"per POST; a 3-node NATS cluster on loopback; {machine()}")

@@ -158,6 +158,15 @@ def wait_port(port: int, timeout: float = 30.0) -> None:
     raise SystemExit(f"nothing listens on port {port}")
 
 
+def prepare(corpus: Path) -> None:
+    """What a wrk benchmark needs first: wrk itself, and the corpus (made when absent)."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install wrk (make bench does)")
+    if not corpus.exists():
+        subprocess.run([sys.executable, str(ROOT / "bench" / "corpus.py"), "--n", "1000",
+                        "--out", str(corpus)], check=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -165,11 +174,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--corpus", type=Path, default=ROOT / "bench" / "out" / "corpus-1000.jsonl")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed: apt-get install wrk (make bench does)")
-    if not args.corpus.exists():
-        subprocess.run([sys.executable, str(ROOT / "bench" / "corpus.py"), "--n", "1000",
-                        "--out", str(args.corpus)], check=True)
+    prepare(args.corpus)
     connections = [int(c) for c in args.connections.split(",")]
     doc = template(args.corpus)
     stack = ", ".join(f"{name} {version(name)}" for name in ("uvicorn", "httptools", "uvloop")
