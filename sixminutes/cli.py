@@ -209,6 +209,7 @@ def _replay(args: argparse.Namespace) -> int:
     engine.keep_rejections = True  # the report says where each rejected document was read
     options = _read_options(args)
     size = total_bytes(args.paths)
+    tqdm.monitor_interval = 0  # no monitor thread: the other processes can then be forked
     with tqdm(total=size, unit="B", unit_scale=True, file=sys.stderr, desc="reading",
               disable=True if args.no_progress else None, delay=0.5) as bar:
         reading = Reading(bar.update, options)

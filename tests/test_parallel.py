@@ -292,3 +292,17 @@ def test_the_last_rejection_of_each_reason_is_the_last_the_inputs_gave(tmp_path)
     two = parallel.replay([str(path)], config, 2)
     assert "even" in one.last_rejection["duplicate"]
     assert two.last_rejection == one.last_rejection
+
+
+def test_workers_fork_only_while_one_thread_runs():
+    """A fork copies locks other threads may hold: with a second thread the workers spawn."""
+    import threading
+    assert parallel.start_method() == "fork"
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert parallel.start_method() == "spawn"
+    finally:
+        stop.set()
+        other.join()
