@@ -295,14 +295,12 @@ def test_the_last_rejection_of_each_reason_is_the_last_the_inputs_gave(tmp_path)
 
 
 def test_workers_fork_only_while_one_thread_runs():
-    """A fork copies locks other threads may hold: with a second thread the workers spawn."""
-    import threading
-    assert parallel.start_method() == "fork"
-    stop = threading.Event()
-    other = threading.Thread(target=stop.wait)
-    other.start()
-    try:
-        assert parallel.start_method() == "spawn"
-    finally:
-        stop.set()
-        other.join()
+    """A fork copies locks other threads may hold: with a second thread the workers spawn.
+    (In a fresh interpreter: this one may hold other tests' threads.)"""
+    import subprocess
+    import sys
+    script = ("import threading; from sixminutes import parallel; print(parallel.start_method()); "
+              "stop = threading.Event(); t = threading.Thread(target=stop.wait); t.start(); "
+              "print(parallel.start_method()); stop.set(); t.join()")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["fork", "spawn"]
