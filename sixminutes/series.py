@@ -105,7 +105,8 @@ def count(series: Series, batch: Batch, store: Store) -> None:
         return
     keys = _keys(series, groups, used.tolist())
     if groups.one_window:
-        _fold(store.window(groups.window_list[0]), keys, used, counts, index, values, groups.size)
+        _fold(store.window(groups.window_list[0]), keys, used, counts, index, values, groups.size,
+              store.track_changes)
         return
     # the groups come sorted by window: one run of groups, and of keys, per window
     windows = groups.windows[used]
@@ -115,7 +116,7 @@ def count(series: Series, batch: Batch, store: Store) -> None:
         window = int(windows[start])
         mine = row_windows == window
         _fold(store.window(window), keys[start:end], used[start:end], counts, index[mine],
-              None if values is None else values[mine], groups.size)
+              None if values is None else values[mine], groups.size, store.track_changes)
 
 
 def _keys(series: Series, groups: Groups, used: list[int]) -> list[str]:
@@ -127,13 +128,15 @@ def _keys(series: Series, groups: Groups, used: list[int]) -> list[str]:
 
 
 def _fold(cells: Cells, keys: list[str], used: np.ndarray, counts: np.ndarray,
-          index: np.ndarray, values: np.ndarray | None, size: int) -> None:
-    """Add one window's rows of a batch to their cells' table rows.
+          index: np.ndarray, values: np.ndarray | None, size: int, track: bool) -> None:
+    """Add one window's rows of a batch to their cells' table rows (and mark them changed
+    when the store's changes are ``track``ed: a replay's are not).
 
     ``np.add.at`` adds in the order of ``index``, starting from each cell's current Stat,
     so the sums are bit for bit those of adding the CDRs one at a time."""
     rows = np.array(cells.rows(keys), np.intp)
-    cells.changed.update(keys)
+    if track:
+        cells.changed.update(keys)
     table = cells.table
     if values is None:  # a count: every value is 1, each group's rows added at once
         added = counts[used]

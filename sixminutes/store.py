@@ -60,17 +60,21 @@ class Cells:
         self._reserve(len(missing))
         shared = _row_ints(start + len(missing))
         live = self.live
-        table = self.table
+        folded = []
         n = start
         for i in missing:
             key = keys[i]
             row = offsets.get(key)  # (a key asked for twice)
             if row is None:
-                cell = live.pop(key, None)
-                table[n] = _EMPTY_ROW if cell is None else cell
                 row = offsets[key] = shared[n]
                 n += 1
+                if live and key in live:
+                    folded.append((row, live.pop(key)))
             rows[i] = row
+        table = self.table
+        table[start:n] = _EMPTY_ROW  # (the new rows are consecutive: one assignment)
+        for row, cell in folded:
+            table[row] = cell
         self.size = n
         return rows
 

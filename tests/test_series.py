@@ -173,6 +173,7 @@ def test_batch_columns_hold_unknown_measures_as_nan_and_text_as_codes():
 def test_every_cell_a_batch_updates_is_marked_changed_for_the_snapshot(path):
     """The snapshot writes only what changed: a cell counted but not marked would be lost."""
     store = Store()
+    store.track_changes = True  # (as the service's: a replay drains nothing, marks nothing)
     docs = [raw(end_epoch=END + dt, ccnq_profile=p, billsec=b)
             for dt in (0, 400, 800) for p in ("a", "b") for b in ("0", "20")]
     for s in SERIES:
