@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Union
 import numpy as np
 
 from .batch import LABELS, SMALL, Batch, Groups
-from .stats import cached_key, series_key
+from .stats import key_maker
 
 if TYPE_CHECKING:
     from .store import Cells, Store
@@ -48,6 +48,7 @@ class Series:
     pairs: tuple[tuple[str, str], ...] = field(init=False, repr=False)
     columns: tuple[str, ...] = field(init=False, repr=False)
     _keys: dict[tuple, str] = field(init=False, repr=False, default_factory=dict)
+    _make: Callable[[tuple], str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         labels = self.labels
@@ -56,7 +57,7 @@ class Series:
             if column not in LABELS:
                 raise ValueError(f"series {self.name}: label column {column!r} is not one of "
                                  f"{', '.join(LABELS)}")
-        series_key(self.name, {label: "x" for label, _ in pairs})  # names valid, or SeriesKeyError
+        object.__setattr__(self, "_make", key_maker(self.name, tuple(label for label, _ in pairs)))
         object.__setattr__(self, "pairs", pairs)
         object.__setattr__(self, "columns", tuple(column for _, column in pairs))
 
@@ -67,9 +68,7 @@ class Series:
         if key is None:
             if len(self._keys) > 200_000:  # accounts come and go
                 self._keys.clear()
-            key = self._keys[values] = cached_key(self.name, {
-                label: "none" if value is None else value
-                for (label, _), value in zip(self.pairs, values)})
+            key = self._keys[values] = self._make(values)
         return key
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import Any, Callable
 
-__all__ = ["Stat", "series_key", "cached_key", "parse_series_key", "parsed_key", "SeriesKeyError"]
+__all__ = ["Stat", "series_key", "cached_key", "key_maker", "parse_series_key", "parsed_key", "SeriesKeyError"]
 
 
 @dataclass(slots=True)
@@ -154,6 +155,32 @@ def cached_key(name: str, labels: dict) -> str:
         key = _CACHE[cache_key] = series_key(name, text)
         _remember_parsed(key, name, text)
     return key
+
+
+def key_maker(name: str, labels: tuple[str, ...]) -> Callable[[tuple[Any, ...]], str]:
+    """:func:`series_key` for one name and label names, as a function of the label values
+    (in ``labels``' order; None is ``none``): the names checked and their sorted order worked
+    out once, not for every key (a batch makes one for each new account it sees)."""
+    series_key(name, dict.fromkeys(labels, "x"))  # valid names, or SeriesKeyError
+    if len(set(labels)) != len(labels) or not labels:  # (as series_key reads them)
+        return lambda values: cached_key(name, {label: "none" if value is None else value
+                                                for label, value in zip(labels, values)})
+    order = sorted(range(len(labels)), key=labels.__getitem__)
+    names = tuple(labels[i] for i in order)
+    heads = (f'{name}{{{names[0]}="', *(f'",{label}="' for label in names[1:]))
+
+    def make(values: tuple[Any, ...]) -> str:
+        texts = []
+        for i in order:
+            value = values[i]
+            texts.append("none" if value is None else value if type(value) is str else str(value))
+        key = "".join([part for pair in zip(heads, map(_escaped, texts)) for part in pair]) + '"}'
+        if len(_PARSED) > 1_000_000:  # (bounded, as _CACHE)
+            _PARSED.clear()
+        _PARSED[key] = (name, tuple(zip(names, texts)))
+        return key
+
+    return make
 
 
 _PARSED: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {}

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sixminutes.stats import SeriesKeyError, Stat, cached_key, parse_series_key, parsed_key, series_key
+from sixminutes.stats import (SeriesKeyError, Stat, cached_key, key_maker, parse_series_key, parsed_key,
+                              series_key)
 
 # Values that keep sums exact enough to compare: no inf/nan, no values whose squares overflow.
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
@@ -323,3 +324,19 @@ def test_integral_sums_print_as_integers_up_to_what_a_float_holds_exactly():
     big.add(2.0**53 + 2)  # past 2**53 a float is no exact integer any more: kept as a float
     assert type(big.to_json()["sum"]) is float
     assert type(Stat(sum=120.0, count=1, squares=14400.0, min=120.0, max=120.0).to_json()["sum"]) is int
+
+
+label_names = st.lists(st.from_regex(r"[a-z_][a-z0-9_]{0,6}", fullmatch=True), max_size=4)
+label_values = st.one_of(st.none(), st.text(max_size=8), st.integers(-5, 5))
+
+
+@settings(max_examples=300)
+@given(label_names, st.data())
+def test_key_maker_equals_series_key(names, data):
+    """A series' key builder writes what series_key writes, and parses back to its labels."""
+    values = tuple(data.draw(st.lists(label_values, min_size=len(names), max_size=len(names))))
+    make = key_maker("calls", tuple(names))
+    texts = {n: "none" if v is None else str(v) for n, v in zip(names, values)}
+    key = make(values)
+    assert key == series_key("calls", texts)
+    assert parsed_key(key) == ("calls", texts) == parse_series_key(key)
