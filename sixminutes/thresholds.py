@@ -187,11 +187,11 @@ class Thresholds:
     def touch_batch(self, batch: Batch) -> None:
         """Remember that each (window, labels) of a batch needs checking; a group's first CDR
         is its sample."""
+        decoded = batch.decoded
         for (names, _), touched in zip(self._groups, self._touched):
             groups = batch.groups(names)
-            decoded = batch.decoded
-            for g, (row, timestamp) in enumerate(zip(groups.first.tolist(), groups.windows.tolist())):
-                touched[(timestamp, groups.labels(g))] = decoded[row]
+            touched.update(zip(zip(groups.window_list, groups.label_list),
+                               map(decoded.__getitem__, groups.first.tolist())))
 
     def touch_keys(self, timestamp: int, keys: list[str]) -> None:
         """Mark the label sets of changed series keys of a window for checking, with no
