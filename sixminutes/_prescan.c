@@ -420,33 +420,89 @@ static const char *next_end_epoch(const char *p, const char *end) {
 /* The value of the one "end_epoch" key, when it is plain: 1 to 12 digits without a leading
  * zero, quoted or not, and the key appears once. Else -1: the caller decodes the document,
  * for whatever else (a sign, blanks, a fraction, a repeated or escaped key) means to msgspec. */
-static PyObject *prescan_end_epoch(PyObject *module, PyObject *arg) {
-    char *data;
-    Py_ssize_t size;
-    if (PyBytes_AsStringAndSize(arg, &data, &size) < 0)
-        return NULL;
-    const char *end = data + size, *q = next_end_epoch(data, end);
+static long long plain_end_epoch(const char *data, const char *end) {
+    const char *q = next_end_epoch(data, end);
     long long value = 0;
     int digits = 0, quoted;
     if (q == NULL)
-        return PyLong_FromLong(-1);
+        return -1;
     quoted = q < end && *q == '"';
     q += quoted;
     if (q < end && *q == '0')
-        return PyLong_FromLong(-1);
+        return -1;
     while (q < end && digits < 13 && *q >= '0' && *q <= '9') {
         value = value * 10 + (*q++ - '0');
         digits++;
     }
     if (digits == 0 || digits > 12)
-        return PyLong_FromLong(-1);
+        return -1;
     if (quoted ? !(q < end && *q == '"')
                : !(q == end || *q == ',' || *q == '}' || *q == ' ' || *q == '\t' || *q == '\n'
                    || *q == '\r'))
-        return PyLong_FromLong(-1);
+        return -1;
     if (next_end_epoch(q, end) != NULL)
-        return PyLong_FromLong(-1);  /* repeated (in another object, say): msgspec decides */
-    return PyLong_FromLongLong(value);
+        return -1;  /* repeated (in another object, say): msgspec decides */
+    return value;
+}
+
+static PyObject *prescan_end_epoch(PyObject *module, PyObject *arg) {
+    char *data;
+    Py_ssize_t size;
+    if (PyBytes_AsStringAndSize(arg, &data, &size) < 0)
+        return NULL;
+    return PyLong_FromLongLong(plain_end_epoch(data, data + size));
+}
+
+/* The complete lines of a buffer of JSON Lines, for one of the processes of a parallel
+ * replay: a line holding one plain document (as files.py's _line_docs tells them: it starts
+ * with {" and ends with }, and is no {"last_seq"... or {"pending"...) becomes the document
+ * (bytes, without its newline) when its window falls to process `index` of `jobs`, None when
+ * it falls to another (never copied); any other line (a plain document whose end time only
+ * the decoder can read, a blank line, an array...) a 1-tuple of the line with its newline.
+ * Returns (items, bytes used): a line the buffer cuts short is left for the next call. */
+static PyObject *prescan_split_lines(PyObject *module, PyObject *args) {
+    Py_buffer view;
+    int jobs, index;
+    long long window;
+    if (!PyArg_ParseTuple(args, "y*iiL", &view, &jobs, &index, &window))
+        return NULL;
+    if (jobs < 1 || window < 1) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "jobs and window must be positive");
+        return NULL;
+    }
+    const char *data = view.buf, *end = data + view.len, *p = data, *nl;
+    PyObject *items = PyList_New(0);
+    while (items != NULL && p < end && (nl = memchr(p, '\n', end - p)) != NULL) {
+        PyObject *item;
+        if (nl - p >= 3 && p[0] == '{' && p[1] == '"' && nl[-1] == '}' && p[2] != 'l'
+                && p[2] != 'p') {
+            long long epoch = plain_end_epoch(p, nl);
+            if (epoch < 0) {
+                PyObject *line = PyBytes_FromStringAndSize(p, nl - p + 1);
+                item = line ? PyTuple_Pack(1, line) : NULL;
+                Py_XDECREF(line);
+            } else if ((epoch / window) % jobs != index) {
+                item = Py_None;
+                Py_INCREF(item);
+            } else {
+                item = PyBytes_FromStringAndSize(p, nl - p);
+            }
+        } else {
+            PyObject *line = PyBytes_FromStringAndSize(p, nl - p + 1);
+            item = line ? PyTuple_Pack(1, line) : NULL;
+            Py_XDECREF(line);
+        }
+        if (item == NULL || PyList_Append(items, item) < 0)
+            Py_CLEAR(items);
+        Py_XDECREF(item);
+        p = nl + 1;
+    }
+    Py_ssize_t used = p - data;
+    PyBuffer_Release(&view);
+    if (items == NULL)
+        return NULL;
+    return Py_BuildValue("(Nn)", items, used);
 }
 
 /* How many c bytes from p to end, counting no further than past stop (memchr: fast). */
@@ -613,6 +669,10 @@ static PyMethodDef methods[] = {
     {"end_epoch", prescan_end_epoch, METH_O,
      "end_epoch(raw: bytes) -> int\n\n"
      "The plain value of the one \"end_epoch\" key, without decoding; -1 when it is not plain."},
+    {"split_lines", prescan_split_lines, METH_VARARGS,
+     "split_lines(data: buffer, jobs: int, index: int, window: int) -> (list, int)\n\n"
+     "The complete lines of JSON Lines data for process index of jobs: a plain document of its\n"
+     "windows as bytes (no newline), of another's as None, any other line as (line,)."},
     {"deeper_than", prescan_deeper_than, METH_VARARGS,
      "deeper_than(raw: bytes, limit: int) -> bool\n\n"
      "Whether brackets outside strings nest deeper than limit (the bytes need not be JSON)."},

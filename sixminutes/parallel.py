@@ -11,7 +11,9 @@ conditions over the whole store, as a one-process replay does at its end.
 
 The end time is read from the raw bytes only when it is plain (one ``end_epoch`` key, 1 to
 12 digits); otherwise the document is decoded to read it, so that it always goes to the
-process of the window the engine files it in. Outcomes, the last rejection of each reason
+process of the window the engine files it in. Each process's reader hands over the other
+processes' documents undecoded (:mod:`sixminutes.sources.shards`; in a plain JSON Lines file
+they are not even copied out of the read buffer). Outcomes, the last rejection of each reason
 and each plugin's last error are joined in the order of the inputs (each process counts
 every document it reads, its own or not), so the report reads the same.
 
@@ -25,71 +27,24 @@ from __future__ import annotations
 import multiprocessing
 import pickle
 import queue
-import re
 import threading
 from typing import Any, Callable
 
-from .call import _prescan, decode
+from .call import _prescan  # noqa: F401 (the tests compare the peeks)
 from .config import Config
 from .engine import Engine
 from .sources.files import InputError, read_documents
-from .windows import WINDOW
+from .sources.shards import PASSED, Shard, _peek_slowly, end_epoch_of, shard_of  # noqa: F401
 
 __all__ = ["replay", "shard_of", "start_method"]
-
-_KEY = re.compile(rb'"end_epoch"[ \t\n\r]*:[ \t\n\r]*')
-_AFTER_NUMBER = (b"", b",", b"}", b" ", b"\t", b"\n", b"\r")
-
-
-def _peek_slowly(raw: bytes) -> int:
-    """What ``_prescan.end_epoch`` says, without the extension (ten times slower)."""
-    keys = list(_KEY.finditer(raw))
-    if len(keys) != 1:
-        return -1
-    start = keys[0].end()
-    quoted = raw[start:start + 1] == b'"'
-    start += quoted
-    stop = start
-    while stop < len(raw) and stop - start < 13 and 48 <= raw[stop] <= 57:
-        stop += 1
-    digits, after = raw[start:stop], raw[stop:stop + 1]
-    if not 1 <= len(digits) <= 12 or digits[:1] == b"0":
-        return -1
-    if (after != b'"') if quoted else (after not in _AFTER_NUMBER):
-        return -1
-    return int(digits)
-
-
-_peek = _prescan.end_epoch if _prescan is not None else _peek_slowly
-
-
-def end_epoch_of(item: bytes | dict | Any) -> int | None:
-    """The end time a document is counted at, read cheaply when it is plain; else decoded
-    (about one document in many thousands), so that it is always what the engine reads."""
-    if isinstance(item, bytes):
-        epoch = _peek(item)
-        if epoch >= 0:
-            return epoch
-    try:
-        return decode(item).call.end_epoch
-    except Exception:  # rejected (or a decoder bug): no window; the engine counts the reason
-        return None
-
-
-def shard_of(item: bytes | dict | Any, jobs: int) -> int:
-    """Which of ``jobs`` processes counts this document: the one its window falls to (process 0
-    for a document without an end time, which the engine rejects wherever it is counted)."""
-    epoch = end_epoch_of(item)
-    return 0 if epoch is None else (epoch // WINDOW) % jobs
-
 
 def _count(engine: Engine, paths: list[str], index: int, jobs: int,
            progress: Callable[[int], None] | None = None) -> Engine:
     """Count this share's documents of ``paths`` into ``engine``; pass over the others."""
     engine.hold_resolution = True  # conditions span the windows of other shares: see settle()
     engine.keep_rejections = True  # (for the report: where each was read)
-    engine.feed_many(read_documents(paths, progress=progress),
-                     keep=lambda item: shard_of(item, jobs) == index)
+    engine.feed_many(read_documents(paths, progress=progress, shard=Shard(index, jobs)),
+                     keep=lambda item: item is not PASSED)
     engine.flush()
     engine.store.compact()
     return engine

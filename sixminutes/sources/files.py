@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import codecs
 import gzip
+import io
 import os
 import re
 import stat
@@ -27,10 +28,12 @@ from typing import Any
 
 import orjson
 
+from ..call import _prescan
 from ..web.body import decode_post_body
 from . import csv_cdr, xml_cdr
 from .reading import Meter, Reading, ReadOptions
 from .salvage import Salvage
+from .shards import PASSED, Shard, split_lines
 
 try:  # ISA-L's inflate, about twice as fast as zlib's on CDRs (bench/engine.py)
     from isal.igzip import IGzipFile as _GzipFile
@@ -79,7 +82,7 @@ def _size(path: str) -> int:
 
 
 def read_documents(
-    paths: list[str], progress: Callable[[int], None] | None = None
+    paths: list[str], progress: Callable[[int], None] | None = None, shard: Shard | None = None
 ) -> Iterator[bytes | dict]:
     """Yield every document of every path, in order, as raw bytes or as an already parsed value.
 
@@ -87,7 +90,8 @@ def read_documents(
     streamed file; over a whole run the calls add up to `total_bytes(paths)`. When `progress`
     is a Reading, it also learns where each document was and what could not be read (else
     that is only skipped: the processes of a --jobs replay read it again, the first reports).
-    All paths are checked before the first document, so a typo fails fast.
+    All paths are checked before the first document, so a typo fails fast. With a ``shard``
+    (a process of a parallel replay), another process's documents come out as ``PASSED``.
     """
     reading = progress if isinstance(progress, Reading) else Reading(progress, ReadOptions.from_env())
     layout = None
@@ -95,7 +99,7 @@ def read_documents(
         if layout is None:
             layout = csv_cdr.layout(reading.options.csv_template, reading.options.csv_columns,
                                     reading.options.timezone)
-        yield from _read_file(path, reading, layout)
+        yield from _read_file(path, reading, layout, shard)
 
 
 def _expand(paths: list[str], reading: Reading | None = None) -> list[str]:
@@ -133,7 +137,8 @@ def _walk(top: str, reading: Reading | None) -> list[str]:
     return sorted(found)
 
 
-def _read_file(path: str, reading: Reading, layout: csv_cdr.CsvLayout) -> Iterator[Any]:
+def _read_file(path: str, reading: Reading, layout: csv_cdr.CsvLayout,
+               shard: Shard | None) -> Iterator[Any]:
     try:
         raw = open(path, "rb", buffering=READ_CHUNK)  # CDR lines outgrow the 8 KB default
     except OSError as e:
@@ -142,18 +147,18 @@ def _read_file(path: str, reading: Reading, layout: csv_cdr.CsvLayout) -> Iterat
     with raw:
         size = os.fstat(raw.fileno()).st_size
         meter = Meter(raw, reading, PROGRESS_STEP)
-        reader = _Reader(path, reading, layout, meter)
+        reader = _Reader(path, reading, layout, meter, shard)
         gzipped = False
         try:
             # By content, not by suffix: FreeSWITCH setups rename and compress files in many ways.
             gzipped = raw.peek(2)[:2] == _GZIP_MAGIC
-            yield from reader.documents(_GzipFile(fileobj=raw) if gzipped else raw)
+            yield from reader.decided(reader.documents(_GzipFile(fileobj=raw) if gzipped else raw))
         except _DAMAGE as e:
             if not gzipped or (isinstance(e, OSError) and e.errno is not None):
                 reading.problem(path, "unreadable", e.strerror or str(e) if isinstance(e, OSError)
                                 else str(e))
             else:  # streamed lines were read up to the damage: read on as far as it goes
-                yield from reader.salvage(raw)
+                yield from reader.decided(reader.salvage(raw))
         meter.finish(size)
 
 
@@ -163,9 +168,20 @@ _DAMAGE = (OSError, EOFError, zlib.error, _InflateError)
 class _Reader:
     """The documents of one file, with where each was, whatever its layout."""
 
-    def __init__(self, path: str, reading: Reading, layout: csv_cdr.CsvLayout, meter: Meter) -> None:
+    def __init__(self, path: str, reading: Reading, layout: csv_cdr.CsvLayout, meter: Meter,
+                 shard: Shard | None = None) -> None:
         self.path, self.reading, self.layout, self.meter = path, reading, layout, meter
-        self.streamed = self.rows = False
+        self.streamed = self.rows = self.split = False
+        self.shard = shard
+
+    def decided(self, docs: Iterator[Any]) -> Iterator[Any]:
+        """With a shard, another process's documents as PASSED (the splitter decides its own)."""
+        if self.shard is None:
+            yield from docs
+            return
+        keeps = self.shard.keeps
+        for doc in docs:
+            yield doc if self.split or keeps(doc) else PASSED
 
     def documents(self, f: Any) -> Iterator[Any]:
         head = bytearray()
@@ -193,7 +209,13 @@ class _Reader:
             self.rows = True
             yield from _row_docs(f, self.meter, self.reading, self.path)
         elif first and _is_record(_lenient(first)):
-            yield from _line_docs(f, self.meter, self.reading, self.path)
+            if self.shard is not None and _prescan is not None and isinstance(f, io.BufferedReader):
+                self.split = True  # (an uncompressed file: the compiled splitter reads it)
+                yield from split_lines(f, self.meter, self.reading, self.path, self.shard,
+                                       lambda line, n: _line_docs([line], None, self.reading,
+                                                                  self.path, n))
+            else:
+                yield from _line_docs(f, self.meter, self.reading, self.path)
         else:
             self.streamed = False
             yield from self.content(f.read())

@@ -1,0 +1,133 @@
+"""Which process of a parallel replay counts a document, told while the files are read.
+
+Every process of a ``--jobs`` replay reads all the inputs and counts the documents whose
+6-minute window falls to it (:mod:`sixminutes.parallel`). Its reader hands over the others'
+documents as :data:`PASSED`, so that they are counted as read (the rules are checked at the
+same documents in every process) without being decoded.
+
+In a plain JSON Lines file, the usual replay input, most lines are another process's: the
+compiled splitter (``_prescan.split_lines``) reads the file a buffer at a time, finds each
+line's end time in C and copies only this process's lines into ``bytes``. A document whose
+end time is not plain, and every other layout, is decided by :func:`shard_of`.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO
+
+from ..call import _prescan, decode
+from ..windows import WINDOW
+from .reading import Meter, Reading
+
+__all__ = ["PASSED", "Shard", "shard_of", "end_epoch_of", "split_lines"]
+
+PASSED: Any = type("Passed", (), {"__repr__": lambda self: "PASSED", "__slots__": ()})()
+"""A document another process counts (read, not decoded)."""
+
+BUFFER = 1 << 20
+_KEY = re.compile(rb'"end_epoch"[ \t\n\r]*:[ \t\n\r]*')
+_AFTER_NUMBER = (b"", b",", b"}", b" ", b"\t", b"\n", b"\r")
+
+
+def _peek_slowly(raw: bytes) -> int:
+    """What ``_prescan.end_epoch`` says, without the extension (ten times slower)."""
+    keys = list(_KEY.finditer(raw))
+    if len(keys) != 1:
+        return -1
+    start = keys[0].end()
+    quoted = raw[start:start + 1] == b'"'
+    start += quoted
+    stop = start
+    while stop < len(raw) and stop - start < 13 and 48 <= raw[stop] <= 57:
+        stop += 1
+    digits, after = raw[start:stop], raw[stop:stop + 1]
+    if not 1 <= len(digits) <= 12 or digits[:1] == b"0":
+        return -1
+    if (after != b'"') if quoted else (after not in _AFTER_NUMBER):
+        return -1
+    return int(digits)
+
+
+_peek = _prescan.end_epoch if _prescan is not None else _peek_slowly
+
+
+def end_epoch_of(item: bytes | dict | Any) -> int | None:
+    """The end time a document is counted at, read cheaply when it is plain; else decoded
+    (about one document in many thousands), so that it is always what the engine reads."""
+    if isinstance(item, bytes):
+        epoch = _peek(item)
+        if epoch >= 0:
+            return epoch
+    try:
+        return decode(item).call.end_epoch
+    except Exception:  # rejected (or a decoder bug): no window; the engine counts the reason
+        return None
+
+
+def shard_of(item: bytes | dict | Any, jobs: int) -> int:
+    """Which of ``jobs`` processes counts this document: the one its window falls to (process 0
+    for a document without an end time, which the engine rejects wherever it is counted)."""
+    epoch = end_epoch_of(item)
+    return 0 if epoch is None else (epoch // WINDOW) % jobs
+
+
+class Shard:
+    """One process's share of a parallel replay: process ``index`` of ``jobs``."""
+
+    def __init__(self, index: int, jobs: int) -> None:
+        self.index, self.jobs = index, jobs
+
+    def keeps(self, item: Any) -> bool:
+        """Whether this process counts a document (PASSED: another does)."""
+        return item is not PASSED and shard_of(item, self.jobs) == self.index
+
+    def filtered(self, docs: Iterator[Any]) -> Iterator[Any]:
+        """The documents, another process's as PASSED."""
+        for doc in docs:
+            yield doc if self.keeps(doc) else PASSED
+
+
+def split_lines(f: BinaryIO, meter: Meter, reading: Reading, path: str, shard: Shard,
+                odd_line: Callable[[bytes, int], Iterator[Any]]) -> Iterator[Any]:
+    """The documents of a JSON Lines file for one process, another's as PASSED (see above).
+
+    ``odd_line(line, number)`` gives the documents of a line that is no plain document (a
+    blank line, an array of documents...), as the reader of any JSON Lines file does; its
+    documents are then decided one by one. Reading positions are kept as that reader keeps
+    them: each document's file and line."""
+    n = reading.documents  # the number of the next document
+    expected = -1  # the line the next document is on while they follow one a line
+    number = 0
+    buf = bytearray(BUFFER)
+    have = 0
+    while True:
+        if have == len(buf):  # a line longer than the buffer
+            buf.extend(bytes(len(buf)))
+        with memoryview(buf) as view:
+            got = f.readinto(view[have:])
+        if got:
+            meter.add(got)
+            have += got
+            with memoryview(buf) as view:
+                items, used = _prescan.split_lines(view[:have], shard.jobs, shard.index, WINDOW)
+            buf[:have - used] = buf[used:have]
+            have -= used
+        else:
+            items = [(bytes(buf[:have]),)] if have else []
+        for item in items:
+            number += 1
+            if type(item) is tuple:
+                reading.documents = n
+                for doc in odd_line(item[0], number):
+                    yield doc if shard.keeps(doc) else PASSED
+                n, expected = reading.documents, -1
+                continue
+            if number != expected:
+                reading.run(path, number, at=n)
+            expected = number + 1
+            n += 1
+            yield PASSED if item is None else item
+        if not got:
+            reading.documents = n
+            return
