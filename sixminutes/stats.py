@@ -167,20 +167,32 @@ def key_maker(name: str, labels: tuple[str, ...]) -> Callable[[tuple[Any, ...]],
                                                 for label, value in zip(labels, values)})
     order = sorted(range(len(labels)), key=labels.__getitem__)
     names = tuple(labels[i] for i in order)
-    heads = (f'{name}{{{names[0]}="', *(f'",{label}="' for label in names[1:]))
+    heads = (f'{{{names[0]}="', *(f'",{label}="' for label in names[1:]))
+    labelled = _LABELLED.setdefault(labels, {})  # (shared: account_calls, account_billsec...)
 
     def make(values: tuple[Any, ...]) -> str:
-        texts = []
-        for i in order:
-            value = values[i]
-            texts.append("none" if value is None else value if type(value) is str else str(value))
-        key = "".join([part for pair in zip(heads, map(_escaped, texts)) for part in pair]) + '"}'
+        found = labelled.get(values)
+        if found is None:
+            texts = []
+            for i in order:
+                value = values[i]
+                texts.append("none" if value is None else value if type(value) is str else str(value))
+            if len(labelled) > 200_000:  # accounts come and go
+                labelled.clear()
+            found = labelled[values] = (
+                "".join([part for pair in zip(heads, map(_escaped, texts)) for part in pair]) + '"}',
+                tuple(zip(names, texts)))
+        key = name + found[0]
         if len(_PARSED) > 1_000_000:  # (bounded, as _CACHE)
             _PARSED.clear()
-        _PARSED[key] = (name, tuple(zip(names, texts)))
+        _PARSED[key] = (name, found[1])
         return key
 
     return make
+
+
+_LABELLED: dict[tuple[str, ...], dict[tuple, tuple[str, tuple[tuple[str, str], ...]]]] = {}
+"""Label names → label values → the key's labels part, and the pairs it parses back to."""
 
 
 _PARSED: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {}
