@@ -49,24 +49,52 @@ class Occupancy:
         self.frozen: set[int] = set()
         """Windows restored without their occupancy: their Stats stay as restored."""
 
-    def add(self, key: str, starts: np.ndarray, ends: np.ndarray, store: Store) -> None:
-        """Count calls [start, end) into the windows they span, and rewrite their Stats."""
+    def add(self, keys: list[str], group: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+            store: Store) -> None:
+        """Count calls [start, end) of the series ``keys[group]`` into the windows they span,
+        and rewrite their Stats: one pass over every series and window of a batch."""
         # a call counts in its last HORIZON seconds' windows at most, and in none purged
         starts = np.maximum(np.maximum(starts, ends - ends % WINDOW - HORIZON), self.floor)
         keep = ends > starts
         if not keep.all():
-            starts, ends = starts[keep], ends[keep]
+            starts, ends, group = starts[keep], ends[keep], group[keep]
         if not len(starts):
             return
-        base = int(starts.min()) // WINDOW * WINDOW
-        top = -(-int(ends.max()) // WINDOW) * WINDOW
-        delta = np.bincount(starts - base, minlength=top - base + 1)
-        delta -= np.bincount(ends - base, minlength=top - base + 1)
-        busy = np.cumsum(delta[:-1]).astype(np.int32).reshape(-1, WINDOW)
-        for i in np.flatnonzero(busy.any(axis=1)).tolist():
-            window = base + i * WINDOW
-            if window not in self.frozen:
-                self._add_window(window, key, busy[i], store)
+        # each call cut into the windows it spans: (series, window) pieces of [from, to) seconds
+        first = starts - starts % WINDOW
+        spans = (ends - 1 - first) // WINDOW + 1
+        call = np.repeat(np.arange(len(starts)), spans)
+        nth = np.arange(len(call)) - np.repeat(np.cumsum(spans) - spans, spans)
+        window = first[call] + nth * WINDOW
+        begin = np.maximum(starts[call] - window, 0)
+        stop = np.minimum(ends[call] - window, WINDOW)
+        base = int(first.min())
+        pieces, index = np.unique(group[call] * ((int(window.max()) - base) // WINDOW + 1)
+                                  + (window - base) // WINDOW, return_inverse=True)
+        index = index.reshape(-1)
+        size = len(pieces) * (WINDOW + 1)
+        delta = np.bincount(index * (WINDOW + 1) + begin, minlength=size)
+        delta -= np.bincount(index * (WINDOW + 1) + stop, minlength=size)
+        busy = np.cumsum(delta.reshape(-1, WINDOW + 1)[:, :-1], axis=1).astype(np.int32)
+        first_piece = np.unique(index, return_index=True)[1]
+        piece_group = group[call][first_piece].tolist()
+        piece_window = window[first_piece].tolist()
+        touched, currents = [], []
+        for i, (g, t) in enumerate(zip(piece_group, piece_window)):
+            if t in self.frozen:
+                continue
+            key = keys[g]
+            cells = self.windows.setdefault(t, {})
+            current = cells.get(key)
+            if current is None:
+                current = cells[key] = busy[i].copy()
+            else:
+                current += busy[i]
+            touched.append((t, key))
+            currents.append(current)
+        if touched:
+            for (t, key), stat in zip(touched, _stats(np.stack(currents))):
+                store.window(t).put(key, stat)
 
     def add_one(self, key: str, start: int, end: int, store: Store) -> None:
         """:meth:`add` for one call, in Python: a slice of each window it spans."""
@@ -83,15 +111,6 @@ class Occupancy:
                 current[max(start, t) - t:min(end, t + WINDOW) - t] += 1
                 store.window(t).put(key, _stat(current))
             t += WINDOW
-
-    def _add_window(self, window: int, key: str, seconds: np.ndarray, store: Store) -> None:
-        cells = self.windows.setdefault(window, {})
-        current = cells.get(key)
-        if current is None:
-            current = cells[key] = seconds.copy()
-        else:
-            current += seconds
-        store.window(window).put(key, _stat(current))
 
     def restore(self, window: int, key: str, seconds: bytes) -> None:
         """Put back a window's occupancy saved by a snapshot (``seconds``: its int32 bytes)."""
@@ -132,6 +151,14 @@ class Occupancy:
     def bytes(self) -> int:
         """The memory the per-second counts hold."""
         return sum(a.nbytes for keys in self.windows.values() for a in keys.values())
+
+
+def _stats(seconds: np.ndarray) -> list[tuple[float, float, float, float, float]]:
+    """The Stats of windows' per-second counts (one row of 360 per window), as :func:`_stat`."""
+    wide = seconds.astype(np.float64)
+    return list(zip(wide.sum(axis=1).tolist(), [float(WINDOW)] * len(wide),
+                    np.einsum("ij,ij->i", wide, wide).tolist(), wide.min(axis=1).tolist(),
+                    wide.max(axis=1).tolist()))
 
 
 def _stat(seconds: np.ndarray) -> tuple[float, float, float, float, float]:
@@ -183,19 +210,17 @@ class Spans:
         encoded = [batch.codes(column) for column in self.columns]
         for column_codes, values in encoded:
             codes = codes * max(len(values), 1) + column_codes
-        order = np.argsort(codes, kind="stable")
         if mask is not None:
-            order = order[mask[order]]
-        sorted_codes = codes[order]
-        edges = np.flatnonzero(np.diff(sorted_codes)) + 1
-        for rows in np.split(order, edges):
-            if not len(rows):
-                continue
-            first = int(rows[0])
-            labels = [values[int(column_codes[first])] for column_codes, values in encoded]
-            key = cached_key(self.name, {label: "none" if value is None else value
-                                         for (label, _), value in zip(self.pairs, labels)})
-            occupancy.add(key, starts[rows], ends[rows], store)
+            starts, ends, codes = starts[mask], ends[mask], codes[mask]
+        _, first, group = np.unique(codes, return_index=True, return_inverse=True)
+        if mask is not None:
+            first = np.flatnonzero(mask)[first]  # (rows of the batch, not of the masked)
+        keys = []
+        for row in first.tolist():
+            labels = [values[int(column_codes[row])] for column_codes, values in encoded]
+            keys.append(cached_key(self.name, {label: "none" if value is None else value
+                                               for (label, _), value in zip(self.pairs, labels)}))
+        occupancy.add(keys, group.reshape(-1), starts, ends, store)
 
     def _count_rows(self, batch: Batch, store: Store) -> None:
         """:meth:`count` for a small batch (a live POST or a few): row by row, each call a

@@ -155,3 +155,35 @@ def test_a_call_counts_in_its_last_two_hours_at_most():
     last = end - end % WINDOW
     assert held == list(range(last - HORIZON, last + 1, WINDOW))
     assert engine.store.get(last, key).sum == 30 and engine.store.get(last - WINDOW, key).min == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(calls=st.lists(st.tuples(st.integers(0, 8 * WINDOW),
+                                st.integers(0, 3 * WINDOW) | st.integers(0, HORIZON + 3 * WINDOW),
+                                st.sampled_from(["a", "b", "c"]), st.booleans()),
+                      min_size=65, max_size=150),
+       split=st.integers(65, 150))
+def test_spans_of_large_batches_with_a_condition_equal_a_sweep_line(calls, split):
+    """A batch beyond SMALL is counted for every label set and window it spans at once;
+    ``when`` keeps only its calls (here: the billed ones), labelled by profile alone."""
+    from sixminutes.batch import Batch
+    from sixminutes.call import decode
+    from sixminutes.occupancy import Spans
+    calls = [(BASE + s, BASE + s + d, p, billed) for s, d, p, billed in calls]
+    decoded = [decode(raw(_id=f"c{i}", start_epoch=s, end_epoch=e, duration=e - s, ccnq_profile=p,
+                          billsec=str(max(e - s, 1)) if billed else "0"))
+               for i, (s, e, p, billed) in enumerate(calls)]
+    spans = Spans("busy", labels=("profile",), when=lambda b: b.billsec > 0)
+    store = Store()
+    for start in range(0, len(decoded), split):
+        part = decoded[start:start + split]
+        spans.count(Batch(part, [d.call.end_epoch - d.call.end_epoch % WINDOW for d in part]), store)
+    # (a call counts in the windows of its last two hours only)
+    billed = [(max(s, e - e % WINDOW - HORIZON), e, p) for s, e, p, b in calls if b]
+    for t in range(BASE - 20 * WINDOW, BASE + 32 * WINDOW, WINDOW):
+        for p in "abc":
+            busy = sweep(billed, t, p)
+            stat = store.get(t, series_key("busy", {"profile": p}))
+            got = None if stat is None else (stat.max, stat.sum, stat.min, stat.count, stat.squares)
+            assert got == ((max(busy), sum(busy), min(busy), WINDOW, sum(b * b for b in busy))
+                           if any(busy) else None)
