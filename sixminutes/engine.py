@@ -21,6 +21,7 @@ from .plugins import PluginSet, load_plugins
 from .share import Share, absorb, share_of
 from .stats import Stat
 from .store import Store
+from .traffic_rules import traffic_rules_from_config
 from .windows import WINDOW, Clock, Retention, window_of
 
 __all__ = ["Engine", "Share", "BATCH", "BATCH_BYTES", "KEPT_REJECTIONS"]
@@ -93,7 +94,7 @@ class Engine:
         self.hold_resolution = False
         """Set while a source is down or behind: the windows that look quiet may only be late."""
         self.thresholds = Thresholds(rules_from_config(self.config.rules))
-        self.traffic = Traffic()
+        self.traffic = Traffic(traffic_rules_from_config(self.config.rules))
         """The traffic rules: each complete window's calls against its baseline."""
         self.plugins = plugins if plugins is not None else self.load_plugins()
         self.outcomes: Counter[tuple[str, str]] = Counter()
