@@ -17,6 +17,7 @@ from .lifecycle import Condition, Lifecycle
 from .call import Decoded, Rejected, decode
 from .config import Config
 from .dedup import SeenIds, id_hash
+from .plugin_state import export_state, import_state
 from .plugins import PluginSet, load_plugins
 from .share import Share, absorb, share_of
 from .stats import Stat
@@ -123,8 +124,11 @@ class Engine:
         return load_plugins(c.plugin_dirs, c.disabled, c.plugin_options)
 
     def reload(self) -> PluginSet:
-        """Load the whole plugin set again and swap it in at once; the old one runs until then."""
-        self.plugins = self.load_plugins()
+        """Load the whole plugin set again and swap it in at once; the old one runs until then.
+        What the old plugins remember (``export_state``) the new ones are given."""
+        plugins = self.load_plugins()
+        import_state(plugins, export_state(self.plugins))
+        self.plugins = plugins
         return self.plugins
 
     @property
