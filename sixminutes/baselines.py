@@ -8,12 +8,14 @@ live service 24 hours of them) or the :class:`History` holds its hour: the windo
 service purges are folded into hourly counts kept for eight days, and a window's count is
 read there as the mean of its hour's windows (those folded so far: an hour is purged a
 window at a time). A carrier absent from a window that has history called 0 times
-then; a day without any history is no evidence at all (None).
+then; a day without any history is no evidence at all (None). The service saves the hours
+that changed with each snapshot and restores them at start (:meth:`History.take`,
+:meth:`History.restore`), so a restart, even a ``kill -9``, keeps the baselines.
 
-The **traffic rules** compare a complete window's count with its baseline: ``traffic_drop``
-when the count is evidently below ``drop`` times the baseline (a carrier whose calls fall to
-a fifth, with no SIP error at all), ``traffic_spike`` when evidently above ``spike`` times
-it. The evidence is that of the other rules (:mod:`sixminutes.thresholds`): given ``k``
+The **traffic rules** (:mod:`sixminutes.traffic_rules`, each settable in the configuration)
+compare a complete window's count with its baseline: ``traffic_drop`` when the count is
+evidently below ``ratio`` times the baseline (a carrier whose calls fall to a fifth, with no
+SIP error at all), ``traffic_spike`` when evidently above ``ratio`` times it. The evidence is that of the other rules (:mod:`sixminutes.thresholds`): given ``k``
 calls now and a baseline ``b``, ``k`` of the ``k + b`` is binomial with ``p = r / (1 + r)``
 for a rate ratio ``r``; the Wilson interval of ``p`` at ``confidence`` bounds ``r``. It
 takes ``min_count`` calls (in the baseline for a drop, now for a spike), and two windows in a
@@ -23,13 +25,13 @@ is evident alone at ``strong_confidence``.
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 import numpy as np
 
-from .evidence import wilson_interval, z_of
 from .stats import SeriesKeyError, cached_key, parsed_key
+from .traffic_rules import TRAFFIC_RULES, TrafficRule
 from .windows import WINDOW
 
 if TYPE_CHECKING:
@@ -54,12 +56,17 @@ class History:
         self.folded: dict[int, int] = {}
         """Hour → the windows folded into it (an hour is folded a window at a time)."""
         self.names = frozenset(names)
+        self.changed: set[int] = set()
+        """Hours folded into since a snapshot last took them (:meth:`take`)."""
+        self.dropped: int | None = None
+        """The hours before this were forgotten since a snapshot last took them."""
 
     def fold(self, window: int, keys: list[str], counts: list[float]) -> None:
         """Add a window's counts (of the series kept) to its hour."""
         start = window - window % HOUR
         hour = self.hours.setdefault(start, {})
         self.folded[start] = self.folded.get(start, 0) + 1
+        self.changed.add(start)
         for key, count in zip(keys, counts):
             if key.split("{", 1)[0] in self.names:
                 hour[key] = hour.get(key, 0.0) + count
@@ -73,9 +80,39 @@ class History:
 
     def purge(self, newest: int) -> None:
         """Forget the hours more than eight days before ``newest``."""
-        for hour in [h for h in self.hours if h < newest - HISTORY_DAYS * DAY]:
+        cutoff = newest - HISTORY_DAYS * DAY
+        old = [h for h in self.hours if h < cutoff]
+        for hour in old:
             del self.hours[hour]
             del self.folded[hour]
+            self.changed.discard(hour)
+        if old:
+            self.dropped = max(cutoff, self.dropped or cutoff)
+
+    def take(self) -> tuple[list[tuple[int, str, float]], dict[int, int], int | None]:
+        """What changed since the last take, for a snapshot: the rows (hour, key, calls) and
+        folded windows of each hour folded into, and the cut-off of the hours forgotten."""
+        rows = [(hour, key, calls) for hour in sorted(self.changed)
+                for key, calls in self.hours[hour].items()]
+        folded = {hour: self.folded[hour] for hour in self.changed}
+        dropped, self.changed, self.dropped = self.dropped, set(), None
+        return rows, folded, dropped
+
+    def put_back(self, hours: Iterable[int], dropped: int | None) -> None:
+        """A snapshot that failed: its hours (still held) and cut-off go in the next one."""
+        self.changed.update(h for h in hours if h in self.hours)
+        if dropped is not None:
+            self.dropped = max(dropped, self.dropped or dropped)
+
+    def restore(self, rows: Iterable[tuple[int, str, float]], folded: dict[int, int]) -> None:
+        """Load the hours a state file holds (before anything is folded): a restart keeps the
+        baselines of yesterday and the last seven days."""
+        for hour, count in folded.items():
+            self.folded[hour] = count
+            self.hours.setdefault(hour, {})
+        for hour, key, calls in rows:
+            if hour in self.folded:  # (rows without their hour's count are no evidence)
+                self.hours[hour][key] = calls
 
 
 _HELD: set[tuple[int, str, int]] = set()  # (window, series name, id of its cells) with calls
@@ -134,56 +171,6 @@ def baseline(store: Store, history: History | None, window: int, key: str) -> Ba
     known = [v for v in past if v is not None]
     return Baseline(value, past[0], statistics.median(known) if known else None, len(known))
 
-
-@dataclass(frozen=True)
-class TrafficRule:
-    """A bound on a count against its baseline: below ``ratio`` of it (``op = "<"``) or above."""
-
-    name: str
-    series: str
-    labels: tuple[str, ...]
-    op: str
-    ratio: float
-    min_count: int = 20
-    severity: str = "warning"
-    confidence: float = 0.95
-    strong_confidence: float = 0.999
-    for_windows: int = 2
-    _z: float = field(default=0.0, init=False, repr=False, compare=False)
-    _strong_z: float = field(default=0.0, init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_z", z_of(self.confidence))
-        object.__setattr__(self, "_strong_z", z_of(max(self.strong_confidence, self.confidence)))
-
-    def evident(self, k: float, b: float, strong: bool = False) -> bool:
-        """Whether ``k`` calls against a baseline of ``b`` are surely beyond the ratio."""
-        if (b if self.op == "<" else k) < self.min_count:
-            return False
-        n = round(k) + round(b)
-        low, high = wilson_interval(round(k), n, self._strong_z if strong else self._z)
-        if self.op == "<":
-            return high < self.ratio / (1 + self.ratio)
-        return low > self.ratio / (1 + self.ratio)
-
-    def crossed(self, k: float, b: float) -> bool:
-        """Whether ``k`` calls against a baseline of ``b`` are beyond the ratio (the point)."""
-        return k < self.ratio * b if self.op == "<" else k > self.ratio * b
-
-    def describe(self, labels: dict[str, str], k: float, b: float) -> str:
-        where = " ".join(v for name, v in labels.items() if name != "direction")
-        where = f"{where} ({labels['direction']})" if "direction" in labels else where
-        what = "drop" if self.op == "<" else "spike"
-        share = f"{k / b:.0%} of" if b else "none in"
-        return f"{where}: traffic {what}: {k:g} {self.series} in the window, {share} its baseline {b:g}"
-
-
-TRAFFIC_RULES = (
-    TrafficRule("traffic_drop", "calls", ("direction", "profile"), "<", 0.5, severity="critical"),
-    TrafficRule("traffic_spike", "calls", ("direction", "profile"), ">", 3.0),
-    TrafficRule("account_volume_spike", "account_calls", ("account", "direction"), ">", 3.0),
-)
-"""Carrier drop and spike, and an account's sudden volume (a fraud signal)."""
 
 Crossing = tuple[TrafficRule, dict[str, str], int, str, dict]
 """(rule, labels, window, message, the alert's fields) of a window that fires."""

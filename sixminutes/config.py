@@ -25,6 +25,9 @@ The TOML file (all keys optional)::
     op = ">"
     bound = 0.3
     min_count = 50                       # never fires on fewer samples in a window
+    [rules.traffic_drop]                 # a traffic rule (traffic_drop, traffic_spike,
+    ratio = 0.3                          # account_volume_spike): calls against the baseline
+    min_count = 50                       # (sixminutes/traffic_rules.py, docs/alerts.md)
 
     [alerts]                             # when a firing alert resolves
     clear_windows = 2                    # a rule's: this many clean windows in a row (hysteresis)

@@ -17,10 +17,12 @@ from .lifecycle import Condition, Lifecycle
 from .call import Decoded, Rejected, decode
 from .config import Config
 from .dedup import SeenIds, id_hash
+from .plugin_state import export_state, import_state
 from .plugins import PluginSet, load_plugins
 from .share import Share, absorb, share_of
 from .stats import Stat
 from .store import Store
+from .traffic_rules import traffic_rules_from_config
 from .windows import WINDOW, Clock, Retention, window_of
 
 __all__ = ["Engine", "Share", "BATCH", "BATCH_BYTES", "KEPT_REJECTIONS"]
@@ -93,7 +95,7 @@ class Engine:
         self.hold_resolution = False
         """Set while a source is down or behind: the windows that look quiet may only be late."""
         self.thresholds = Thresholds(rules_from_config(self.config.rules))
-        self.traffic = Traffic()
+        self.traffic = Traffic(traffic_rules_from_config(self.config.rules))
         """The traffic rules: each complete window's calls against its baseline."""
         self.plugins = plugins if plugins is not None else self.load_plugins()
         self.outcomes: Counter[tuple[str, str]] = Counter()
@@ -122,8 +124,11 @@ class Engine:
         return load_plugins(c.plugin_dirs, c.disabled, c.plugin_options)
 
     def reload(self) -> PluginSet:
-        """Load the whole plugin set again and swap it in at once; the old one runs until then."""
-        self.plugins = self.load_plugins()
+        """Load the whole plugin set again and swap it in at once; the old one runs until then.
+        What the old plugins remember (``export_state``) the new ones are given."""
+        plugins = self.load_plugins()
+        import_state(plugins, export_state(self.plugins))
+        self.plugins = plugins
         return self.plugins
 
     @property

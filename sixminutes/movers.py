@@ -39,11 +39,19 @@ def _keys(store: Store, window: int, name: str) -> list[tuple[str, dict[str, str
 
 def baselines(store: Store, history: History | None, window: int, name: str = "calls",
               labels: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    """Each series ``name`` with calls in the window or the same window yesterday: its labels,
-    its value, yesterday's, the median of the last seven days and how many days had history;
-    by value, largest first."""
+    """Each series ``name`` with calls in the window or the same window yesterday (held by the
+    store, or past retention in the hourly history: a carrier gone silent is listed): its
+    labels, its value, yesterday's, the median of the last seven days and how many days had
+    history; by value, largest first."""
     found = dict(_keys(store, window, name))
     found.update((k, v) for k, v in _keys(store, window - DAY, name) if k not in found)
+    if history is not None and store.peek(window - DAY) is None:
+        for key in history.hours.get((window - DAY) - (window - DAY) % 3600, {}):
+            if key.startswith(name + "{") and key not in found:
+                try:
+                    found[key] = parsed_key(key)[1]
+                except SeriesKeyError:
+                    continue
     rows = []
     for key, named in found.items():
         if labels and any(named.get(k) != v for k, v in labels.items()):

@@ -8,7 +8,9 @@ logic of its own (:class:`BatchContext`). The seed's **per-CDR plugin** defines
 in ``sixminutes/builtin`` are batch plugins loaded first, the same way, then the
 configured directories in order. A file whose name (stem) matches one already loaded
 replaces it, so a site can override a built-in; ``disabled`` names are skipped. An
-optional ``setup(options)`` receives the plugin's ``[plugins.<name>]`` table.
+optional ``setup(options)`` receives the plugin's ``[plugins.<name>]`` table; optional
+``export_state()`` and ``import_state(data)`` keep what it remembers across restarts and
+reloads (:mod:`sixminutes.plugin_state`).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .occupancy import Spans
+from .plugin_state import check_state_hooks
 from .series import Series, count
 from .stats import _CACHE, SeriesKeyError, Stat, cached_key as _key, parse_series_key
 
@@ -175,6 +178,8 @@ class Plugin:
     max_seconds: float = 0.0
     """The slowest timed call."""
     owner: PluginSet | None = field(default=None, repr=False, compare=False)
+    module: Any = field(default=None, repr=False, compare=False)
+    """The loaded file: its optional state hooks are read there (plugin_state.py)."""
 
     @property
     def calls(self) -> int:
@@ -321,13 +326,14 @@ def load_plugins(
             continue
         loaded = _load_file(name, path, options.get(name, {}), result.errors)
         if loaded is not None:
-            fn, series, batch = loaded
-            result.plugins.append(Plugin(name, str(path), fn, is_builtin, series, batch))
+            fn, series, batch, module = loaded
+            result.plugins.append(Plugin(name, str(path), fn, is_builtin, series, batch,
+                                         module=module))
     return result
 
 
 def _load_file(name: str, path: Path, options: dict, errors: list[LoadError]
-               ) -> tuple[Callable | None, tuple[Series | Spans, ...], Callable | None] | None:
+               ) -> tuple[Callable | None, tuple[Series | Spans, ...], Callable | None, Any] | None:
     try:
         spec = importlib.util.spec_from_file_location(f"sixminutes_plugin_{name}", path)
         assert spec is not None and spec.loader is not None
@@ -341,6 +347,7 @@ def _load_file(name: str, path: Path, options: dict, errors: list[LoadError]
         for what, value in (("plugin", fn), ("batch", batch)):
             if value is not None and not callable(value):
                 raise TypeError(f"`{what}` is not callable")
+        check_state_hooks(module)
         setup = getattr(module, "setup", None)
         if callable(setup):
             setup(dict(options))
@@ -350,7 +357,7 @@ def _load_file(name: str, path: Path, options: dict, errors: list[LoadError]
         for item in series:
             if not isinstance(item, (Series, Spans)):
                 raise TypeError(f"SERIES holds {type(item).__name__}, not sixminutes.series.Series")
-        return fn, series, batch
+        return fn, series, batch, module
     except BaseException as error:  # SyntaxError, ImportError, SystemExit in a user file
         if isinstance(error, KeyboardInterrupt):
             raise

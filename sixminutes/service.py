@@ -29,9 +29,11 @@ from .journal import Journal
 from .looplag import LoopLag
 from .notify import Notifier
 from .plugin_health import PluginHealth
+from .plugin_state import import_state
 from .snapshots import SnapshotWriter
 from .sources import synthetic
 from .state import Delta, State
+from .status import rate, service_status
 from .web.events import Hub, series_name
 
 __all__ = ["Service"]
@@ -106,6 +108,9 @@ class Service:
         saved = await self._run(self.state.load)
         alerts = [orjson.loads(a) for a in saved.alerts]
         self.feeds.open({k: v for k, v in saved.positions.items() if k != JOURNAL})
+        self.engine.traffic.history.restore(saved.history, saved.history_hours)  # (baselines)
+        import_state(self.engine.plugins, saved.plugin_state)  # (what the plugins remember)
+        self.writer.plugin_saved = dict(saved.plugin_state)
         if self.group is not None:  # the counts come from the group's bucket, not the file
             self.engine.restore([], alerts, [], {})
             await self.group.start()
@@ -362,38 +367,8 @@ class Service:
 
     def rate(self) -> float:
         """Accepted CDRs per second over the last ten seconds."""
-        if len(self._rate) < 2:
-            return 0.0
-        (t0, n0), (t1, n1) = self._rate[0], self._rate[-1]
-        return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
+        return rate(self._rate)
 
     def status(self) -> dict[str, Any]:
-        by_source: dict[str, dict[str, int]] = {}
-        for (source, outcome), n in self.engine.outcomes.items():
-            by_source.setdefault(source, {})[outcome] = n
-        sources = self.feeds.status()
-        if self.group is not None:
-            sources.append(self.group.status())
-        sources.append({"name": "http", "state": "listening", "connected": True,
-                        "position": self.journal_position, "lag": len(self._queue)})
-        if self.config.demo:
-            sources.append({"name": "demo", "state": "running", "connected": True,
-                            "rate": self.config.demo_rate})
-        return {
-            **self.engine.status(),
-            "rate": round(self.rate(), 2),
-            "sources": sources,
-            "by_source": by_source,
-            "last_rejection": self.engine.last_rejection,
-            "rejections": list(self.rejections),
-            "windows": len(self.engine.store.windows()),
-            "rules": [rule.to_json() for rule in self.engine.thresholds.rules],
-            "events": {"clients": self.hub.clients, "dropped": self.hub.dropped},
-            "plugin_health": self.plugin_health.to_json(),
-            "notifications": self.notifier.status(),
-            "snapshots": self.snapshots,
-            "event_loop": {"worst_lag_seconds": round(self.loop_lag.worst_ever, 4),
-                           "wakeups": self.loop_lag.count},
-            "state": self.config.state,
-        }
-
+        """GET /6minutes/status (status.py)."""
+        return service_status(self)

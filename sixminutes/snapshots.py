@@ -1,7 +1,8 @@
 """The snapshot writer: what changed since the last snapshot, saved in one SQLite transaction.
 
 The service tells it which cells and alerts changed and which windows were deleted; a
-snapshot takes those sets, the dedup ids counted since, and every source's position, and
+snapshot takes those sets, the dedup ids counted since, the hours of the baselines' history
+folded into since, the plugins' state that changed, and every source's position, and
 writes them together, so that a restart resumes from a consistent point. A write that fails
 puts back what it took, for the next snapshot.
 """
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeVar
 import orjson
 
 from .alerts import Alert
+from .plugin_state import export_state
 from .state import Delta, State
 
 if TYPE_CHECKING:
@@ -44,6 +46,9 @@ class SnapshotWriter:
                                       "last_error": None}
         """What GET /6minutes/status and /metrics say of the snapshots."""
         self._saving: asyncio.Future[bool] | None = None
+        self.plugin_saved: dict[str, bytes] = {}
+        """Plugin name → its state as last saved (or restored): written again only when it
+        changes."""
 
     def cells_changed(self, changes: dict[int, set[str]]) -> None:
         for t, keys in changes.items():
@@ -90,6 +95,11 @@ class SnapshotWriter:
         delta.packed = {t: hashes.tobytes() for t, hashes in packed.items()}
         delta.positions = positions
         delta.outcomes = dict(self.engine.outcomes)
+        delta.history, delta.history_hours, delta.history_before = self.engine.traffic.history.take()
+        states = export_state(self.engine.plugins)
+        delta.plugin_state = {name: data for name, data in states.items()
+                              if self.plugin_saved.get(name) != data}
+        self.plugin_saved.update(delta.plugin_state)
         taken = (self.unsaved, self.alerts, self.engine.seen_new, list(packed))
         self.unsaved, self.alerts, self.deletions = {}, {}, []
         self.engine.seen_new = []
@@ -108,6 +118,9 @@ class SnapshotWriter:
             self.engine.seen_new = seen + self.engine.seen_new
             self.engine.seen.repack_later(packed)
             self.deletions = delta.deletions + self.deletions
+            self.engine.traffic.history.put_back(delta.history_hours, delta.history_before)
+            for name in delta.plugin_state:  # (written again at the next snapshot)
+                self.plugin_saved.pop(name, None)
             self.stats["last_error"] = f"{type(error).__name__}: {error}"
             log.error("snapshot failed: %s", error)
             return False

@@ -1,4 +1,5 @@
-"""Durable state in one SQLite file: windows, alerts, dedup memory, source positions.
+"""Durable state in one SQLite file: windows, alerts, dedup memory, source positions, the
+hourly history of the baselines and what plugins remember.
 
 A snapshot writes only what changed since the previous one, and writes it in one
 transaction together with every source's position, so that a restart resumes from a
@@ -37,11 +38,17 @@ CREATE TABLE IF NOT EXISTS seen_packed (timestamp INTEGER PRIMARY KEY, hashes BL
 CREATE TABLE IF NOT EXISTS positions (source TEXT PRIMARY KEY, position TEXT);
 CREATE TABLE IF NOT EXISTS outcomes (source TEXT, outcome TEXT, n INTEGER, PRIMARY KEY (source, outcome));
 CREATE TABLE IF NOT EXISTS journal (id INTEGER PRIMARY KEY AUTOINCREMENT, received REAL, source TEXT, body BLOB);
+CREATE TABLE IF NOT EXISTS history (hour INTEGER, key TEXT, calls REAL, PRIMARY KEY (hour, key))
+    WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS history_hours (hour INTEGER PRIMARY KEY, folded INTEGER);
+CREATE TABLE IF NOT EXISTS plugin_state (name TEXT PRIMARY KEY, data BLOB);
 CREATE TABLE IF NOT EXISTS bad_bodies (
     id INTEGER PRIMARY KEY AUTOINCREMENT, received REAL, source TEXT, content_type TEXT, error TEXT, body BLOB);
 """
 SCHEMA_VERSION = 2
-"""The layout this version writes. 1: ids of dedup may still be text rows in ``seen`` (0.1)."""
+"""The layout this version writes. 1: ids of dedup may still be text rows in ``seen`` (0.1).
+(The tables ``history``, ``history_hours`` and ``plugin_state`` came later within 2: they are
+only added, a file without them reads as empty ones, and a version before ignores them.)"""
 
 
 class StateError(RuntimeError):
@@ -120,6 +127,14 @@ class Delta:
     """("cells" | "alerts" | "seen", before) — rows of windows older than ``before``; all when None."""
     journal_upto: int | None = None
     """Journal rows up to this id are in the saved windows now and can go."""
+    history: list[tuple[int, str, float]] = field(default_factory=list)
+    """(hour, key, calls) of the hourly history's hours that changed (sixminutes/baselines.py)."""
+    history_hours: dict[int, int] = field(default_factory=dict)
+    """Hour → the windows folded into it, for the same hours: each replaces that hour's rows."""
+    history_before: int | None = None
+    """The hours before this are forgotten (eight days)."""
+    plugin_state: dict[str, bytes] = field(default_factory=dict)
+    """Plugin name → its export_state() as JSON (sixminutes/plugin_state.py), when it changed."""
 
 
 @dataclass
@@ -135,6 +150,10 @@ class Saved:
     outcomes: dict[tuple[str, str], int]
     occupancy: Iterable[tuple[int, str, bytes]] = ()
     """(window, key, int32 bytes) of the calls in progress per second (sixminutes/occupancy.py)."""
+    history: Iterable[tuple[int, str, float]] = ()
+    """(hour, key, calls) of the hourly history (read while restored)."""
+    history_hours: dict[int, int] = field(default_factory=dict)
+    plugin_state: dict[str, bytes] = field(default_factory=dict)
 
 
 def _version(value: str, path: str) -> int:
@@ -219,6 +238,9 @@ class State:
             positions=dict(db.execute("SELECT source, position FROM positions")),
             outcomes={(s, o): n for s, o, n in db.execute("SELECT source, outcome, n FROM outcomes")},
             occupancy=db.execute("SELECT timestamp, key, seconds FROM occupancy"),
+            history=db.execute("SELECT hour, key, calls FROM history"),
+            history_hours=dict(db.execute("SELECT hour, folded FROM history_hours")),
+            plugin_state=dict(db.execute("SELECT name, data FROM plugin_state")),
         )
 
     def save(self, delta: Delta) -> None:
@@ -242,6 +264,15 @@ class State:
             db.executemany("INSERT OR REPLACE INTO positions VALUES (?, ?)", delta.positions.items())
             db.executemany("INSERT OR REPLACE INTO outcomes VALUES (?, ?, ?)",
                            [(s, o, n) for (s, o), n in delta.outcomes.items()])
+            if delta.history_before is not None:
+                for name in ("history", "history_hours"):
+                    db.execute(f"DELETE FROM {name} WHERE hour < ?", (delta.history_before,))
+            for hour, folded in delta.history_hours.items():  # an hour's rows, replaced whole
+                db.execute("DELETE FROM history WHERE hour = ?", (hour,))
+                db.execute("INSERT OR REPLACE INTO history_hours VALUES (?, ?)", (hour, folded))
+            db.executemany("INSERT OR REPLACE INTO history VALUES (?, ?, ?)", delta.history)
+            db.executemany("INSERT OR REPLACE INTO plugin_state VALUES (?, ?)",
+                           delta.plugin_state.items())
             if delta.journal_upto is not None:
                 db.execute("DELETE FROM journal WHERE id <= ?", (delta.journal_upto,))
             db.execute("COMMIT")

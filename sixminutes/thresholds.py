@@ -115,9 +115,14 @@ SEED_RULES: dict[str, dict[str, Any]] = {
 
 
 def rules_from_config(tables: dict[str, dict[str, Any]]) -> list[Rule]:
-    """The default rules updated by ``[rules.<name>]`` tables; a new name defines a new rule."""
+    """The default rules updated by ``[rules.<name>]`` tables; a new name defines a new rule
+    (the names of the traffic rules configure those: :mod:`sixminutes.traffic_rules`)."""
+    from .traffic_rules import TRAFFIC_NAMES  # (it reads no threshold rule: no cycle at import)
+
     rules = dict(DEFAULT_RULES)
     for name, table in tables.items():
+        if name in TRAFFIC_NAMES:
+            continue
         table = dict(table)
         if "labels" in table:
             table["labels"] = tuple(table["labels"])

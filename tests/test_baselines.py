@@ -227,3 +227,69 @@ def test_a_spike_of_a_carrier_and_of_an_account_fires():
     windows = range(START + DAY, START + DAY + 3 * WINDOW, WINDOW)
     assert found == {(rule, who, t) for t in windows for rule, who in (
         ("traffic_spike", "busy"), ("account_volume_spike", "a1"), ("account_volume_spike", "a2"))}
+
+
+def test_the_hourly_history_survives_a_restart_through_the_state_file(tmp_path):
+    """The hours folded are saved with the snapshot that deletes their windows (only the hours
+    that changed), restored at start; yesterday's baseline then still makes a drop fire, as
+    it would not for an engine that lost it. Eight days on, the file forgets them too."""
+    import asyncio
+
+    from sixminutes.snapshots import SnapshotWriter
+    from sixminutes.state import State
+
+    async def inline(fn):
+        return fn()
+
+    clock = [START + 600]
+    config = Config(retention_hours=24)
+    before = Engine(config, clock=lambda: clock[0])
+    key = series_key("calls", {"direction": "egress", "profile": "p"})
+    before.feed_many([raw(_id=f"y{i}", end_epoch=START + i, ccnq_profile="p",
+                          ccnq_direction="egress") for i in range(300)])  # 300 in an hour
+    clock[0] = START + 2 * DAY - 600  # yesterday's hour is past retention now
+    before.purge()
+    assert before.store.windows() == [] and before.traffic.history.hours[START][key] == 300
+    path = str(tmp_path / "s.sqlite")
+    state = State(path)
+    writer = SnapshotWriter(before, inline, clock=lambda: clock[0])
+    saved = []
+    original = state.save
+    state.save = lambda delta: (saved.append(delta), original(delta))[1]  # (what each wrote)
+    asyncio.run(writer.write(state, {}, 0))
+    asyncio.run(writer.write(state, {}, 0))
+    assert [len(d.history) for d in saved] == [len(before.traffic.history.hours[START]), 0]
+    assert saved[0].history_hours == {START: 1}  # one window of the hour folded
+    state.close()
+
+    def restarted(restore: bool) -> Engine:
+        engine = Engine(config, clock=lambda: clock[0])
+        if restore:
+            state = State(path)
+            loaded = state.load()
+            engine.traffic.history.restore(loaded.history, loaded.history_hours)
+            state.close()
+        clock[0] = START + DAY + 3 * WINDOW
+        engine.feed_many([raw(_id=f"t{i}", end_epoch=START + DAY + i, ccnq_profile="p",
+                              ccnq_direction="egress") for i in range(3)])
+        clock[0] = START + DAY + 2 * WINDOW + 120  # the fall's window is complete
+        engine.live = True  # (the clock says which windows are complete, as in the service)
+        engine.flush()
+        return engine
+
+    after = restarted(restore=True)
+    assert after.traffic.history.hours == before.traffic.history.hours
+    assert baseline(after.store, after.traffic.history, START + DAY, key).yesterday == 300
+    drops = [(a.profile, a.timestamp, a.fields["baseline"]) for a in after.alerts.list()
+             if a.plugin == "traffic_drop"]
+    assert min(drops) == ("p", START + DAY, 300) and {d[0] for d in drops} == {"p"}
+    assert not [a for a in restarted(restore=False).alerts.list() if a.plugin == "traffic_drop"]
+
+    clock[0] = START + 9 * DAY - 3600  # eight days later: the hour is forgotten, in the file too
+    after.feed(raw(_id="much-later", end_epoch=clock[0] - 60, ccnq_profile="p", ccnq_direction="egress"))
+    after.purge()
+    state = State(path)
+    asyncio.run(SnapshotWriter(after, inline, clock=lambda: clock[0]).write(state, {}, 0))
+    loaded = state.load()
+    assert {hour for hour, _, _ in loaded.history} == set(loaded.history_hours) == {START + DAY}
+    state.close()

@@ -46,3 +46,17 @@ def test_top_destinations_and_movers():
     assert movers["ER"]["change"] == 200 and movers["FR"]["change"] == 30
     assert movers["DE"]["asr"] == 0.1 and movers["DE"]["asr_yesterday"] == 0.8
     assert round(movers["DE"]["asr_change"], 6) == -0.7
+
+
+def test_a_carrier_whose_yesterday_is_only_in_the_hourly_history_is_listed():
+    """Past retention, yesterday's window is in the hourly history, not the store: a carrier
+    silent today is still listed (value 0 beside its yesterday), as one with calls is."""
+    store, history = Store(), History()
+    put(store, W, "calls", 10, direction="egress", profile="a")
+    history.fold(W - DAY, [series_key("calls", {"direction": "egress", "profile": "a"}),
+                           series_key("calls", {"direction": "egress", "profile": "silent"}),
+                           series_key("account_calls", {"account": "x", "direction": "egress"})],
+                 [50.0, 40.0, 7.0])
+    rows = baselines(store, history, W)
+    assert [(r["labels"]["profile"], r["value"], r["yesterday"]) for r in rows] == [
+        ("a", 10, 50), ("silent", 0, 40)]

@@ -104,3 +104,28 @@ def test_an_alert_whose_sample_cannot_be_written_is_saved_with_a_note():
     alert.sample = {"variables": {"n": 2**70}}  # a number orjson cannot write
     record = orjson.loads(alert_record(alert))
     assert record["id"] == alert.id and "could not be saved" in record["doc"]["unsaved"]
+
+
+def test_a_failed_write_puts_back_the_history_hours_and_plugin_state_it_took(tmp_path):
+    engine = live_engine()
+    writer = SnapshotWriter(engine, inline, clock=lambda: NOW)
+    feed(engine, writer, "a")
+    key = 'calls{direction="egress",profile="kestrel"}'
+    engine.traffic.history.fold(WINDOW - 86400, [key], [30.0])
+    engine.traffic.history.dropped = WINDOW - 9 * 86400
+    broken = State(str(tmp_path / "broken.sqlite"))
+    broken.close()  # every write to it fails
+    asyncio.run(writer.write(broken, {}, 0))
+    assert writer.stats["count"] == 0
+    assert engine.traffic.history.changed == {(WINDOW - 86400) - (WINDOW - 86400) % 3600}
+    assert engine.traffic.history.dropped == WINDOW - 9 * 86400
+    assert "fraud" not in writer.plugin_saved  # (written again next time)
+    path = str(tmp_path / "s.sqlite")
+    state = State(path)
+    asyncio.run(writer.write(state, {}, 0))
+    state.close()
+    state = State(path)
+    loaded = state.load()
+    assert list(loaded.history) == [((WINDOW - 86400) - (WINDOW - 86400) % 3600, key, 30.0)]
+    assert "fraud" in loaded.plugin_state
+    state.close()

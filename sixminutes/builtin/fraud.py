@@ -13,9 +13,13 @@ Alerts, each naming the account, the country and the carrier (profile) of its ca
 * ``new country``: an account that has called for ``min_history_hours`` (12) places at
   least ``new_country_min`` (5) calls to a country it had not called before, in the window
   of the first and the one after (a burst across a window's end is seen).
-  The account's countries are those this plugin has seen it call since it started (not
-  saved: after a restart the history starts again, and the 12 hours guard against every
-  account looking new); each process of a parallel replay sees only its own windows.
+  The account's countries are those this plugin has seen it call; the live service saves
+  them with its state (``export_state``/``import_state``), so a restart, even a ``kill -9``,
+  keeps them (the 12 hours guard a new state file against every account looking new). Per
+  account and direction it keeps the window it was first seen in and, per country called, the
+  window of the first call there and the calls of that window and the next; an account
+  without a call for eight days (data time) is forgotten at the next snapshot. Each process
+  of a parallel replay sees only its own windows.
 
 The third signal, an account's volume against its own baseline, is the
 ``account_volume_spike`` traffic rule (:mod:`sixminutes.baselines`). Options:
@@ -40,6 +44,10 @@ directions = frozenset({"egress"})
 known: dict = {}
 """(account, direction) → (the first window it was seen in, country → [the first window it
 was called in, the calls to it in that window and the next])."""
+last_seen: dict = {}
+"""Account → the newest window of a batch it had calls in (accounts idle 8 days are dropped)."""
+IDLE = 8 * 86400
+STATE_VERSION = 1
 
 
 def setup(options):
@@ -68,6 +76,8 @@ def batch(batch, ctx):
     """Look for both signals in the windows and accounts of a batch (its series counted)."""
     _new_countries(batch, ctx)
     _bursts(batch, ctx)
+    if batch.n:  # (for the bound on what is saved: one dict update per distinct account)
+        last_seen.update(dict.fromkeys(batch.codes("account")[1], int(batch.window.max())))
 
 
 def _new_countries(batch, ctx):
@@ -131,3 +141,33 @@ def _most(encoded, rows):
     codes, values = encoded
     return values[int(np.bincount(codes[rows]).argmax())]
 
+
+
+def export_state():
+    """What this plugin remembers, for the state file (sixminutes/plugin_state.py): per
+    account and direction its first window, its last and its countries; accounts idle for
+    eight days before the newest window seen are forgotten first (so are their entries here)."""
+    newest = max(last_seen.values(), default=0)
+    for account in [a for a, t in last_seen.items() if t < newest - IDLE]:
+        del last_seen[account]
+    for key in [k for k in known if k[0] not in last_seen]:
+        del known[key]
+    return {"version": STATE_VERSION, "accounts": [
+        [account, direction, since, last_seen[account],
+         [[country, first[0], first[1]] for country, first in countries.items()]]
+        for (account, direction), (since, countries) in known.items()]}
+
+
+def import_state(data):
+    """Take back what :func:`export_state` saved (before any CDR is counted); entries of
+    another shape are skipped, never half-read."""
+    if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+        return
+    for entry in data.get("accounts", []):
+        try:
+            account, direction, since, last, countries = entry
+            restored = {str(c): [int(w), int(n)] for c, w, n in countries}
+            known[(str(account), str(direction))] = (int(since), restored)
+            last_seen[str(account)] = max(int(last), last_seen.get(str(account), 0))
+        except (TypeError, ValueError):
+            continue

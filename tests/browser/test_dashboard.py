@@ -64,14 +64,15 @@ def free_port() -> int:
 class Service:
     """`python -m sixminutes.cli serve` in a subprocess; restart() keeps the port and state."""
 
-    def __init__(self, workdir: Path, token: str | None = TOKEN, args: tuple[str, ...] = ()) -> None:
+    def __init__(self, workdir: Path, token: str | None = TOKEN, args: tuple[str, ...] = (),
+                 head: str = "") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = workdir / "c.toml"
         # the rules fire on one window over the line, as the seed's did: the page's plumbing
         # is under test here, the statistical guard in tests/test_thresholds.py
         # unexpected_sip on any number of calls, at 95 %: five 503s in a window alert
-        config.write_text("[serve]\nsnapshot_seconds = 1\n[alerts]\nclear_windows = 1\n"
+        config.write_text(head + "[serve]\nsnapshot_seconds = 1\n[alerts]\nclear_windows = 1\n"
                           "[plugins.unexpected_sip]\nmin_calls = 1\nconfidence = 0.95\n"
                           + seed_rules_toml())
         plugins = workdir / "plugins"
@@ -636,4 +637,54 @@ def test_destinations_panel_shows_the_countries_of_the_last_complete_window(
     expect(page.locator("#destinations-movers")).to_be_visible()
     page.locator("#destinations-title").scroll_into_view_if_needed()
     shot(page, "destinations")
+    watched.assert_clean()
+
+
+@pytest.fixture(scope="module")
+def historied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """A service that keeps 200 hours of windows: a test plants a week of history in it."""
+    svc = Service(tmp_path_factory.mktemp("historied"), head="retention_hours = 200\n")
+    svc.start()
+    yield svc
+    svc.stop()
+    svc.http.close()
+
+
+def test_traffic_panel_shows_each_carriers_change_against_yesterday_and_the_median(
+        historied: Service, watched: Watched) -> None:
+    """A carrier with 50 calls in the window yesterday and a median of 50 over seven days has
+    10 now: "−80 %" against both, first in the panel (drops first); a carrier named with
+    markup, 20 calls yesterday and none the days before, has 30 now: "+50 %" against
+    yesterday, "new" against its median of 0, and its name shows as text."""
+    end = settled_end()
+    judged = end - end % 360 - 360  # the last complete window once the current one has a call
+    xss = f"x{XSS_IMG}"
+    days = {1: 50, 2: 40, 3: 60, 4: 50, 5: 55, 6: 45, 7: 50}
+    for day, n in [(0, 10), *days.items()]:
+        for i in range(n):
+            historied.post(call("base-fall", end=judged - day * 86400 + 5 + i))
+    for day, n in ((0, 30), (1, 20)):
+        for i in range(n):
+            historied.post(call(xss, end=judged - day * 86400 + 5 + i))
+    historied.post(call("base-now", end=end))  # (the current window has calls)
+    page = watched.open(historied)
+    rows = page.locator("#baselines tbody tr")
+    fall = rows.filter(has=page.locator(".profile", has_text=re.compile("^base-fall$")))
+    expect(fall.locator(".value")).to_have_text("10")
+    expect(fall.locator(".yesterday")).to_have_text("50")
+    expect(fall.locator(".vs-yesterday")).to_have_text("\u221280 %")
+    expect(fall.locator(".vs-yesterday")).to_have_class(re.compile(r"\bdown\b"))
+    expect(fall.locator(".median")).to_have_text("50 (7 d)")
+    expect(fall.locator(".vs-median")).to_have_text("\u221280 %")
+    expect(rows.first).to_have_attribute("data-series", 'calls{direction="egress",profile="base-fall"}')
+    marked = rows.filter(has=page.locator(".profile", has_text=xss))
+    expect(marked.locator(".profile")).to_have_text(xss)  # the literal text
+    expect(marked.locator(".vs-yesterday")).to_have_text("+50 %")
+    expect(marked.locator(".vs-yesterday")).to_have_class(re.compile(r"\bup\b"))
+    expect(marked.locator(".median")).to_have_text("0 (7 d)")
+    expect(marked.locator(".vs-median")).to_have_text("new")
+    assert page.evaluate("window.__xss") is None
+    assert page.evaluate("document.querySelectorAll('#baselines img').length") == 0
+    page.locator("#baselines-title").scroll_into_view_if_needed()
+    shot(page, "baselines")
     watched.assert_clean()

@@ -34,6 +34,11 @@ export function fetchDestinations() {
   return getJSON("/destinations");
 }
 
+/** GET /6minutes/baselines: each carrier's calls in the last complete window, with yesterday's and the 7-day median. */
+export function fetchBaselines() {
+  return getJSON("/baselines", [["name", "calls"]]);
+}
+
 /** GET /6minutes/data with the filters: start (epoch), names, labels. */
 export function fetchData(start, names, labels = {}) {
   return getJSON("/data", [["start", String(start)], ...names.map((n) => ["name", n]), ...Object.entries(labels)]);

@@ -11,8 +11,9 @@ import { $, $$, h, setOptions } from "./dom.js";
 import { Alerts } from "./alerts.js";
 import { Board } from "./board.js";
 import { renderAccounts } from "./accounts.js";
-import { Live, fetchAlerts, fetchCodes, fetchDestinations, fetchHistory, fetchIncidents, fetchStatus, setAuthReads } from "./api.js";
+import { Live, fetchAlerts, fetchBaselines, fetchCodes, fetchDestinations, fetchHistory, fetchIncidents, fetchStatus, setAuthReads } from "./api.js";
 import { renderDestinations } from "./destinations.js";
+import { renderBaselines } from "./baselines.js";
 import { Incidents } from "./incidents.js";
 import { carrierLabel, drawChart, drawHeat, unavailable } from "./charts.js";
 import { KPIS, applyRules, calls } from "./kpi.js";
@@ -22,7 +23,7 @@ import { findTroubles, renderTroubles } from "./trouble.js";
 import { DAY, WINDOW, currentWindow, isUTC, setUTC, windowRange, zoneName } from "./time.js";
 
 const STATUS_EVERY = 3000; // ms
-const DESTINATIONS_EVERY = 30000; // ms: they change once a window
+const DESTINATIONS_EVERY = 30000; // ms: they (and the baselines) change once a window
 let destinationsAt = 0;
 
 const store = new Store();
@@ -275,6 +276,7 @@ async function pollStatus() {
   if (Date.now() - destinationsAt > DESTINATIONS_EVERY) {
     destinationsAt = Date.now();
     fetchDestinations().then(renderDestinations).catch(() => { destinationsAt = 0; });
+    fetchBaselines().then(renderBaselines).catch(() => { destinationsAt = 0; });
   }
   setTimeout(pollStatus, STATUS_EVERY);
 }
@@ -288,7 +290,8 @@ setLive("connecting");
 // The first status says whether the event stream needs the token (auth_reads): connect after it.
 pollStatus().finally(() => live.connect());
 // A new window starts every six minutes whether or not calls arrive: move the board along.
-setInterval(() => { if (currentWindow() !== now) redraw(); }, 1000);
+// (and the last complete window's destinations and baselines are fetched again)
+setInterval(() => { if (currentWindow() !== now) { destinationsAt = 0; redraw(); } }, 1000);
 // Without live events (the service down, a proxy that holds them back) catch up now and then.
 setInterval(() => {
   if ($("#live").dataset.state !== "live" && Date.now() - syncedAt > FALLBACK) sync();
