@@ -225,14 +225,17 @@ def _replay(args: argparse.Namespace) -> int:
     engine.store.compact()
     if args.json:
         incidents = engine.alerts.incidents()
-        result = {"data": engine.store.to_json(), "alerts": engine.alerts.to_json(),
-                  "incidents": [i.to_json() for i in incidents],
-                  "carrier_incidents": carriers(incidents),
-                  "rejected": dict(engine.rejected),
-                  "where_rejected": where_rejected(engine, reading),
-                  "rejections": [r.to_json() for r in all_rejections(engine, reading)],
-                  "problems": [p.to_json() for p in reading.problems]}
-        sys.stdout.buffer.write(orjson.dumps(result, option=orjson.OPT_NON_STR_KEYS) + b"\n")
+        rest = {"alerts": engine.alerts.to_json(),
+                "incidents": [i.to_json() for i in incidents],
+                "carrier_incidents": carriers(incidents),
+                "rejected": dict(engine.rejected),
+                "where_rejected": where_rejected(engine, reading),
+                "rejections": [r.to_json() for r in all_rejections(engine, reading)],
+                "problems": [p.to_json() for p in reading.problems]}
+        out = sys.stdout.buffer  # {"data": the store, written a window at a time, then the rest}
+        out.write(b'{"data":')
+        engine.store.write_json(out.write)
+        out.write(b"," + orjson.dumps(rest, option=orjson.OPT_NON_STR_KEYS)[1:] + b"\n")
     else:
         write_report(engine, sys.stdout, args.max_alerts, reading)
     for error in engine.plugins.errors:

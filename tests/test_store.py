@@ -390,3 +390,42 @@ def test_absorb_equals_merging_each_stat(mine, theirs, compact_mine, compact_the
     def by_cell(store):
         return sorted(store.items(), key=lambda item: item[:2])
     assert by_cell(ours) == by_cell(model)  # bit for bit, min and max included
+
+
+json_keys = st.text(min_size=1, max_size=12)
+json_values = st.one_of(st.integers(-2**60, 2**60).map(float),
+                        st.floats(allow_nan=False, allow_infinity=False),
+                        st.sampled_from([0.0, -0.0, 2.0**53, 2.0**53 - 1, 1e-5, 1e16 + 2]))
+
+
+@settings(max_examples=200)
+@given(st.lists(st.tuples(windows, json_keys, json_values), max_size=30), st.booleans(),
+       st.booleans())
+def test_write_json_reads_back_as_to_json(adds, compact, compiled):
+    """A replay's --json: the same values as the dicts of to_json(), from C or without it."""
+    import orjson
+    import pytest
+    from sixminutes import store as store_module
+    store = Store()
+    for t, key, v in adds:
+        store.add(t, key, v)
+    if compact:
+        store.compact()
+    with pytest.MonkeyPatch.context() as patch:
+        if not compiled:
+            patch.setattr(store_module, "cells_json", None)
+        parts = []
+        store.write_json(parts.append)
+        written = b"".join(parts)
+    def typed(document):  # integral values are integers in both, as Stat.to_json writes them
+        return {t: {k: {n: (type(v), v) for n, v in stat.items()} for k, stat in cells.items()}
+                for t, cells in document.items()}
+    assert typed(orjson.loads(written)) == typed(orjson.loads(orjson.dumps(store.to_json())))
+
+
+def test_cells_json_refuses_a_table_of_the_wrong_shape():
+    import numpy as np
+    import pytest
+    from sixminutes._cellsjson import cells_json
+    with pytest.raises(ValueError, match="five doubles per key"):
+        cells_json(["a", "b"], np.zeros((1, 5)))
