@@ -164,10 +164,23 @@ class Baseline:
                 "days": self.days}
 
 
-def baseline(store: Store, history: History | None, window: int, key: str) -> Baseline:
-    """A count series' value in a window, beside the same window yesterday and over 7 days."""
+def past_days(store: Store, history: History | None, window: int) -> list[int]:
+    """The days of the last seven whose same window the store or the history holds at all:
+    the only ones :func:`count_at` can find a count in (the rest are None for every key)."""
+    return [d for d in range(1, 8)
+            if store.peek(window - d * DAY) is not None
+            or (history is not None and history.per_window(window - d * DAY, "") is not None)]
+
+
+def baseline(store: Store, history: History | None, window: int, key: str,
+             days: list[int] | None = None) -> Baseline:
+    """A count series' value in a window, beside the same window yesterday and over 7 days
+    (``days``: :func:`past_days`, when the caller judges many keys of one window)."""
     value = count_at(store, history, window, key) or 0.0
-    past = [count_at(store, history, window - d * DAY, key) for d in range(1, 8)]
+    if days is None:
+        days = past_days(store, history, window)
+    past = [count_at(store, history, window - d * DAY, key) if d in days else None
+            for d in range(1, 8)]
     known = [v for v in past if v is not None]
     return Baseline(value, past[0], statistics.median(known) if known else None, len(known))
 
@@ -259,6 +272,7 @@ class Traffic:
         self._fired = {f for f in self._fired if f[1] >= before - 8 * DAY}
 
     def _judge(self, store: Store, window: int) -> Iterator[Crossing]:
+        days = past_days(store, self.history, window)
         for rule, seen in zip(self.rules, self._seen):
             cells = store.peek(window)
             for labels in self._candidates(store, rule, seen, window):
@@ -266,7 +280,7 @@ class Traffic:
                 key = cached_key(rule.series, named)
                 if rule.op == ">" and (cells is None or cells.sum_count(key)[1] < rule.min_count):
                     continue  # (most accounts: too few calls to be a spike)
-                now = baseline(store, self.history, window, key)
+                now = baseline(store, self.history, window, key, days)
                 b = now.expected
                 subject = (rule.name, labels)
                 crossed = self._evident.setdefault(subject, {})

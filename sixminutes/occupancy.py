@@ -140,10 +140,11 @@ class Occupancy:
             for key, seconds in keys.items():
                 current = mine.get(key)
                 mine[key] = seconds.copy() if current is None else current + seconds
-        for window, keys in other.windows.items():
-            cells = store.window(window)
-            for key in keys:
-                cells.put(key, _stat(self.windows[window][key]))
+        touched = [(window, key) for window, keys in other.windows.items() for key in keys]
+        if touched:
+            stats = _stats(np.stack([self.windows[window][key] for window, key in touched]))
+            for (window, key), stat in zip(touched, stats):
+                store.window(window).put(key, stat)
         self.floor = max(self.floor, other.floor)
         self.frozen |= other.frozen
 
