@@ -8,10 +8,10 @@ import os
 import shlex
 import sys
 import time
-from typing import Iterator, Sequence
+from types import SimpleNamespace
+from typing import Any, Iterator, Sequence
 
 import orjson
-from tqdm import tqdm
 
 from . import __version__, parallel
 from .config import Config, ConfigError, check_hours
@@ -191,6 +191,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
+def _progress_bar(size: int, off: bool) -> Any:
+    """tqdm's bar of the bytes read, on a terminal; else nothing (tqdm not even imported)."""
+    if off or not sys.stderr.isatty():
+        return contextlib.nullcontext(SimpleNamespace(update=lambda n: None))
+    from tqdm import tqdm
+    tqdm.monitor_interval = 0  # no monitor thread: the other processes can then be forked
+    return tqdm(total=size, unit="B", unit_scale=True, file=sys.stderr, desc="reading", delay=0.5)
+
+
 def _replay(args: argparse.Namespace) -> int:
     config = Config.load(args.config)
     config.retention_hours = None
@@ -209,9 +218,7 @@ def _replay(args: argparse.Namespace) -> int:
     engine.keep_rejections = True  # the report says where each rejected document was read
     options = _read_options(args)
     size = total_bytes(args.paths)
-    tqdm.monitor_interval = 0  # no monitor thread: the other processes can then be forked
-    with tqdm(total=size, unit="B", unit_scale=True, file=sys.stderr, desc="reading",
-              disable=True if args.no_progress else None, delay=0.5) as bar:
+    with _progress_bar(size, args.no_progress) as bar:
         reading = Reading(bar.update, options)
         if jobs > 1:  # the other processes read the inputs again: the options go with them
             with _environment(options.to_env()):

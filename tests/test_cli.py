@@ -551,14 +551,16 @@ class FakeTerminal(io.StringIO):
 
 @pytest.fixture
 def eager_bar(monkeypatch):
-    """The bar waits 0.5 s before showing; these inputs are read faster than that."""
-    real = cli.tqdm
+    """The bar waits 0.5 s before showing; these inputs are read faster than that. (The CLI
+    imports tqdm only when it shows a bar.)"""
+    import tqdm as tqdm_module
+    real = tqdm_module.tqdm
 
     def tqdm(*args, **kwargs):
         kwargs["delay"] = 0
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(cli, "tqdm", tqdm)
+    monkeypatch.setattr(tqdm_module, "tqdm", tqdm)
 
 
 def test_progress_bar_goes_to_a_terminal_stderr_never_stdout(tmp_path, capsys, monkeypatch, eager_bar):
