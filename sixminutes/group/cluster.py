@@ -320,8 +320,8 @@ class Group:
             kind, _, rest = key.partition(".")
             if kind == "c":
                 partition, _, window = rest.partition(".")
-                upto, keys, table = decode_window(value)
-                if self.view.put(int(partition), int(window), upto, keys, table):
+                upto, keys, table, seconds = decode_window(value)
+                if self.view.put(int(partition), int(window), upto, keys, table, seconds):
                     self.changed()
             elif kind == "o":
                 upto, outcomes = decode_outcomes(value)

@@ -108,7 +108,9 @@ class Owner:
         p, upto = self.partition, self.upto
         # every record of this round is encoded before the first wait, so that each holds
         # exactly the messages up to ``upto`` (the reader counts more while we wait)
-        records = [(f"c.{p}.{t}", encode_window(upto, *cells.rows_table()), self.view.held(p, t))
+        busy = self.engine.store.occupancy.windows
+        records = [(f"c.{p}.{t}", encode_window(upto, *cells.rows_table(), busy.get(t)),
+                    self.view.held(p, t))
                    for t in sorted(windows) if (cells := self.engine.store.peek(t)) is not None]
         records.append((f"o.{p}", encode_outcomes(upto, dict(self.engine.outcomes)),
                         lambda: self.view.outcomes.get(p, (0,))[0]))

@@ -17,7 +17,7 @@ import numpy as np
 import orjson
 
 from ..call import Rejected, decode
-from ..windows import window_of
+from ..windows import WINDOW, window_of
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -29,6 +29,7 @@ PARTITIONS = 16
 """Partitions of a group's stream: at most this many instances share the counting."""
 _GROUP = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _HEAD = struct.Struct("<qI")  # the partition's stream position, the bytes of the keys' JSON
+_COUNT = struct.Struct("<I")
 
 
 class Names:
@@ -63,25 +64,45 @@ def assign(members: list[str], partitions: int = PARTITIONS) -> dict[str, list[i
     return owned
 
 
-def encode_window(upto: int, keys: list[str], table: np.ndarray) -> bytes:
-    """A partition's Stats of one window, with the stream position they hold every CDR up to."""
+def encode_window(upto: int, keys: list[str], table: np.ndarray,
+                  seconds: dict[str, np.ndarray] | None = None) -> bytes:
+    """A partition's Stats of one window, with the stream position they hold every CDR up to,
+    and the calls in progress at each second of the series that have them (``peak_concurrent``:
+    the view adds them up, as a Stat of a sum is no sum of Stats)."""
     names = orjson.dumps(keys)
     rows = np.ascontiguousarray(table, dtype="<f8").tobytes()
-    return zlib.compress(_HEAD.pack(upto, len(names)) + names + rows, 1)
+    at = {key: i for i, key in enumerate(keys)}
+    spans = [(at[key], busy) for key, busy in (seconds or {}).items() if key in at]
+    tail = _COUNT.pack(len(spans)) + b"".join(
+        _COUNT.pack(i) + np.ascontiguousarray(busy, dtype="<i4").tobytes() for i, busy in spans)
+    return zlib.compress(_HEAD.pack(upto, len(names)) + names + rows + tail, 1)
 
 
-def decode_window(data: bytes) -> tuple[int, list[str], np.ndarray]:
-    """(position, keys, rows of five doubles) from :func:`encode_window`; ValueError if damaged."""
+def decode_window(data: bytes) -> tuple[int, list[str], np.ndarray, dict[str, np.ndarray]]:
+    """(position, keys, rows of five doubles, calls in progress per second of the series that
+    have them) from :func:`encode_window`; ValueError if damaged."""
     try:
         raw = zlib.decompress(data)
         upto, size = _HEAD.unpack_from(raw)
         keys = orjson.loads(raw[_HEAD.size:_HEAD.size + size])
-        table = np.frombuffer(raw, dtype="<f8", offset=_HEAD.size + size).reshape(-1, 5)
-    except (zlib.error, struct.error, orjson.JSONDecodeError, ValueError) as error:
+        if not isinstance(keys, list):
+            raise ValueError("keys are no list")
+        start = _HEAD.size + size
+        stop = start + 40 * len(keys)
+        table = np.frombuffer(raw, dtype="<f8", offset=start, count=5 * len(keys)).reshape(-1, 5)
+        seconds = {}
+        if stop < len(raw):  # (a record without them holds no calls in progress)
+            (count,), at = _COUNT.unpack_from(raw, stop), stop + _COUNT.size
+            for _ in range(count):
+                (i,), at = _COUNT.unpack_from(raw, at), at + _COUNT.size
+                seconds[keys[i]] = np.frombuffer(raw, dtype="<i4", offset=at, count=WINDOW).copy()
+                at += 4 * WINDOW
+            if at != len(raw):
+                raise ValueError("trailing bytes")
+    except (zlib.error, struct.error, orjson.JSONDecodeError, ValueError, IndexError,
+            TypeError) as error:
         raise ValueError(f"damaged window record: {error}") from None
-    if not isinstance(keys, list) or len(keys) != len(table):
-        raise ValueError("damaged window record: keys and rows differ")
-    return upto, keys, table.astype(np.float64)
+    return upto, keys, table.astype(np.float64), seconds
 
 
 def encode_outcomes(upto: int, outcomes: dict[tuple[str, str], int]) -> bytes:

@@ -13,7 +13,9 @@ from typing import Callable
 
 import numpy as np
 
+from ..occupancy import _stats
 from ..store import Store
+from ..windows import WINDOW
 
 __all__ = ["View"]
 
@@ -22,8 +24,10 @@ class View:
     """Partition records in; merged windows and group-wide outcome counts out."""
 
     def __init__(self) -> None:
-        self.parts: dict[int, dict[int, tuple[int, list[str], np.ndarray, np.ndarray]]] = {}
-        """window → partition → (position, keys, rows, each key's row in the merged window)."""
+        self.parts: dict[int, dict[int, tuple[int, list[str], np.ndarray, np.ndarray,
+                                              dict[str, np.ndarray]]]] = {}
+        """window → partition → (position, keys, rows, each key's row in the merged window,
+        calls in progress per second of the keys that have them)."""
         self.index: dict[int, dict[str, int]] = {}
         """window → series key → its row in the merged window (keys are never removed)."""
         self.upto: dict[int, int] = {}
@@ -32,14 +36,14 @@ class View:
         self.dirty: set[int] = set()
 
     def put(self, partition: int, window: int, upto: int, keys: list[str],
-            table: np.ndarray) -> bool:
+            table: np.ndarray, seconds: dict[str, np.ndarray] | None = None) -> bool:
         """Take a partition's record of a window; False when it is older than the one held."""
         held = self.parts.setdefault(window, {}).get(partition)
         if held is not None and held[0] > upto:
             return False
         index = self.index.setdefault(window, {})
         at = np.fromiter((index.setdefault(key, len(index)) for key in keys), np.intp, len(keys))
-        self.parts[window][partition] = (upto, keys, table, at)
+        self.parts[window][partition] = (upto, keys, table, at, seconds or {})
         self.upto[partition] = max(self.upto.get(partition, 0), upto)
         self.dirty.add(window)
         return True
@@ -64,17 +68,38 @@ class View:
 
     def merged(self, window: int) -> tuple[list[str], np.ndarray]:
         """The window's Stats over every partition: sums, counts and squares added, the
-        lowest min and the highest max (numpy over rows found when each record came)."""
+        lowest min and the highest max (numpy over rows found when each record came); a
+        series of calls in progress (``peak_concurrent``) is the Stat of the partitions'
+        per-second counts added up, when every record holding it brought them."""
         parts = self.parts.get(window, {})
         keys = list(self.index.get(window, {}))
         table = np.zeros((len(keys), 5))
         table[:, 3], table[:, 4] = np.inf, -np.inf
         covered = np.zeros(len(keys), bool)
-        for _, _, rows, at in parts.values():
+        for _, _, rows, at, _ in parts.values():
             table[at, :3] += rows[:, :3]
             table[at, 3] = np.minimum(table[at, 3], rows[:, 3])
             table[at, 4] = np.maximum(table[at, 4], rows[:, 4])
             covered[at] = True
+        spans = {key for part in parts.values() for key in part[4]}
+        if spans:
+            index, summed = self.index[window], []
+            holding = []
+            for _, _, _, at, seconds in parts.values():
+                holds = np.zeros(len(keys), bool)
+                holds[at] = True
+                holding.append((holds, seconds))
+            for key in spans:
+                row, total = index[key], np.zeros(WINDOW, np.int64)
+                for holds, seconds in holding:
+                    if holds[row]:  # (a partition holding the key must bring its seconds)
+                        if key not in seconds:
+                            break
+                        total += seconds[key]
+                else:
+                    summed.append((row, total))
+            if summed:
+                table[[row for row, _ in summed]] = _stats(np.stack([t for _, t in summed]))
         if not covered.all():  # (a key no record holds any more)
             keys = [key for key, kept in zip(keys, covered.tolist()) if kept]
             table = table[covered]

@@ -124,7 +124,7 @@ def test_an_owner_behind_the_bucket_writes_nothing_and_a_stale_revision_is_refus
         assert decode_window((await group.cells.get(f"c.3.{window}")).value)[0] == 55
         assert group.view.upto[3] == 55  # what it read back is in the view
         await owner.write()  # the revision it read back: written
-        upto, keys, _ = decode_window((await group.cells.get(f"c.3.{window}")).value)
+        upto, keys, _, _ = decode_window((await group.cells.get(f"c.3.{window}")).value)
         assert (upto, keys) == (60, owner.engine.store.peek(window).rows_table()[0])
         await group.stop()
 

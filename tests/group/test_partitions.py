@@ -1,6 +1,8 @@
 """What every member of a group computes alike: partitions, owners, the wire form, admission."""
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import orjson
 import pytest
@@ -47,15 +49,27 @@ def test_ids_spread_over_every_partition() -> None:
     assert counts.min() > 800 and counts.max() < 1200
 
 
-@given(st.integers(0, 2**62), st.lists(st.text(max_size=40), unique=True, max_size=30))
-def test_a_window_record_round_trips(upto, keys) -> None:
-    table = np.random.default_rng(len(keys)).normal(size=(len(keys), 5))
-    got_upto, got_keys, got_table = decode_window(encode_window(upto, keys, table))
+@given(st.integers(0, 2**62), st.lists(st.text(max_size=40), unique=True, max_size=30),
+       st.data())
+def test_a_window_record_round_trips(upto, keys, data) -> None:
+    """Stats, and the calls in progress at each second of the series that have them."""
+    rng = np.random.default_rng(len(keys))
+    table = rng.normal(size=(len(keys), 5))
+    spans = data.draw(st.lists(st.sampled_from(keys), unique=True) if keys else st.just([]))
+    seconds = {key: rng.integers(0, 2**31, 360).astype(np.int32) for key in spans}
+    got_upto, got_keys, got_table, got_seconds = decode_window(
+        encode_window(upto, keys, table, seconds))
     assert (got_upto, got_keys) == (upto, keys)
     assert np.array_equal(got_table, table)
+    assert got_seconds.keys() == seconds.keys()
+    assert all(np.array_equal(got_seconds[key], seconds[key]) for key in seconds)
 
 
-@pytest.mark.parametrize("data", [b"", b"not zlib", encode_window(1, ["a"], np.zeros((1, 5)))[:-3]])
+@pytest.mark.parametrize("data", [
+    b"", b"not zlib", encode_window(1, ["a"], np.zeros((1, 5)))[:-3],
+    zlib.compress(zlib.decompress(encode_window(1, ["a"], np.zeros((1, 5)),
+                                                {"a": np.zeros(360, np.int32)}))[:-7], 1),
+    zlib.compress(zlib.decompress(encode_window(1, ["a"], np.zeros((1, 5)))) + b"\x07", 1)])
 def test_a_damaged_window_record_is_a_value_error(data) -> None:
     with pytest.raises(ValueError, match="damaged"):
         decode_window(data)

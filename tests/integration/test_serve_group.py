@@ -29,16 +29,9 @@ def cluster(tmp_path: Path) -> Iterator[NatsCluster]:
         nats.stop()
 
 
-def without_peaks(data: dict[str, dict[str, dict]]) -> dict[str, dict[str, dict]]:
-    """The data but peak_concurrent: a group shows the busiest partition's peak, not the sum's
-    (docs/scale-out.md, "Not done yet")."""
-    return {t: {k: v for k, v in series.items() if not k.startswith("peak_concurrent")}
-            for t, series in data.items()}
-
-
 def same_view(instance: ServiceProcess, want: dict) -> str:
-    """'' when the instance's view holds exactly the reference's counts (peaks aside)."""
-    return data_differences(without_peaks(instance.data()), without_peaks(want))
+    """'' when the instance's view holds exactly the reference's counts (calls in progress too)."""
+    return data_differences(instance.data(), want)
 
 
 def member(serve, cluster: NatsCluster, group: str = "g1", **options) -> ServiceProcess:
