@@ -60,6 +60,9 @@ MODULES: dict[str, list[str]] = {
     "engine": ["tests/test_engine.py"],
     "call": ["tests/test_call.py"],
     "parallel": ["tests/test_parallel.py"],
+    "occupancy": ["tests/test_occupancy.py"],
+    "sources/shards": ["tests/sources/test_shards.py"],
+    "group/view": ["tests/group/test_view.py"],
 }
 
 

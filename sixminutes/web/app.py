@@ -23,6 +23,7 @@ from ..windows import WINDOW
 from .body import BodyError, cdr_from_body, check_token
 from .events import events_endpoint
 from .guard import CHALLENGES, Guard, origins_of
+from .hotpath import HotRoute
 from .metrics import ServiceCollector
 from .page import PAGE
 from .static import static_routes
@@ -269,9 +270,12 @@ def create_app(service: Service) -> Starlette:
                    allowed_hosts=config.allowed_hosts, allowed_origins=config.allowed_origins,
                    auth_reads=config.auth_reads)
     origins_of(config.allowed_origins)  # a bad one is an error now, not at the first request
-    # The guard first, before anything else sees the request; then gzip (24 hours of series
-    # are megabytes of JSON; it skips the event stream by itself).
+    # The guard first, before anything else sees the request; then the POSTs of CDRs straight
+    # to their endpoint (hotpath.py); then gzip (24 hours of series are megabytes of JSON; it
+    # skips the event stream by itself).
     return Starlette(routes=routes, lifespan=lifespan,
                      middleware=[Middleware(Guard, **guarded),
+                                 Middleware(HotRoute, method="POST", path="/6minutes/cdr",
+                                            endpoint=ingest, on_error=http_error),
                                  Middleware(GZipMiddleware, minimum_size=1024)],
                      exception_handlers={HTTPException: http_error})

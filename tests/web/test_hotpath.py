@@ -1,0 +1,61 @@
+"""The hot route: POST /6minutes/cdr straight to its endpoint; everything else through the app."""
+from __future__ import annotations
+
+import asyncio
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+
+from sixminutes.web.hotpath import HotRoute
+
+
+def call(middleware: HotRoute, method: str, path: str, root_path: str = "") -> tuple[int, bytes]:
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": method, "path": path, "root_path": root_path,
+             "headers": [], "query_string": b""}
+    asyncio.run(middleware(scope, receive, send))
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+
+async def app(scope, receive, send) -> None:
+    await PlainTextResponse("the app", status_code=299)(scope, receive, send)
+
+
+async def endpoint(request: Request) -> JSONResponse:
+    return JSONResponse({"ok": True})
+
+
+async def on_error(request: Request, error: HTTPException) -> JSONResponse:
+    return JSONResponse({"error": error.detail}, status_code=error.status_code)
+
+
+HOT = HotRoute(app, "POST", "/6minutes/cdr", endpoint, on_error)
+
+
+def test_the_hot_route_goes_straight_to_its_endpoint() -> None:
+    assert call(HOT, "POST", "/6minutes/cdr") == (200, b'{"ok":true}')
+
+
+def test_other_methods_and_paths_go_through_the_app() -> None:
+    assert call(HOT, "GET", "/6minutes/cdr") == (299, b"the app")
+    assert call(HOT, "POST", "/6minutes/cdr/") == (299, b"the app")
+    assert call(HOT, "POST", "/6minutes/data") == (299, b"the app")
+
+
+def test_an_http_error_of_the_endpoint_gets_the_app_s_error_answer() -> None:
+    async def failing(request: Request) -> JSONResponse:
+        raise HTTPException(401, "no token")
+    hot = HotRoute(app, "POST", "/6minutes/cdr", failing, on_error)
+    assert call(hot, "POST", "/6minutes/cdr") == (401, b'{"error":"no token"}')
+
+
+def test_the_path_is_matched_below_the_root_path_a_proxy_mounts_the_app_at() -> None:
+    assert call(HOT, "POST", "/monitor/6minutes/cdr", root_path="/monitor") == (200, b'{"ok":true}')
