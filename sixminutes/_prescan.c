@@ -61,9 +61,15 @@ typedef struct {
 /* 1 for the bytes that end a run of plain string characters: '"', '\\', controls, non-ASCII. */
 static unsigned char string_stop[256];
 
+/* A byte's value as a hex digit, -1 for any other byte. */
+static signed char hex_of[256];
+
 static void init_tables(void) {
-    for (int c = 0; c < 256; c++)
+    for (int c = 0; c < 256; c++) {
         string_stop[c] = (c < 0x20 || c == '"' || c == '\\' || c >= 0x80);
+        hex_of[c] = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                    : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    }
 }
 
 static int is_hex(unsigned char c) {
@@ -608,7 +614,10 @@ static PyObject *prescan_configure(PyObject *module, PyObject *args) {
  * JSON but letters and digits comes as %XX, a few thousand escapes per CDR, which
  * urllib.parse.unquote_to_bytes decodes one Python call apiece. Same result: a '%' that
  * two hex digits do not follow is kept as it is. */
-static PyObject *prescan_unquote(PyObject *module, PyObject *arg) {
+/* Percent-decoded, as urllib.parse.unquote_to_bytes does; with `strict`, the offset of the
+ * first '%' that two hex digits do not follow instead (an int), so that encode=true bodies are
+ * checked and decoded in one pass. */
+static PyObject *percent_decode(PyObject *arg, int strict) {
     Py_buffer view;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
         return NULL;
@@ -631,17 +640,33 @@ static PyObject *prescan_unquote(PyObject *module, PyObject *arg) {
     j = i;
     for (; i < n; i++) {
         unsigned char c = s[i];
-        if (c == '%' && i + 2 < n && is_hex(s[i + 1]) && is_hex(s[i + 2])) {
-            d[j++] = (unsigned char)(hex_value(s[i + 1]) << 4 | hex_value(s[i + 2]));
-            i += 2;
-        } else {
-            d[j++] = c;
+        if (c == '%') {
+            int high = i + 2 < n ? hex_of[s[i + 1]] : -1, low = i + 2 < n ? hex_of[s[i + 2]] : -1;
+            if (high >= 0 && low >= 0) {
+                d[j++] = (unsigned char)(high << 4 | low);
+                i += 2;
+                continue;
+            }
+            if (strict) {
+                PyBuffer_Release(&view);
+                Py_DECREF(out);
+                return PyLong_FromSsize_t(i);
+            }
         }
+        d[j++] = c;
     }
     PyBuffer_Release(&view);
     if (_PyBytes_Resize(&out, j) < 0)
         return NULL;
     return out;
+}
+
+static PyObject *prescan_unquote(PyObject *module, PyObject *arg) {
+    return percent_decode(arg, 0);
+}
+
+static PyObject *prescan_unquote_strict(PyObject *module, PyObject *arg) {
+    return percent_decode(arg, 1);
 }
 
 /* Where the first '%' without two hex digits after it is, -1 when there is none. */
@@ -679,6 +704,9 @@ static PyMethodDef methods[] = {
     {"unquote", prescan_unquote, METH_O,
      "unquote(data: bytes) -> bytes\n\n"
      "Percent-decoded, as urllib.parse.unquote_to_bytes does (a '%' without two hex digits stays)."},
+    {"unquote_strict", prescan_unquote_strict, METH_O,
+     "unquote_strict(data: bytes) -> bytes | int\n\n"
+     "Percent-decoded, or the offset of the first '%' that two hex digits do not follow."},
     {"bad_percent", prescan_bad_percent, METH_O,
      "bad_percent(data: bytes) -> int\n\n"
      "The offset of the first '%' that two hex digits do not follow, -1 when there is none."},

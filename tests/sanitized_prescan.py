@@ -37,6 +37,8 @@ def main(so_file: str, examples: int) -> None:
             prescan.deeper_than(piece, 3)
             assert len(prescan.unquote(piece)) <= len(piece)
             assert prescan.bad_percent(piece) < len(piece)
+            strict = prescan.unquote_strict(piece)
+            assert strict < len(piece) if isinstance(strict, int) else len(strict) <= len(piece)
             items, used = prescan.split_lines(piece + b"\n" + piece, 2, 1, 360)
             assert used <= 2 * len(piece) + 1 and len(items) >= 1
             assert kept is None or len(kept) <= len(piece) + 16

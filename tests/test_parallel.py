@@ -304,3 +304,24 @@ def test_workers_fork_only_while_one_thread_runs():
               "print(parallel.start_method()); stop.set(); t.join()")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["fork", "spawn"]
+
+
+@pytest.mark.parametrize("raw, epoch", [
+    (b'{"variables":{"end_epoch":"1700000000"}}', 1_700_000_000),
+    (b'{"variables":{"end_epoch":1700000000}}', 1_700_000_000),
+    (b'{"variables":{"end_epoch" : \t"17"}}', 17),
+    (b'{"end_epoch":"170000000012"}', 170_000_000_012),  # 12 digits: the most it reads
+    (b'{"end_epoch":17999999999}', 17_999_999_999),  # (an odd count of digits, nines)
+    (b'{"end_epoch":7}', 7),
+    (b'{"end_epoch":17:}', -1),
+    (b'{"end_epoch":"1700000000123"}', -1),  # 13: the decoder's
+    (b'{"end_epoch":"0170"}', -1),  # a leading zero
+    (b'{"end_epoch":"17x"}', -1),  # a quoted value that is no number
+    (b'{"end_epoch":17x}', -1),
+    (b'{"end_epoch":"17","x":{"end_epoch":"18"}}', -1),  # repeated
+    (b'{"end_epoch":""}', -1),
+    (b'{"x":"end_epoch"}', -1),  # (no key: a value)
+])
+def test_both_peeks_read_plain_end_times_and_leave_the_rest_to_the_decoder(raw, epoch):
+    assert parallel._peek_slowly(raw) == epoch
+    assert parallel._prescan.end_epoch(raw) == epoch

@@ -61,7 +61,7 @@ MODULES: dict[str, list[str]] = {
     "call": ["tests/test_call.py"],
     "parallel": ["tests/test_parallel.py"],
     "occupancy": ["tests/test_occupancy.py"],
-    "sources/shards": ["tests/sources/test_shards.py"],
+    "sources/shards": ["tests/sources/test_shards.py", "tests/test_parallel.py"],
     "group/view": ["tests/group/test_view.py"],
 }
 

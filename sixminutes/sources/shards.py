@@ -82,11 +82,6 @@ class Shard:
         """Whether this process counts a document (PASSED: another does)."""
         return item is not PASSED and shard_of(item, self.jobs) == self.index
 
-    def filtered(self, docs: Iterator[Any]) -> Iterator[Any]:
-        """The documents, another process's as PASSED."""
-        for doc in docs:
-            yield doc if self.keeps(doc) else PASSED
-
 
 def split_lines(f: BinaryIO, meter: Meter, reading: Reading, path: str, shard: Shard,
                 odd_line: Callable[[bytes, int], Iterator[Any]]) -> Iterator[Any]:

@@ -114,3 +114,35 @@ def test_calls_in_progress_are_added_per_second_unless_a_partition_lacks_them() 
     view.put(1, 360, 2, [key], np.array([stat(second)]))  # no seconds in this record
     view.apply(store)
     assert store.get(360, key).max == 1.0 and store.get(360, key).count == 720
+
+
+def test_a_record_at_the_same_position_replaces_and_the_position_held_never_goes_back() -> None:
+    view = View()
+    assert view.put(0, 360, 5, ["calls"], np.array([[1.0, 1, 1, 1, 1]]))
+    assert view.put(0, 360, 5, ["calls"], np.array([[2.0, 2, 2, 1, 1]]))  # (read again)
+    assert view.put(0, 720, 3, ["calls"], np.array([[1.0, 1, 1, 1, 1]]))  # another window
+    assert view.put(1, 360, 0, ["calls"], np.array([[1.0, 1, 1, 1, 1]]))
+    assert view.upto == {0: 5, 1: 0}
+    assert view.put_outcomes(0, 5, {("http", "accepted"): 2}) is not None
+    assert view.put_outcomes(0, 5, {("http", "accepted"): 3}) == Counter({("http", "accepted"): 1})
+    assert view.put_outcomes(2, 0, {}) is not None and view.upto[2] == 0
+    store = Store()
+    view.apply(store)
+    assert store.get(360, "calls").count == 3
+
+
+def test_a_key_a_newer_record_no_longer_holds_leaves_the_window() -> None:
+    view = View()
+    view.put(0, 360, 1, ["a", "b"], np.array([[1.0, 1, 1, 1, 1], [2.0, 1, 4, 2, 2]]))
+    view.put(0, 360, 2, ["a"], np.array([[3.0, 2, 5, 1, 2]]))
+    keys, table = view.merged(360)
+    assert keys == ["a"] and table.tolist() == [[3.0, 2, 5, 1, 2]]
+
+
+def test_purge_keeps_the_window_it_is_given_and_forgets_those_before() -> None:
+    view = View()
+    for t in (0, 360, 720):
+        view.put(0, t, 1, ["calls"], np.array([[1.0, 1, 1, 1, 1]]))
+    view.purge(360)
+    assert sorted(view.parts) == sorted(view.index) == [360, 720]
+    assert view.dirty == {360, 720}

@@ -228,12 +228,16 @@ def test_percent_decoding_is_urllibs(pieces, tail):
     assert body_module.unquote(data) == unquote_to_bytes(data)
     bad = re.search(rb"%(?![0-9A-Fa-f]{2})", data)
     assert body_module.bad_percent(data) == (-1 if bad is None else bad.start())
+    # checked and decoded in one pass: the decoded bytes, or where the first bad escape is
+    assert body_module.unquote_strict(data) == (unquote_to_bytes(data) if bad is None
+                                                else bad.start())
 
 
 def test_percent_decoding_is_compiled():
     """The body decoders run in C where the extension is built, as CI builds it."""
     assert body_module.unquote is not unquote_to_bytes
     assert body_module.unquote(b"%7B%22a%22%3A1%7D") == b'{"a":1}'
+    assert body_module.unquote_strict.__module__ == "sixminutes._prescan"
 
 
 def test_bad_urlencoding():
