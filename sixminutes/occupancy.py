@@ -96,8 +96,9 @@ class Occupancy:
             for (t, key), stat in zip(touched, _stats(np.stack(currents))):
                 store.window(t).put(key, stat)
 
-    def add_one(self, key: str, start: int, end: int, store: Store) -> None:
-        """:meth:`add` for one call, in Python: a slice of each window it spans."""
+    def add_one(self, key: str, start: int, end: int, touched: dict[tuple[int, str], None]) -> None:
+        """:meth:`add` for one call, in Python: a slice of each window it spans, each (window,
+        key) noted in ``touched`` for :meth:`rewrite` (once for a batch's calls)."""
         start = max(start, end - end % WINDOW - HORIZON, self.floor)
         if end <= start:
             return  # (never in progress, or only in windows purged)
@@ -109,8 +110,15 @@ class Occupancy:
                 if current is None:
                     current = cells[key] = np.zeros(WINDOW, np.int32)
                 current[max(start, t) - t:min(end, t + WINDOW) - t] += 1
-                store.window(t).put(key, _stat(current))
+                touched[(t, key)] = None
             t += WINDOW
+
+    def rewrite(self, touched: dict[tuple[int, str], None], store: Store) -> None:
+        """Write the Stats of these (window, key) occupancies into the store, all at once."""
+        if touched:
+            stats = _stats(np.stack([self.windows[t][key] for t, key in touched]))
+            for (t, key), stat in zip(touched, stats):
+                store.window(t).put(key, stat)
 
     def restore(self, window: int, key: str, seconds: bytes) -> None:
         """Put back a window's occupancy saved by a snapshot (``seconds``: its int32 bytes)."""
@@ -232,9 +240,11 @@ class Spans:
                               else self.when(batch), dtype=np.bool_).tolist()
         columns = [batch.column(column).tolist() for column in self.columns]
         starts, ends = batch.start_epoch.tolist(), batch.end_epoch.tolist()
+        touched: dict[tuple[int, str], None] = {}
         for row in range(batch.n):
             if mask is not None and not mask[row]:
                 continue
             key = cached_key(self.name, {label: "none" if values[row] is None else values[row]
                                          for (label, _), values in zip(self.pairs, columns)})
-            store.occupancy.add_one(key, starts[row], ends[row], store)
+            store.occupancy.add_one(key, starts[row], ends[row], touched)
+        store.occupancy.rewrite(touched, store)
