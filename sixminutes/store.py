@@ -18,7 +18,7 @@ import orjson
 
 try:
     from ._cellsjson import cells_json
-except ImportError:  # built without a C compiler: to_json_bytes() serializes the dicts
+except ImportError:  # built without a C compiler: write_json() serializes the dicts
     cells_json = None
 
 from .occupancy import Occupancy
@@ -366,23 +366,17 @@ class Store:
 
 
     def write_json(self, write: Callable[[bytes], object]) -> None:
-        """:meth:`to_json` of the whole store, serialized a window at a time into ``write``:
-        from the tables in C (``_cellsjson.c``: a replay's --json holds hundreds of thousands
-        of Stats), the same JSON values as ``orjson.dumps(to_json())``."""
-        write(b"{")
-        first = True
+        """:meth:`to_json` of the whole store serialized into ``write`` a window at a time,
+        from the tables in C (``_cellsjson.c``); the same JSON values as orjson's."""
+        separator = b"{"
         for t in sorted(self._windows):
             keys, table = self._windows[t].rows_table()
-            if not keys:
-                continue
-            if cells_json is not None:
-                cells = cells_json(keys, np.ascontiguousarray(table))
-            else:  # (built without a C compiler)
-                cells = orjson.dumps(self.to_json(t, t)[str(t)])
-            write(b'"%d":' % t if first else b',"%d":' % t)
-            write(cells)
-            first = False
-        write(b"}")
+            if keys:
+                cells = (cells_json(keys, np.ascontiguousarray(table)) if cells_json is not None
+                         else orjson.dumps(self.to_json(t, t)[str(t)]))  # (no C compiler)
+                write(b'%s"%d":%s' % (separator, t, cells))
+                separator = b","
+        write(b"{}" if separator == b"{" else b"}")
 
 
 def _plain(values: np.ndarray) -> list[float | int]:
