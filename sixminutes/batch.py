@@ -65,15 +65,26 @@ class Groups:
 class Batch:
     """Accepted CDRs in input order, with their windows; columns on demand."""
 
-    def __init__(self, decoded: Sequence[Decoded], windows: Sequence[int]) -> None:
+    def __init__(self, decoded: Sequence[Decoded], windows: Sequence[int] | np.ndarray, *,
+                 columns: dict[str, np.ndarray] | None = None,
+                 codes: dict[str, tuple[np.ndarray, list[Any]]] | None = None) -> None:
         self.decoded = decoded
         """Each row's decoded CDR (its ``call``, and ``doc`` built on demand)."""
         self.n = len(decoded)
-        self.window = np.fromiter(windows, np.int64, self.n)
-        self._calls = [d.call for d in decoded]
-        self._columns: dict[str, np.ndarray] = {}
-        self._codes: dict[str, tuple[np.ndarray, list[Any]]] = {}
+        self.window = (windows if isinstance(windows, np.ndarray)
+                       else np.fromiter(windows, np.int64, self.n))
+        self._columns: dict[str, np.ndarray] = dict(columns or {})
+        """Columns already known (decoded straight into columns: :mod:`sixminutes.columns`)."""
+        self._codes: dict[str, tuple[np.ndarray, list[Any]]] = dict(codes or {})
         self._groups: dict[tuple[str, ...], Groups] = {}
+        self._call_list: list[Any] | None = None
+
+    @property
+    def _calls(self) -> list[Any]:
+        """Each row's Call (built, for a batch decoded into columns, only when a column is not)."""
+        if self._call_list is None:
+            self._call_list = [d.call for d in self.decoded]
+        return self._call_list
 
     def __len__(self) -> int:
         return self.n
@@ -177,7 +188,7 @@ class Batch:
 
     def _values(self, name: str) -> list[Any]:
         """A text column's values, one per row, as a list."""
-        if name in DERIVED:
+        if name in DERIVED or name in self._codes:
             codes, distinct = self.codes(name)
             return [distinct[code] for code in codes.tolist()]
         return list(map(attrgetter(name), self._calls))

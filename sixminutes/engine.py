@@ -10,11 +10,14 @@ import time
 from collections import Counter
 from typing import Any, Callable, Iterable, Iterator
 
+import numpy as np
+
 from .alerts import Alert, Alerts, Thresholds, rules_from_config
 from .baselines import Traffic
 from .batch import Batch
 from .lifecycle import Condition, Lifecycle
-from .call import Decoded, Rejected, decode
+from .call import Decoded, Rejected
+from .columns import SKIP, Columns, batch_of, decode_columns
 from .config import Config
 from .dedup import SeenIds, id_hash
 from .plugin_state import export_state, import_state
@@ -37,19 +40,6 @@ LATE = 60
 """Seconds after its end before a window is judged against its baseline (CDRs arrive late)."""
 
 
-def _decoded(item: Any) -> Decoded | Rejected:
-    """A document decoded, or why it does not count (a decoder bug costs that one document).
-
-    The Rejected returned is a new one, never raised: it holds no traceback, so no frame
-    (nor the document in it) stays alive while a batch waits to be counted."""
-    try:
-        return decode(item)
-    except Rejected as rejected:
-        return Rejected(rejected.reason, rejected.detail)
-    except Exception as error:
-        return _undecodable(error)
-
-
 def _batch(items: Iterator[Any]) -> tuple[list[Any], Exception | None]:
     """The next documents to decode together, and the error that cut them short, if any."""
     batch: list[Any] = []
@@ -64,10 +54,6 @@ def _batch(items: Iterator[Any]) -> tuple[list[Any], Exception | None]:
     except Exception as error:  # the source failed: what it gave before is still counted
         return batch, error
     return batch, None
-
-
-def _undecodable(error: Exception) -> Rejected:
-    return Rejected("undecodable", f"{type(error).__name__}: {error}")
 
 
 def _data_time(alert: Alert) -> float:
@@ -154,7 +140,7 @@ class Engine:
 
         The rules are checked every ``check_every`` documents (and by the live service's
         timer), not after each batch: live batches are small and frequent."""
-        reasons = self._count_batch([_decoded(item) for item in items], source)
+        reasons = self._count_batch(list(items), source)
         self.read += len(items)
         self._pending += len(items)
         if self._pending >= self.check_every:
@@ -178,8 +164,8 @@ class Engine:
         while True:
             batch, failed = _batch(it)
             if batch:
-                self._count_batch([_decoded(item) if keep is None or keep(item) else None
-                                   for item in batch], source)
+                self._count_batch(batch if keep is None else
+                                  [item if keep(item) else SKIP for item in batch], source)
                 self.read += len(batch)
                 self.flush()
             if failed is not None:
@@ -187,63 +173,81 @@ class Engine:
             if not batch:
                 return
 
-    def _count_batch(self, items: list[Decoded | Rejected | None], source: str) -> list[str | None]:
-        """Count a batch of decoded documents (None: one another process counts) from position
-        ``read`` on, without moving it; return each one's rejection reason, None if accepted."""
+    def _count_batch(self, items: list[Any], source: str) -> list[str | None]:
+        """Count a batch of documents (SKIP: one another process counts) from position ``read``
+        on, without moving it; return each one's rejection reason, None if accepted."""
+        columns = decode_columns(items)
+        rejected = [(row, found.reason, found.detail) for row, found in columns.outcome.items()
+                    if isinstance(found, Rejected)]
+        accepted, windows = self._admit(columns, rejected)
+        reasons: list[str | None] = [None] * len(items)
+        if rejected:
+            rejected.sort()
+            for row, reason, _ in rejected:
+                reasons[row] = reason
+        self._tally(source, rejected, accepted)
+        if len(accepted):
+            self._count_accepted(batch_of(columns, accepted, windows),
+                                 (accepted + self.read).tolist())
+        return reasons
+
+    def _admit(self, columns: Columns, rejected: list[tuple[int, str, str]]
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """The rows that count and their windows; those from the future, too old or an id
+        already counted in its window are added to ``rejected``."""
+        rows = np.flatnonzero(columns.ok)
+        ends = columns.ints[0, rows]
+        windows = ends - ends % WINDOW
         newest_epoch = self.retention.newest_epoch()
+        late = ends > newest_epoch
         oldest = self.retention.oldest_window()
-        accepted: list[Decoded] = []
-        windows: list[int] = []
-        positions: list[int] = []
-        reasons: list[str | None] = []
-        outcomes, first_seen = self.outcomes, self._first_seen
-        for position, decoded in enumerate(items, self.read):
-            if decoded is None:
-                reasons.append(None)
-                continue
-            if isinstance(decoded, Decoded):
-                try:
-                    timestamp = self._admit(decoded.call, newest_epoch, oldest)
-                    reason = None
-                    accepted.append(decoded)
-                    windows.append(timestamp)
-                    positions.append(position)
-                except Rejected as rejected:  # (its reason and detail only: see _decoded)
-                    reason, detail = rejected.reason, rejected.detail
-                except Exception as error:  # an engine bug must cost one document, never the feed
-                    reason, detail = "undecodable", _undecodable(error).detail
-            else:
-                reason, detail = decoded.reason, decoded.detail
-            if reason is not None:
+        if oldest is not None:
+            late |= windows < oldest
+        if late.any():
+            for row, end, window in zip(rows[late].tolist(), ends[late].tolist(),
+                                        windows[late].tolist()):
+                reason = "future" if end > newest_epoch else "too_old"
+                rejected.append((row, reason, f"end_epoch {end}"))
+            rows, windows = rows[~late], windows[~late]
+        ids, id_codes = columns.values[0], columns.codes[0, rows].tolist()
+        add, track, new = self.seen.add, self.track_seen, self.seen_new
+        kept = []
+        for i, (window, code) in enumerate(zip(windows.tolist(), id_codes)):
+            doc_id = ids[code]
+            if doc_id is not None:
+                digest = id_hash(doc_id)
+                if not add(window, digest):
+                    rejected.append((int(rows[i]), "duplicate", str(doc_id)))
+                    continue
+                if track:
+                    new.append((window, digest))
+            kept.append(i)
+        if len(kept) < len(rows):
+            rows, windows = rows[kept], windows[kept]
+        return rows, windows
+
+    def _tally(self, source: str, rejected: list[tuple[int, str, str]], accepted: np.ndarray
+               ) -> None:
+        """Count each outcome, in the order the documents were read."""
+        outcomes, first_seen, read = self.outcomes, self._first_seen, self.read
+        events: list[tuple[int, str, str, int]] = [(row, reason, detail, 1)
+                                                   for row, reason, detail in rejected]
+        if len(accepted):
+            events.append((int(accepted[0]), "accepted", "", len(accepted)))
+            if rejected:
+                events.sort(key=lambda event: event[0])
+        for row, reason, detail, n in events:
+            position = read + row
+            if reason != "accepted":
                 self.last_rejection[reason] = detail
                 self._rejected_at[reason] = position
                 if self.keep_rejections and self._kept[reason] < KEPT_REJECTIONS:
                     self._kept[reason] += 1
                     self.rejections.append((position, reason, detail))
-            outcome = (source, reason or "accepted")
+            outcome = (source, reason)
             if outcome not in outcomes:
                 first_seen[outcome] = position
-            outcomes[outcome] += 1
-            reasons.append(reason)
-        if accepted:
-            self._count_accepted(Batch(accepted, windows), positions)
-        return reasons
-
-    def _admit(self, call: Any, newest_epoch: float, oldest: int | None) -> int:
-        """The window of a CDR that counts; Rejected when it is from the future, too old or
-        an id already counted in its window."""
-        if call.end_epoch > newest_epoch:
-            raise Rejected("future", f"end_epoch {call.end_epoch}")
-        timestamp = call.end_epoch - call.end_epoch % WINDOW
-        if oldest is not None and timestamp < oldest:
-            raise Rejected("too_old", f"end_epoch {call.end_epoch}")
-        if call.id is not None:
-            digest = id_hash(call.id)
-            if not self.seen.add(timestamp, digest):
-                raise Rejected("duplicate", str(call.id))
-            if self.track_seen:
-                self.seen_new.append((timestamp, digest))
-        return timestamp
+            outcomes[outcome] += n
 
     def _count_accepted(self, batch: Batch, positions: list[int]) -> None:
         """Run the plugins over the accepted CDRs of a batch, mark their windows for the rules,

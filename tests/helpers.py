@@ -7,6 +7,12 @@ not variables: ``_id`` sets the document's ``_id`` and ``_doc`` adds top-level k
 """
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -48,3 +54,24 @@ def builtins() -> list[str]:
     from sixminutes.plugins import BUILTIN_DIR
 
     return sorted(p.stem for p in BUILTIN_DIR.glob("*.py") if not p.name.startswith("_"))
+
+
+def run_sanitized(module: str, script: str, tmp_path: Path, examples: int
+                  ) -> subprocess.CompletedProcess:
+    """Build ``sixminutes/<module>.c`` with AddressSanitizer and UBSan, and run
+    ``tests/<script> SO_FILE EXAMPLES`` over it in a process of its own (the sanitizers must
+    be preloaded). gcc and its sanitizer runtimes are the project's test dependencies."""
+    gcc = shutil.which("gcc")
+    assert gcc is not None, "gcc builds the project's C modules: install it (the README says how)"
+    preload = [subprocess.run([gcc, f"-print-file-name={lib}"], capture_output=True, text=True,
+                              check=True).stdout.strip() for lib in ("libasan.so", "libubsan.so")]
+    assert all(os.path.isabs(lib) and os.path.exists(lib) for lib in preload), preload
+    here = Path(__file__).resolve().parent
+    so_file = tmp_path / (module + sysconfig.get_config_var("EXT_SUFFIX"))
+    subprocess.run([gcc, "-shared", "-fPIC", "-O1", "-g", "-fno-omit-frame-pointer",
+                    "-fsanitize=address,undefined", f"-I{sysconfig.get_paths()['include']}",
+                    str(here.parent / "sixminutes" / f"{module}.c"), "-o", str(so_file)], check=True)
+    env = dict(os.environ, LD_PRELOAD=":".join(preload), PYTHONMALLOC="malloc",
+               ASAN_OPTIONS="detect_leaks=0", UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1")
+    return subprocess.run([sys.executable, str(here / script), str(so_file), str(examples)],
+                          capture_output=True, text=True, env=env, timeout=900)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from helpers import END, WINDOW, builtins, cdr, raw
 from sixminutes.call import REASONS
 from sixminutes.config import Config
+from sixminutes import columns as columns_module
 from sixminutes import engine as engine_module
 from sixminutes.engine import Engine
 from sixminutes.plugins import load_plugins
@@ -507,14 +508,14 @@ def test_feed_many_counts_as_feed_one_at_a_time(odd_plugin, items, batch, batch_
 
 
 def test_feed_many_counts_a_decoder_bug_as_undecodable_and_goes_on(monkeypatch):
-    real = engine_module.decode
+    real = columns_module.decode
 
     def decode(item):
         if item == b"boom":
             raise KeyError("surprise")
         return real(item)
 
-    monkeypatch.setattr(engine_module, "decode", decode)
+    monkeypatch.setattr(columns_module, "decode", decode)
     e = engine()
     e.feed_many([raw(_id="a", **CARRIER), b"boom", raw(_id="b", **CARRIER)])
     assert e.accepted == 2

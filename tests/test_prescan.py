@@ -6,11 +6,7 @@ are compared on real fixtures, on generated documents and on mutated bytes.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import sys
-import sysconfig
 from pathlib import Path
 
 import msgspec
@@ -18,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import END, raw
+from helpers import END, raw, run_sanitized
 from sixminutes import call as call_module
 from sixminutes import rawjson
 from sixminutes.call import _FIELDS, Rejected, decode
@@ -211,21 +207,6 @@ def test_the_compiled_depth_check_agrees_with_the_pattern(data, limit):
 
 def test_hostile_input_under_address_sanitizer(tmp_path):
     """The C code reads CDRs POSTed by anyone: no read past a buffer, no undefined behaviour."""
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        pytest.skip("no gcc to build the sanitized pre-scan with")
-    preload = [subprocess.run([gcc, f"-print-file-name={lib}"], capture_output=True, text=True,
-                              check=True).stdout.strip() for lib in ("libasan.so", "libubsan.so")]
-    if not all(os.path.isabs(lib) and os.path.exists(lib) for lib in preload):
-        pytest.skip("gcc has no AddressSanitizer/UBSan runtime here")
-    here = Path(__file__).resolve().parent
-    so_file = tmp_path / ("_prescan" + sysconfig.get_config_var("EXT_SUFFIX"))
-    subprocess.run([gcc, "-shared", "-fPIC", "-O1", "-g", "-fno-omit-frame-pointer",
-                    "-fsanitize=address,undefined", f"-I{sysconfig.get_paths()['include']}",
-                    str(here.parent / "sixminutes" / "_prescan.c"), "-o", str(so_file)], check=True)
-    env = dict(os.environ, LD_PRELOAD=":".join(preload), PYTHONMALLOC="malloc",
-               ASAN_OPTIONS="detect_leaks=0", UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1")
-    proc = subprocess.run([sys.executable, str(here / "sanitized_prescan.py"), str(so_file), "1500"],
-                          capture_output=True, text=True, env=env, timeout=900)
+    proc = run_sanitized("_prescan", "sanitized_prescan.py", tmp_path, 1500)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "no sanitizer report" in proc.stdout

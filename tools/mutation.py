@@ -9,7 +9,7 @@ Each module is mutated in a work directory of its own, build/mutation/<module>: 
 package and the tests with a `[tool.mutmut]` section naming that module and its tests (see
 MODULES). mutmut runs those tests once to learn which reach which function, then checks each
 mutant with the tests that reach the function it changes; one worker (two cores are shared).
-The compiled pre-scan (`_prescan*.so`) is copied with the package; mutmut only mutates `.py`
+The compiled modules (`*.so`) are copied with the package; mutmut only mutates `.py`
 files, so the editable install and the C extension are no obstacle.
 
 It prints, per module, killed / tested and the score (killed and timed out over tested, as

@@ -42,6 +42,11 @@ def test_the_demo_reports_only_the_carrier_in_trouble(serve):
     named = {i["profile"] or i["account"] for i in incidents if i["inhibited_by"] is None}
     assert named == {"kestrel"}, [i for i in incidents if i["profile"] != "kestrel"]
     assert {a["profile"] for a in service.alerts() if a["profile"]} == {"kestrel"}
-    groups = service.json("/6minutes/incidents", group="carrier")
+    # each direction of kestrel is a carrier group, and its network failures (critical) may
+    # open a few windows after its zero-duration calls (a warning) on a busy machine
+    def critical_groups():
+        found = service.json("/6minutes/incidents", group="carrier")
+        return found if {g["severity"] for g in found} == {"critical"} else None
+
+    groups = service.wait(critical_groups, timeout=30, what="kestrel's network failures")
     assert {g["profile"] for g in groups} == {"kestrel"}
-    assert {g["severity"] for g in groups} == {"critical"}  # network failures
