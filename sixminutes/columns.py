@@ -97,7 +97,7 @@ def decode_columns(items: list[Any]) -> Columns:
     outcome: dict[int, Any] = {}
     slow = np.flatnonzero(status == SLOW).tolist()
     if slow:
-        indexes = [{value: code for code, value in enumerate(column)} for column in values]
+        indexes: list[dict[Any, int] | None] = [None] * len(TEXTS)  # built when first needed
         for row in slow:
             result = outcome[row] = decoded(items[row])
             if isinstance(result, Decoded) and result.call.end_epoch > _INT64_MAX:
@@ -112,7 +112,7 @@ def decode_columns(items: list[Any]) -> Columns:
 
 
 def _write(call: Call, row: int, ints: np.ndarray, floats: np.ndarray, codes: np.ndarray,
-           values: list[list[Any]], indexes: list[dict[Any, int]]) -> None:
+           values: list[list[Any]], indexes: list[dict[Any, int] | None]) -> None:
     """A Call decoded in Python, written into row ``row`` of the columns."""
     for i, name in enumerate(INTS):
         ints[i, row] = getattr(call, name)
@@ -121,6 +121,8 @@ def _write(call: Call, row: int, ints: np.ndarray, floats: np.ndarray, codes: np
         floats[i, row] = np.nan if value is None else value
     for i, name in enumerate(TEXTS):
         value, index = getattr(call, name), indexes[i]
+        if index is None:
+            index = indexes[i] = {value: code for code, value in enumerate(values[i])}
         code = index.get(value)
         if code is None:
             code = index[value] = len(values[i])
@@ -209,8 +211,8 @@ def batch_of(columns: Columns, rows: np.ndarray, windows: np.ndarray) -> Batch:
     texts = {}
     for i, name in enumerate(TEXTS):
         values = columns.values[i]
-        if decoded_rows > len(rows) or columns.outcome or (i == _DIRECTION and len(set(values)) < len(values)):
-            texts[name] = _recode(codes[i], values)  # in order of first use, each value once
+        if decoded_rows > len(rows) or (i == _DIRECTION and len(set(values)) < len(values)):
+            texts[name] = _recode(codes[i], values)  # each value once, and used
         else:
             texts[name] = (codes[i], values)
     numbers = dict(zip(INTS, ints))
@@ -231,7 +233,10 @@ def batch_of(columns: Columns, rows: np.ndarray, windows: np.ndarray) -> Batch:
 
 def _recode(codes: np.ndarray, values: list[Any]) -> tuple[np.ndarray, list[Any]]:
     """Codes renumbered in order of first use over these rows, one code per distinct value
-    (two raw directions may be one word once normalised; rows left out leave values unused)."""
+    (two raw directions may be one word once normalised; rows left out leave values unused).
+
+    Otherwise a column's values are in order of first use but for the rows call.decode()
+    read, whose new values come last: nothing reads an order into codes."""
     if not len(codes):
         return codes, []
     used, first = np.unique(codes, return_index=True)

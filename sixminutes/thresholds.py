@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from .call import Call as _Call
 from .evidence import mean_interval, wilson_interval, z_of
-from .stats import SeriesKeyError, cached_key as _key, parsed_key, series_key
+from .stats import SeriesKeyError, key_maker, parsed_key, series_key
 from .windows import WINDOW
 
 if TYPE_CHECKING:
@@ -187,6 +187,7 @@ class Thresholds:
         self._by_name = {rule.name: rule for rule in rules}
         self._touched: list[dict[tuple, Decoded]] = [{} for _ in self._groups]
         self._plans: dict[tuple, list[_Plan]] = {}
+        self._makers: dict[tuple[str, tuple[str, ...]], Callable[[tuple], str]] = {}
         self._fired: dict[int, set[tuple]] = {}
 
     def touch_batch(self, batch: Batch) -> None:
@@ -289,13 +290,19 @@ class Thresholds:
 
     def _plan(self, names: tuple[str, ...], values: tuple, rules: list[Rule]) -> list[_Plan]:
         """Per rule: its once-key and series keys for these label values (kept: hot path)."""
-        labels = dict(zip(names, values))
         if len(self._plans) > 200_000:  # accounts come and go
             self._plans.clear()
         plan = self._plans[(names, values)] = [
-            (rule, (rule.name, values), _key(rule.series, labels),
-             _key(rule.per, labels) if rule.per else None) for rule in rules]
+            (rule, (rule.name, values), self._maker(rule.series, names)(values),
+             self._maker(rule.per, names)(values) if rule.per else None) for rule in rules]
         return plan
+
+    def _maker(self, series: str, names: tuple[str, ...]) -> Callable[[tuple], str]:
+        """The series key of label values (in ``names``' order), for one series."""
+        maker = self._makers.get((series, names))
+        if maker is None:
+            maker = self._makers[(series, names)] = key_maker(series, names)
+        return maker
 
     def mark_fired(self, rule: str, timestamp: int, values: Any) -> None:
         """Remember a restored alert's crossing, so that it does not fire again."""
