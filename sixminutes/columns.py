@@ -205,30 +205,29 @@ def _plain(call: Call, source: Any, doc: dict | None) -> Decoded:
 
 def batch_of(columns: Columns, rows: np.ndarray, windows: np.ndarray) -> Batch:
     """The Batch of the given rows (the accepted ones, in order) with their windows."""
-    ints, floats = columns.ints[:, rows], columns.floats[:, rows]
-    codes = columns.codes[:, rows]
-    decoded_rows = int(np.count_nonzero(columns.ok))
-    texts = {}
-    for i, name in enumerate(TEXTS):
-        values = columns.values[i]
-        if decoded_rows > len(rows) or (i == _DIRECTION and len(set(values)) < len(values)):
-            texts[name] = _recode(codes[i], values)  # each value once, and used
-        else:
-            texts[name] = (codes[i], values)
+    whole = len(rows) == len(columns.items)  # every row counted (the usual batch): no copies
+    ints = columns.ints if whole else columns.ints[:, rows]
+    floats = columns.floats if whole else columns.floats[:, rows]
+    codes = columns.codes if whole else columns.codes[:, rows]
+    values = list(columns.values)
+    directions = values[_DIRECTION]
+    if np.count_nonzero(columns.ok) > len(rows):  # values of rows left out: used ones only
+        for i in range(len(TEXTS)):
+            codes[i], values[i] = _recode(codes[i], values[i])
+    elif len(set(directions)) < len(directions):  # two raw words, one direction
+        codes[_DIRECTION], values[_DIRECTION] = _recode(codes[_DIRECTION], directions)
     numbers = dict(zip(INTS, ints))
     numbers["answered"] = numbers["answered"].astype(np.bool_)
     numbers.update(zip(FLOATS, floats))
-    table = _Table(ints, floats, np.stack([texts[name][0] for name in TEXTS]) if len(rows) else codes,
-                   [texts[name][1] for name in TEXTS])
     known = {}
     if columns.outcome:
         for i, row in enumerate(rows.tolist()):
             found = columns.outcome.get(row)
             if found is not None:
                 known[i] = found
-    rows_list = rows.tolist()
-    return Batch(Rows([columns.items[row] for row in rows_list], table, known), windows,
-                 columns=numbers, codes=texts)
+    items = columns.items if whole else [columns.items[row] for row in rows.tolist()]
+    return Batch(Rows(items, _Table(ints, floats, codes, values), known), windows,
+                 columns=numbers, codes={name: (codes[i], values[i]) for i, name in enumerate(TEXTS)})
 
 
 def _recode(codes: np.ndarray, values: list[Any]) -> tuple[np.ndarray, list[Any]]:

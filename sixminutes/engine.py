@@ -194,37 +194,37 @@ class Engine:
     def _admit(self, columns: Columns, rejected: list[tuple[int, str, str]]
                ) -> tuple[np.ndarray, np.ndarray]:
         """The rows that count and their windows; those from the future, too old or an id
-        already counted in its window are added to ``rejected``."""
-        rows = np.flatnonzero(columns.ok)
-        ends = columns.ints[0, rows]
-        windows = ends - ends % WINDOW
+        already counted in its window are added to ``rejected``.
+
+        One Python pass: the dedup memory is asked row by row anyway, and a live batch is a
+        few rows, for which numpy's cost per call would be most of the work."""
+        rows = np.flatnonzero(columns.ok).tolist()
         newest_epoch = self.retention.newest_epoch()
-        late = ends > newest_epoch
         oldest = self.retention.oldest_window()
-        if oldest is not None:
-            late |= windows < oldest
-        if late.any():
-            for row, end, window in zip(rows[late].tolist(), ends[late].tolist(),
-                                        windows[late].tolist()):
-                reason = "future" if end > newest_epoch else "too_old"
-                rejected.append((row, reason, f"end_epoch {end}"))
-            rows, windows = rows[~late], windows[~late]
-        ids, id_codes = columns.values[0], columns.codes[0, rows].tolist()
+        if oldest is None:
+            oldest = -1
+        ids = columns.values[0]
         add, track, new = self.seen.add, self.track_seen, self.seen_new
-        kept = []
-        for i, (window, code) in enumerate(zip(windows.tolist(), id_codes)):
+        kept: list[int] = []
+        windows: list[int] = []
+        for row, end, code in zip(rows, columns.ints[0, rows].tolist(),
+                                  columns.codes[0, rows].tolist()):
+            window = end - end % WINDOW
+            if end > newest_epoch or window < oldest:
+                rejected.append((row, "future" if end > newest_epoch else "too_old",
+                                 f"end_epoch {end}"))
+                continue
             doc_id = ids[code]
             if doc_id is not None:
                 digest = id_hash(doc_id)
                 if not add(window, digest):
-                    rejected.append((int(rows[i]), "duplicate", str(doc_id)))
+                    rejected.append((row, "duplicate", str(doc_id)))
                     continue
                 if track:
                     new.append((window, digest))
-            kept.append(i)
-        if len(kept) < len(rows):
-            rows, windows = rows[kept], windows[kept]
-        return rows, windows
+            kept.append(row)
+            windows.append(window)
+        return np.array(kept, np.int64), np.array(windows, np.int64)
 
     def _tally(self, source: str, rejected: list[tuple[int, str, str]], accepted: np.ndarray
                ) -> None:
