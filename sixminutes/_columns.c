@@ -133,18 +133,8 @@ static int scan_document(const unsigned char *data, Py_ssize_t size, Slot *vars,
     if (s.p < s.end && *s.p == '}')
         return -1;  /* {}: no variables */
     for (;;) {
-        int escaped;
-        if (s.p >= s.end || *s.p != '"')
+        if (scan_key(&s, &key, &key_len) < 0)
             return -1;
-        key = s.p + 1;
-        if (scan_string(&s, &escaped) < 0 || escaped)
-            return -1;
-        key_len = s.p - 1 - key;
-        skip_ws(&s);
-        if (s.p >= s.end || *s.p != ':')
-            return -1;
-        s.p++;
-        skip_ws(&s);
         if (key_len == 9 && memcmp(key, "variables", 9) == 0) {
             if (variables++ || s.p >= s.end || *s.p != '{')
                 return -1;
@@ -154,28 +144,16 @@ static int scan_document(const unsigned char *data, Py_ssize_t size, Slot *vars,
                 s.p++;
             } else {
                 for (;;) {
-                    const unsigned char *vkey, *value;
+                    const unsigned char *vkey;
                     Py_ssize_t vlen;
-                    if (s.p >= s.end || *s.p != '"')
+                    if (scan_key(&s, &vkey, &vlen) < 0)
                         return -1;
-                    vkey = s.p + 1;
-                    if (scan_string(&s, &escaped) < 0 || escaped)
-                        return -1;
-                    vlen = s.p - 1 - vkey;
-                    skip_ws(&s);
-                    if (s.p >= s.end || *s.p != ':')
-                        return -1;
-                    s.p++;
-                    skip_ws(&s);
                     int i = var_index(vkey, vlen);
                     if (i >= 0) {
                         if (vars[i].kind != ABSENT || scan_slot(&s, 2, &vars[i]) < 0)
                             return -1;  /* (a repeated variable: msgspec decides) */
-                    } else {
-                        value = s.p;
-                        (void)value;
-                        if (scan_value(&s, 2) < 0)
-                            return -1;
+                    } else if (scan_value(&s, 2) < 0) {
+                        return -1;
                     }
                     int more = next_item(&s, '}');
                     if (more < 0)

@@ -239,22 +239,30 @@ static int scan_value(Scan *s, int depth) {
     }
 }
 
-/* A member: its key (a string without escapes), a colon, its value; the value's bytes are
- * given back in *value and *value_end, the key's (without quotes) in *key and *key_len. */
-HOT int scan_member(Scan *s, int depth, const unsigned char **key, Py_ssize_t *key_len,
-                       const unsigned char **value) {
+/* A member's key (a string without escapes: an escaped key might spell a wanted name, the
+ * slow path decides) and its colon; s->p is left on the value, *key and *key_len name the
+ * key's bytes without quotes. */
+HOT int scan_key(Scan *s, const unsigned char **key, Py_ssize_t *key_len) {
     int escaped;
     if (s->p >= s->end || *s->p != '"')
         return -1;
     *key = s->p + 1;
     if (scan_string(s, &escaped) < 0 || escaped)
-        return -1;  /* an escaped key might spell a wanted name: the slow path decides */
+        return -1;
     *key_len = s->p - 1 - *key;
     skip_ws(s);
     if (s->p >= s->end || *s->p != ':')
         return -1;
     s->p++;
     skip_ws(s);
+    return 0;
+}
+
+/* A member: its key and colon (scan_key), its value, whose bytes start at *value. */
+HOT int scan_member(Scan *s, int depth, const unsigned char **key, Py_ssize_t *key_len,
+                       const unsigned char **value) {
+    if (scan_key(s, key, key_len) < 0)
+        return -1;
     *value = s->p;
     return scan_value(s, depth);
 }
