@@ -162,9 +162,13 @@ def _count_rows(series: Series, groups: Groups, store: Store, mask: np.ndarray |
     windows = groups.window_list
     wanted = mask.tolist() if mask is not None else None
     numbers = values.tolist() if values is not None else None
+    targets: dict[int, tuple[Any, str]] = {}  # group → its window's cells and its key
     for row, g in enumerate(groups.inverse.tolist()):
         if wanted is not None and not wanted[row]:
             continue
         value = 1.0 if numbers is None else float(numbers[row])
         if value == value:  # (NaN: an unknown measure, not counted)
-            store.window(windows[g]).add(series.key(groups, g), value)
+            target = targets.get(g)
+            if target is None:
+                target = targets[g] = (store.window(windows[g]), series.key(groups, g))
+            target[0].add(target[1], value)
