@@ -9,7 +9,7 @@ import shlex
 import sys
 import time
 from types import SimpleNamespace
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import orjson
 
@@ -21,9 +21,10 @@ from .report import all_rejections, where_rejected, write_report
 from .sources import csv_cdr
 from .sources.files import InputError, read_documents, total_bytes
 from .sources.reading import Reading, ReadOptions
-from .sources.synthetic import Generator
 from .state import State, StateError
-from .web.token import Token, TokenError, resolve_token
+
+if TYPE_CHECKING:  # (serve and synth import what only they use: a replay starts sooner)
+    from .web.token import Token
 
 __all__ = ["main"]
 
@@ -323,6 +324,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from .service import Service
     from .web.app import create_app
+    from .web.token import TokenError, resolve_token
 
     config = Config.load(args.config)
     for name in ("host", "port", "state", "since", "token", "demo_rate", "webhook_secret",
@@ -384,6 +386,8 @@ def _synth(args: argparse.Namespace) -> int:
     if not 0 < args.hours <= 24 * 365:  # (nan fails too)
         raise ConfigError(f"--hours must be more than 0 and at most a year, not {args.hours}")
     span = max(int(args.hours * 3600), 1)
+    from .sources.synthetic import Generator
+
     docs = Generator(seed=args.seed).corpus(args.count, int(time.time()) - span, span)
     try:
         out = contextlib.nullcontext(sys.stdout.buffer) if args.out == "-" else (
