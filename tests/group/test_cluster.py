@@ -180,6 +180,8 @@ def test_a_round_written_while_the_reader_moved_on_never_replaces_a_newer_record
         cells.release.set()
         await asyncio.wait_for(writing, 10)
         assert decode_outcomes((await group.cells.get("o.3")).value)[0] == 30
+        window = (now - 10) - (now - 10) % 360
+        assert decode_window((await group.cells.get(f"c.3.{window}")).value)[0] == 20
         await group.stop()
 
     asyncio.run(scenario())
