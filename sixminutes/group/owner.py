@@ -116,18 +116,21 @@ class Owner:
                         lambda: self.view.outcomes.get(p, (0,))[0]))
         try:
             for key, value, held in records:  # the outcomes last: they say the round is whole
-                await self._put(key, value, held)
+                await self._put(key, value, upto, held)
         except BaseException:
             self._dirty |= windows  # written again next round
             raise
         self._all_written = True
         self.published = upto
 
-    async def _put(self, key: str, value: bytes, held: Callable[[], int]) -> None:
+    async def _put(self, key: str, value: bytes, upto: int, held: Callable[[], int]) -> None:
         """Compare-and-set: replace only the revision this instance has seen, and only when
-        the record seen holds no more than this one (checked here, with no wait between the
-        check and the request: the watcher may have brought a newer record meanwhile)."""
-        if held() > self.upto:
+        the record seen holds no more than ``upto``, the position this record holds (checked
+        here, with no wait between the check and the request: the watcher may have brought a
+        newer record meanwhile). Never ``self.upto``: the reader counts on while a round
+        waits, so a record seen after the round began may hold more than the round's records
+        and less than the reader."""
+        if held() > upto:
             return
         try:
             revision = await self.cells.update(key, value, last=self.revisions.get(key, 0))

@@ -129,3 +129,59 @@ def test_an_owner_behind_the_bucket_writes_nothing_and_a_stale_revision_is_refus
         await group.stop()
 
     asyncio.run(scenario())
+
+
+class _Paused:
+    """The real cells bucket, with the first update of a window record held until released:
+    an owner slow at that await (as on a busy machine), while the group goes on around it."""
+
+    def __init__(self, cells) -> None:
+        self.cells, self.entered, self.release = cells, asyncio.Event(), asyncio.Event()
+
+    async def update(self, key: str, value: bytes, last: int) -> int:
+        if key.startswith("c.") and not self.entered.is_set():
+            self.entered.set()
+            await self.release.wait()
+        return await self.cells.update(key, value, last=last)
+
+    async def get(self, key: str):
+        return await self.cells.get(key)
+
+
+def test_a_round_written_while_the_reader_moved_on_never_replaces_a_newer_record(nats_cluster) -> None:
+    """A round's records hold the position the round began at; while its first write waits,
+    another owner writes a newer record (seen by this member) and this owner's reader counts
+    past it. The round's older record must not replace the newer one."""
+    from sixminutes.group.owner import Owner
+    from sixminutes.group.partitions import encode_outcomes
+
+    now = int(time.time())
+    config = Config(nats=nats_cluster.urls, group=f"unit{next(_groups)}", retention_hours=None)
+
+    async def scenario() -> None:
+        group = Group(config, "solo")
+        await group.start()
+        await _wait(lambda: group.joined, 30, "joining")
+        for task in [*group._owning.values(), *group._tasks]:  # (the test plays the others)
+            task.cancel()
+        await asyncio.gather(*group._owning.values(), *group._tasks, return_exceptions=True)
+        cells = _Paused(group.cells)
+        owner = Owner(group.js, cells, group.names, 3, config, group.view, group.revisions,
+                      group.take)
+        owner.engine.feed_batch([raw(uuid="x", end_epoch=now - 10)])
+        owner.upto = 20
+        writing = asyncio.create_task(owner.write())  # a round at 20: c.3.<window>, then o.3
+        await asyncio.wait_for(cells.entered.wait(), 10)
+        # meanwhile another owner of the partition writes its outcomes at 30, and this
+        # member's watcher brings them into the view
+        newer = encode_outcomes(30, {("http", "accepted"): 2})
+        group.take("o.3", newer, await group.cells.put("o.3", newer))
+        owner.upto = 40  # and this owner's reader counted on past 30
+        cells.release.set()
+        await asyncio.wait_for(writing, 10)
+        assert decode_outcomes((await group.cells.get("o.3")).value)[0] == 30
+        window = (now - 10) - (now - 10) % 360
+        assert decode_window((await group.cells.get(f"c.3.{window}")).value)[0] == 20
+        await group.stop()
+
+    asyncio.run(scenario())
