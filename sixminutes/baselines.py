@@ -44,6 +44,8 @@ __all__ = ["History", "Baseline", "baseline", "TrafficRule", "TRAFFIC_RULES", "T
 DAY = 86400
 HOUR = 3600
 HISTORY_DAYS = 8
+ALL = 2**62
+"""A cut-off after every hour: the history forgotten whole."""
 HISTORY_SERIES = ("calls", "answered", "account_calls", "destination_calls")
 """The count series the hourly history keeps (what baselines and the traffic rules read)."""
 
@@ -88,6 +90,18 @@ class History:
             self.changed.discard(hour)
         if old:
             self.dropped = max(cutoff, self.dropped or cutoff)
+
+    def forget(self, before: int | None) -> None:
+        """DELETE /6minutes/data: forget the hours that begin before ``before`` (all when
+        None), here and, at the next snapshot, in the state file: no baseline may compare
+        with counts an operator erased (an hour that straddles ``before`` goes whole)."""
+        old = [h for h in self.hours if before is None or h < before]
+        for hour in old:
+            del self.hours[hour]
+            del self.folded[hour]
+            self.changed.discard(hour)
+        cutoff = ALL if before is None else before
+        self.dropped = max(cutoff, self.dropped or cutoff)
 
     def take(self) -> tuple[list[tuple[int, str, float]], dict[int, int], int | None]:
         """What changed since the last take, for a snapshot: the rows (hour, key, calls) and
@@ -260,6 +274,20 @@ class Traffic:
                 del seen[t]
         self._thin = {t for t in self._thin if t >= window}
         return crossed
+
+    def forget(self, before: int | None) -> None:
+        """DELETE /6minutes/data erased the windows before ``before`` (all when None): forget
+        what the rules learned from them too, the hourly history and the label sets and runs
+        of those windows, so that no later judgement compares with erased counts. (Which
+        windows were judged, and which crossings fired, stay: the alerts are not erased.)"""
+        self.history.forget(before)
+        for seen in self._seen:
+            for t in [t for t in seen if before is None or t < before]:
+                del seen[t]
+        for crossed in self._evident.values():
+            for t in [t for t in crossed if before is None or t < before]:
+                del crossed[t]
+        _HELD.clear()  # (it remembers cells by id: a new window's cells may reuse the id)
 
     def keep(self, store: Store, before: int, newest: int) -> None:
         """The store's windows before ``before`` are about to be purged: fold them into the

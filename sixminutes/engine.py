@@ -17,7 +17,7 @@ from .lifecycle import Condition, Lifecycle
 from .call import Decoded, Rejected, decode
 from .config import Config
 from .dedup import SeenIds, id_hash
-from .plugin_state import export_state, import_state
+from .plugin_state import export_state, forget_data, import_state
 from .plugins import PluginSet, load_plugins
 from .share import Share, absorb, share_of
 from .stats import Stat
@@ -328,6 +328,16 @@ class Engine:
             self.seen.purge(oldest)
             self.seen_new = [(t, i) for t, i in self.seen_new if t >= oldest]
         return oldest
+
+    def clear(self, before: int | None) -> list[int]:
+        """DELETE /6minutes/data: drop the windows before ``before`` (all when None), and what
+        was learned from them: the baselines' hourly history, the traffic rules' memory of
+        those windows, what plugins remember (``forget_data``). Return the windows dropped.
+        (The dedup memory stays: a CDR of a deleted window is not counted again.)"""
+        dropped = self.store.purge(before)
+        self.traffic.forget(before)
+        forget_data(self.plugins, before)
+        return dropped
 
     def restore(self, cells: Iterable[tuple[int, str, float, int, float, float, float]],
                 alerts: Iterable[dict[str, Any]], seen: Iterable[tuple[int, Iterable[int]]],

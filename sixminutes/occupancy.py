@@ -133,8 +133,14 @@ class Occupancy:
         """Count nothing more in these windows (restored without their occupancy)."""
         self.frozen |= windows
 
-    def forget(self, before: int) -> None:
-        """Drop the windows before ``before`` (purged): no call counts in them any more."""
+    def forget(self, before: int | None) -> None:
+        """Drop the windows before ``before`` (purged): no call counts in them any more.
+        None (every window deleted: DELETE /6minutes/data) drops them all but leaves the
+        floor: the calls that come next count as their cells do."""
+        if before is None:
+            self.windows.clear()
+            self.frozen.clear()
+            return
         self.floor = max(self.floor, before)
         for t in [t for t in self.windows if t < before]:
             del self.windows[t]

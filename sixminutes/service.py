@@ -332,8 +332,10 @@ class Service:
             self.writer.forget(oldest, ("cells", "alerts", "seen"))
 
     def delete_data(self, before: int | None) -> int:
-        """DELETE /6minutes/data: drop windows (all, or older than ``before``)."""
-        dropped = self.engine.store.purge(before)
+        """DELETE /6minutes/data: drop windows (all, or older than ``before``), the hourly
+        history and plugins' memory of them (:meth:`Engine.clear`); the file follows at the
+        next snapshot."""
+        dropped = self.engine.clear(before)
         self.writer.forget(before, ("cells",))
         self.hub.publish("resync", {"lost": 0})  # open pages refetch instead of showing stale data
         return len(dropped)

@@ -293,3 +293,18 @@ def test_the_hourly_history_survives_a_restart_through_the_state_file(tmp_path):
     loaded = state.load()
     assert {hour for hour, _, _ in loaded.history} == set(loaded.history_hours) == {START + DAY}
     state.close()
+
+
+def test_a_delete_before_a_time_forgets_the_hours_that_begin_before_it_here_and_in_the_file():
+    """History.forget (DELETE /6minutes/data?before=): the hours beginning before the cut-off
+    go, the later stay; the next snapshot deletes them from the state file (``dropped``)."""
+    history = History()
+    key = series_key("calls", {"direction": "egress", "profile": "p"})
+    for hour in (START, START + 3600, START + 7200):
+        history.fold(hour, [key], [30.0])
+    history.take()
+    history.forget(START + 3600 + WINDOW)  # (inside the second hour: it goes whole)
+    assert set(history.hours) == set(history.folded) == {START + 7200}
+    assert history.take() == ([], {}, START + 3600 + WINDOW)
+    history.forget(None)
+    assert history.hours == {} and history.take()[2] >= START + 10 * DAY

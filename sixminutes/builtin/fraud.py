@@ -158,6 +158,25 @@ def export_state():
         for (account, direction), (since, countries) in known.items()]}
 
 
+def forget_data(before):
+    """DELETE /6minutes/data erased the windows before ``before`` (all when None): forget the
+    accounts not seen since, and the countries first called before it (their first call is
+    erased: a call there is new again); an account's history starts again at the cut-off,
+    so the ``min_history_hours`` guard counts from there."""
+    if before is None:
+        known.clear()
+        last_seen.clear()
+        return
+    for account in [a for a, t in last_seen.items() if t < before]:
+        del last_seen[account]
+    for key, (since, countries) in list(known.items()):
+        if key[0] not in last_seen:
+            del known[key]
+            continue
+        kept = {c: first for c, first in countries.items() if first[0] >= before}
+        known[key] = (max(since, before), kept)
+
+
 def import_state(data):
     """Take back what :func:`export_state` saved (before any CDR is counted); entries of
     another shape are skipped, never half-read."""

@@ -129,3 +129,55 @@ def test_deleted_windows_and_alerts_leave_the_state_file_at_the_next_snapshot(tm
         assert list(saved.cells) == [] and saved.alerts == []
     finally:
         svc.state.close()
+
+
+def test_deleting_all_data_erases_the_hourly_history_and_the_plugins_memory_of_it(tmp_path):
+    """DELETE /6minutes/data erases what was learned from the windows too: yesterday's calls
+    folded into the hourly history (a drop today must not be judged against them) and the
+    fraud plugin's memory of the countries each account called, in memory and, from the next
+    snapshot on, in the state file a restart reads."""
+    from sixminutes.baselines import DAY, baseline
+    from sixminutes.stats import series_key
+
+    today = WINDOW + 2 * DAY
+    now = [float(today - DAY + 300)]
+    path = str(tmp_path / "s.sqlite")
+    svc = service(state=path, retention_hours=24, clock=lambda: now[0])
+    svc.open_state()
+    key = series_key("calls", {"direction": "egress", "profile": "p"})
+    svc.engine.feed_batch([raw(_id=f"y{i}", end_epoch=str(today - DAY + i), ccnq_profile="p",
+                               ccnq_direction="egress", ccnq_account="acct",
+                               ccnq_to_e164="+3361234567") for i in range(100)], "test")
+    now[0] = float(today + WINDOW + 30)  # yesterday's window is past retention: it is hourly history now
+    svc._purge()
+    assert baseline(svc.engine.store, svc.engine.traffic.history, today, key).yesterday == 100
+    fraud = next(p.module for p in svc.engine.plugins.plugins if p.name == "fraud")
+    assert ("acct", "egress") in fraud.known
+    try:
+        asyncio.run(svc.snapshot())
+        assert list(svc.state.load().history)  # (what the DELETE must take out of the file)
+        assert request(svc, "DELETE", "/6minutes/data", headers=BEARER).json()["ok"]
+        assert svc.engine.traffic.history.hours == {}
+        assert baseline(svc.engine.store, svc.engine.traffic.history, today, key).yesterday is None
+        assert fraud.known == {} and fraud.last_seen == {}
+        svc.engine.feed_batch([raw(_id=f"t{i}", end_epoch=str(today + i), ccnq_profile="p",
+                                   ccnq_direction="egress") for i in range(10)], "test")
+        now[0] = float(today + WINDOW + 120)  # today's window is complete: judged
+        svc.tick()
+        assert [a.msg for a in svc.engine.alerts.list() if a.plugin.startswith("traffic")] == []  # no drop against erased calls
+        asyncio.run(svc.snapshot())
+        saved = svc.state.load()
+        assert list(saved.history) == [] and saved.history_hours == {}
+        assert json.loads(saved.plugin_state["fraud"])["accounts"] == []
+    finally:
+        svc.state.close()
+
+    async def restart() -> Service:
+        after = service(state=path, retention_hours=24, clock=lambda: now[0])
+        await after.start()
+        await after.stop()
+        return after
+
+    after = asyncio.run(restart())
+    assert after.engine.traffic.history.hours == {}
+    assert next(p.module for p in after.engine.plugins.plugins if p.name == "fraud").known == {}
