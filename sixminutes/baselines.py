@@ -5,10 +5,12 @@ window is read at the same time of day on earlier days: ``yesterday`` (24 hours 
 ``median`` (the median over the last seven days that have history; ``days`` says how many).
 A day has history when the store still holds that window (a replay holds every window; the
 live service 24 hours of them) or the :class:`History` holds its hour: the windows the
-service purges are folded into hourly counts kept for eight days, and a window's count is
-read there as the mean of its hour's windows (those folded so far: an hour is purged a
-window at a time). A carrier absent from a window that has history called 0 times
-then; a day without any history is no evidence at all (None). The service saves the hours
+service purges are folded into hourly counts kept for eight days, with which windows of the
+hour were folded and, per series, which had calls (a bit each): a window the service held
+where the series had no call reads 0, a window it never held (nothing counted then) None,
+and the others the series' calls of the hour over the windows it had calls in (exact when
+it had calls in one, or as many in each). A carrier absent from a window that has history
+called 0 times then; a day without any history is no evidence at all (None). The service saves the hours
 that changed with each snapshot and restores them at start (:meth:`History.take`,
 :meth:`History.restore`), so a restart, even a ``kill -9``, keeps the baselines.
 
@@ -46,17 +48,31 @@ HOUR = 3600
 HISTORY_DAYS = 8
 ALL = 2**62
 """A cut-off after every hour: the history forgotten whole."""
+SLOTS = HOUR // WINDOW
+"""The windows of an hour: a bit each in the history."""
+ALL_SLOTS = (1 << SLOTS) - 1
 HISTORY_SERIES = ("calls", "answered", "account_calls", "destination_calls")
 """The count series the hourly history keeps (what baselines and the traffic rules read)."""
 
 
 class History:
-    """Hour → series key → calls: the coarse history of the windows the store has purged."""
+    """Hour → series key → calls: the coarse history of the windows the store has purged.
+
+    Beside each hour's calls it keeps which of the hour's ten windows were folded, and per
+    key which of them had calls (a bit each, packed with the calls in one int: ``calls <<
+    SLOTS | windows``, as cheap as the float it replaced), so that a window reads as 0 when
+    the key had no call then, as no evidence when the window was never folded (the service
+    held nothing then), and else as the mean of the windows the key had calls in. Hours
+    restored from a state file written before the windows were kept (schema 2) read as
+    before: the hour's calls spread over its windows folded (``spread``)."""
 
     def __init__(self, names: tuple[str, ...] = HISTORY_SERIES) -> None:
-        self.hours: dict[int, dict[str, float]] = {}
+        self.hours: dict[int, dict[str, int]] = {}
+        """Hour → key → ``calls << SLOTS | the windows of the hour it had calls in``."""
         self.folded: dict[int, int] = {}
-        """Hour → the windows folded into it (an hour is folded a window at a time)."""
+        """Hour → the windows folded into it, a bit each (an hour is folded a window at a time)."""
+        self.spread: dict[int, int] = {}
+        """Hour → windows folded, for the hours restored without their windows (schema 2)."""
         self.names = frozenset(names)
         self.changed: set[int] = set()
         """Hours folded into since a snapshot last took them (:meth:`take`)."""
@@ -66,28 +82,44 @@ class History:
     def fold(self, window: int, keys: list[str], counts: list[float]) -> None:
         """Add a window's counts (of the series kept) to its hour."""
         start = window - window % HOUR
+        bit = 1 << (window - start) // WINDOW
         hour = self.hours.setdefault(start, {})
-        self.folded[start] = self.folded.get(start, 0) + 1
+        self.folded[start] = self.folded.get(start, 0) | bit
+        if start in self.spread:
+            self.spread[start] += 1
         self.changed.add(start)
         for key, count in zip(keys, counts):
-            if key.split("{", 1)[0] in self.names:
-                hour[key] = hour.get(key, 0.0) + count
+            if count and key.split("{", 1)[0] in self.names:
+                hour[key] = (hour.get(key, 0) + (int(count) << SLOTS)) | bit
+
+    def calls(self, hour: int, key: str) -> int:
+        """A key's calls in an hour (0 when it had none, or the hour is not held)."""
+        return self.hours.get(hour, {}).get(key, 0) >> SLOTS
 
     def per_window(self, window: int, key: str) -> float | None:
-        """A series' mean count per window over the windows of its hour folded so far; None
-        when none was."""
+        """A series' count in a window, as far as the hour can tell: None when the window was
+        not folded (nothing held then: no evidence), 0 when the key had no call in it, else
+        the key's calls over the windows it had calls in."""
         start = window - window % HOUR
-        hour = self.hours.get(start)
-        return None if hour is None else hour.get(key, 0.0) / self.folded[start]
+        folded = self.folded.get(start)
+        if folded is None:
+            return None
+        packed = self.hours[start].get(key, 0)
+        spread = self.spread.get(start)
+        if spread is not None:  # (restored without its windows: the hour's mean)
+            return (packed >> SLOTS) / spread
+        bit = 1 << (window - start) // WINDOW
+        if not folded & bit:
+            return None
+        if not packed & bit:
+            return 0.0
+        return (packed >> SLOTS) / (packed & ALL_SLOTS).bit_count()
 
     def purge(self, newest: int) -> None:
         """Forget the hours more than eight days before ``newest``."""
         cutoff = newest - HISTORY_DAYS * DAY
         old = [h for h in self.hours if h < cutoff]
-        for hour in old:
-            del self.hours[hour]
-            del self.folded[hour]
-            self.changed.discard(hour)
+        self._drop(old)
         if old:
             self.dropped = max(cutoff, self.dropped or cutoff)
 
@@ -95,22 +127,32 @@ class History:
         """DELETE /6minutes/data: forget the hours that begin before ``before`` (all when
         None), here and, at the next snapshot, in the state file: no baseline may compare
         with counts an operator erased (an hour that straddles ``before`` goes whole)."""
-        old = [h for h in self.hours if before is None or h < before]
-        for hour in old:
-            del self.hours[hour]
-            del self.folded[hour]
-            self.changed.discard(hour)
+        self._drop([h for h in self.hours if before is None or h < before])
         cutoff = ALL if before is None else before
         self.dropped = max(cutoff, self.dropped or cutoff)
 
-    def take(self) -> tuple[list[tuple[int, str, float]], dict[int, int], int | None]:
-        """What changed since the last take, for a snapshot: the rows (hour, key, calls) and
-        folded windows of each hour folded into, and the cut-off of the hours forgotten."""
-        rows = [(hour, key, calls) for hour in sorted(self.changed)
-                for key, calls in self.hours[hour].items()]
-        folded = {hour: self.folded[hour] for hour in self.changed}
+    def _drop(self, hours: list[int]) -> None:
+        for hour in hours:
+            del self.hours[hour]
+            del self.folded[hour]
+            self.spread.pop(hour, None)
+            self.changed.discard(hour)
+
+    def take(self) -> tuple[list[tuple[int, str, float, int]], dict[int, tuple[int, int | None]],
+                            int | None]:
+        """What changed since the last take, for a snapshot: the rows (hour, key, calls,
+        windows with calls) and (windows folded, which) of each hour folded into, and the
+        cut-off of the hours forgotten. (An hour without its windows says None for them.)"""
+        rows = [(hour, key, float(packed >> SLOTS), packed & ALL_SLOTS)
+                for hour in sorted(self.changed) for key, packed in self.hours[hour].items()]
+        folded = {hour: self._folded_row(hour) for hour in self.changed}
         dropped, self.changed, self.dropped = self.dropped, set(), None
         return rows, folded, dropped
+
+    def _folded_row(self, hour: int) -> tuple[int, int | None]:
+        if hour in self.spread:
+            return self.spread[hour], None
+        return self.folded[hour].bit_count(), self.folded[hour]
 
     def put_back(self, hours: Iterable[int], dropped: int | None) -> None:
         """A snapshot that failed: its hours (still held) and cut-off go in the next one."""
@@ -118,15 +160,20 @@ class History:
         if dropped is not None:
             self.dropped = max(dropped, self.dropped or dropped)
 
-    def restore(self, rows: Iterable[tuple[int, str, float]], folded: dict[int, int]) -> None:
+    def restore(self, rows: Iterable[tuple[int, str, float, int | None]],
+                folded: dict[int, tuple[int, int | None]]) -> None:
         """Load the hours a state file holds (before anything is folded): a restart keeps the
-        baselines of yesterday and the last seven days."""
-        for hour, count in folded.items():
-            self.folded[hour] = count
+        baselines of yesterday and the last seven days. An hour saved without its windows
+        (schema 2: ``windows`` None) reads as its calls spread over the windows folded."""
+        for hour, (count, windows) in folded.items():
+            if windows is None:
+                self.spread[hour] = count
+                windows = (1 << count) - 1  # (which ones is unknown: only their number counts)
+            self.folded[hour] = windows
             self.hours.setdefault(hour, {})
-        for hour, key, calls in rows:
+        for hour, key, calls, windows in rows:
             if hour in self.folded:  # (rows without their hour's count are no evidence)
-                self.hours[hour][key] = calls
+                self.hours[hour][key] = int(calls) << SLOTS | (windows or 0)
 
 
 _HELD: set[tuple[int, str, int]] = set()  # (window, series name, id of its cells) with calls
