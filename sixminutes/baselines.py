@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
@@ -140,6 +140,9 @@ class Traffic:
         self._fired: set[tuple] = set()
         self._newest = 0
         self._thin: set[int] = set()  # windows whose spike label sets were thinned
+        self._late: dict[str, int] = {}
+        """Rule → the window it judges from, before ``judged``: a rule enabled since the
+        judgement a restart resumed (:meth:`resume`), which has not judged those windows."""
 
     def touch_batch(self, batch: Batch) -> None:
         """Remember the label sets a batch counted, per window and rule; for a spike, of the
@@ -177,18 +180,63 @@ class Traffic:
         if not held:
             return []
         start = held[0] if self.judged is None else self.judged
+        first = min([start, *self._late.values()])
         # the windows held, and every window of the last two hours (a silence holds none)
-        recent = range(max(start, complete - 2 * HOUR), complete, WINDOW)
+        recent = range(max(first, complete - 2 * HOUR), complete, WINDOW)
         crossed: list[Crossing] = []
-        for window in sorted({t for t in held if start <= t < complete}.union(recent)):
-            crossed += self._judge(store, window)
+        for window in sorted({t for t in held if first <= t < complete}.union(recent)):
+            crossed += self._judge(store, window, late=window < start)
         window = self.judged = max(start, complete)
+        self._late = {}
         for rule, seen in zip(self.rules, self._seen):
             keep = window - (8 * DAY if rule.op == "<" else 0)
             for t in [t for t in seen if t < keep]:
                 del seen[t]
         self._thin = {t for t in self._thin if t >= window}
         return crossed
+
+    def export(self) -> dict[str, Any] | None:
+        """What a restart needs to judge no window twice and to go on with the runs under way,
+        for the state file: the next window to judge, and of the last windows (as far back as
+        a run reaches) the crossings seen and those that fired. None before any judgement."""
+        if self.judged is None:
+            return None
+        since = self.judged - max((r.for_windows for r in self.rules), default=1) * WINDOW
+        evident = [[name, list(labels), [[t, k, b] for t, (k, b) in sorted(crossed.items())
+                                         if t >= since]]
+                   for (name, labels), crossed in self._evident.items()
+                   if any(t >= since for t in crossed)]
+        fired = [[name, list(labels), t] for (name, labels), t in self._fired if t >= since]
+        return {"version": 1, "judged": self.judged, "rules": [r.name for r in self.rules],
+                "evident": sorted(evident), "fired": sorted(fired)}
+
+    def resume(self, data: Any) -> None:
+        """Take back what :meth:`export` saved (after the state's alerts are restored): the
+        windows before ``judged`` are not judged again, so what fired before a restart, even
+        a ``kill -9`` after the snapshot that saved it, is not raised (nor notified) twice.
+        A rule enabled since judges from where a restart without it would (``judged`` as the
+        engine's restore set it: the newest window restored). Data of another shape is
+        ignored: the restored windows are judged as if new."""
+        if not isinstance(data, dict) or data.get("version") != 1:
+            return
+        try:
+            judged = int(data["judged"])
+            evident = {(str(name), tuple(labels)): {int(t): (float(k), float(b)) for t, k, b in rows}
+                       for name, labels, rows in data["evident"]}
+            fired = {((str(name), tuple(labels)), int(t)) for name, labels, t in data["fired"]}
+            known = {str(name) for name in data["rules"]}
+        except (KeyError, TypeError, ValueError):
+            return
+        if self.judged is not None and self.judged < judged:
+            self._late = {r.name: self.judged for r in self.rules if r.name not in known}
+        self.judged = judged
+        self._evident.update(evident)
+        self._fired |= fired
+
+    def mark_fired(self, rule: str, labels: Any, window: int) -> None:
+        """A restored alert of a traffic rule: its window does not fire again (a state file
+        saved without :meth:`export`, or whose windows are judged again)."""
+        self._fired.add(((rule, tuple(labels or ())), window))
 
     def forget(self, before: int | None) -> None:
         """DELETE /6minutes/data erased the windows before ``before`` (all when None): forget
@@ -214,9 +262,13 @@ class Traffic:
         self.history.purge(newest)
         self._fired = {f for f in self._fired if f[1] >= before - 8 * DAY}
 
-    def _judge(self, store: Store, window: int) -> Iterator[Crossing]:
+    def _judge(self, store: Store, window: int, late: bool = False) -> Iterator[Crossing]:
+        """The crossings of a window; ``late``: a window judged before, by the rules of
+        ``_late`` alone."""
         days = past_days(store, self.history, window)
         for rule, seen in zip(self.rules, self._seen):
+            if late and window < self._late.get(rule.name, window + 1):
+                continue
             cells = store.peek(window)
             for labels in self._candidates(store, rule, seen, window):
                 named = dict(zip(rule.labels, labels))

@@ -359,10 +359,13 @@ class Engine:
         self.store.drain_changes()
         if self._newest:  # (the windows before were judged before the stop)
             self.traffic.judged = self._newest
+        traffic = {rule.name for rule in self.traffic.rules}
         for record in alerts:
             alert = self.alerts.restore(record)
             if alert.fields.get("rule") == alert.plugin:
                 self.thresholds.mark_fired(alert.fields["rule"], alert.timestamp, alert.key)
+                if alert.plugin in traffic:  # (a window judged again does not raise it twice)
+                    self.traffic.mark_fired(alert.plugin, alert.key, alert.timestamp)
         for t, digests in seen:  # per window, its ids' hashes, sorted (see dedup.py, state.py)
             self.seen.restore(t, digests, is_sorted=True)
         self.outcomes.update(outcomes)

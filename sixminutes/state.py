@@ -1,5 +1,5 @@
 """Durable state in one SQLite file: windows, alerts, dedup memory, source positions, the
-hourly history of the baselines and what plugins remember.
+hourly history of the baselines, how far the traffic rules judged, and what plugins remember.
 
 A snapshot writes only what changed since the previous one, and writes it in one
 transaction together with every source's position, so that a restart resumes from a
@@ -150,6 +150,9 @@ class Delta:
     """The hours before this are forgotten (eight days)."""
     plugin_state: dict[str, bytes] = field(default_factory=dict)
     """Plugin name → its export_state() as JSON (sixminutes/plugin_state.py), when it changed."""
+    traffic: str | None = None
+    """The traffic rules' judgement as JSON (``Traffic.export``: the next window to judge, the
+    runs under way), when it changed: kept in ``meta`` under ``traffic``."""
 
 
 @dataclass
@@ -169,6 +172,7 @@ class Saved:
     """(hour, key, calls, windows with calls) of the hourly history (read while restored)."""
     history_hours: dict[int, tuple[int, int | None]] = field(default_factory=dict)
     plugin_state: dict[str, bytes] = field(default_factory=dict)
+    traffic: str | None = None
 
 
 def _version(value: str, path: str) -> int:
@@ -257,6 +261,8 @@ class State:
             history_hours={hour: (folded, windows) for hour, folded, windows in db.execute(
                 "SELECT hour, folded, windows FROM history_hours")},
             plugin_state=dict(db.execute("SELECT name, data FROM plugin_state")),
+            traffic=next((v for (v,) in db.execute("SELECT value FROM meta WHERE key='traffic'")),
+                         None),
         )
 
     def save(self, delta: Delta) -> None:
@@ -290,6 +296,8 @@ class State:
             db.executemany("INSERT OR REPLACE INTO history VALUES (?, ?, ?, ?)", delta.history)
             db.executemany("INSERT OR REPLACE INTO plugin_state VALUES (?, ?)",
                            delta.plugin_state.items())
+            if delta.traffic is not None:
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('traffic', ?)", (delta.traffic,))
             if delta.journal_upto is not None:
                 db.execute("DELETE FROM journal WHERE id <= ?", (delta.journal_upto,))
             db.execute("COMMIT")

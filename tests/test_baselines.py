@@ -368,3 +368,85 @@ def test_a_carrier_silent_yesterday_in_part_of_an_hour_is_no_drop_there_today():
     engine.feed_many(day(START + DAY, "t"))  # (today's hour: complete by the clock)
     engine.flush()
     assert [a.msg for a in engine.alerts.list() if a.plugin.startswith("traffic")] == []
+
+
+def _restart_world(clock: list[float]) -> tuple[Engine, int]:
+    """Carrier p: 100 calls in each of two windows yesterday, 35 in the first today (a drop
+    evident only over two windows); q has calls in the second already (data goes on)."""
+    engine = Engine(Config(retention_hours=None), clock=lambda: clock[0])
+    engine.live = True
+    today = START + DAY
+    clock[0] = today + WINDOW + 30  # (the second window of today is under way)
+    docs = [raw(_id=f"y{w}-{i}", end_epoch=START + w * WINDOW + i, ccnq_profile="p",
+                ccnq_direction="egress") for w in (0, 1) for i in range(100)]
+    docs += [raw(_id=f"t0-{i}", end_epoch=today + i, ccnq_profile="p", ccnq_direction="egress")
+             for i in range(35)]
+    docs += [raw(_id=f"q{i}", end_epoch=today + WINDOW + i, ccnq_profile="q",
+                 ccnq_direction="egress") for i in range(5)]
+    engine.feed_many(docs)
+    clock[0] = today + WINDOW + LATE + 1  # the first window of today is judged: not evident yet
+    engine.flush()
+    return engine, today
+
+
+def _second_window(engine: Engine, clock: list[float], today: int) -> list[tuple[str, int]]:
+    engine.feed_many([raw(_id=f"t1-{i}", end_epoch=today + WINDOW + 50 + i, ccnq_profile="p",
+                          ccnq_direction="egress") for i in range(35)])
+    clock[0] = today + 2 * WINDOW + LATE + 1
+    engine.flush()
+    return sorted((a.profile, a.timestamp) for a in engine.alerts.list() if a.plugin == "traffic_drop")
+
+
+def test_a_run_of_windows_under_way_goes_on_across_a_restart():
+    """What the traffic rules judged is saved (``Traffic.export``) and taken back
+    (``resume``): the first window of a drop that needs two, judged before the restart, still
+    counts after it, as it would have without the restart; and it is not judged again."""
+    clock = [0.0]
+    engine, today = _restart_world(clock)
+    assert [a for a in engine.alerts.list() if a.plugin == "traffic_drop"] == []
+    saved = engine.traffic.export()
+    assert saved is not None and saved["judged"] == today + WINDOW
+    assert saved["evident"] == [["traffic_drop", ["egress", "p"], [[today, 35.0, 100.0]]]]
+
+    after = Engine(Config(retention_hours=None), clock=lambda: clock[0])
+    after.live = True
+    after.restore([(t, key, s.sum, s.count, s.squares, s.min, s.max)
+                   for t, key, s in engine.store.items()], [], [], {})
+    after.traffic.resume(saved)
+    assert after.traffic.judged == today + WINDOW
+    without = [("p", today), ("p", today + WINDOW)]
+    assert _second_window(after, clock, today) == without
+    clock[0] = 0.0
+    assert _second_window(_restart_world(clock)[0], clock, today) == without  # (no restart)
+
+
+def test_a_rule_enabled_since_the_judgement_saved_judges_the_newest_window_restored():
+    """``resume`` with a rule the saved judgement did not have: that rule judges from the
+    newest window restored, as a start without the saved judgement would; the others do not
+    judge again what they judged. Data of another shape is ignored."""
+    clock = [0.0]
+    engine, today = _restart_world(clock)
+    clock[0] = today + 3 * WINDOW + LATE + 1  # (judged past the newest window held)
+    engine.flush()
+    saved = engine.traffic.export()
+    saved["rules"].remove("traffic_spike")
+    after = Engine(Config(retention_hours=None), clock=lambda: clock[0])
+    after.restore([(t, key, s.sum, s.count, s.squares, s.min, s.max)
+                   for t, key, s in engine.store.items()], [], [], {})
+    after.live = True
+    newest = after.traffic.judged
+    after.traffic.resume(saved)
+    assert newest == today + WINDOW
+    assert after.traffic._late == {"traffic_spike": newest} and after.traffic.judged == today + 3 * WINDOW
+    judged: list[tuple[str, int]] = []
+    real = after.traffic._candidates
+    after.traffic._candidates = lambda store, rule, seen, window: (  # type: ignore[method-assign]
+        judged.append((rule.name, window)), real(store, rule, seen, window))[1]
+    after.flush()
+    assert sorted(judged) == sorted((rule, t) for t in (today + WINDOW, today + 2 * WINDOW)
+                                    for rule in ["traffic_spike"])
+    assert after.traffic._late == {}
+    other = Engine(Config(retention_hours=None))
+    for odd in ({"version": 2, "judged": 1}, {"version": 1, "judged": "x"}, [], {"version": 1}):
+        other.traffic.resume(odd)
+        assert other.traffic.judged is None

@@ -18,8 +18,9 @@ Alerts, each naming the account, the country and the carrier (profile) of its ca
   keeps them (the 12 hours guard a new state file against every account looking new). Per
   account and direction it keeps the window it was first seen in and, per country called, the
   window of the first call there and the calls of that window and the next; an account
-  without a call for eight days (data time) is forgotten at the next snapshot. Each process
-  of a parallel replay sees only its own windows.
+  without a call for eight days (data time) is forgotten at the next snapshot; DELETE
+  /6minutes/data makes it forget what the deleted windows taught it (``forget_data``). Each
+  process of a parallel replay sees only its own windows.
 
 The third signal, an account's volume against its own baseline, is the
 ``account_volume_spike`` traffic rule (:mod:`sixminutes.baselines`). Options:

@@ -148,7 +148,7 @@ def test_deleting_all_data_erases_the_hourly_history_and_the_plugins_memory_of_i
     svc.engine.feed_batch([raw(_id=f"y{i}", end_epoch=str(today - DAY + i), ccnq_profile="p",
                                ccnq_direction="egress", ccnq_account="acct",
                                ccnq_to_e164="+3361234567") for i in range(100)], "test")
-    now[0] = float(today + WINDOW + 30)  # yesterday's window is past retention: it is hourly history now
+    now[0] = float(today + 360 + 30)  # yesterday's window is past retention: it is hourly history now
     svc._purge()
     assert baseline(svc.engine.store, svc.engine.traffic.history, today, key).yesterday == 100
     fraud = next(p.module for p in svc.engine.plugins.plugins if p.name == "fraud")
@@ -162,13 +162,15 @@ def test_deleting_all_data_erases_the_hourly_history_and_the_plugins_memory_of_i
         assert fraud.known == {} and fraud.last_seen == {}
         svc.engine.feed_batch([raw(_id=f"t{i}", end_epoch=str(today + i), ccnq_profile="p",
                                    ccnq_direction="egress") for i in range(10)], "test")
-        now[0] = float(today + WINDOW + 120)  # today's window is complete: judged
+        now[0] = float(today + 360 + 120)  # today's window is complete: judged
         svc.tick()
+        assert svc.engine.store.windows() == [today]  # (counted: the clock is in that window)
         assert [a.msg for a in svc.engine.alerts.list() if a.plugin.startswith("traffic")] == []  # no drop against erased calls
         asyncio.run(svc.snapshot())
         saved = svc.state.load()
         assert list(saved.history) == [] and saved.history_hours == {}
-        assert json.loads(saved.plugin_state["fraud"])["accounts"] == []
+        remembered = {entry[0] for entry in json.loads(saved.plugin_state["fraud"])["accounts"]}
+        assert remembered == {"unknown"}  # (today's calls, after the DELETE: not acct's)
     finally:
         svc.state.close()
 
@@ -180,4 +182,44 @@ def test_deleting_all_data_erases_the_hourly_history_and_the_plugins_memory_of_i
 
     after = asyncio.run(restart())
     assert after.engine.traffic.history.hours == {}
-    assert next(p.module for p in after.engine.plugins.plugins if p.name == "fraud").known == {}
+    fraud = next(p.module for p in after.engine.plugins.plugins if p.name == "fraud")
+    assert ("acct", "egress") not in fraud.known and ("unknown", "egress") in fraud.known
+
+
+def _drop_world(svc: Service, today: int, tag: str, today_calls: int = 10) -> None:
+    """Yesterday 100 calls of carrier p in the window; today ``today_calls``."""
+    svc.engine.feed_batch([raw(_id=f"{tag}y{i}", end_epoch=str(today - 86400 + i), ccnq_profile="p",
+                               ccnq_direction="egress") for i in range(100)], "test")
+    svc.engine.feed_batch([raw(_id=f"{tag}t{i}", end_epoch=str(today + i), ccnq_profile="p",
+                               ccnq_direction="egress") for i in range(today_calls)], "test")
+
+
+def test_a_restart_after_the_snapshot_raises_no_traffic_alert_again(tmp_path):
+    """A drop fires in the newest window, a snapshot saves it, the process dies (no last
+    snapshot: its file is closed as a kill -9 would). The next start judges that window no
+    more: the alert keeps its count, and no listener (the notifier) hears of it again."""
+    today = WINDOW + 2 * 86400
+    now = [float(today + 360 + 120)]  # today's window is complete: judged at the next tick
+    path = str(tmp_path / "s.sqlite")
+    before = service(state=path, retention_hours=48, clock=lambda: now[0])
+    before.open_state()
+    _drop_world(before, today, "a")
+    before.tick()
+    [drop] = [a for a in before.engine.alerts.list() if a.plugin == "traffic_drop"]
+    assert (drop.timestamp, drop.count) == (today, 1)
+    asyncio.run(before.snapshot())
+    before.state.close()  # (killed: no stop, no last snapshot)
+
+    after = service(state=path, retention_hours=48, clock=lambda: now[0])
+    heard: list[str] = []
+    after.engine.alerts.listeners.append(lambda alert: heard.append(alert.plugin))
+
+    async def run() -> None:
+        await after.start()
+        after.tick()
+        await after.stop()
+
+    asyncio.run(run())
+    [again] = [a for a in after.engine.alerts.list() if a.plugin == "traffic_drop"]
+    assert (again.id, again.timestamp, again.count) == (drop.id, today, 1)
+    assert "traffic_drop" not in heard
