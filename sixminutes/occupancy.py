@@ -169,18 +169,12 @@ class Occupancy:
 
 
 def _stats(seconds: np.ndarray) -> list[tuple[float, float, float, float, float]]:
-    """The Stats of windows' per-second counts (one row of 360 per window), as :func:`_stat`."""
+    """The Stats (sum, count, squares, min, max) of windows' per-second counts, one row of 360
+    per window."""
     wide = seconds.astype(np.float64)
     return list(zip(wide.sum(axis=1).tolist(), [float(WINDOW)] * len(wide),
                     np.einsum("ij,ij->i", wide, wide).tolist(), wide.min(axis=1).tolist(),
                     wide.max(axis=1).tolist()))
-
-
-def _stat(seconds: np.ndarray) -> tuple[float, float, float, float, float]:
-    """The Stat (sum, count, squares, min, max) of a window's 360 per-second counts."""
-    wide = seconds.astype(np.float64)
-    return (float(wide.sum()), float(WINDOW), float(wide @ wide), float(wide.min()),
-            float(wide.max()))
 
 
 @dataclass(frozen=True, eq=False)
