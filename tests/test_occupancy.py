@@ -304,3 +304,29 @@ def test_absorbing_another_occupancy_keeps_the_higher_floor_and_both_frozen_sets
     mine.absorb(theirs, Store())
     assert mine.floor == BASE + WINDOW
     assert mine.frozen == {BASE + 2 * WINDOW, BASE + 3 * WINDOW}
+
+
+def test_spans_labels_may_rename_columns_and_bad_ones_are_refused_at_declaration():
+    """``labels`` as a dict names each label after a column (``carrier`` from ``profile``); a
+    column that is no label column, or a label name a series key cannot hold, is refused
+    when the plugin declares it, not at its first batch."""
+    import pytest
+
+    from sixminutes.batch import LABELS, Batch
+    from sixminutes.call import decode
+    from sixminutes.occupancy import Spans
+    from sixminutes.stats import SeriesKeyError
+
+    spans = Spans("busy", labels={"carrier": "profile"})
+    assert (spans.pairs, spans.columns) == ((("carrier", "profile"),), ("profile",))
+    store = Store()
+    calls = [(BASE + i, BASE + 100 + i, "a") for i in range(3)]
+    decoded = [decode(raw(_id=f"c{i}", start_epoch=s, end_epoch=e, ccnq_profile=p))
+               for i, (s, e, p) in enumerate(calls)]
+    spans.count(Batch(decoded, [BASE] * 3), store)
+    assert store.get(BASE, series_key("busy", {"carrier": "a"})).max == 3
+    with pytest.raises(ValueError) as refused:
+        Spans("busy", labels=("nope",))
+    assert str(refused.value) == f"spans busy: label column 'nope' is not one of {', '.join(LABELS)}"
+    with pytest.raises(SeriesKeyError):
+        Spans("busy", labels={"bad-name": "profile"})
