@@ -330,3 +330,36 @@ def test_spans_labels_may_rename_columns_and_bad_ones_are_refused_at_declaration
     assert str(refused.value) == f"spans busy: label column 'nope' is not one of {', '.join(LABELS)}"
     with pytest.raises(SeriesKeyError):
         Spans("busy", labels={"bad-name": "profile"})
+
+
+def test_a_large_batch_by_direction_and_carrier_with_a_column_condition_and_missing_labels():
+    """The batch path (over SMALL) with the built-in's labels over three directions and two
+    carriers (more direction codes than carriers: each pair is its own group), ``when`` as a
+    column name (the answered calls), and a label column that may be None (``q850``: named
+    "none", as row by row)."""
+    from sixminutes.batch import Batch
+    from sixminutes.call import decode
+    from sixminutes.occupancy import Spans
+    rows = []
+    for i in range(90):
+        direction, profile = ("egress", "ingress", "unknown")[i % 3], ("a", "b")[i // 3 % 2]
+        rows.append((BASE + i, BASE + 200 + 2 * i, direction, profile, i % 4 != 0))
+    decoded = [decode(raw(_id=f"c{i}", start_epoch=s, end_epoch=e, ccnq_direction=d,
+                          ccnq_profile=p, answer_epoch=s + 1 if answered else 0,
+                          billsec=e - s - 1 if answered else 0))
+               for i, (s, e, d, p, answered) in enumerate(rows)]
+    batch = Batch(decoded, [BASE] * len(decoded))
+    store = Store()
+    Spans("busy").count(batch, store)
+    Spans("answered_busy", when="answered").count(batch, store)
+    Spans("by_cause", labels=("q850",)).count(batch, store)
+    for d in ("egress", "ingress", "unknown"):
+        for p in ("a", "b"):
+            calls = [(s, e, "x") for s, e, dd, pp, _ in rows if (dd, pp) == (d, p)]
+            stat = store.get(BASE, series_key("busy", {"direction": d, "profile": p}))
+            assert (stat.max, stat.sum) == (max(sweep(calls, BASE, "x")), sum(sweep(calls, BASE, "x")))
+            answered = [(s, e, "x") for s, e, dd, pp, a in rows if (dd, pp) == (d, p) and a]
+            stat = store.get(BASE, series_key("answered_busy", {"direction": d, "profile": p}))
+            assert stat.sum == sum(sweep(answered, BASE, "x"))
+    everyone = [(s, e, "x") for s, e, *_ in rows]
+    assert store.get(BASE, series_key("by_cause", {"q850": "none"})).sum == sum(sweep(everyone, BASE, "x"))
