@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -310,8 +311,6 @@ def test_spans_labels_may_rename_columns_and_bad_ones_are_refused_at_declaration
     """``labels`` as a dict names each label after a column (``carrier`` from ``profile``); a
     column that is no label column, or a label name a series key cannot hold, is refused
     when the plugin declares it, not at its first batch."""
-    import pytest
-
     from sixminutes.batch import LABELS, Batch
     from sixminutes.call import decode
     from sixminutes.occupancy import Spans
@@ -332,16 +331,17 @@ def test_spans_labels_may_rename_columns_and_bad_ones_are_refused_at_declaration
         Spans("busy", labels={"bad-name": "profile"})
 
 
-def test_a_large_batch_by_direction_and_carrier_with_a_column_condition_and_missing_labels():
-    """The batch path (over SMALL) with the built-in's labels over three directions and two
-    carriers (more direction codes than carriers: each pair is its own group), ``when`` as a
-    column name (the answered calls), and a label column that may be None (``q850``: named
-    "none", as row by row)."""
+@pytest.mark.parametrize("n", [90, 30])
+def test_a_batch_by_direction_and_carrier_with_a_column_condition_and_missing_labels(n):
+    """Both paths (over SMALL, and row by row) with the built-in's labels over three
+    directions and two carriers (more direction codes than carriers: each pair is its own
+    group), ``when`` as a column name (the answered calls), and a label column that may be
+    None (``q850``: named "none")."""
     from sixminutes.batch import Batch
     from sixminutes.call import decode
     from sixminutes.occupancy import Spans
     rows = []
-    for i in range(90):
+    for i in range(n):
         direction, profile = ("egress", "ingress", "unknown")[i % 3], ("a", "b")[i // 3 % 2]
         rows.append((BASE + i, BASE + 200 + 2 * i, direction, profile, i % 4 != 0))
     decoded = [decode(raw(_id=f"c{i}", start_epoch=s, end_epoch=e, ccnq_direction=d,
