@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from typing import Any
 
 import httpx
+import pytest
 
 from helpers import END, WINDOW, raw
 from sixminutes.call import decode
@@ -194,10 +196,13 @@ def _drop_world(svc: Service, today: int, tag: str, today_calls: int = 10) -> No
                                ccnq_direction="egress") for i in range(today_calls)], "test")
 
 
-def test_a_restart_after_the_snapshot_raises_no_traffic_alert_again(tmp_path):
+@pytest.mark.parametrize("judgement", ["saved", "not saved"])
+def test_a_restart_after_the_snapshot_raises_no_traffic_alert_again(tmp_path, judgement):
     """A drop fires in the newest window, a snapshot saves it, the process dies (no last
     snapshot: its file is closed as a kill -9 would). The next start judges that window no
-    more: the alert keeps its count, and no listener (the notifier) hears of it again."""
+    more (the judgement saved), or judges it again without raising what its restored alerts
+    say fired (a file of a version that did not save the judgement): the alert keeps its
+    count, and no listener (the notifier) hears of it again."""
     today = WINDOW + 2 * 86400
     now = [float(today + 360 + 120)]  # today's window is complete: judged at the next tick
     path = str(tmp_path / "s.sqlite")
@@ -209,17 +214,24 @@ def test_a_restart_after_the_snapshot_raises_no_traffic_alert_again(tmp_path):
     assert (drop.timestamp, drop.count) == (today, 1)
     asyncio.run(before.snapshot())
     before.state.close()  # (killed: no stop, no last snapshot)
+    if judgement == "not saved":
+        with sqlite3.connect(path) as db:
+            db.execute("DELETE FROM meta WHERE key = 'traffic'")
 
     after = service(state=path, retention_hours=48, clock=lambda: now[0])
     heard: list[str] = []
     after.engine.alerts.listeners.append(lambda alert: heard.append(alert.plugin))
 
-    async def run() -> None:
+    async def run() -> int | None:
         await after.start()
+        resumed = after.engine.traffic.judged
         after.tick()
         await after.stop()
+        return resumed
 
-    asyncio.run(run())
+    resumed = asyncio.run(run())
+    # (saved: the next window to judge; else the newest restored, to be judged again)
+    assert resumed == (today + 360 if judgement == "saved" else today)
     [again] = [a for a in after.engine.alerts.list() if a.plugin == "traffic_drop"]
     assert (again.id, again.timestamp, again.count) == (drop.id, today, 1)
     assert "traffic_drop" not in heard
