@@ -9,10 +9,11 @@ service purges are folded into hourly counts kept for eight days, with which win
 hour were folded and, per series, which had calls (a bit each): a window the service held
 where the series had no call reads 0, a window it never held (nothing counted then) None,
 and the others the series' calls of the hour over the windows it had calls in (exact when
-it had calls in one, or as many in each). A carrier absent from a window that has history
-called 0 times then; a day without any history is no evidence at all (None). The service saves the hours
-that changed with each snapshot and restores them at start (:meth:`History.take`,
-:meth:`History.restore`), so a restart, even a ``kill -9``, keeps the baselines.
+it had calls in one, or as many in each; :mod:`sixminutes.history`). A carrier absent from
+a window that has history called 0 times then; a day without any history is no evidence at
+all (None). The service saves the hours that changed with each snapshot and restores them
+at start (:meth:`History.take`, :meth:`History.restore`), so a restart, even a ``kill -9``,
+keeps the baselines.
 
 The **traffic rules** (:mod:`sixminutes.traffic_rules`, each settable in the configuration)
 compare a complete window's count with its baseline: ``traffic_drop`` when the count is
