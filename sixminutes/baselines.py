@@ -5,12 +5,15 @@ window is read at the same time of day on earlier days: ``yesterday`` (24 hours 
 ``median`` (the median over the last seven days that have history; ``days`` says how many).
 A day has history when the store still holds that window (a replay holds every window; the
 live service 24 hours of them) or the :class:`History` holds its hour: the windows the
-service purges are folded into hourly counts kept for eight days, and a window's count is
-read there as the mean of its hour's windows (those folded so far: an hour is purged a
-window at a time). A carrier absent from a window that has history called 0 times
-then; a day without any history is no evidence at all (None). The service saves the hours
-that changed with each snapshot and restores them at start (:meth:`History.take`,
-:meth:`History.restore`), so a restart, even a ``kill -9``, keeps the baselines.
+service purges are folded into hourly counts kept for eight days, with which windows of the
+hour were folded and, per series, which had calls (a bit each): a window the service held
+where the series had no call reads 0, a window it never held (nothing counted then) None,
+and the others the series' calls of the hour over the windows it had calls in (exact when
+it had calls in one, or as many in each; :mod:`sixminutes.history`). A carrier absent from
+a window that has history called 0 times then; a day without any history is no evidence at
+all (None). The service saves the hours that changed with each snapshot and restores them
+at start (:meth:`History.take`, :meth:`History.restore`), so a restart, even a ``kill -9``,
+keeps the baselines.
 
 The **traffic rules** (:mod:`sixminutes.traffic_rules`, each settable in the configuration)
 compare a complete window's count with its baseline: ``traffic_drop`` when the count is
@@ -26,10 +29,11 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
+from .history import DAY, HISTORY_DAYS, HOUR, History
 from .stats import SeriesKeyError, cached_key, parsed_key
 from .traffic_rules import TRAFFIC_RULES, TrafficRule
 from .windows import WINDOW
@@ -40,80 +44,6 @@ if TYPE_CHECKING:
 
 __all__ = ["History", "Baseline", "baseline", "TrafficRule", "TRAFFIC_RULES", "Traffic",
            "DAY", "HISTORY_DAYS"]
-
-DAY = 86400
-HOUR = 3600
-HISTORY_DAYS = 8
-HISTORY_SERIES = ("calls", "answered", "account_calls", "destination_calls")
-"""The count series the hourly history keeps (what baselines and the traffic rules read)."""
-
-
-class History:
-    """Hour → series key → calls: the coarse history of the windows the store has purged."""
-
-    def __init__(self, names: tuple[str, ...] = HISTORY_SERIES) -> None:
-        self.hours: dict[int, dict[str, float]] = {}
-        self.folded: dict[int, int] = {}
-        """Hour → the windows folded into it (an hour is folded a window at a time)."""
-        self.names = frozenset(names)
-        self.changed: set[int] = set()
-        """Hours folded into since a snapshot last took them (:meth:`take`)."""
-        self.dropped: int | None = None
-        """The hours before this were forgotten since a snapshot last took them."""
-
-    def fold(self, window: int, keys: list[str], counts: list[float]) -> None:
-        """Add a window's counts (of the series kept) to its hour."""
-        start = window - window % HOUR
-        hour = self.hours.setdefault(start, {})
-        self.folded[start] = self.folded.get(start, 0) + 1
-        self.changed.add(start)
-        for key, count in zip(keys, counts):
-            if key.split("{", 1)[0] in self.names:
-                hour[key] = hour.get(key, 0.0) + count
-
-    def per_window(self, window: int, key: str) -> float | None:
-        """A series' mean count per window over the windows of its hour folded so far; None
-        when none was."""
-        start = window - window % HOUR
-        hour = self.hours.get(start)
-        return None if hour is None else hour.get(key, 0.0) / self.folded[start]
-
-    def purge(self, newest: int) -> None:
-        """Forget the hours more than eight days before ``newest``."""
-        cutoff = newest - HISTORY_DAYS * DAY
-        old = [h for h in self.hours if h < cutoff]
-        for hour in old:
-            del self.hours[hour]
-            del self.folded[hour]
-            self.changed.discard(hour)
-        if old:
-            self.dropped = max(cutoff, self.dropped or cutoff)
-
-    def take(self) -> tuple[list[tuple[int, str, float]], dict[int, int], int | None]:
-        """What changed since the last take, for a snapshot: the rows (hour, key, calls) and
-        folded windows of each hour folded into, and the cut-off of the hours forgotten."""
-        rows = [(hour, key, calls) for hour in sorted(self.changed)
-                for key, calls in self.hours[hour].items()]
-        folded = {hour: self.folded[hour] for hour in self.changed}
-        dropped, self.changed, self.dropped = self.dropped, set(), None
-        return rows, folded, dropped
-
-    def put_back(self, hours: Iterable[int], dropped: int | None) -> None:
-        """A snapshot that failed: its hours (still held) and cut-off go in the next one."""
-        self.changed.update(h for h in hours if h in self.hours)
-        if dropped is not None:
-            self.dropped = max(dropped, self.dropped or dropped)
-
-    def restore(self, rows: Iterable[tuple[int, str, float]], folded: dict[int, int]) -> None:
-        """Load the hours a state file holds (before anything is folded): a restart keeps the
-        baselines of yesterday and the last seven days."""
-        for hour, count in folded.items():
-            self.folded[hour] = count
-            self.hours.setdefault(hour, {})
-        for hour, key, calls in rows:
-            if hour in self.folded:  # (rows without their hour's count are no evidence)
-                self.hours[hour][key] = calls
-
 
 _HELD: set[tuple[int, str, int]] = set()  # (window, series name, id of its cells) with calls
 
@@ -211,6 +141,9 @@ class Traffic:
         self._fired: set[tuple] = set()
         self._newest = 0
         self._thin: set[int] = set()  # windows whose spike label sets were thinned
+        self._late: dict[str, int] = {}
+        """Rule → the window it judges from, before ``judged``: a rule enabled since the
+        judgement a restart resumed (:meth:`resume`), which has not judged those windows."""
 
     def touch_batch(self, batch: Batch) -> None:
         """Remember the label sets a batch counted, per window and rule; for a spike, of the
@@ -248,18 +181,77 @@ class Traffic:
         if not held:
             return []
         start = held[0] if self.judged is None else self.judged
+        first = min([start, *self._late.values()])
         # the windows held, and every window of the last two hours (a silence holds none)
-        recent = range(max(start, complete - 2 * HOUR), complete, WINDOW)
+        recent = range(max(first, complete - 2 * HOUR), complete, WINDOW)
         crossed: list[Crossing] = []
-        for window in sorted({t for t in held if start <= t < complete}.union(recent)):
-            crossed += self._judge(store, window)
+        for window in sorted({t for t in held if first <= t < complete}.union(recent)):
+            crossed += self._judge(store, window, late=window < start)
         window = self.judged = max(start, complete)
+        self._late = {}
         for rule, seen in zip(self.rules, self._seen):
             keep = window - (8 * DAY if rule.op == "<" else 0)
             for t in [t for t in seen if t < keep]:
                 del seen[t]
         self._thin = {t for t in self._thin if t >= window}
         return crossed
+
+    def export(self) -> dict[str, Any] | None:
+        """What a restart needs to judge no window twice and to go on with the runs under way,
+        for the state file: the next window to judge, and of the last windows (as far back as
+        a run reaches) the crossings seen and those that fired. None before any judgement."""
+        if self.judged is None:
+            return None
+        since = self.judged - max((r.for_windows for r in self.rules), default=1) * WINDOW
+        evident = [[name, list(labels), [[t, k, b] for t, (k, b) in sorted(crossed.items())
+                                         if t >= since]]
+                   for (name, labels), crossed in self._evident.items()
+                   if any(t >= since for t in crossed)]
+        fired = [[name, list(labels), t] for (name, labels), t in self._fired if t >= since]
+        return {"version": 1, "judged": self.judged, "rules": [r.name for r in self.rules],
+                "evident": sorted(evident), "fired": sorted(fired)}
+
+    def resume(self, data: Any) -> None:
+        """Take back what :meth:`export` saved (after the state's alerts are restored): the
+        windows before ``judged`` are not judged again, so what fired before a restart, even
+        a ``kill -9`` after the snapshot that saved it, is not raised (nor notified) twice.
+        A rule enabled since judges from where a restart without it would (``judged`` as the
+        engine's restore set it: the newest window restored). Data of another shape is
+        ignored: the restored windows are judged as if new."""
+        if not isinstance(data, dict) or data.get("version") != 1:
+            return
+        try:
+            judged = int(data["judged"])
+            evident = {(str(name), tuple(labels)): {int(t): (float(k), float(b)) for t, k, b in rows}
+                       for name, labels, rows in data["evident"]}
+            fired = {((str(name), tuple(labels)), int(t)) for name, labels, t in data["fired"]}
+            known = {str(name) for name in data["rules"]}
+        except (KeyError, TypeError, ValueError):
+            return
+        if self.judged is not None and self.judged < judged:
+            self._late = {r.name: self.judged for r in self.rules if r.name not in known}
+        self.judged = judged
+        self._evident.update(evident)
+        self._fired |= fired
+
+    def mark_fired(self, rule: str, labels: Any, window: int) -> None:
+        """A restored alert of a traffic rule: its window does not fire again (a state file
+        saved without :meth:`export`, or whose windows are judged again)."""
+        self._fired.add(((rule, tuple(labels or ())), window))
+
+    def forget(self, before: int | None) -> None:
+        """DELETE /6minutes/data erased the windows before ``before`` (all when None): forget
+        what the rules learned from them too, the hourly history and the label sets and runs
+        of those windows, so that no later judgement compares with erased counts. (Which
+        windows were judged, and which crossings fired, stay: the alerts are not erased.)"""
+        self.history.forget(before)
+        for seen in self._seen:
+            for t in [t for t in seen if before is None or t < before]:
+                del seen[t]
+        for crossed in self._evident.values():
+            for t in [t for t in crossed if before is None or t < before]:
+                del crossed[t]
+        _HELD.clear()  # (it remembers cells by id: a new window's cells may reuse the id)
 
     def keep(self, store: Store, before: int, newest: int) -> None:
         """The store's windows before ``before`` are about to be purged: fold them into the
@@ -271,9 +263,13 @@ class Traffic:
         self.history.purge(newest)
         self._fired = {f for f in self._fired if f[1] >= before - 8 * DAY}
 
-    def _judge(self, store: Store, window: int) -> Iterator[Crossing]:
+    def _judge(self, store: Store, window: int, late: bool = False) -> Iterator[Crossing]:
+        """The crossings of a window; ``late``: a window judged before, by the rules of
+        ``_late`` alone."""
         days = past_days(store, self.history, window)
         for rule, seen in zip(self.rules, self._seen):
+            if late and window < self._late.get(rule.name, window + 1):
+                continue
             cells = store.peek(window)
             for labels in self._candidates(store, rule, seen, window):
                 named = dict(zip(rule.labels, labels))

@@ -20,7 +20,7 @@ from .call import Decoded, Rejected
 from .columns import SKIP, Columns, batch_of, decode_columns
 from .config import Config
 from .dedup import SeenIds, id_hash
-from .plugin_state import export_state, import_state
+from .plugin_state import export_state, forget_data, import_state
 from .plugins import PluginSet, load_plugins
 from .share import Share, absorb, share_of
 from .stats import Stat
@@ -333,6 +333,16 @@ class Engine:
             self.seen_new = [(t, i) for t, i in self.seen_new if t >= oldest]
         return oldest
 
+    def clear(self, before: int | None) -> list[int]:
+        """DELETE /6minutes/data: drop the windows before ``before`` (all when None), and what
+        was learned from them: the baselines' hourly history, the traffic rules' memory of
+        those windows, what plugins remember (``forget_data``). Return the windows dropped.
+        (The dedup memory stays: a CDR of a deleted window is not counted again.)"""
+        dropped = self.store.purge(before)
+        self.traffic.forget(before)
+        forget_data(self.plugins, before)
+        return dropped
+
     def restore(self, cells: Iterable[tuple[int, str, float, int, float, float, float]],
                 alerts: Iterable[dict[str, Any]], seen: Iterable[tuple[int, Iterable[int]]],
                 outcomes: dict[tuple[str, str], int],
@@ -353,10 +363,13 @@ class Engine:
         self.store.drain_changes()
         if self._newest:  # (the windows before were judged before the stop)
             self.traffic.judged = self._newest
+        traffic = {rule.name for rule in self.traffic.rules}
         for record in alerts:
             alert = self.alerts.restore(record)
             if alert.fields.get("rule") == alert.plugin:
                 self.thresholds.mark_fired(alert.fields["rule"], alert.timestamp, alert.key)
+                if alert.plugin in traffic:  # (a window judged again does not raise it twice)
+                    self.traffic.mark_fired(alert.plugin, alert.key, alert.timestamp)
         for t, digests in seen:  # per window, its ids' hashes, sorted (see dedup.py, state.py)
             self.seen.restore(t, digests, is_sorted=True)
         self.outcomes.update(outcomes)

@@ -66,7 +66,7 @@ def _per_country(store: Store, history: History | None, window: int, name: str
                  ) -> dict[str, float] | None:
     """A destination series summed over carriers, per country; None without history then."""
     cells = store.peek(window)
-    if cells is None and (history is None or not history.hours.get(window - window % 3600)):
+    if cells is None and (history is None or history.per_window(window, "") is None):
         return None
     totals: dict[str, float] = {}
     keys = _keys(store, window, name) if cells is not None else [

@@ -133,8 +133,14 @@ class Occupancy:
         """Count nothing more in these windows (restored without their occupancy)."""
         self.frozen |= windows
 
-    def forget(self, before: int) -> None:
-        """Drop the windows before ``before`` (purged): no call counts in them any more."""
+    def forget(self, before: int | None) -> None:
+        """Drop the windows before ``before`` (purged): no call counts in them any more.
+        None (every window deleted: DELETE /6minutes/data) drops them all but leaves the
+        floor: the calls that come next count as their cells do."""
+        if before is None:
+            self.windows.clear()
+            self.frozen.clear()
+            return
         self.floor = max(self.floor, before)
         for t in [t for t in self.windows if t < before]:
             del self.windows[t]
@@ -163,18 +169,12 @@ class Occupancy:
 
 
 def _stats(seconds: np.ndarray) -> list[tuple[float, float, float, float, float]]:
-    """The Stats of windows' per-second counts (one row of 360 per window), as :func:`_stat`."""
+    """The Stats (sum, count, squares, min, max) of windows' per-second counts, one row of 360
+    per window."""
     wide = seconds.astype(np.float64)
     return list(zip(wide.sum(axis=1).tolist(), [float(WINDOW)] * len(wide),
                     np.einsum("ij,ij->i", wide, wide).tolist(), wide.min(axis=1).tolist(),
                     wide.max(axis=1).tolist()))
-
-
-def _stat(seconds: np.ndarray) -> tuple[float, float, float, float, float]:
-    """The Stat (sum, count, squares, min, max) of a window's 360 per-second counts."""
-    wide = seconds.astype(np.float64)
-    return (float(wide.sum()), float(WINDOW), float(wide @ wide), float(wide.min()),
-            float(wide.max()))
 
 
 @dataclass(frozen=True, eq=False)

@@ -14,6 +14,15 @@ raises, or a value that is not JSON, is counted as an error of the plugin (its h
 and the rest goes on: the plugin then starts without memory, or keeps what was saved
 before. ``None`` from ``export_state`` saves nothing. A replay (no state file) never
 calls them.
+
+A third hook, optional and independent of the two:
+
+    def forget_data(before):     # before: an epoch, or None for everything
+
+is called when DELETE /6minutes/data erases the windows before ``before`` (all when None):
+a plugin forgets what it learned from those CDRs, so that it judges nothing later against
+data the operator erased (the fraud plugin forgets the countries first called then). What it
+exports after is saved at the next snapshot, as any change.
 """
 from __future__ import annotations
 
@@ -26,7 +35,7 @@ import orjson
 if TYPE_CHECKING:
     from .plugins import PluginSet
 
-__all__ = ["check_state_hooks", "export_state", "import_state"]
+__all__ = ["check_state_hooks", "export_state", "import_state", "forget_data"]
 
 log = logging.getLogger("sixminutes")
 
@@ -41,6 +50,9 @@ def check_state_hooks(module: ModuleType) -> None:
     for name in defined:
         if not callable(found[name]):
             raise TypeError(f"`{name}` is not callable")
+    forget = getattr(module, "forget_data", None)
+    if forget is not None and not callable(forget):
+        raise TypeError("`forget_data` is not callable")
 
 
 def export_state(plugins: PluginSet) -> dict[str, bytes]:
@@ -76,3 +88,19 @@ def import_state(plugins: PluginSet, saved: dict[str, bytes]) -> None:
             _failed(plugin, error)
             log.warning("plugin %s: import_state failed, it starts without its memory: %s",
                         plugin.name, plugin.last_error)
+
+
+def forget_data(plugins: PluginSet, before: int | None) -> None:
+    """DELETE /6minutes/data: each plugin that defines ``forget_data`` forgets the windows
+    before ``before`` (all when None); one that raises is its own error, the others go on."""
+    from .plugins import _failed
+
+    for plugin in plugins.plugins:
+        hook = getattr(plugin.module, "forget_data", None)
+        if hook is None:
+            continue
+        try:
+            hook(before)
+        except Exception as error:
+            _failed(plugin, error)
+            log.warning("plugin %s: forget_data failed: %s", plugin.name, plugin.last_error)

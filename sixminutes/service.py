@@ -113,10 +113,12 @@ class Service:
         self.writer.plugin_saved = dict(saved.plugin_state)
         if self.group is not None:  # the counts come from the group's bucket, not the file
             self.engine.restore([], alerts, [], {})
+            self._resume_traffic(saved.traffic)
             await self.group.start()
             return self._start_tasks()
         seen = (saved.seen.popitem() for _ in range(len(saved.seen)))  # handed over, not copied
         self.engine.restore(saved.cells, alerts, seen, saved.outcomes, saved.occupancy)
+        self._resume_traffic(saved.traffic)
         self.journal_position = int(saved.positions.get(JOURNAL, "0"))
         # (the rows an older version kept in the state file's journal table come first)
         journal = await self._run(lambda: list(self.state.journal_after(self.journal_position)))
@@ -135,6 +137,18 @@ class Service:
                  replayed)
         self._tasks.append(asyncio.create_task(self._journal_writer(), name="journal"))
         self._start_tasks()
+
+    def _resume_traffic(self, saved: str | None) -> None:
+        """The windows the traffic rules judged before the stop are not judged again."""
+        if saved is None:
+            return
+        try:
+            self.engine.traffic.resume(orjson.loads(saved))
+        except orjson.JSONDecodeError as error:  # (the restored windows are judged again)
+            log.warning("state %s: the traffic rules' judgement cannot be read: %s",
+                        self.config.state, error)
+            return
+        self.writer.traffic_saved = saved
 
     def _start_tasks(self) -> None:
         """The feeds, the timers, the demo and the notifications, alone or in a group."""
@@ -332,8 +346,10 @@ class Service:
             self.writer.forget(oldest, ("cells", "alerts", "seen"))
 
     def delete_data(self, before: int | None) -> int:
-        """DELETE /6minutes/data: drop windows (all, or older than ``before``)."""
-        dropped = self.engine.store.purge(before)
+        """DELETE /6minutes/data: drop windows (all, or older than ``before``), the hourly
+        history and plugins' memory of them (:meth:`Engine.clear`); the file follows at the
+        next snapshot."""
+        dropped = self.engine.clear(before)
         self.writer.forget(before, ("cells",))
         self.hub.publish("resync", {"lost": 0})  # open pages refetch instead of showing stale data
         return len(dropped)

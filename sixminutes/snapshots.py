@@ -2,7 +2,8 @@
 
 The service tells it which cells and alerts changed and which windows were deleted; a
 snapshot takes those sets, the dedup ids counted since, the hours of the baselines' history
-folded into since, the plugins' state that changed, and every source's position, and
+folded into since, the plugins' state that changed, how far the traffic rules have judged,
+and every source's position, and
 writes them together, so that a restart resumes from a consistent point. A write that fails
 puts back what it took, for the next snapshot.
 """
@@ -49,6 +50,8 @@ class SnapshotWriter:
         self.plugin_saved: dict[str, bytes] = {}
         """Plugin name → its state as last saved (or restored): written again only when it
         changes."""
+        self.traffic_saved: str | None = None
+        """The traffic rules' judgement as last saved (or restored), likewise."""
 
     def cells_changed(self, changes: dict[int, set[str]]) -> None:
         for t, keys in changes.items():
@@ -100,6 +103,11 @@ class SnapshotWriter:
         delta.plugin_state = {name: data for name, data in states.items()
                               if self.plugin_saved.get(name) != data}
         self.plugin_saved.update(delta.plugin_state)
+        judged = self.engine.traffic.export()
+        if judged is not None:
+            text = orjson.dumps(judged).decode()
+            if text != self.traffic_saved:
+                delta.traffic = self.traffic_saved = text
         taken = (self.unsaved, self.alerts, self.engine.seen_new, list(packed))
         self.unsaved, self.alerts, self.deletions = {}, {}, []
         self.engine.seen_new = []
@@ -121,6 +129,8 @@ class SnapshotWriter:
             self.engine.traffic.history.put_back(delta.history_hours, delta.history_before)
             for name in delta.plugin_state:  # (written again at the next snapshot)
                 self.plugin_saved.pop(name, None)
+            if delta.traffic is not None:
+                self.traffic_saved = None
             self.stats["last_error"] = f"{type(error).__name__}: {error}"
             log.error("snapshot failed: %s", error)
             return False

@@ -1,5 +1,5 @@
 """Durable state in one SQLite file: windows, alerts, dedup memory, source positions, the
-hourly history of the baselines and what plugins remember.
+hourly history of the baselines, how far the traffic rules judged, and what plugins remember.
 
 A snapshot writes only what changed since the previous one, and writes it in one
 transaction together with every source's position, so that a restart resumes from a
@@ -38,17 +38,20 @@ CREATE TABLE IF NOT EXISTS seen_packed (timestamp INTEGER PRIMARY KEY, hashes BL
 CREATE TABLE IF NOT EXISTS positions (source TEXT PRIMARY KEY, position TEXT);
 CREATE TABLE IF NOT EXISTS outcomes (source TEXT, outcome TEXT, n INTEGER, PRIMARY KEY (source, outcome));
 CREATE TABLE IF NOT EXISTS journal (id INTEGER PRIMARY KEY AUTOINCREMENT, received REAL, source TEXT, body BLOB);
-CREATE TABLE IF NOT EXISTS history (hour INTEGER, key TEXT, calls REAL, PRIMARY KEY (hour, key))
-    WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS history_hours (hour INTEGER PRIMARY KEY, folded INTEGER);
+CREATE TABLE IF NOT EXISTS history (hour INTEGER, key TEXT, calls REAL, windows INTEGER,
+    PRIMARY KEY (hour, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS history_hours (hour INTEGER PRIMARY KEY, folded INTEGER, windows INTEGER);
 CREATE TABLE IF NOT EXISTS plugin_state (name TEXT PRIMARY KEY, data BLOB);
 CREATE TABLE IF NOT EXISTS bad_bodies (
     id INTEGER PRIMARY KEY AUTOINCREMENT, received REAL, source TEXT, content_type TEXT, error TEXT, body BLOB);
 """
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The layout this version writes. 1: ids of dedup may still be text rows in ``seen`` (0.1).
-(The tables ``history``, ``history_hours`` and ``plugin_state`` came later within 2: they are
-only added, a file without them reads as empty ones, and a version before ignores them.)"""
+2: the tables ``history``, ``history_hours`` and ``plugin_state`` may be missing (a file from
+before the baselines: they are created empty), or hold the history without the windows of
+each hour (``windows``, added by 3: such hours read as the hour's mean, see
+:class:`sixminutes.baselines.History`). A version-2 program refuses a version-3 file rather
+than fail at every snapshot writing 3 values into 4 columns."""
 
 
 class StateError(RuntimeError):
@@ -105,7 +108,17 @@ def _from_1(db: sqlite3.Connection) -> None:
     db.execute("DELETE FROM seen")
 
 
-_MIGRATIONS = {1: _from_1}
+def _from_2(db: sqlite3.Connection) -> None:
+    """Version 2 -> 3: the hourly history gains the windows of each hour (``windows``; NULL
+    in the rows of before: unknown). The tables may have been created just now, already
+    with the column (a version-2 file from before the baselines)."""
+    for table in ("history", "history_hours"):
+        columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if "windows" not in columns:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN windows INTEGER")
+
+
+_MIGRATIONS = {1: _from_1, 2: _from_2}
 """Version N -> N + 1, applied in order in one transaction."""
 
 
@@ -127,14 +140,19 @@ class Delta:
     """("cells" | "alerts" | "seen", before) — rows of windows older than ``before``; all when None."""
     journal_upto: int | None = None
     """Journal rows up to this id are in the saved windows now and can go."""
-    history: list[tuple[int, str, float]] = field(default_factory=list)
-    """(hour, key, calls) of the hourly history's hours that changed (sixminutes/baselines.py)."""
-    history_hours: dict[int, int] = field(default_factory=dict)
-    """Hour → the windows folded into it, for the same hours: each replaces that hour's rows."""
+    history: list[tuple[int, str, float, int | None]] = field(default_factory=list)
+    """(hour, key, calls, the hour's windows with calls as bits) of the hourly history's hours
+    that changed (sixminutes/baselines.py)."""
+    history_hours: dict[int, tuple[int, int | None]] = field(default_factory=dict)
+    """Hour → (how many windows were folded into it, which as bits), for the same hours: each
+    replaces that hour's rows."""
     history_before: int | None = None
     """The hours before this are forgotten (eight days)."""
     plugin_state: dict[str, bytes] = field(default_factory=dict)
     """Plugin name → its export_state() as JSON (sixminutes/plugin_state.py), when it changed."""
+    traffic: str | None = None
+    """The traffic rules' judgement as JSON (``Traffic.export``: the next window to judge, the
+    runs under way), when it changed: kept in ``meta`` under ``traffic``."""
 
 
 @dataclass
@@ -150,10 +168,11 @@ class Saved:
     outcomes: dict[tuple[str, str], int]
     occupancy: Iterable[tuple[int, str, bytes]] = ()
     """(window, key, int32 bytes) of the calls in progress per second (sixminutes/occupancy.py)."""
-    history: Iterable[tuple[int, str, float]] = ()
-    """(hour, key, calls) of the hourly history (read while restored)."""
-    history_hours: dict[int, int] = field(default_factory=dict)
+    history: Iterable[tuple[int, str, float, int | None]] = ()
+    """(hour, key, calls, windows with calls) of the hourly history (read while restored)."""
+    history_hours: dict[int, tuple[int, int | None]] = field(default_factory=dict)
     plugin_state: dict[str, bytes] = field(default_factory=dict)
+    traffic: str | None = None
 
 
 def _version(value: str, path: str) -> int:
@@ -238,9 +257,12 @@ class State:
             positions=dict(db.execute("SELECT source, position FROM positions")),
             outcomes={(s, o): n for s, o, n in db.execute("SELECT source, outcome, n FROM outcomes")},
             occupancy=db.execute("SELECT timestamp, key, seconds FROM occupancy"),
-            history=db.execute("SELECT hour, key, calls FROM history"),
-            history_hours=dict(db.execute("SELECT hour, folded FROM history_hours")),
+            history=db.execute("SELECT hour, key, calls, windows FROM history"),
+            history_hours={hour: (folded, windows) for hour, folded, windows in db.execute(
+                "SELECT hour, folded, windows FROM history_hours")},
             plugin_state=dict(db.execute("SELECT name, data FROM plugin_state")),
+            traffic=next((v for (v,) in db.execute("SELECT value FROM meta WHERE key='traffic'")),
+                         None),
         )
 
     def save(self, delta: Delta) -> None:
@@ -267,12 +289,15 @@ class State:
             if delta.history_before is not None:
                 for name in ("history", "history_hours"):
                     db.execute(f"DELETE FROM {name} WHERE hour < ?", (delta.history_before,))
-            for hour, folded in delta.history_hours.items():  # an hour's rows, replaced whole
+            for hour, (folded, windows) in delta.history_hours.items():  # replaced whole
                 db.execute("DELETE FROM history WHERE hour = ?", (hour,))
-                db.execute("INSERT OR REPLACE INTO history_hours VALUES (?, ?)", (hour, folded))
-            db.executemany("INSERT OR REPLACE INTO history VALUES (?, ?, ?)", delta.history)
+                db.execute("INSERT OR REPLACE INTO history_hours VALUES (?, ?, ?)",
+                           (hour, folded, windows))
+            db.executemany("INSERT OR REPLACE INTO history VALUES (?, ?, ?, ?)", delta.history)
             db.executemany("INSERT OR REPLACE INTO plugin_state VALUES (?, ?)",
                            delta.plugin_state.items())
+            if delta.traffic is not None:
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('traffic', ?)", (delta.traffic,))
             if delta.journal_upto is not None:
                 db.execute("DELETE FROM journal WHERE id <= ?", (delta.journal_upto,))
             db.execute("COMMIT")

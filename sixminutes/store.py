@@ -308,7 +308,7 @@ class Store:
         dropped = [t for t in self._windows if before is None or t < before]
         for t in dropped:
             del self._windows[t]
-        self.occupancy.forget(2**62 if before is None else before)
+        self.occupancy.forget(before)
         self._touched.difference_update(dropped)
         return sorted(dropped)
 

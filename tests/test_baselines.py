@@ -4,6 +4,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from helpers import raw
 from sixminutes.baselines import DAY, History, TrafficRule, baseline, count_at
@@ -130,10 +132,12 @@ def test_the_median_of_seven_days_and_the_hourly_history():
         if day <= 3:
             store.window(t - day * DAY).add(key, 1.0)
             store.window(t - day * DAY).merge(key, Stat(calls - 1.0, calls - 1, calls - 1.0, 1.0, 1.0))
-        else:  # older days: only their hour, in the coarse history (the mean of its windows)
-            history.fold(t - day * DAY, [key], [calls * 2.0])
+        else:  # older days: only their hour, in the coarse history
+            history.fold(t - day * DAY, [key], [float(calls)])
             history.fold(t - day * DAY + WINDOW, [key], [0.0])
     assert count_at(store, history, t - 5 * DAY, key) == 40
+    assert count_at(store, history, t - 5 * DAY + WINDOW, key) == 0  # (folded, without calls)
+    assert count_at(store, history, t - 5 * DAY + 2 * WINDOW, key) is None  # (never folded)
     assert count_at(store, history, t - 9 * DAY, key) is None  # no history: no evidence
     found = baseline(store, history, t, key)
     assert (found.yesterday, found.median, found.days) == (10, 40, 7)
@@ -179,8 +183,9 @@ def test_purged_windows_live_on_as_hourly_history():
     clock[0] = START + 10 * DAY
     engine.purge()
     assert engine.store.windows() == []
-    hours = engine.traffic.history.hours
-    assert {h: c[key] for h, c in hours.items()} == {START + 7 * DAY: 100, START + 8 * DAY: 100}
+    history = engine.traffic.history
+    assert {h: history.calls(h, key) for h in history.hours} == {START + 7 * DAY: 100,
+                                                                   START + 8 * DAY: 100}
     found = baseline(engine.store, engine.traffic.history, START + 8 * DAY + 2 * DAY, key)
     assert (found.value, found.days, found.median) == (0, 2, 10)
     assert found.yesterday is None  # (no history of yesterday at all: no evidence)
@@ -249,7 +254,7 @@ def test_the_hourly_history_survives_a_restart_through_the_state_file(tmp_path):
                           ccnq_direction="egress") for i in range(300)])  # 300 in an hour
     clock[0] = START + 2 * DAY - 600  # yesterday's hour is past retention now
     before.purge()
-    assert before.store.windows() == [] and before.traffic.history.hours[START][key] == 300
+    assert before.store.windows() == [] and before.traffic.history.calls(START, key) == 300
     path = str(tmp_path / "s.sqlite")
     state = State(path)
     writer = SnapshotWriter(before, inline, clock=lambda: clock[0])
@@ -259,7 +264,7 @@ def test_the_hourly_history_survives_a_restart_through_the_state_file(tmp_path):
     asyncio.run(writer.write(state, {}, 0))
     asyncio.run(writer.write(state, {}, 0))
     assert [len(d.history) for d in saved] == [len(before.traffic.history.hours[START]), 0]
-    assert saved[0].history_hours == {START: 1}  # one window of the hour folded
+    assert saved[0].history_hours == {START: (1, 1)}  # one window of the hour folded: the first
     state.close()
 
     def restarted(restore: bool) -> Engine:
@@ -291,5 +296,157 @@ def test_the_hourly_history_survives_a_restart_through_the_state_file(tmp_path):
     state = State(path)
     asyncio.run(SnapshotWriter(after, inline, clock=lambda: clock[0]).write(state, {}, 0))
     loaded = state.load()
-    assert {hour for hour, _, _ in loaded.history} == set(loaded.history_hours) == {START + DAY}
+    assert {row[0] for row in loaded.history} == set(loaded.history_hours) == {START + DAY}
     state.close()
+
+
+def test_a_delete_before_a_time_forgets_the_hours_that_begin_before_it_here_and_in_the_file():
+    """History.forget (DELETE /6minutes/data?before=): the hours beginning before the cut-off
+    go, the later stay; the next snapshot deletes them from the state file (``dropped``)."""
+    history = History()
+    key = series_key("calls", {"direction": "egress", "profile": "p"})
+    for hour in (START, START + 3600, START + 7200):
+        history.fold(hour, [key], [30.0])
+    history.take()
+    history.forget(START + 3600 + WINDOW)  # (inside the second hour: it goes whole)
+    assert set(history.hours) == set(history.folded) == {START + 7200}
+    assert history.take() == ([], {}, START + 3600 + WINDOW)
+    history.forget(None)
+    assert history.hours == {} and history.take()[2] >= START + 10 * DAY
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.integers(0, 50)), min_size=10, max_size=10),
+       st.integers(0, 9))
+def test_the_history_reads_a_window_as_what_its_hour_can_tell(counts, asked):
+    """One key over the ten windows of an hour (None: a window never folded, the service held
+    nothing then): a window never folded is no evidence; a folded one where the key had no
+    call is 0, not the hour's mean; the others share the key's calls (exactly when equal),
+    and what the windows read adds up to the calls folded."""
+    history = History()
+    key = series_key("calls", {"direction": "egress", "profile": "p"})
+    for slot, count in enumerate(counts):
+        if count is not None:
+            history.fold(START + slot * WINDOW, [key], [float(count)])
+    read = history.per_window(START + asked * WINDOW, key)
+    if not any(c is not None for c in counts):
+        assert read is None
+    elif counts[asked] is None:
+        assert read is None
+    elif counts[asked] == 0:
+        assert read == 0
+    elif len({c for c in counts if c}) == 1:
+        assert read == counts[asked]
+    total = sum(c for c in counts if c)
+    readings = [history.per_window(START + s * WINDOW, key) for s in range(10)]
+    assert sum(r for r in readings if r is not None) == pytest.approx(total)
+
+
+def test_a_carrier_silent_yesterday_in_part_of_an_hour_is_no_drop_there_today():
+    """Yesterday carrier p had 300 calls in the first window of an hour and none in the nine
+    others (q had calls in every one); today the same. Past retention, yesterday is hourly
+    history: p's baseline in the silent windows is 0 (the history can tell), not the hour's
+    mean of 30, so the rules see no drop in them."""
+    clock = [START + 2 * DAY]
+    engine = Engine(Config(retention_hours=24), clock=lambda: clock[0])
+    engine.live = True
+
+    def day(at: int, tag: str) -> list[bytes]:
+        docs = [raw(_id=f"{tag}p{i}", end_epoch=at + i, ccnq_profile="p", ccnq_direction="egress")
+                for i in range(300)]
+        return docs + [raw(_id=f"{tag}q{w}-{i}", end_epoch=at + w * WINDOW + i, ccnq_profile="q",
+                           ccnq_direction="egress") for w in range(10) for i in range(30)]
+
+    clock[0] = START + 3600
+    engine.feed_many(day(START, "y"))
+    clock[0] = START + DAY + 3600 + 120  # yesterday's hour is past retention: hourly history
+    engine.purge()
+    assert engine.store.windows() == []
+    key = series_key("calls", {"direction": "egress", "profile": "p"})
+    assert count_at(engine.store, engine.traffic.history, START + WINDOW, key) == 0
+    assert count_at(engine.store, engine.traffic.history, START, key) == 300
+    engine.feed_many(day(START + DAY, "t"))  # (today's hour: complete by the clock)
+    engine.flush()
+    assert [a.msg for a in engine.alerts.list() if a.plugin.startswith("traffic")] == []
+
+
+def _restart_world(clock: list[float]) -> tuple[Engine, int]:
+    """Carrier p: 100 calls in each of two windows yesterday, 35 in the first today (a drop
+    evident only over two windows); q has calls in the second already (data goes on)."""
+    engine = Engine(Config(retention_hours=None), clock=lambda: clock[0])
+    engine.live = True
+    today = START + DAY
+    clock[0] = today + WINDOW + 30  # (the second window of today is under way)
+    docs = [raw(_id=f"y{w}-{i}", end_epoch=START + w * WINDOW + i, ccnq_profile="p",
+                ccnq_direction="egress") for w in (0, 1) for i in range(100)]
+    docs += [raw(_id=f"t0-{i}", end_epoch=today + i, ccnq_profile="p", ccnq_direction="egress")
+             for i in range(35)]
+    docs += [raw(_id=f"q{i}", end_epoch=today + WINDOW + i, ccnq_profile="q",
+                 ccnq_direction="egress") for i in range(5)]
+    engine.feed_many(docs)
+    clock[0] = today + WINDOW + LATE + 1  # the first window of today is judged: not evident yet
+    engine.flush()
+    return engine, today
+
+
+def _second_window(engine: Engine, clock: list[float], today: int) -> list[tuple[str, int]]:
+    engine.feed_many([raw(_id=f"t1-{i}", end_epoch=today + WINDOW + 50 + i, ccnq_profile="p",
+                          ccnq_direction="egress") for i in range(35)])
+    clock[0] = today + 2 * WINDOW + LATE + 1
+    engine.flush()
+    return sorted((a.profile, a.timestamp) for a in engine.alerts.list() if a.plugin == "traffic_drop")
+
+
+def test_a_run_of_windows_under_way_goes_on_across_a_restart():
+    """What the traffic rules judged is saved (``Traffic.export``) and taken back
+    (``resume``): the first window of a drop that needs two, judged before the restart, still
+    counts after it, as it would have without the restart; and it is not judged again."""
+    clock = [0.0]
+    engine, today = _restart_world(clock)
+    assert [a for a in engine.alerts.list() if a.plugin == "traffic_drop"] == []
+    saved = engine.traffic.export()
+    assert saved is not None and saved["judged"] == today + WINDOW
+    assert saved["evident"] == [["traffic_drop", ["egress", "p"], [[today, 35.0, 100.0]]]]
+
+    after = Engine(Config(retention_hours=None), clock=lambda: clock[0])
+    after.live = True
+    after.restore([(t, key, s.sum, s.count, s.squares, s.min, s.max)
+                   for t, key, s in engine.store.items()], [], [], {})
+    after.traffic.resume(saved)
+    assert after.traffic.judged == today + WINDOW
+    without = [("p", today), ("p", today + WINDOW)]
+    assert _second_window(after, clock, today) == without
+    clock[0] = 0.0
+    assert _second_window(_restart_world(clock)[0], clock, today) == without  # (no restart)
+
+
+def test_a_rule_enabled_since_the_judgement_saved_judges_the_newest_window_restored():
+    """``resume`` with a rule the saved judgement did not have: that rule judges from the
+    newest window restored, as a start without the saved judgement would; the others do not
+    judge again what they judged. Data of another shape is ignored."""
+    clock = [0.0]
+    engine, today = _restart_world(clock)
+    clock[0] = today + 3 * WINDOW + LATE + 1  # (judged past the newest window held)
+    engine.flush()
+    saved = engine.traffic.export()
+    saved["rules"].remove("traffic_spike")
+    after = Engine(Config(retention_hours=None), clock=lambda: clock[0])
+    after.restore([(t, key, s.sum, s.count, s.squares, s.min, s.max)
+                   for t, key, s in engine.store.items()], [], [], {})
+    after.live = True
+    newest = after.traffic.judged
+    after.traffic.resume(saved)
+    assert newest == today + WINDOW
+    assert after.traffic._late == {"traffic_spike": newest} and after.traffic.judged == today + 3 * WINDOW
+    judged: list[tuple[str, int]] = []
+    real = after.traffic._candidates
+    after.traffic._candidates = lambda store, rule, seen, window: (  # type: ignore[method-assign]
+        judged.append((rule.name, window)), real(store, rule, seen, window))[1]
+    after.flush()
+    assert sorted(judged) == sorted((rule, t) for t in (today + WINDOW, today + 2 * WINDOW)
+                                    for rule in ["traffic_spike"])
+    assert after.traffic._late == {}
+    other = Engine(Config(retention_hours=None))
+    for odd in ({"version": 2, "judged": 1}, {"version": 1, "judged": "x"}, [], {"version": 1}):
+        other.traffic.resume(odd)
+        assert other.traffic.judged is None

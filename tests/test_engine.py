@@ -638,3 +638,15 @@ def test_a_purged_windows_crossing_fires_again_when_that_window_is_counted_again
     e.feed_many(failing)
     e.flush()
     assert sorted(a.id for a in e.alerts.list()) == fired
+
+
+def test_calls_in_progress_are_counted_again_after_all_the_data_was_deleted():
+    """DELETE /6minutes/data without ``before``: the windows go, and the next calls' seconds
+    in progress are counted again (peak_concurrent) as their calls are."""
+    engine = Engine(Config(retention_hours=None))
+    engine.feed(raw(_id="a", end_epoch=END, start_epoch=END - 30))
+    engine.clear(None)
+    assert engine.store.windows() == []
+    engine.feed(raw(_id="b", end_epoch=END + 1, start_epoch=END - 29))
+    found = {key.split("{")[0]: stat for _, key, stat in engine.store.items()}
+    assert found["calls"].count == 1 and found["peak_concurrent"].max == 1

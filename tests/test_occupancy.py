@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -188,3 +189,177 @@ def test_spans_of_any_batch_with_a_condition_equal_a_sweep_line(calls, split):
             got = None if stat is None else (stat.max, stat.sum, stat.min, stat.count, stat.squares)
             assert got == ((max(busy), sum(busy), min(busy), WINDOW, sum(b * b for b in busy))
                            if any(busy) else None)
+
+
+# -- the batch path's edges (what its mutation run showed untested) ---------------------------
+
+def spans_count(store: Store, calls: list[tuple[int, int, str]], first: int = 0) -> None:
+    """Count calls (start, end, profile) as one batch of Spans("busy", labels=profile)."""
+    from sixminutes.batch import Batch
+    from sixminutes.call import decode
+    from sixminutes.occupancy import Spans
+    decoded = [decode(raw(_id=f"c{first + i}", start_epoch=s, end_epoch=e, duration=e - s,
+                          ccnq_profile=p)) for i, (s, e, p) in enumerate(calls)]
+    Spans("busy", labels=("profile",)).count(
+        Batch(decoded, [d.call.end_epoch - d.call.end_epoch % WINDOW for d in decoded]), store)
+
+
+def busy(store: Store, t: int, profile: str) -> tuple | None:
+    stat = store.get(t, series_key("busy", {"profile": profile}))
+    return None if stat is None else (stat.max, stat.sum, stat.min, stat.count)
+
+
+def swept(calls: list[tuple[int, int, str]], t: int, profile: str) -> tuple | None:
+    seconds = sweep(calls, t, profile)
+    return (max(seconds), sum(seconds), min(seconds), WINDOW) if any(seconds) else None
+
+
+def test_a_second_batch_adds_to_the_seconds_of_the_first():
+    """Two batches over SMALL into the same windows: the second adds to the first's seconds."""
+    one = [(BASE + i, BASE + 100 + i, "a") for i in range(70)]
+    two = [(BASE + 50 + i, BASE + WINDOW + 10 + i, "a") for i in range(70)]
+    store = Store()
+    spans_count(store, one)
+    spans_count(store, two, first=100)
+    for t in (BASE, BASE + WINDOW):
+        assert busy(store, t, "a") == swept(one + two, t, "a")
+
+
+def test_a_call_never_in_progress_writes_no_stat_and_one_second_past_a_window_counts():
+    """A zero-length call (a failed one: start = end) is in progress at no second: alone for
+    its carrier in a large batch it writes no Stat, as row by row; a call ending one second
+    after a window's start is in progress at that second."""
+    calls = [(BASE + 10 + i, BASE + 10 + i, "idle") for i in range(70)]
+    calls.append((BASE + 5, BASE + WINDOW + 1, "edge"))
+    store = Store()
+    spans_count(store, calls)
+    assert busy(store, BASE, "idle") is None and busy(store, BASE + WINDOW, "idle") is None
+    assert busy(store, BASE + WINDOW, "edge") == (1, 1, 0, WINDOW)
+
+
+def test_many_carriers_over_a_few_windows_each_keep_their_own_seconds():
+    """More label sets than windows spanned: each (carrier, window) piece is its own."""
+    calls = [(BASE + 300 + 7 * i, BASE + WINDOW + 20 + 11 * i, f"p{i % 5}") for i in range(80)]
+    store = Store()
+    spans_count(store, calls)
+    for t in (BASE, BASE + WINDOW, BASE + 2 * WINDOW):
+        for p in (f"p{i}" for i in range(5)):
+            assert busy(store, t, p) == swept(calls, t, p), (t, p)
+
+
+def test_the_seconds_saved_are_int32_and_restore_the_same_stat():
+    """What a snapshot saves of the batch path: 360 int32 (1,440 bytes), read back the same;
+    a window or key without seconds has none."""
+    import numpy as np
+    calls = [(BASE + i, BASE + 200 + i, "a") for i in range(70)]
+    store = Store()
+    spans_count(store, calls)
+    key = series_key("busy", {"profile": "a"})
+    saved = store.occupancy.saved(BASE, key)
+    assert saved is not None and len(saved) == 4 * WINDOW
+    assert np.frombuffer(saved, np.int32).tolist() == sweep(calls, BASE, "a")
+    assert store.occupancy.saved(BASE + 10 * WINDOW, key) is None
+    assert store.occupancy.saved(BASE, series_key("busy", {"profile": "b"})) is None
+
+
+def test_a_frozen_window_is_skipped_and_the_windows_after_it_counted():
+    """A window restored without its seconds (frozen) keeps its Stat; the pieces after it in
+    the same batch, of the same carrier and of others, are counted."""
+    calls = [(BASE + 300, BASE + 2 * WINDOW + 30, "a")] + \
+            [(BASE + WINDOW + i, BASE + WINDOW + 40 + i, "b") for i in range(70)]
+    store = Store()
+    store.occupancy.freeze({BASE})
+    store.occupancy.freeze({BASE + 5 * WINDOW})  # (a second call adds: both stay frozen)
+    assert store.occupancy.frozen == {BASE, BASE + 5 * WINDOW}
+    spans_count(store, calls)
+    assert busy(store, BASE, "a") is None
+    for t, p in ((BASE + WINDOW, "a"), (BASE + 2 * WINDOW, "a"), (BASE + WINDOW, "b")):
+        assert busy(store, t, p) == swept(calls, t, p), (t, p)
+
+
+def test_after_a_purge_a_batch_counts_only_in_the_windows_kept():
+    """forget(before): the windows before go, the one at ``before`` stays, and so does its
+    freeze; a batch then counts nothing before it (a call that ended long before included)."""
+    store = Store()
+    spans_count(store, [(BASE + i, BASE + WINDOW + 100 + i, "a") for i in range(70)])
+    store.occupancy.freeze({BASE + WINDOW, BASE + 3 * WINDOW})
+    store.occupancy.forget(BASE + WINDOW)
+    assert sorted(store.occupancy.windows) == [BASE + WINDOW]
+    assert store.occupancy.floor == BASE + WINDOW
+    assert store.occupancy.frozen == {BASE + WINDOW, BASE + 3 * WINDOW}
+    late = [(BASE - 3 * WINDOW, BASE - 2 * WINDOW, "b"), (BASE + 10, BASE + 2 * WINDOW + 50, "b")]
+    late += [(BASE + 2 * WINDOW + i, BASE + 2 * WINDOW + 60 + i, "c") for i in range(70)]
+    spans_count(store, late, first=100)
+    assert sorted(store.occupancy.windows) == [BASE + WINDOW, BASE + 2 * WINDOW]
+    for t, p in ((BASE + 2 * WINDOW, "b"), (BASE + 2 * WINDOW, "c")):
+        assert busy(store, t, p) == swept(late, t, p), (t, p)
+
+
+def test_absorbing_another_occupancy_keeps_the_higher_floor_and_both_frozen_sets():
+    from sixminutes.occupancy import Occupancy
+    mine, theirs = Occupancy(), Occupancy()
+    mine.forget(BASE)
+    theirs.forget(BASE + WINDOW)
+    mine.freeze({BASE + 2 * WINDOW})
+    theirs.freeze({BASE + 3 * WINDOW})
+    mine.absorb(theirs, Store())
+    assert mine.floor == BASE + WINDOW
+    assert mine.frozen == {BASE + 2 * WINDOW, BASE + 3 * WINDOW}
+
+
+def test_spans_labels_may_rename_columns_and_bad_ones_are_refused_at_declaration():
+    """``labels`` as a dict names each label after a column (``carrier`` from ``profile``); a
+    column that is no label column, or a label name a series key cannot hold, is refused
+    when the plugin declares it, not at its first batch."""
+    from sixminutes.batch import LABELS, Batch
+    from sixminutes.call import decode
+    from sixminutes.occupancy import Spans
+    from sixminutes.stats import SeriesKeyError
+
+    spans = Spans("busy", labels={"carrier": "profile"})
+    assert (spans.pairs, spans.columns) == ((("carrier", "profile"),), ("profile",))
+    store = Store()
+    calls = [(BASE + i, BASE + 100 + i, "a") for i in range(3)]
+    decoded = [decode(raw(_id=f"c{i}", start_epoch=s, end_epoch=e, ccnq_profile=p))
+               for i, (s, e, p) in enumerate(calls)]
+    spans.count(Batch(decoded, [BASE] * 3), store)
+    assert store.get(BASE, series_key("busy", {"carrier": "a"})).max == 3
+    with pytest.raises(ValueError) as refused:
+        Spans("busy", labels=("nope",))
+    assert str(refused.value) == f"spans busy: label column 'nope' is not one of {', '.join(LABELS)}"
+    with pytest.raises(SeriesKeyError):
+        Spans("busy", labels={"bad-name": "profile"})
+
+
+@pytest.mark.parametrize("n", [90, 30])
+def test_a_batch_by_direction_and_carrier_with_a_column_condition_and_missing_labels(n):
+    """Both paths (over SMALL, and row by row) with the built-in's labels over three
+    directions and two carriers (more direction codes than carriers: each pair is its own
+    group), ``when`` as a column name (the answered calls), and a label column that may be
+    None (``q850``: named "none")."""
+    from sixminutes.batch import Batch
+    from sixminutes.call import decode
+    from sixminutes.occupancy import Spans
+    rows = []
+    for i in range(n):
+        direction, profile = ("egress", "ingress", "unknown")[i % 3], ("a", "b")[i // 3 % 2]
+        rows.append((BASE + i, BASE + 200 + 2 * i, direction, profile, i % 4 != 0))
+    decoded = [decode(raw(_id=f"c{i}", start_epoch=s, end_epoch=e, ccnq_direction=d,
+                          ccnq_profile=p, answer_epoch=s + 1 if answered else 0,
+                          billsec=e - s - 1 if answered else 0))
+               for i, (s, e, d, p, answered) in enumerate(rows)]
+    batch = Batch(decoded, [BASE] * len(decoded))
+    store = Store()
+    Spans("busy").count(batch, store)
+    Spans("answered_busy", when="answered").count(batch, store)
+    Spans("by_cause", labels=("q850",)).count(batch, store)
+    for d in ("egress", "ingress", "unknown"):
+        for p in ("a", "b"):
+            calls = [(s, e, "x") for s, e, dd, pp, _ in rows if (dd, pp) == (d, p)]
+            stat = store.get(BASE, series_key("busy", {"direction": d, "profile": p}))
+            assert (stat.max, stat.sum) == (max(sweep(calls, BASE, "x")), sum(sweep(calls, BASE, "x")))
+            answered = [(s, e, "x") for s, e, dd, pp, a in rows if (dd, pp) == (d, p) and a]
+            stat = store.get(BASE, series_key("answered_busy", {"direction": d, "profile": p}))
+            assert stat.sum == sum(sweep(answered, BASE, "x"))
+    everyone = [(s, e, "x") for s, e, *_ in rows]
+    assert store.get(BASE, series_key("by_cause", {"q850": "none"})).sum == sum(sweep(everyone, BASE, "x"))

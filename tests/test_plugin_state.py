@@ -11,7 +11,7 @@ import pytest
 from helpers import raw
 from sixminutes.config import Config
 from sixminutes.engine import Engine
-from sixminutes.plugin_state import export_state, import_state
+from sixminutes.plugin_state import export_state, forget_data, import_state
 from sixminutes.plugins import load_plugins
 from sixminutes.snapshots import SnapshotWriter
 from sixminutes.state import Delta, State
@@ -179,3 +179,29 @@ def test_the_fraud_memory_drops_accounts_idle_for_eight_days_and_skips_what_it_c
     other.import_state(["not", "a", "dict"])
     assert other.known == {("a", "egress"): (10, {"FR": [10, 3]})}
     assert other.last_seen == {"a": 20}
+
+
+def test_the_fraud_plugin_forgets_what_a_delete_of_the_data_before_a_time_erased(tmp_path):
+    """DELETE /6minutes/data?before=: an account not seen since is forgotten; another keeps
+    only the countries it first called after the cut-off, and its history starts there (12
+    hours from the cut-off before a country can be new). A hook that is not a function does
+    not load."""
+    rng = random.Random(3)
+    engine = Engine(Config(retention_hours=None))
+    engine.feed_batch(calls("gone", "FR", START, 2, rng, "gone"))
+    engine.feed_batch(calls("kept", "FR", START, 2, rng, "k1") + calls("kept", "DE", START + DAY, 2, rng, "k2"))
+    fraud = module(engine, "fraud")
+    cut = START + DAY - (START + DAY) % WINDOW
+    forget_data(engine.plugins, cut)
+    assert set(fraud.last_seen) == {"kept"} and set(fraud.known) == {("kept", "egress")}
+    since, countries = fraud.known[("kept", "egress")]
+    assert since == cut and set(countries) == {"DE"}
+    engine.feed_batch(calls("kept", "FR", cut + 6 * 3600, 5, rng, "k3"))  # 6 h after the cut
+    assert new_country_alerts(engine) == set()  # (too little history left to say)
+    engine.feed_batch(calls("kept", "ER", cut + 13 * 3600, 5, rng, "k4"))
+    assert new_country_alerts(engine) == {("kept", "ER")}
+    forget_data(engine.plugins, None)
+    assert fraud.known == {} and fraud.last_seen == {}
+    (tmp_path / "odd.py").write_text("def plugin(ctx): pass\nforget_data = 3\n")
+    loaded = load_plugins([tmp_path], builtin=False)
+    assert [e.error for e in loaded.errors] == ["TypeError: `forget_data` is not callable"]

@@ -126,6 +126,9 @@ def test_a_failed_write_puts_back_the_history_hours_and_plugin_state_it_took(tmp
     state.close()
     state = State(path)
     loaded = state.load()
-    assert list(loaded.history) == [((WINDOW - 86400) - (WINDOW - 86400) % 3600, key, 30.0)]
+    hour = (WINDOW - 86400) - (WINDOW - 86400) % 3600
+    slot = 1 << ((WINDOW - 86400) - hour) // 360  # (the window of the hour that had the calls)
+    assert list(loaded.history) == [(hour, key, 30.0, slot)]
+    assert loaded.history_hours == {hour: (1, slot)}
     assert "fraud" in loaded.plugin_state
     state.close()

@@ -258,3 +258,83 @@ def test_bad_bodies_come_newest_first_with_every_field(tmp_path):
     assert newest["id"] > oldest["id"] and newest["received"] >= oldest["received"] > 0
     assert state.bad_bodies(limit=1) == [newest]
     state.close()
+
+
+V2_BEFORE_BASELINES = """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+    INSERT INTO meta VALUES ('schema', '2');
+    CREATE TABLE cells (timestamp INTEGER, key TEXT, sum REAL, count INTEGER, squares REAL,
+        min REAL, max REAL, PRIMARY KEY (timestamp, key)) WITHOUT ROWID;
+    CREATE TABLE alerts (id TEXT PRIMARY KEY, timestamp INTEGER, record BLOB);
+    CREATE TABLE seen (timestamp INTEGER, id TEXT, PRIMARY KEY (timestamp, id)) WITHOUT ROWID;
+    CREATE TABLE seen_hashes (timestamp INTEGER, hash INTEGER, PRIMARY KEY (timestamp, hash))
+        WITHOUT ROWID;
+    CREATE TABLE seen_packed (timestamp INTEGER PRIMARY KEY, hashes BLOB);
+    CREATE TABLE positions (source TEXT PRIMARY KEY, position TEXT);
+    CREATE TABLE outcomes (source TEXT, outcome TEXT, n INTEGER, PRIMARY KEY (source, outcome));
+    CREATE TABLE journal (id INTEGER PRIMARY KEY AUTOINCREMENT, received REAL, source TEXT, body BLOB);
+    CREATE TABLE bad_bodies (id INTEGER PRIMARY KEY AUTOINCREMENT, received REAL, source TEXT,
+        content_type TEXT, error TEXT, body BLOB);
+"""
+"""The layout of version 2 as 8fb93c4 wrote it (before calls in progress and baselines)."""
+
+V2_WITH_HISTORY = V2_BEFORE_BASELINES + """
+    CREATE TABLE occupancy (timestamp INTEGER, key TEXT, seconds BLOB,
+        PRIMARY KEY (timestamp, key)) WITHOUT ROWID;
+    CREATE TABLE history (hour INTEGER, key TEXT, calls REAL, PRIMARY KEY (hour, key)) WITHOUT ROWID;
+    CREATE TABLE history_hours (hour INTEGER PRIMARY KEY, folded INTEGER);
+    CREATE TABLE plugin_state (name TEXT PRIMARY KEY, data BLOB);
+"""
+"""Version 2 as 68a74f3 wrote it: the hourly history without the windows of each hour."""
+
+
+def test_a_version_2_file_from_before_the_baselines_opens_with_an_empty_history(tmp_path):
+    path = str(tmp_path / "s.sqlite")
+    with sqlite3.connect(path) as db:
+        db.executescript(V2_BEFORE_BASELINES)
+        db.execute("INSERT INTO cells VALUES (?, 'calls', 2, 2, 2, 1, 1)", (W,))
+    state = State(path)
+    saved = state.load()
+    assert list(saved.cells) == [(W, "calls", 2.0, 2, 2.0, 1.0, 1.0)]
+    assert (list(saved.history), saved.history_hours, saved.plugin_state) == ([], {}, {})
+    state.save(Delta(history=[(W - W % 3600, "calls", 5.0, 2)], history_hours={W - W % 3600: (1, 2)},
+                     plugin_state={"fraud": b"{}"}))
+    saved = state.load()
+    assert list(saved.history) == [(W - W % 3600, "calls", 5.0, 2)]
+    assert saved.history_hours == {W - W % 3600: (1, 2)}
+    state.close()
+    assert _version_of(path) == str(SCHEMA_VERSION)
+
+
+def test_a_version_2_history_is_kept_and_reads_as_the_hours_mean_until_it_ages_out(tmp_path):
+    """A file of version 2 holds hours without their windows: migrated, they come back with
+    windows None, and a History reads them as before (calls spread over the windows folded);
+    the hours folded from then on keep their windows. A version-2 program could not write
+    this file any more (3 values into 4 columns): it refuses it as newer."""
+    from sixminutes.baselines import History
+
+    hour = W - W % 3600
+    path = str(tmp_path / "s.sqlite")
+    with sqlite3.connect(path) as db:
+        db.executescript(V2_WITH_HISTORY)
+        db.execute("INSERT INTO history VALUES (?, 'calls{profile=\"p\"}', 40)", (hour,))
+        db.execute("INSERT INTO history_hours VALUES (?, 4)", (hour,))
+        db.execute("INSERT INTO plugin_state VALUES ('fraud', ?)", (b'{"version": 1}',))
+    state = State(path)
+    saved = state.load()
+    assert list(saved.history) == [(hour, 'calls{profile="p"}', 40.0, None)]
+    assert saved.history_hours == {hour: (4, None)} and saved.plugin_state == {"fraud": b'{"version": 1}'}
+    history = History()
+    history.restore(state.load().history, saved.history_hours)  # (a cursor: read again)
+    assert [history.per_window(hour + s * 360, 'calls{profile="p"}') for s in (0, 9)] == [10, 10]
+    history.fold(hour + 3600, ['calls{profile="p"}'], [7.0])  # (the next hour: with its window)
+    history.fold(hour + 360, ['calls{profile="p"}'], [5.0])   # (into the old hour: still spread)
+    assert history.per_window(hour, 'calls{profile="p"}') == 9
+    rows, hours, _ = history.take()
+    state.save(Delta(history=rows, history_hours=hours))
+    saved = state.load()
+    assert saved.history_hours == {hour: (5, None), hour + 3600: (1, 1)}
+    assert sorted(saved.history) == [(hour, 'calls{profile="p"}', 45.0, 2),
+                                     (hour + 3600, 'calls{profile="p"}', 7.0, 1)]
+    state.close()
+    assert _version_of(path) == str(SCHEMA_VERSION) == "3"

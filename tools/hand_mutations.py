@@ -149,6 +149,18 @@ MUTATIONS = [
     Mutation("purge: never run by the live service", "service.py",
              "if now - self._purged_at >= 60:", "if now - self._purged_at >= 60 and False:",
              ("tests/web/test_app.py::test_the_live_service_purges_past_retention_once_a_minute_on_its_clock",)),
+    Mutation("DELETE /6minutes/data: the hourly history and plugins' memory kept", "engine.py",
+             "        self.traffic.forget(before)\n        forget_data(self.plugins, before)\n", "",
+             ("tests/web/test_app.py::test_deleting_all_data_erases_the_hourly_history_and_the_plugins_memory_of_it",)),
+    Mutation("restart: the traffic rules' judgement not resumed", "service.py",
+             "            self.engine.traffic.resume(orjson.loads(saved))", "            pass",
+             ("tests/web/test_app.py::test_a_restart_after_the_snapshot_raises_no_traffic_alert_again",)),
+    Mutation("restart: a restored traffic alert not marked fired", "engine.py",
+             "self.traffic.mark_fired(alert.plugin, alert.key, alert.timestamp)", "pass",
+             ("tests/web/test_app.py::test_a_restart_after_the_snapshot_raises_no_traffic_alert_again",)),
+    Mutation("history: a window without calls read as the mean of those with calls", "history.py",
+             "        if not packed & bit:\n            return 0.0\n", "",
+             ("tests/test_baselines.py::test_a_carrier_silent_yesterday_in_part_of_an_hour_is_no_drop_there_today",)),
 ]
 
 

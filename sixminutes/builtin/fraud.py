@@ -18,8 +18,9 @@ Alerts, each naming the account, the country and the carrier (profile) of its ca
   keeps them (the 12 hours guard a new state file against every account looking new). Per
   account and direction it keeps the window it was first seen in and, per country called, the
   window of the first call there and the calls of that window and the next; an account
-  without a call for eight days (data time) is forgotten at the next snapshot. Each process
-  of a parallel replay sees only its own windows.
+  without a call for eight days (data time) is forgotten at the next snapshot; DELETE
+  /6minutes/data makes it forget what the deleted windows taught it (``forget_data``). Each
+  process of a parallel replay sees only its own windows.
 
 The third signal, an account's volume against its own baseline, is the
 ``account_volume_spike`` traffic rule (:mod:`sixminutes.baselines`). Options:
@@ -156,6 +157,25 @@ def export_state():
         [account, direction, since, last_seen[account],
          [[country, first[0], first[1]] for country, first in countries.items()]]
         for (account, direction), (since, countries) in known.items()]}
+
+
+def forget_data(before):
+    """DELETE /6minutes/data erased the windows before ``before`` (all when None): forget the
+    accounts not seen since, and the countries first called before it (their first call is
+    erased: a call there is new again); an account's history starts again at the cut-off,
+    so the ``min_history_hours`` guard counts from there."""
+    if before is None:
+        known.clear()
+        last_seen.clear()
+        return
+    for account in [a for a, t in last_seen.items() if t < before]:
+        del last_seen[account]
+    for key, (since, countries) in list(known.items()):
+        if key[0] not in last_seen:
+            del known[key]
+            continue
+        kept = {c: first for c, first in countries.items() if first[0] >= before}
+        known[key] = (max(since, before), kept)
 
 
 def import_state(data):

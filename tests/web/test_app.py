@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from typing import Any
 
 import httpx
+import pytest
 
 from helpers import END, WINDOW, raw
 from sixminutes.call import decode
@@ -129,3 +131,107 @@ def test_deleted_windows_and_alerts_leave_the_state_file_at_the_next_snapshot(tm
         assert list(saved.cells) == [] and saved.alerts == []
     finally:
         svc.state.close()
+
+
+def test_deleting_all_data_erases_the_hourly_history_and_the_plugins_memory_of_it(tmp_path):
+    """DELETE /6minutes/data erases what was learned from the windows too: yesterday's calls
+    folded into the hourly history (a drop today must not be judged against them) and the
+    fraud plugin's memory of the countries each account called, in memory and, from the next
+    snapshot on, in the state file a restart reads."""
+    from sixminutes.baselines import DAY, baseline
+    from sixminutes.stats import series_key
+
+    today = WINDOW + 2 * DAY
+    now = [float(today - DAY + 300)]
+    path = str(tmp_path / "s.sqlite")
+    svc = service(state=path, retention_hours=24, clock=lambda: now[0])
+    svc.open_state()
+    key = series_key("calls", {"direction": "egress", "profile": "p"})
+    svc.engine.feed_batch([raw(_id=f"y{i}", end_epoch=str(today - DAY + i), ccnq_profile="p",
+                               ccnq_direction="egress", ccnq_account="acct",
+                               ccnq_to_e164="+3361234567") for i in range(100)], "test")
+    now[0] = float(today + 360 + 30)  # yesterday's window is past retention: it is hourly history now
+    svc._purge()
+    assert baseline(svc.engine.store, svc.engine.traffic.history, today, key).yesterday == 100
+    fraud = next(p.module for p in svc.engine.plugins.plugins if p.name == "fraud")
+    assert ("acct", "egress") in fraud.known
+    try:
+        asyncio.run(svc.snapshot())
+        assert list(svc.state.load().history)  # (what the DELETE must take out of the file)
+        assert request(svc, "DELETE", "/6minutes/data", headers=BEARER).json()["ok"]
+        assert svc.engine.traffic.history.hours == {}
+        assert baseline(svc.engine.store, svc.engine.traffic.history, today, key).yesterday is None
+        assert fraud.known == {} and fraud.last_seen == {}
+        svc.engine.feed_batch([raw(_id=f"t{i}", end_epoch=str(today + i), ccnq_profile="p",
+                                   ccnq_direction="egress") for i in range(10)], "test")
+        now[0] = float(today + 360 + 120)  # today's window is complete: judged
+        svc.tick()
+        assert svc.engine.store.windows() == [today]  # (counted: the clock is in that window)
+        assert [a.msg for a in svc.engine.alerts.list() if a.plugin.startswith("traffic")] == []  # no drop against erased calls
+        asyncio.run(svc.snapshot())
+        saved = svc.state.load()
+        assert list(saved.history) == [] and saved.history_hours == {}
+        remembered = {entry[0] for entry in json.loads(saved.plugin_state["fraud"])["accounts"]}
+        assert remembered == {"unknown"}  # (today's calls, after the DELETE: not acct's)
+    finally:
+        svc.state.close()
+
+    async def restart() -> Service:
+        after = service(state=path, retention_hours=24, clock=lambda: now[0])
+        await after.start()
+        await after.stop()
+        return after
+
+    after = asyncio.run(restart())
+    assert after.engine.traffic.history.hours == {}
+    fraud = next(p.module for p in after.engine.plugins.plugins if p.name == "fraud")
+    assert ("acct", "egress") not in fraud.known and ("unknown", "egress") in fraud.known
+
+
+def _drop_world(svc: Service, today: int, tag: str, today_calls: int = 10) -> None:
+    """Yesterday 100 calls of carrier p in the window; today ``today_calls``."""
+    svc.engine.feed_batch([raw(_id=f"{tag}y{i}", end_epoch=str(today - 86400 + i), ccnq_profile="p",
+                               ccnq_direction="egress") for i in range(100)], "test")
+    svc.engine.feed_batch([raw(_id=f"{tag}t{i}", end_epoch=str(today + i), ccnq_profile="p",
+                               ccnq_direction="egress") for i in range(today_calls)], "test")
+
+
+@pytest.mark.parametrize("judgement", ["saved", "not saved"])
+def test_a_restart_after_the_snapshot_raises_no_traffic_alert_again(tmp_path, judgement):
+    """A drop fires in the newest window, a snapshot saves it, the process dies (no last
+    snapshot: its file is closed as a kill -9 would). The next start judges that window no
+    more (the judgement saved), or judges it again without raising what its restored alerts
+    say fired (a file of a version that did not save the judgement): the alert keeps its
+    count, and no listener (the notifier) hears of it again."""
+    today = WINDOW + 2 * 86400
+    now = [float(today + 360 + 120)]  # today's window is complete: judged at the next tick
+    path = str(tmp_path / "s.sqlite")
+    before = service(state=path, retention_hours=48, clock=lambda: now[0])
+    before.open_state()
+    _drop_world(before, today, "a")
+    before.tick()
+    [drop] = [a for a in before.engine.alerts.list() if a.plugin == "traffic_drop"]
+    assert (drop.timestamp, drop.count) == (today, 1)
+    asyncio.run(before.snapshot())
+    before.state.close()  # (killed: no stop, no last snapshot)
+    if judgement == "not saved":
+        with sqlite3.connect(path) as db:
+            db.execute("DELETE FROM meta WHERE key = 'traffic'")
+
+    after = service(state=path, retention_hours=48, clock=lambda: now[0])
+    heard: list[str] = []
+    after.engine.alerts.listeners.append(lambda alert: heard.append(alert.plugin))
+
+    async def run() -> int | None:
+        await after.start()
+        resumed = after.engine.traffic.judged
+        after.tick()
+        await after.stop()
+        return resumed
+
+    resumed = asyncio.run(run())
+    # (saved: the next window to judge; else the newest restored, to be judged again)
+    assert resumed == (today + 360 if judgement == "saved" else today)
+    [again] = [a for a in after.engine.alerts.list() if a.plugin == "traffic_drop"]
+    assert (again.id, again.timestamp, again.count) == (drop.id, today, 1)
+    assert "traffic_drop" not in heard
