@@ -354,7 +354,7 @@ class Engine:
             if alert.fields.get("rule") == alert.plugin:
                 self.thresholds.mark_fired(alert.fields["rule"], alert.timestamp, alert.key)
         for t, digests in seen:  # per window, its ids' hashes, sorted (see dedup.py, state.py)
-            self.seen.restore(t, digests, is_sorted=True)
+            self.seen.restore(t, digests)
         self.outcomes.update(outcomes)
 
     def share(self) -> Share:
