@@ -12,7 +12,8 @@ A day at 1,000 CDR/s is 86.4 M CDRs; this runs a scaled day and extrapolates, sh
    fresh SQLite file with the service's own State (time, file size) and loading it back.
 2. window: --window-n CDRs in one 6-minute window, the density of 1,000 CDR/s: how many cells
    one window of a real day holds (the cells saturate: accounts × series, not CDRs), and the
-   bytes of its dedup ids once packed (the quotient form of sixminutes/dedup.py).
+   bytes of its dedup ids once packed (the quotient form of sixminutes/dedup.py) and of its
+   cells once compacted (tracemalloc, a fresh Store: its keys counted, none shared).
 3. service (--service-n > 0): a real `sixminutes serve` following pouchdb-server through a
    compressed day already written to CouchDB: its peak RSS, its snapshots (status endpoint),
    the state file's size, and how long a restart takes to restore it.
@@ -189,8 +190,11 @@ def window_run(n: int) -> dict[str, Any]:
               f"{alerts:,} alerts keeping {sample_bytes / 2**20:.1f} MiB of sample CDRs")
     ids, id_bytes = seen_bytes(engine)  # (the window packed, as once it is past)
     print(f"  dedup ids: {ids:,} in {id_bytes:,} bytes once packed = {id_bytes / ids:.2f} bytes/id")
+    cells, cell_bytes, _ = store_bytes_per_cell(engine)  # (its keys all counted: none shared)
+    print(f"  cells: {cells:,} in {cell_bytes:,} bytes once compacted = {cell_bytes / cells:.1f} bytes/cell "
+          f"(tracemalloc, the series keys included)")
     return {"cells": counts[-1][1], "counts": counts, "alerts": counts[-1][3], "sample_bytes": counts[-1][4],
-            "id_bytes": id_bytes / ids}
+            "id_bytes": id_bytes / ids, "cell_bytes": cell_bytes / cells}
 
 
 def service_run(n: int, folder: Path) -> dict[str, Any]:
@@ -267,7 +271,9 @@ def main(argv: list[str] | None = None) -> None:
     src = (f"{per_window:,.0f} cells per window measured at {args.window_n / 360:,.0f} CDR/s (part 2) × 240"
            if window else "the scaled day's cells (no part 2: an underestimate)")
     print(f"  cells: {cells:,.0f} ({src})")
-    print(f"  window memory: {cells * day['cell_bytes'] / 2**20:,.0f} MiB at {day['cell_bytes']:.1f} bytes/cell")
+    cell_bytes = max(day["cell_bytes"], window["cell_bytes"]) if window else day["cell_bytes"]
+    print(f"  window memory: {cells * cell_bytes / 2**20:,.0f} MiB at {cell_bytes:.1f} bytes/cell (the larger "
+          f"of the scaled day's and the full window's)")
     if window:
         print(f"  alerts: {window['alerts']:,} in one window at that density keeping "
               f"{window['sample_bytes'] / 2**20:.0f} MiB of sample CDRs; × 240 = "
@@ -276,8 +282,8 @@ def main(argv: list[str] | None = None) -> None:
     src = ("a window at 1,000 CDR/s, part 2" if window else "the scaled day's sparse windows: an overestimate")
     ids_mib = FULL_DAY * id_bytes / 2**20
     print(f"  DEDUP MEMORY: {FULL_DAY:,} ids kept 24 h × {id_bytes:.2f} bytes/id ({src}) = {ids_mib:,.0f} MiB "
-          f"({ids_mib / 1024:.2f} GiB), {ids_mib / max(cells * day['cell_bytes'] / 2**20, 1):.2f}× the windows")
-    total_mib = ids_mib + cells * day["cell_bytes"] / 2**20
+          f"({ids_mib / 1024:.2f} GiB), {ids_mib / max(cells * cell_bytes / 2**20, 1):.2f}× the windows")
+    total_mib = ids_mib + cells * cell_bytes / 2**20
     print(f"  WINDOWS + DEDUP MEMORY: {total_mib:,.0f} MiB ({total_mib / 1024:.2f} GiB)")
     snap = day["snap"]
     print(f"  state file: cells {cells * snap['cells_bytes'] / snap['cells'] / 2**20:,.0f} MiB + dedup ids "

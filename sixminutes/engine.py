@@ -335,7 +335,11 @@ class Engine:
                 occupancy: Iterable[tuple[int, str, bytes]] = ()) -> None:
         """Load a saved state (before any document is fed)."""
         spans: set[tuple[int, str]] = set()  # (window, key) of the calls-in-progress Stats
+        last = None
         for t, key, total, count, squares, low, high in cells:
+            if t != last:  # (rows come window by window: each frozen once restored, so a
+                self.store.compact(t)  # restart never holds the whole day in Cells)
+                last = t
             self.store.merge(t, key, Stat(total, count, squares, low, high))
             self._newest = max(self._newest, t)
             self._newest_epoch = max(self._newest_epoch, t)
