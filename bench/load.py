@@ -13,7 +13,8 @@ A day at 1,000 CDR/s is 86.4 M CDRs; this runs a scaled day and extrapolates, sh
 2. window: --window-n CDRs in one 6-minute window, the density of 1,000 CDR/s: how many cells
    one window of a real day holds (the cells saturate: accounts × series, not CDRs), and the
    bytes of its dedup ids once packed (the quotient form of sixminutes/dedup.py) and of its
-   cells once compacted (tracemalloc, a fresh Store: its keys counted, none shared).
+   cells once compacted (tracemalloc, a fresh Store; the series keys, shared by the windows of a
+   day, apart).
 3. service (--service-n > 0): a real `sixminutes serve` following pouchdb-server through a
    compressed day already written to CouchDB: its peak RSS, its snapshots (status endpoint),
    the state file's size, and how long a restart takes to restore it.
@@ -147,11 +148,12 @@ def day_run(n: int, checkpoints: list[int], folder: Path) -> dict[str, Any]:
         if engine.accepted != fed:
             raise SystemExit(f"accepted {engine.accepted} of {fed}: {dict(engine.rejected)}")
     print(f"(generating the documents took {t_gen:.0f} s, not in feed/s)")
-    cells, cell_bytes, _ = store_bytes_per_cell(engine)
+    cells, cell_bytes, _, array_bytes = store_bytes_per_cell(engine)
     ids, id_bytes = seen_bytes(engine)
     alerts, sample_bytes = alert_bytes(engine)
     snap = snapshot_figures(engine, folder)
-    print(f"cells: {cells:,} in {cell_bytes:,} bytes once compacted = {cell_bytes / cells:.1f} bytes/cell (tracemalloc)")
+    print(f"cells: {cells:,} in {cell_bytes:,} bytes once compacted = {cell_bytes / cells:.1f} bytes/cell (tracemalloc); "
+          f"the series keys (one registry) {(cell_bytes - array_bytes) / 2**20:.1f} MiB of it")
     print(f"dedup ids: {ids:,} in {id_bytes:,} bytes = {id_bytes / ids:.1f} bytes/id (56-bit hashes, packed once their window is past)")
     print(f"alerts: {alerts:,}, keeping {sample_bytes / 2**20:.1f} MiB of sample CDRs "
           f"({sample_bytes / max(alerts, 1):,.0f} bytes each)")
@@ -165,6 +167,7 @@ def day_run(n: int, checkpoints: list[int], folder: Path) -> dict[str, Any]:
           f"{snap['seen_bytes'] / snap['seen']:.0f} bytes/id; State.load of the cells alone "
           f"{snap['load_cells_seconds']:.2f} s, of it all {snap['load_seconds']:.2f} s")
     return {"rows": rows, "cell_bytes": cell_bytes / cells, "id_bytes": id_bytes / ids, "snap": snap,
+            "key_bytes": cell_bytes - array_bytes,
             "feed_rate": fed / feed_s}
 
 
@@ -190,11 +193,12 @@ def window_run(n: int) -> dict[str, Any]:
               f"{alerts:,} alerts keeping {sample_bytes / 2**20:.1f} MiB of sample CDRs")
     ids, id_bytes = seen_bytes(engine)  # (the window packed, as once it is past)
     print(f"  dedup ids: {ids:,} in {id_bytes:,} bytes once packed = {id_bytes / ids:.2f} bytes/id")
-    cells, cell_bytes, _ = store_bytes_per_cell(engine)  # (its keys all counted: none shared)
-    print(f"  cells: {cells:,} in {cell_bytes:,} bytes once compacted = {cell_bytes / cells:.1f} bytes/cell "
-          f"(tracemalloc, the series keys included)")
+    cells, cell_bytes, _, array_bytes = store_bytes_per_cell(engine)
+    print(f"  cells: {cells:,} in {cell_bytes:,} bytes once compacted (tracemalloc): the series keys (one "
+          f"registry, shared by a day's windows) {(cell_bytes - array_bytes) / 2**20:.1f} MiB, the window "
+          f"{array_bytes:,} bytes = {array_bytes / cells:.1f} bytes/cell")
     return {"cells": counts[-1][1], "counts": counts, "alerts": counts[-1][3], "sample_bytes": counts[-1][4],
-            "id_bytes": id_bytes / ids, "cell_bytes": cell_bytes / cells}
+            "id_bytes": id_bytes / ids, "cell_bytes": array_bytes / cells, "key_bytes": cell_bytes - array_bytes}
 
 
 def service_run(n: int, folder: Path) -> dict[str, Any]:
@@ -271,19 +275,25 @@ def main(argv: list[str] | None = None) -> None:
     src = (f"{per_window:,.0f} cells per window measured at {args.window_n / 360:,.0f} CDR/s (part 2) × 240"
            if window else "the scaled day's cells (no part 2: an underestimate)")
     print(f"  cells: {cells:,.0f} ({src})")
-    cell_bytes = max(day["cell_bytes"], window["cell_bytes"]) if window else day["cell_bytes"]
-    print(f"  window memory: {cells * cell_bytes / 2**20:,.0f} MiB at {cell_bytes:.1f} bytes/cell (the larger "
-          f"of the scaled day's and the full window's)")
+    if window:  # a full window's bytes a cell, and the series keys once (the more of both parts')
+        keys = max(day["key_bytes"], window["key_bytes"])
+        windows_mib = (cells * window["cell_bytes"] + keys) / 2**20
+        print(f"  window memory: {windows_mib:,.0f} MiB = {window['cell_bytes']:.1f} bytes/cell (a full window, "
+              f"part 2) + {keys / 2**20:.1f} MiB of series keys (the more of parts 1 and 2)")
+    else:
+        windows_mib = cells * day["cell_bytes"] / 2**20
+        print(f"  window memory: {windows_mib:,.0f} MiB at {day['cell_bytes']:.1f} bytes/cell")
     if window:
         print(f"  alerts: {window['alerts']:,} in one window at that density keeping "
               f"{window['sample_bytes'] / 2**20:.0f} MiB of sample CDRs; × 240 = "
               f"{window['alerts'] * WINDOWS:,} alerts, {window['sample_bytes'] * WINDOWS / 2**30:.1f} GiB")
     id_bytes = window["id_bytes"] if window else day["id_bytes"]
-    src = ("a window at 1,000 CDR/s, part 2" if window else "the scaled day's sparse windows: an overestimate")
+    src = (f"a window at {args.window_n / 360:,.0f} CDR/s, part 2" if window
+           else "the scaled day's sparse windows: an overestimate")
     ids_mib = FULL_DAY * id_bytes / 2**20
     print(f"  DEDUP MEMORY: {FULL_DAY:,} ids kept 24 h × {id_bytes:.2f} bytes/id ({src}) = {ids_mib:,.0f} MiB "
-          f"({ids_mib / 1024:.2f} GiB), {ids_mib / max(cells * cell_bytes / 2**20, 1):.2f}× the windows")
-    total_mib = ids_mib + cells * cell_bytes / 2**20
+          f"({ids_mib / 1024:.2f} GiB), {ids_mib / max(windows_mib, 1):.2f}× the windows")
+    total_mib = ids_mib + windows_mib
     print(f"  WINDOWS + DEDUP MEMORY: {total_mib:,.0f} MiB ({total_mib / 1024:.2f} GiB)")
     snap = day["snap"]
     print(f"  state file: cells {cells * snap['cells_bytes'] / snap['cells'] / 2**20:,.0f} MiB + dedup ids "

@@ -2,13 +2,13 @@
 
 A window's Stats are rows of one table, five doubles apiece (``sum, count, squares,
 min, max``), found through a dict from series key to row: a batch of CDRs is folded in
-with a few numpy calls over the rows it touches (:mod:`sixminutes.series`), and a kept
-(window, series) cell costs a dict entry plus 40 bytes (``bench/engine.py`` prints the
-figure). One CDR at a time (a live source's small batches, a per-CDR plugin), Python
-updates a five-item list in ``live`` faster; the lists are folded into the table when a
-batch reaches their keys, or when the window is compacted. A compacted window is frozen
-(:mod:`sixminutes.frozen`: key ids shared by the windows, a counter's Stat as its count),
-read as it is, and turned back into ``Cells`` by a write.
+with a few numpy calls over the rows it touches (:mod:`sixminutes.series`): a cell costs
+a dict entry plus 40 bytes while its window is counted. One CDR at a time (a live source's
+small batches, a per-CDR plugin), Python updates a five-item list in ``live`` faster; the
+lists are folded into the table when a batch reaches their keys, or when the window is
+compacted. A compacted window is frozen (:mod:`sixminutes.frozen`: key ids shared by the
+windows, a counter's Stat as its count; ``bench/engine.py`` prints the bytes a cell), read
+as it is, and turned back into ``Cells`` by a write.
 """
 from __future__ import annotations
 

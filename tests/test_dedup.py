@@ -120,11 +120,20 @@ def test_a_packed_window_answers_exactly_as_a_set_of_its_hashes(kept, asked, quo
         assert (digest in packed) == (digest in set(kept)) == (digest in again)
 
 
-def test_a_damaged_blob_is_refused():
-    blob = Packed.of(np.array([1, 2], np.uint64)).to_bytes()
-    for bad in (blob[:-1], b"sixX" + blob[4:]):
+@pytest.mark.parametrize("quotient", [False, True])
+def test_a_damaged_blob_is_refused(quotient):
+    blob = Packed.of(np.array([1, 2], np.uint64), quotient=quotient).to_bytes()
+    other = b"sixP" if quotient else b"sixQ"
+    for bad in (blob[:-1], blob + b"\0", b"sixX" + blob[4:], other + blob[4:]):
         with pytest.raises(ValueError, match="not a packed dedup window"):
             Packed.from_bytes(bad)
+
+
+def test_a_packed_table_restored_into_a_window_already_packed_keeps_both():
+    seen = SeenIds()
+    seen.restore(W, [id_hash("a")])
+    seen.restore(W, Packed.of(np.array([id_hash("b")], np.uint64)))
+    assert (W, id_hash("a")) in seen and (W, id_hash("b")) in seen and len(seen) == 2
 
 
 def test_schema_2_hashes_convert_to_the_hashes_of_the_same_ids():
