@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sixminutes import dedup
 from sixminutes.dedup import QUOTIENT_FROM, Packed, SeenIds, from_v2, id_hash, id_hash_v2
 
 W = 1_700_000_000 - 1_700_000_000 % 360
@@ -42,18 +43,35 @@ def test_an_id_is_new_once_per_window():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 6), st.booleans()), max_size=80))
-def test_add_answers_as_a_set_of_window_and_hash_whatever_is_frozen_when(ops):
-    """Freezing at any moment never changes what counts as already seen."""
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 6), st.booleans()), max_size=80),
+       st.sampled_from([2, 3, dedup.SPILL]))
+def test_add_answers_as_a_set_of_window_and_hash_whatever_is_frozen_when(ops, spill):
+    """Freezing at any moment, and an open window's set joining its table every ``spill``
+    ids, never change what counts as already seen."""
     seen, reference = SeenIds(), set()
-    for n, digest, freeze in ops:
-        window = W + 360 * n
-        assert seen.add(window, digest) == ((window, digest) not in reference)
-        reference.add((window, digest))
-        if freeze:
-            seen.freeze(window)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(dedup, "SPILL", spill)
+        for n, digest, freeze in ops:
+            window = W + 360 * n
+            assert seen.add(window, digest) == ((window, digest) not in reference)
+            reference.add((window, digest))
+            if freeze:
+                seen.freeze(window)
     assert len(seen) == len(reference)
     assert all(item in seen for item in reference)
+
+
+def test_an_open_windows_set_joins_its_table_every_spill_ids_and_is_still_saved_packed(monkeypatch):
+    monkeypatch.setattr(dedup, "SPILL", 4)
+    seen = SeenIds()
+    for digest in range(10):
+        assert seen.add(W, digest)
+    assert len(seen._open[W]) == 2 and len(seen._frozen[W]) == 8 and len(seen) == 10
+    assert not seen.add(W, 3) and not seen.add(W, 9) and seen.take_packed() == {}
+    for digest in range(10, 12):
+        seen.add(W, digest)  # (a spill that leaves the set empty)
+    seen.freeze()
+    assert list(seen.take_packed()[W]) == list(range(12)) and W not in seen._open
 
 
 def test_restore_then_add_and_purge():
