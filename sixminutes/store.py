@@ -193,14 +193,6 @@ class Cells:
     def __len__(self) -> int:
         return len(self.offsets) + len(self.live)
 
-    def compact(self) -> None:
-        """Fold the live lists into the table and drop its spare rows: a third of the memory."""
-        if self.live:
-            self.rows(list(self.live))
-            self.live = {}  # (emptied, a dict keeps its size)
-        if len(self.table) > self.size:
-            self.table = self.table[:self.size].copy()
-
     def rows_table(self) -> tuple[list[str], np.ndarray]:
         """Every key, and its Stat as a row of five doubles, in that order."""
         table = self.table[:self.size]
@@ -315,7 +307,6 @@ class Store:
         """Pack the windows older than ``before`` (all when None) into their compact form."""
         for t, cells in self._windows.items():
             if type(cells) is Cells and (before is None or t < before):
-                cells.compact()
                 if not self.track_changes:
                     cells.changed.clear()
                 self._windows[t] = FrozenCells(self._keys, *cells.rows_table(), cells.changed)

@@ -19,7 +19,7 @@ def _cells(rows: dict[str, tuple]) -> Cells:
     cells = Cells()
     for key, row in rows.items():
         cells.put(key, row)
-    cells.compact()  # (a table, as the windows compaction freezes)
+    cells.rows(list(cells.live))  # (folded into the table, as a batch folds them)
     return cells
 
 
