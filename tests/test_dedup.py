@@ -190,3 +190,12 @@ def test_purging_everything_also_forgets_the_windows_waiting_to_be_saved_packed(
     seen.freeze()
     seen.purge()
     assert seen.take_packed() == {} and list(seen.windows()) == []
+
+
+def test_repeated_hashes_are_kept_once_whatever_their_order():
+    """A restore may repeat hashes (a blob and late rows of one window; schema 2's hashes that
+    differ only in the 8 bits a 56-bit hash drops): each is kept, and counted, once."""
+    seen = SeenIds()
+    seen.restore(W, [9, 3, 9, 1, 3, 3])
+    assert list(seen._frozen[W]) == [1, 3, 9] and len(seen) == 3
+    assert from_v2(np.array([7 << 8, (5 << 8) | 1, (5 << 8) | 2, 5 << 8], np.int64)).tolist() == [5, 7]
