@@ -35,7 +35,7 @@ QUOTIENT_FROM = 87_382
 """Ids from which a window is quotient-compressed: 5 n + 4 · 65,537 < 8 n."""
 SPILL = 65_536
 """Ids an open window's set holds before they join its packed table: ~80 bytes an id in a
-set, so at most ~5 MiB a window, for ~1 µs more a CDR once a window has a table."""
+set, so at most ~5 MiB a window, for ~1–2 µs more a CDR once a window has a table."""
 _HEAD = struct.Struct("<4sI")  # a blob: its kind (b"sixP" plain, b"sixQ" quotient), the ids
 
 
