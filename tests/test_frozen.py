@@ -29,7 +29,10 @@ rows = st.one_of(
     counts.map(lambda n: (n, n, n, 1.0, 1.0)),  # counters (and counts beyond uint32)
     st.tuples(floats, st.integers(0, 2**53).map(float), floats, floats, floats),  # counts are whole
     st.sampled_from([(0.0, 0.0, 0.0, 1.0, 1.0), (-0.0, 0.0, 0.0, 1.0, 1.0), (2.5, 2.5, 2.5, 1.0, 1.0),
-                     (3.0, 3.0, 3.0, 1.0, 2.0), (0.0, 0.0, 0.0, np.inf, -np.inf)]))
+                     (3.0, 3.0, 3.0, 1.0, 2.0), (0.0, 0.0, 0.0, np.inf, -np.inf),
+                     # one field short of a counter's each (no Stat is so, but a row may be put)
+                     (2.0, 3.0, 3.0, 1.0, 1.0), (3.0, 3.0, 2.0, 1.0, 1.0), (3.0, 3.0, 3.0, 0.5, 1.0),
+                     (3.0, 3.0, 3.0, 1.0, 0.5)]))
 tables = st.dictionaries(st.text(min_size=1, max_size=6), rows, max_size=25)
 
 
@@ -52,7 +55,7 @@ def test_a_frozen_window_reads_exactly_as_its_cells(first, second):
             assert _bits(frozen.sum_count(key)) == _bits(cells.sum_count(key))
             assert _bits(tuple(vars_of(frozen.get(key)))) == _bits(tuple(vars_of(cells.get(key))))
         assert frozen.stat_row("absent\n") is None and frozen.sum_count("absent\n") == (0.0, 0)
-        assert frozen.get("absent\n") is None
+        assert frozen.get("absent\n") is None and frozen.changed == set()
     assert len(registry) == len(set(first) | set(second))
 
 
@@ -66,6 +69,16 @@ def test_a_counter_costs_8_bytes_and_any_other_cell_44():
     frozen = FrozenCells(KeyIds(), *cells.rows_table())
     assert len(frozen.counter_ids) == 100 and len(frozen.full_ids) == 10
     assert frozen.nbytes == 100 * 8 + 10 * 44
+
+
+def test_a_counter_is_a_whole_count_from_1_to_2_to_the_32_minus_1_of_ones():
+    rows = {"one": (1.0, 1.0, 1.0, 1.0, 1.0), "most": (2.0**32 - 1,) * 3 + (1.0, 1.0),
+            "beyond": (2.0**32,) * 3 + (1.0, 1.0), "none": (0.0, 0.0, 0.0, 1.0, 1.0),
+            "half": (1.5, 1.5, 1.5, 1.0, 1.0)}
+    registry = KeyIds()
+    frozen = FrozenCells(registry, *_cells(rows).rows_table())
+    assert sorted(registry.keys[i] for i in frozen.counter_ids) == ["most", "one"]
+    assert frozen.stat_row("most") == (2.0**32 - 1, 2**32 - 1, 2.0**32 - 1, 1.0, 1.0)
 
 
 def test_a_write_to_a_frozen_window_thaws_it_and_keeps_what_changed():
