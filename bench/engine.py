@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"DuckDB ({name}) counted {sum(r[3] for r in rows)} of {n}")
         groups, agreed = len(rows), cross_check(engine, rows, fallback)
     duck_name = min(duck, key=duck.get)
-    cells, mem, peak = store_bytes_per_cell(engine)
+    cells, mem, peak, _ = store_bytes_per_cell(engine)
 
     rate = {"engine": n / engine_s, "engine, feed one at a time": n / single_s,
             "engine, no threshold rules": n / parts_s[True],

@@ -7,11 +7,14 @@ A day at 1,000 CDR/s is 86.4 M CDRs; this runs a scaled day and extrapolates, sh
 1. day: --n realistic CDRs (20 carriers, 5,000 accounts) whose end times span 24 h (all 240
    windows fill) go through the Engine as the service configures it (dedup ids kept for the
    snapshot), in process. At checkpoints: CDRs/s, windows, (window, series) cells, dedup ids,
-   RSS; the bytes of a cell (tracemalloc, a fresh Store) and of a dedup id (the id strings and
-   their sets, sys.getsizeof); a full snapshot of every cell, then of every dedup id, into a
+   RSS; the bytes of a cell (tracemalloc, a fresh Store) and of a dedup id (the packed tables'
+   arrays: sparse windows here, so the plain 8-byte form); a full snapshot of every cell, then of every dedup id, into a
    fresh SQLite file with the service's own State (time, file size) and loading it back.
 2. window: --window-n CDRs in one 6-minute window, the density of 1,000 CDR/s: how many cells
-   one window of a real day holds (the cells saturate: accounts × series, not CDRs).
+   one window of a real day holds (the cells saturate: accounts × series, not CDRs), and the
+   bytes of its dedup ids once packed (the quotient form of sixminutes/dedup.py) and of its
+   cells once compacted (tracemalloc, a fresh Store; the series keys, shared by the windows of a
+   day, apart).
 3. service (--service-n > 0): a real `sixminutes serve` following pouchdb-server through a
    compressed day already written to CouchDB: its peak RSS, its snapshots (status endpoint),
    the state file's size, and how long a restart takes to restore it.
@@ -67,7 +70,7 @@ def alert_bytes(engine: Engine) -> tuple[int, int]:
 def seen_bytes(engine: Engine) -> tuple[int, int]:
     """(ids, bytes) of the dedup memory: the sets of open windows and the packed arrays."""
     engine.seen.freeze()  # as it is once the day's windows are past
-    size = sum(sys.getsizeof(packed) for packed in engine.seen._frozen.values())
+    size = sum(packed.nbytes + sys.getsizeof(packed) for packed in engine.seen._frozen.values())
     size += sum(sys.getsizeof(hashes) + sum(map(sys.getsizeof, hashes))
                 for hashes in engine.seen._open.values())
     return len(engine.seen), size
@@ -86,7 +89,7 @@ def snapshot_figures(engine: Engine, folder: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     sum(1 for _ in state.load().cells)  # the cells are read while they are restored
     load_cells_s = time.perf_counter() - t0
-    seen = {t: hashes.tobytes() for t, hashes in engine.seen._frozen.items()}  # as snapshots pack them
+    seen = {t: hashes.to_bytes() for t, hashes in engine.seen._frozen.items()}  # as snapshots pack them
     t0 = time.perf_counter()
     state.save(Delta(packed=seen))
     seen_s = time.perf_counter() - t0
@@ -99,7 +102,7 @@ def snapshot_figures(engine: Engine, folder: Path) -> dict[str, Any]:
     loaded = (sum(1 for _ in saved.cells), sum(map(len, saved.seen.values())))
     load_s = time.perf_counter() - t0
     state.close()
-    row_bytes = sum(map(sys.getsizeof, saved.seen.values())) / max(loaded[1], 1)
+    row_bytes = sum(packed.nbytes for packed in saved.seen.values()) / max(loaded[1], 1)
     del saved
     path.unlink()
     return {"cells": len(cells), "cells_seconds": cells_s, "cells_bytes": cells_size,
@@ -145,12 +148,13 @@ def day_run(n: int, checkpoints: list[int], folder: Path) -> dict[str, Any]:
         if engine.accepted != fed:
             raise SystemExit(f"accepted {engine.accepted} of {fed}: {dict(engine.rejected)}")
     print(f"(generating the documents took {t_gen:.0f} s, not in feed/s)")
-    cells, cell_bytes, _ = store_bytes_per_cell(engine)
+    cells, cell_bytes, _, array_bytes = store_bytes_per_cell(engine)
     ids, id_bytes = seen_bytes(engine)
     alerts, sample_bytes = alert_bytes(engine)
     snap = snapshot_figures(engine, folder)
-    print(f"cells: {cells:,} in {cell_bytes:,} bytes once compacted = {cell_bytes / cells:.1f} bytes/cell (tracemalloc)")
-    print(f"dedup ids: {ids:,} in {id_bytes:,} bytes = {id_bytes / ids:.1f} bytes/id (64-bit hashes, packed once their window is past)")
+    print(f"cells: {cells:,} in {cell_bytes:,} bytes once compacted = {cell_bytes / cells:.1f} bytes/cell (tracemalloc); "
+          f"the series keys (one registry) {(cell_bytes - array_bytes) / 2**20:.1f} MiB of it")
+    print(f"dedup ids: {ids:,} in {id_bytes:,} bytes = {id_bytes / ids:.1f} bytes/id (56-bit hashes, packed once their window is past)")
     print(f"alerts: {alerts:,}, keeping {sample_bytes / 2**20:.1f} MiB of sample CDRs "
           f"({sample_bytes / max(alerts, 1):,.0f} bytes each)")
     print(f"RSS growth {(rows[-1]['rss'] - base) / 2**20:.0f} MiB vs cells + ids + alert samples "
@@ -163,6 +167,7 @@ def day_run(n: int, checkpoints: list[int], folder: Path) -> dict[str, Any]:
           f"{snap['seen_bytes'] / snap['seen']:.0f} bytes/id; State.load of the cells alone "
           f"{snap['load_cells_seconds']:.2f} s, of it all {snap['load_seconds']:.2f} s")
     return {"rows": rows, "cell_bytes": cell_bytes / cells, "id_bytes": id_bytes / ids, "snap": snap,
+            "key_bytes": cell_bytes - array_bytes,
             "feed_rate": fed / feed_s}
 
 
@@ -186,7 +191,14 @@ def window_run(n: int) -> dict[str, Any]:
         counts.append((fed, engine.store.cells, accounts, alerts, sample_bytes))
         print(f"  {fed:>8,} CDRs: {engine.store.cells:,} cells ({accounts:,} account_calls series); "
               f"{alerts:,} alerts keeping {sample_bytes / 2**20:.1f} MiB of sample CDRs")
-    return {"cells": counts[-1][1], "counts": counts, "alerts": counts[-1][3], "sample_bytes": counts[-1][4]}
+    ids, id_bytes = seen_bytes(engine)  # (the window packed, as once it is past)
+    print(f"  dedup ids: {ids:,} in {id_bytes:,} bytes once packed = {id_bytes / ids:.2f} bytes/id")
+    cells, cell_bytes, _, array_bytes = store_bytes_per_cell(engine)
+    print(f"  cells: {cells:,} in {cell_bytes:,} bytes once compacted (tracemalloc): the series keys (one "
+          f"registry, shared by a day's windows) {(cell_bytes - array_bytes) / 2**20:.1f} MiB, the window "
+          f"{array_bytes:,} bytes = {array_bytes / cells:.1f} bytes/cell")
+    return {"cells": counts[-1][1], "counts": counts, "alerts": counts[-1][3], "sample_bytes": counts[-1][4],
+            "id_bytes": id_bytes / ids, "cell_bytes": array_bytes / cells, "key_bytes": cell_bytes - array_bytes}
 
 
 def service_run(n: int, folder: Path) -> dict[str, Any]:
@@ -263,14 +275,26 @@ def main(argv: list[str] | None = None) -> None:
     src = (f"{per_window:,.0f} cells per window measured at {args.window_n / 360:,.0f} CDR/s (part 2) × 240"
            if window else "the scaled day's cells (no part 2: an underestimate)")
     print(f"  cells: {cells:,.0f} ({src})")
-    print(f"  window memory: {cells * day['cell_bytes'] / 2**20:,.0f} MiB at {day['cell_bytes']:.1f} bytes/cell")
+    if window:  # a full window's bytes a cell, and the series keys once (the more of both parts')
+        keys = max(day["key_bytes"], window["key_bytes"])
+        windows_mib = (cells * window["cell_bytes"] + keys) / 2**20
+        print(f"  window memory: {windows_mib:,.0f} MiB = {window['cell_bytes']:.1f} bytes/cell (a full window, "
+              f"part 2) + {keys / 2**20:.1f} MiB of series keys (the more of parts 1 and 2)")
+    else:
+        windows_mib = cells * day["cell_bytes"] / 2**20
+        print(f"  window memory: {windows_mib:,.0f} MiB at {day['cell_bytes']:.1f} bytes/cell")
     if window:
         print(f"  alerts: {window['alerts']:,} in one window at that density keeping "
               f"{window['sample_bytes'] / 2**20:.0f} MiB of sample CDRs; × 240 = "
               f"{window['alerts'] * WINDOWS:,} alerts, {window['sample_bytes'] * WINDOWS / 2**30:.1f} GiB")
-    ids_mib = FULL_DAY * day["id_bytes"] / 2**20
-    print(f"  DEDUP MEMORY: {FULL_DAY:,} ids kept 24 h × {day['id_bytes']:.1f} bytes/id = {ids_mib:,.0f} MiB "
-          f"({ids_mib / 1024:.1f} GiB) — {ids_mib / max(cells * day['cell_bytes'] / 2**20, 1):.0f}× the windows")
+    id_bytes = window["id_bytes"] if window else day["id_bytes"]
+    src = (f"a window at {args.window_n / 360:,.0f} CDR/s, part 2" if window
+           else "the scaled day's sparse windows: an overestimate")
+    ids_mib = FULL_DAY * id_bytes / 2**20
+    print(f"  DEDUP MEMORY: {FULL_DAY:,} ids kept 24 h × {id_bytes:.2f} bytes/id ({src}) = {ids_mib:,.0f} MiB "
+          f"({ids_mib / 1024:.2f} GiB), {ids_mib / max(windows_mib, 1):.2f}× the windows")
+    total_mib = ids_mib + windows_mib
+    print(f"  WINDOWS + DEDUP MEMORY: {total_mib:,.0f} MiB ({total_mib / 1024:.2f} GiB)")
     snap = day["snap"]
     print(f"  state file: cells {cells * snap['cells_bytes'] / snap['cells'] / 2**20:,.0f} MiB + dedup ids "
           f"{FULL_DAY * snap['seen_bytes'] / snap['seen'] / 2**30:,.1f} GiB "

@@ -349,7 +349,11 @@ class Engine:
                 occupancy: Iterable[tuple[int, str, bytes]] = ()) -> None:
         """Load a saved state (before any document is fed)."""
         spans: set[tuple[int, str]] = set()  # (window, key) of the calls-in-progress Stats
+        last = None
         for t, key, total, count, squares, low, high in cells:
+            if t != last:  # (rows come window by window: each frozen once restored, so a
+                self.store.compact(t)  # restart never holds the whole day in Cells)
+                last = t
             self.store.merge(t, key, Stat(total, count, squares, low, high))
             self._newest = max(self._newest, t)
             self._newest_epoch = max(self._newest_epoch, t)
@@ -371,7 +375,7 @@ class Engine:
                 if alert.plugin in traffic:  # (a window judged again does not raise it twice)
                     self.traffic.mark_fired(alert.plugin, alert.key, alert.timestamp)
         for t, digests in seen:  # per window, its ids' hashes, sorted (see dedup.py, state.py)
-            self.seen.restore(t, digests, is_sorted=True)
+            self.seen.restore(t, digests)
         self.outcomes.update(outcomes)
 
     def share(self) -> Share:

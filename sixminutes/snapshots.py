@@ -95,7 +95,7 @@ class SnapshotWriter:
         delta.alerts = [(a.id, a.timestamp, alert_record(a)) for a in self.alerts.values()]
         delta.seen = self.engine.seen_new
         packed = self.engine.seen.take_packed()
-        delta.packed = {t: hashes.tobytes() for t, hashes in packed.items()}
+        delta.packed = {t: hashes.to_bytes() for t, hashes in packed.items()}
         delta.positions = positions
         delta.outcomes = dict(self.engine.outcomes)
         delta.history, delta.history_hours, delta.history_before = self.engine.traffic.history.take()

@@ -15,11 +15,12 @@ import fcntl
 import os
 import sqlite3
 import time
-from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from .dedup import id_hash
+import numpy as np
+
+from .dedup import Packed, from_v2, id_hash, id_hash_v2
 
 __all__ = ["State", "Delta", "Saved", "StateError", "StateInUse", "StateLock", "SCHEMA_VERSION"]
 
@@ -47,11 +48,13 @@ CREATE TABLE IF NOT EXISTS bad_bodies (
 """
 SCHEMA_VERSION = 3
 """The layout this version writes. 1: ids of dedup may still be text rows in ``seen`` (0.1).
-2: the tables ``history``, ``history_hours`` and ``plugin_state`` may be missing (a file from
-before the baselines: they are created empty), or hold the history without the windows of
-each hour (``windows``, added by 3: such hours read as the hour's mean, see
-:class:`sixminutes.baselines.History`). A version-2 program refuses a version-3 file rather
-than fail at every snapshot writing 3 values into 4 columns."""
+2: the dedup hashes are 64-bit, a packed window a blob of ``array('q')``; the tables
+``history``, ``history_hours`` and ``plugin_state`` may be missing (a file from before the
+baselines: they are created empty), or hold the history without the windows of each hour
+(``windows``, added by 3: such hours read as the hour's mean, see
+:class:`sixminutes.baselines.History`). 3: 56-bit dedup hashes, a packed window a
+:class:`~sixminutes.dedup.Packed` blob, the history's windows. A version-2 program refuses a
+version-3 file rather than fail at every snapshot writing 3 values into 4 columns."""
 
 
 class StateError(RuntimeError):
@@ -104,18 +107,27 @@ def _from_1(db: sqlite3.Connection) -> None:
     """Version 1 -> 2: dedup ids kept as text (0.1) become the 64-bit hashes read since."""
     rows = db.execute("SELECT timestamp, id FROM seen").fetchall()
     db.executemany("INSERT OR IGNORE INTO seen_hashes VALUES (?, ?)",
-                   [(t, id_hash(doc_id)) for t, doc_id in rows])
+                   [(t, id_hash_v2(doc_id)) for t, doc_id in rows])
     db.execute("DELETE FROM seen")
 
 
 def _from_2(db: sqlite3.Connection) -> None:
     """Version 2 -> 3: the hourly history gains the windows of each hour (``windows``; NULL
-    in the rows of before: unknown). The tables may have been created just now, already
-    with the column (a version-2 file from before the baselines)."""
+    in the rows of before: unknown; the tables may have been created just now, already with
+    the column: a version-2 file from before the baselines). The 64-bit dedup hashes become
+    the 56-bit ones of this version (their top bits: the same ids stay known), a packed
+    window's ``array('q')`` blob a Packed one."""
     for table in ("history", "history_hours"):
         columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
         if "windows" not in columns:
             db.execute(f"ALTER TABLE {table} ADD COLUMN windows INTEGER")
+    rows = db.execute("SELECT timestamp, hash FROM seen_hashes").fetchall()
+    db.execute("DELETE FROM seen_hashes")
+    db.executemany("INSERT OR IGNORE INTO seen_hashes VALUES (?, ?)",
+                   [(t, (digest & 0xFFFFFFFFFFFFFFFF) >> 8) for t, digest in rows])
+    for t, blob in db.execute("SELECT timestamp, hashes FROM seen_packed").fetchall():
+        packed = Packed.of(from_v2(np.frombuffer(blob, "<i8")))
+        db.execute("UPDATE seen_packed SET hashes = ? WHERE timestamp = ?", (packed.to_bytes(), t))
 
 
 _MIGRATIONS = {1: _from_1, 2: _from_2}
@@ -133,7 +145,7 @@ class Delta:
     seen: list[tuple[int, int]] = field(default_factory=list)
     """(window, hash of an id counted in it): see sixminutes/dedup.py."""
     packed: dict[int, bytes] = field(default_factory=dict)
-    """Window → all its hashes, a sorted array('q') as bytes: replaces that window's rows."""
+    """Window → all its hashes, a Packed blob (sixminutes/dedup.py): replaces that window's rows."""
     positions: dict[str, str] = field(default_factory=dict)
     outcomes: dict[tuple[str, str], int] = field(default_factory=dict)
     deletions: list[tuple[str, int | None]] = field(default_factory=list)
@@ -162,8 +174,8 @@ class Saved:
     cells: Iterable[tuple[int, str, float, int, float, float, float]]
     """Read while restored, not held as a list: millions of rows."""
     alerts: list[bytes]
-    seen: dict[int, array]
-    """Window → the hashes of its ids, sorted, 8 bytes each."""
+    seen: dict[int, Packed]
+    """Window → the hashes of its ids, sorted (sixminutes/dedup.py)."""
     positions: dict[str, str]
     outcomes: dict[tuple[str, str], int]
     occupancy: Iterable[tuple[int, str, bytes]] = ()
@@ -235,21 +247,21 @@ class State:
     def load(self) -> Saved:
         """The saved state; its cells are read as they are restored, on the caller's thread."""
         db = self._db
-        seen: dict[int, array] = {}
+        seen: dict[int, Packed] = {}
         for t, blob in db.execute("SELECT timestamp, hashes FROM seen_packed"):
-            seen[t] = array("q")
-            seen[t].frombytes(blob)
-        rows: dict[int, array] = {}
+            seen[t] = Packed.from_bytes(blob)
+        rows: dict[int, list[int]] = {}
         for t, digest in db.execute("SELECT timestamp, hash FROM seen_hashes"):  # in key order
             hashes = rows.get(t)
             if hashes is None:
-                hashes = rows[t] = array("q")
+                hashes = rows[t] = []
             hashes.append(digest)
         for t, doc_id in db.execute("SELECT timestamp, id FROM seen"):  # from version 0.1
-            rows.setdefault(t, array("q")).append(id_hash(doc_id))
+            rows.setdefault(t, []).append(id_hash(doc_id))
         for t, hashes in rows.items():  # the open windows' ids, and late ones of packed windows
             packed = seen.get(t)
-            seen[t] = array("q", sorted(set(hashes).union(packed) if packed else set(hashes)))
+            merged = np.array(hashes, np.uint64)
+            seen[t] = Packed.of(np.union1d(packed.hashes(), merged) if packed else np.unique(merged))
         return Saved(
             cells=db.execute("SELECT timestamp, key, sum, count, squares, min, max FROM cells"),
             alerts=[row[0] for row in db.execute("SELECT record FROM alerts ORDER BY timestamp")],

@@ -12,7 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-__all__ = ["Stat", "series_key", "cached_key", "key_maker", "parse_series_key", "parsed_key", "SeriesKeyError"]
+__all__ = ["Stat", "series_key", "cached_key", "key_maker", "parse_series_key", "parsed_key", "SeriesKeyError",
+           "key_matches"]
 
 
 @dataclass(slots=True)
@@ -250,3 +251,15 @@ def parse_series_key(key: str) -> tuple[str, dict[str, str]]:
     if pos != len(key):
         raise SeriesKeyError(f"trailing text in series key: {key!r}")
     return name, labels
+
+
+def key_matches(key: str, names: set[str] | None, labels: dict[str, str] | None) -> bool:
+    """Whether a series key has one of ``names`` (any when None) and every label of ``labels``
+    with that exact value (the filters of /6minutes/data)."""
+    try:
+        name, have = parsed_key(key)
+    except SeriesKeyError:  # restored from an older state file, say: never matches a filter
+        return False
+    if names is not None and name not in names:
+        return False
+    return not labels or all(have.get(k) == v for k, v in labels.items())

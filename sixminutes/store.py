@@ -2,11 +2,13 @@
 
 A window's Stats are rows of one table, five doubles apiece (``sum, count, squares,
 min, max``), found through a dict from series key to row: a batch of CDRs is folded in
-with a few numpy calls over the rows it touches (:mod:`sixminutes.series`), and a kept
-(window, series) cell costs a dict entry plus 40 bytes (``bench/engine.py`` prints the
-figure). One CDR at a time (a live source's small batches, a per-CDR plugin), Python
-updates a five-item list in ``live`` faster; the lists are folded into the table when a
-batch reaches their keys, or when the window is compacted.
+with a few numpy calls over the rows it touches (:mod:`sixminutes.series`): a cell costs
+a dict entry plus 40 bytes while its window is counted. One CDR at a time (a live source's
+small batches, a per-CDR plugin), Python updates a five-item list in ``live`` faster; the
+lists are folded into the table when a batch reaches their keys, or when the window is
+compacted. A compacted window is frozen (:mod:`sixminutes.frozen`: key ids shared by the
+windows, a counter's Stat as its count; ``bench/engine.py`` prints the bytes a cell), read
+as it is, and turned back into ``Cells`` by a write.
 """
 from __future__ import annotations
 
@@ -21,8 +23,9 @@ try:
 except ImportError:  # built without a C compiler: write_json() serializes the dicts
     cells_json = None
 
+from .frozen import FrozenCells, KeyIds
 from .occupancy import Occupancy
-from .stats import SeriesKeyError, Stat, parsed_key
+from .stats import Stat, key_matches
 
 __all__ = ["Cells", "Store"]
 
@@ -190,14 +193,6 @@ class Cells:
     def __len__(self) -> int:
         return len(self.offsets) + len(self.live)
 
-    def compact(self) -> None:
-        """Fold the live lists into the table and drop its spare rows: a third of the memory."""
-        if self.live:
-            self.rows(list(self.live))
-            self.live = {}  # (emptied, a dict keeps its size)
-        if len(self.table) > self.size:
-            self.table = self.table[:self.size].copy()
-
     def rows_table(self) -> tuple[list[str], np.ndarray]:
         """Every key, and its Stat as a row of five doubles, in that order."""
         table = self.table[:self.size]
@@ -214,7 +209,9 @@ class Store:
     """All windows kept, each mapping series keys to Stats."""
 
     def __init__(self) -> None:
-        self._windows: dict[int, Cells] = {}
+        self._windows: dict[int, Cells | FrozenCells] = {}
+        self._keys = KeyIds()
+        """The series keys of the frozen windows (:mod:`sixminutes.frozen`)."""
         self._touched: set[int] = set()
         self.occupancy = Occupancy()
         """Calls in progress per second of the recent windows (:mod:`sixminutes.occupancy`)."""
@@ -222,15 +219,25 @@ class Store:
         """Set by a consumer of :meth:`drain_changes`; otherwise compaction forgets the changes."""
 
     def window(self, window: int) -> Cells:
-        """The cells of one window, created when first needed (and then watched for changes)."""
+        """The cells of one window to write to, created when first needed, thawed when
+        frozen (and then watched for changes)."""
         self._touched.add(window)
-        cells = self._windows.get(window)
-        if cells is None:
-            cells = self._windows[window] = Cells()
-        return cells
+        return self._thaw(window)
 
-    def peek(self, window: int) -> Cells | None:
-        """The cells of a window if it exists, without creating or watching it."""
+    def _thaw(self, window: int) -> Cells:
+        """A window's cells as ``Cells`` (new ones when it has none), without watching it."""
+        cells = self._windows.get(window)
+        if type(cells) is Cells:
+            return cells
+        thawed = self._windows[window] = Cells()
+        if cells is not None:
+            keys, table = cells.rows_table()
+            thawed.offsets = dict(zip(keys, _row_ints(len(keys))))
+            thawed.table, thawed.size, thawed.changed = table, len(keys), cells.changed
+        return thawed
+
+    def peek(self, window: int) -> Cells | FrozenCells | None:
+        """The cells of a window if it exists, to read, without creating or watching it."""
         return self._windows.get(window)
 
     def drain_changes(self) -> dict[int, set[str]]:
@@ -277,9 +284,10 @@ class Store:
         for t, cells in other._windows.items():
             mine = self._windows.get(t)
             if mine is None:
-                self._windows[t] = cells
+                self._windows[t] = cells if type(cells) is Cells else \
+                    FrozenCells(self._keys, *cells.rows_table(), cells.changed)  # (our key ids)
             else:
-                mine.absorb(cells)
+                self._thaw(t).absorb(cells)
         self.occupancy.absorb(other.occupancy, self)
 
     def get(self, window: int, key: str) -> Stat | None:
@@ -298,16 +306,18 @@ class Store:
     def compact(self, before: int | None = None) -> None:
         """Pack the windows older than ``before`` (all when None) into their compact form."""
         for t, cells in self._windows.items():
-            if before is None or t < before:
-                cells.compact()
+            if type(cells) is Cells and (before is None or t < before):
                 if not self.track_changes:
                     cells.changed.clear()
+                self._windows[t] = FrozenCells(self._keys, *cells.rows_table(), cells.changed)
 
     def purge(self, before: int | None = None) -> list[int]:
         """Drop the windows older than ``before`` (all when None); return those dropped."""
         dropped = [t for t in self._windows if before is None or t < before]
         for t in dropped:
             del self._windows[t]
+        if len(self._keys) > 2 * self._keys.kept + 4096:  # (keys of the windows dropped)
+            self._keys.collect([c for c in self._windows.values() if type(c) is FrozenCells])
         self.occupancy.forget(before)
         self._touched.difference_update(dropped)
         return sorted(dropped)
@@ -328,13 +338,12 @@ class Store:
         for t in sorted(self._windows):
             if (start is not None and t < start) or (end is not None and t > end):
                 continue
-            cells = self._windows[t]
-            for key in cells.keys():
-                if (wanted is not None or labels) and not _matches(key, wanted, labels):
+            keys, table = self._windows[t].rows_table()
+            numbers = iter(table.ravel().tolist())
+            for key, total, count, squares, low, high in zip(keys, *[numbers] * 5):
+                if (wanted is not None or labels) and not key_matches(key, wanted, labels):
                     continue
-                stat = cells.get(key)
-                assert stat is not None
-                yield t, key, stat
+                yield t, key, Stat(total, int(count), squares, low, high)
 
     def to_json(
         self,
@@ -357,7 +366,7 @@ class Store:
             numbers = iter(_plain(table.ravel()))
             out = {}
             for key, total, count, squares, low, high in zip(keys, *[numbers] * 5):
-                if (wanted is not None or labels) and not _matches(key, wanted, labels):
+                if (wanted is not None or labels) and not key_matches(key, wanted, labels):
                     continue
                 out[key] = {"sum": total, "count": count, "squares": squares, "min": low, "max": high}
             if out:
@@ -387,12 +396,3 @@ def _plain(values: np.ndarray) -> list[float | int]:
     out[integral] = values[integral].astype(np.int64).astype(object)
     return out.tolist()
 
-
-def _matches(key: str, names: set[str] | None, labels: dict[str, str] | None) -> bool:
-    try:
-        name, have = parsed_key(key)
-    except SeriesKeyError:  # restored from an older state file, say: never matches a filter
-        return False
-    if names is not None and name not in names:
-        return False
-    return not labels or all(have.get(k) == v for k, v in labels.items())

@@ -650,3 +650,30 @@ def test_calls_in_progress_are_counted_again_after_all_the_data_was_deleted():
     engine.feed(raw(_id="b", end_epoch=END + 1, start_epoch=END - 29))
     found = {key.split("{")[0]: stat for _, key, stat in engine.store.items()}
     assert found["calls"].count == 1 and found["peak_concurrent"].max == 1
+
+
+def test_a_restore_freezes_each_window_once_its_rows_are_read_and_reads_them_exactly():
+    """A restart never holds the day as Cells: a window is frozen as soon as the rows of the
+    next one come (the state reads them window by window); every Stat comes back exactly."""
+    from sixminutes.frozen import FrozenCells
+
+    first = engine(retention_hours=None)
+    first.feed_many([raw(_id=f"c{i}", end_epoch=str(END + 360 * (i % 3)), billsec=str(i))
+                     for i in range(30)])
+    cells = [(t, key, s.sum, s.count, s.squares, s.min, s.max) for t, key, s in first.store.items()]
+    frozen_when_read: list[bool] = []
+    again = engine(retention_hours=None)
+
+    def rows():
+        previous = cells[0][0]
+        for row in cells:  # (when a row is asked for, the one before it has been filed)
+            frozen_when_read.append(all(type(again.store.peek(w)) is FrozenCells
+                                        for w in again.store.windows() if w < previous))
+            previous = row[0]
+            yield row
+
+    again.restore(rows(), [], [], {})
+    assert all(frozen_when_read) and len({t for t, *_ in cells}) == 3
+    assert all(type(again.store.peek(t)) is FrozenCells for t in again.store.windows())
+    assert sorted(again.store.items(), key=lambda item: item[:2]) == \
+        sorted(first.store.items(), key=lambda item: item[:2])

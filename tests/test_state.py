@@ -4,7 +4,9 @@ from __future__ import annotations
 import sqlite3
 from array import array
 
-from sixminutes.dedup import id_hash
+import numpy as np
+
+from sixminutes.dedup import Packed, id_hash, id_hash_v2
 from sixminutes.state import Delta, State
 
 W = 1_700_000_000 - 1_700_000_000 % 360
@@ -13,13 +15,12 @@ W = 1_700_000_000 - 1_700_000_000 % 360
 def test_saved_cells_hashes_and_positions_come_back(tmp_path):
     path = str(tmp_path / "s.sqlite")
     state = State(path)
-    state.save(Delta(cells=[(W, "calls", 3.0, 3, 3.0, 1.0, 1.0)], seen=[(W, 9), (W, -4), (W + 360, 1)],
+    state.save(Delta(cells=[(W, "calls", 3.0, 3, 3.0, 1.0, 1.0)], seen=[(W, 9), (W, 4), (W + 360, 1)],
                      positions={"couchdb:x": "42"}))
     state.close()
     saved = State(path).load()
     assert list(saved.cells) == [(W, "calls", 3.0, 3, 3.0, 1.0, 1.0)]
-    assert {t: list(h) for t, h in saved.seen.items()} == {W: [-4, 9], W + 360: [1]}
-    assert saved.seen[W].itemsize == 8
+    assert {t: list(h) for t, h in saved.seen.items()} == {W: [4, 9], W + 360: [1]}
     assert saved.positions == {"couchdb:x": "42"}
 
 
@@ -42,16 +43,26 @@ def test_deleting_seen_rows_deletes_both_kinds(tmp_path):
 
 
 def test_a_packed_window_is_one_blob_that_replaces_its_rows_and_late_rows_merge(tmp_path):
-    from array import array
     path = str(tmp_path / "s.sqlite")
     state = State(path)
-    state.save(Delta(seen=[(W, 5), (W, -2), (W + 360, 8)]))
-    packed = array("q", [-2, 3, 5])
-    state.save(Delta(packed={W: packed.tobytes()}, seen=[(W, 11)]))  # 11: late, after packing
+    state.save(Delta(seen=[(W, 5), (W, 2), (W + 360, 8)]))
+    packed = Packed.of(np.array([2, 3, 5], np.uint64))
+    state.save(Delta(packed={W: packed.to_bytes()}, seen=[(W, 11)]))  # 11: late, after packing
     assert state._db.execute("SELECT count(*) FROM seen_hashes WHERE timestamp = ?", (W,)).fetchone() == (1,)
-    assert {t: list(h) for t, h in state.load().seen.items()} == {W: [-2, 3, 5, 11], W + 360: [8]}
+    assert {t: list(h) for t, h in state.load().seen.items()} == {W: [2, 3, 5, 11], W + 360: [8]}
     state.save(Delta(deletions=[("seen", W + 360)]))
-    assert dict(state.load().seen) == {W + 360: array("q", [8])}
+    assert {t: list(h) for t, h in state.load().seen.items()} == {W + 360: [8]}
+
+
+def test_a_big_packed_window_comes_back_quotient_compressed_read_in_place(tmp_path):
+    hashes = np.unique(np.array([id_hash(f"doc-{i}") for i in range(100_000)], np.uint64))
+    path = str(tmp_path / "s.sqlite")
+    state = State(path)
+    state.save(Delta(packed={W: Packed.of(hashes).to_bytes()}))
+    loaded = state.load().seen[W]
+    assert loaded.values is None and not loaded.low.flags.owndata  # (a view of the blob)
+    assert np.array_equal(loaded.hashes(), hashes) and id_hash("doc-7") in loaded
+    state.close()
 
 
 # -- one owner per state file, and its schema version ----------------------------------------
@@ -147,6 +158,29 @@ def test_a_version_1_file_is_migrated_its_text_ids_becoming_hashes(tmp_path):
         assert db.execute("SELECT count(*) FROM seen_hashes").fetchone() == (2,)
 
 
+def test_a_version_2_file_is_migrated_its_64_bit_hashes_and_array_blobs_becoming_56_bit(tmp_path):
+    """The same ids stay known after the upgrade: the packed window's (sorted as signed
+    64-bit, negatives first), its late rows' and an open window's."""
+    path = str(tmp_path / "s.sqlite")
+    State(path).close()
+    packed_ids, late, open_ids = [f"p-{i}" for i in range(50)], ["late-1"], ["open-1", "open-2"]
+    assert any(id_hash_v2(i) < 0 for i in packed_ids) and any(id_hash_v2(i) > 0 for i in packed_ids)
+    with sqlite3.connect(path) as db:  # what version 2 wrote
+        db.execute("UPDATE meta SET value = '2' WHERE key = 'schema'")
+        blob = array("q", sorted(map(id_hash_v2, packed_ids))).tobytes()
+        db.execute("INSERT INTO seen_packed VALUES (?, ?)", (W, blob))
+        db.executemany("INSERT INTO seen_hashes VALUES (?, ?)",
+                       [(W, id_hash_v2(i)) for i in late] + [(W + 360, id_hash_v2(i)) for i in open_ids])
+    state = State(path)
+    seen = state.load().seen
+    assert _version_of(path) == str(SCHEMA_VERSION)
+    assert list(seen[W]) == sorted(map(id_hash, packed_ids + late))
+    assert list(seen[W + 360]) == sorted(map(id_hash, open_ids))
+    blob = state._db.execute("SELECT hashes FROM seen_packed").fetchone()[0]
+    assert list(Packed.from_bytes(blob)) == sorted(map(id_hash, packed_ids))
+    state.close()
+
+
 @pytest.mark.parametrize("version", [str(SCHEMA_VERSION + 1), "99"])
 def test_a_file_from_a_newer_version_is_refused_and_left_as_it_was(tmp_path, version):
     path = str(tmp_path / "s.sqlite")
@@ -233,7 +267,7 @@ def test_deletions_before_a_window_or_all_and_the_journal_rows_a_snapshot_covers
     state = State(path)
     state.save(Delta(cells=[(W, "calls", 1.0, 1, 1.0, 1.0, 1.0), (W + 360, "calls", 1.0, 1, 1.0, 1.0, 1.0)],
                      alerts=[("a1", W, b"{}"), ("a2", W + 360, b"{}")],
-                     seen=[(W, 1), (W + 360, 2)], packed={W: array("q", [5]).tobytes()}))
+                     seen=[(W, 1), (W + 360, 2)], packed={W: Packed.of(np.array([5], np.uint64)).to_bytes()}))
     state._db.executemany("INSERT INTO journal (received, source, body) VALUES (0, 'http', ?)",
                           [(b"1",), (b"2",), (b"3",)])  # (rows an older version kept here)
     state.save(Delta(deletions=[("cells", W + 360), ("seen", W + 360)], journal_upto=2))

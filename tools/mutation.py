@@ -49,7 +49,8 @@ MODULES: dict[str, list[str]] = {
     "stats": ["tests/test_stats.py"],
     "thresholds": ["tests/test_thresholds.py", "tests/test_lifecycle.py"],  # (verdict: the judge)
     "alerts": ["tests/test_alerts.py", "tests/test_incidents.py"],
-    "store": ["tests/test_store.py", "tests/test_series.py"],  # (the batch path fills the cells)
+    "store": ["tests/test_store.py", "tests/test_series.py", "tests/test_frozen.py"],  # (the batch path fills the cells)
+    "frozen": ["tests/test_frozen.py", "tests/test_store.py"],
     "series": ["tests/test_series.py"],
     "batch": ["tests/test_series.py"],
     "rawjson": ["tests/test_rawjson.py", "tests/test_call.py"],
