@@ -43,6 +43,7 @@ def _count(engine: Engine, paths: list[str], index: int, jobs: int,
     """Count this share's documents of ``paths`` into ``engine``; pass over the others."""
     engine.hold_resolution = True  # conditions span the windows of other shares: see settle()
     engine.keep_rejections = True  # (for the report: where each was read)
+    engine.store.freezes = False  # (a replay's windows are joined and written once: see Store)
     engine.feed_many(read_documents(paths, progress=progress, shard=Shard(index, jobs)),
                      keep=lambda item: item is not PASSED)
     engine.flush()

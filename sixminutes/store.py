@@ -217,6 +217,9 @@ class Store:
         """Calls in progress per second of the recent windows (:mod:`sixminutes.occupancy`)."""
         self.track_changes = False
         """Set by a consumer of :meth:`drain_changes`; otherwise compaction forgets the changes."""
+        self.freezes = True
+        """Whether :meth:`compact` freezes windows; a replay's store does not (it lives for one
+        run, and its windows are joined and written out once: freezing them cost more)."""
 
     def window(self, window: int) -> Cells:
         """The cells of one window to write to, created when first needed, thawed when
@@ -305,6 +308,8 @@ class Store:
 
     def compact(self, before: int | None = None) -> None:
         """Pack the windows older than ``before`` (all when None) into their compact form."""
+        if not self.freezes:
+            return
         for t, cells in self._windows.items():
             if type(cells) is Cells and (before is None or t < before):
                 if not self.track_changes:
