@@ -87,11 +87,13 @@ def decode_columns(items: list[Any]) -> Columns:
     ints = np.empty((len(INTS), n), np.int64)
     floats = np.empty((len(FLOATS), n), np.float64)
     codes = np.empty((len(TEXTS), n), np.int64)
-    try:
-        if _columns is None:
-            raise NotImplementedError("no compiled decoder")
-        values = list(_columns.decode(items, SKIP, status, ints, floats, codes))
-    except Exception:  # (out of memory in C, say): each document then costs what it did
+    values: list[list[Any]] | None = None
+    if _columns is not None:
+        try:
+            values = list(_columns.decode(items, SKIP, status, ints, floats, codes))
+        except MemoryError:  # (a batch's dictionaries): each document then costs what it did
+            values = None
+    if values is None:  # every document through call.decode()
         status[:] = [SKIPPED if item is SKIP else SLOW for item in items]
         values = [[] for _ in TEXTS]
     outcome: dict[int, Any] = {}
