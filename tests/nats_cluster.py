@@ -81,6 +81,7 @@ class NatsCluster:
         deadline = time.monotonic() + timeout
         last: Exception | None = None
         while time.monotonic() < deadline:
+            self._restart_unbound()
             try:
                 if asyncio.run(ready()):
                     return
@@ -89,6 +90,19 @@ class NatsCluster:
             time.sleep(0.3)
         raise AssertionError(f"the NATS cluster was not ready within {timeout} s: {last!r}\n"
                              + self.logs())
+
+    def _restart_unbound(self) -> None:
+        """Start again, on the same ports, a node that ended because its port was taken: a
+        free port is chosen before the node binds it, and meanwhile a client's connection
+        (an ephemeral port, from the same range) may hold it for a moment. The ports stay:
+        the members are configured with these URLs."""
+        for j, process in enumerate(self.processes):
+            if process is not None and process.poll() is not None and \
+                    "address already in use" in (self.workdir / f"n{j}.log").read_text(errors="replace"):
+                with open(self.workdir / f"n{j}.log", "ab") as log:
+                    log.write(b"(restarted by the tests: its port was taken)\n")
+                self.processes[j] = None
+                self.start(j)
 
     def logs(self) -> str:
         return "\n".join((self.workdir / f"n{i}.log").read_text(errors="replace")[-2000:]
