@@ -149,12 +149,19 @@ class Occupancy:
     def absorb(self, other: Occupancy, store: Store) -> None:
         """Add another store's occupancy to this one and rewrite the Stats it touches (the
         cells the stores merged hold sums of partial occupancies, which are no Stat of it)."""
+        touched = []  # (only where both counted: elsewhere the merged cell is one's whole Stat)
         for window, keys in other.windows.items():
-            mine = self.windows.setdefault(window, {})
+            mine = self.windows.get(window)
+            if mine is None:
+                self.windows[window] = keys
+                continue
             for key, seconds in keys.items():
                 current = mine.get(key)
-                mine[key] = seconds.copy() if current is None else current + seconds
-        touched = [(window, key) for window, keys in other.windows.items() for key in keys]
+                if current is None:
+                    mine[key] = seconds
+                else:
+                    mine[key] = current + seconds
+                    touched.append((window, key))
         if touched:
             stats = _stats(np.stack([self.windows[window][key] for window, key in touched]))
             for (window, key), stat in zip(touched, stats):

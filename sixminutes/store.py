@@ -201,6 +201,15 @@ class Cells:
         return [*self.offsets, *self.live], table
 
 
+def _thawed(frozen: FrozenCells) -> Cells:
+    """A frozen window's cells as ``Cells`` again, to write to."""
+    cells = Cells()
+    keys, table = frozen.rows_table()
+    cells.offsets = dict(zip(keys, _row_ints(len(keys))))
+    cells.table, cells.size, cells.changed = table, len(keys), frozen.changed
+    return cells
+
+
 def _row(stat: Stat) -> tuple[float, float, float, float, float]:
     return (stat.sum, float(stat.count), stat.squares, stat.min, stat.max)
 
@@ -232,11 +241,7 @@ class Store:
         cells = self._windows.get(window)
         if type(cells) is Cells:
             return cells
-        thawed = self._windows[window] = Cells()
-        if cells is not None:
-            keys, table = cells.rows_table()
-            thawed.offsets = dict(zip(keys, _row_ints(len(keys))))
-            thawed.table, thawed.size, thawed.changed = table, len(keys), cells.changed
+        thawed = self._windows[window] = Cells() if cells is None else _thawed(cells)
         return thawed
 
     def peek(self, window: int) -> Cells | FrozenCells | None:
@@ -290,7 +295,14 @@ class Store:
                 self._windows[t] = cells if type(cells) is Cells else \
                     FrozenCells(self._keys, *cells.rows_table(), cells.changed)  # (our key ids)
             else:
-                self._thaw(t).absorb(cells)
+                mine = self._thaw(t)
+                if len(mine) < len(cells):  # the smaller into the larger: the same Stats
+                    theirs = cells if type(cells) is Cells else _thawed(cells)
+                    theirs.absorb(mine)
+                    theirs.changed |= mine.changed
+                    self._windows[t] = theirs
+                else:
+                    mine.absorb(cells)
         self.occupancy.absorb(other.occupancy, self)
 
     def get(self, window: int, key: str) -> Stat | None:
