@@ -30,9 +30,9 @@ from .windows import WINDOW, Clock, Retention, window_of
 
 __all__ = ["Engine", "Share", "BATCH", "BATCH_BYTES", "KEPT_REJECTIONS"]
 
-BATCH = 1000
+BATCH = 4096
 """Documents :meth:`Engine.feed_many` decodes before it counts them (see there why)..."""
-BATCH_BYTES = 16 << 20
+BATCH_BYTES = 64 << 20
 """... or fewer, once their raw bytes add up to this (a directory of huge documents)."""
 KEPT_REJECTIONS = 1000
 """Rejections kept with their position, per reason, when ``Engine.keep_rejections`` is set."""
@@ -91,7 +91,7 @@ class Engine:
         """Documents read, counted here or by another process (the position in the inputs)."""
         self._first_seen: dict[tuple[str, str], int] = {}  # outcome → where it was first seen
         self._rejected_at: dict[str, int] = {}  # reason → where last_rejection's was read
-        self.check_every = 1000
+        self.check_every = BATCH
         self.track_seen = False
         """When set, ids newly counted are listed in ``seen_new`` for the snapshot to save."""
         self.seen_new: list[tuple[int, int]] = []

@@ -483,7 +483,7 @@ def test_feed_many_counts_as_feed_one_at_a_time(odd_plugin, items, batch, batch_
     ``keep`` declines is passed over, as another process's share.
 
     (feed_many checks after each batch, as feed does every ``check_every`` documents, both
-    1,000 by default: the one-at-a-time side checks only where the batches end, or a rule or
+    ``BATCH`` by default: the one-at-a-time side checks only where the batches end, or a rule or
     an alert's resolution would be checked at points the other side never checks.)"""
     plugins = odd_plugin
     keep = None if shards is None else (lambda item: hash(item) % shards == 0)

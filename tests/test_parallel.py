@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from helpers import END, raw, seed_rules_toml
 from sixminutes.cli import main
 from sixminutes.config import Config
-from sixminutes.engine import Engine
+from sixminutes.engine import BATCH, Engine
 from sixminutes import parallel
 from sixminutes.call import Rejected, decode
 from sixminutes.parallel import shard_of
@@ -69,7 +69,7 @@ def assert_same(capsys, *args: str, jobs: int = 3) -> dict:
 def corpus(tmp_path_factory) -> Path:
     """Three hours of generated CDRs, with duplicates, late arrivals and bad documents."""
     rng = random.Random(7)
-    docs = [doc for doc, _ in Generator(seed=3).corpus(3000, END - 3 * 3600, 3 * 3600)]
+    docs = [doc for doc, _ in Generator(seed=3).corpus(BATCH + 1000, END - 3 * 3600, 3 * 3600)]
     docs += rng.sample(docs, 200)  # CouchDB resending: duplicates, far from their first copy
     late = rng.sample(range(len(docs)), 300)
     for i in late:  # arriving out of order, some windows after they ended
@@ -78,15 +78,15 @@ def corpus(tmp_path_factory) -> Path:
     docs[10:10] = [b"not json", b'{"variables": {"end_epoch": "nan"}}', b'{"_id": "_design/x"}',
                    raw(_id="nan-doc", billsec="12", rtp_audio_in_mos="nan").replace(
                        b'"nan"', b"nan"), b'{"variables": {"end_epoch": "17000"}}']
-    # A carrier failing for a moment: 30 rejected calls read just before the 1000th document,
-    # where one process checks the rules, then 200 answered ones in the same window. The ASR
-    # rule fires only if the rules are checked at the same documents in every process.
-    window = int(json.loads(docs[1000])["variables"]["end_epoch"]) // WINDOW * WINDOW
+    # A carrier failing for a moment: 30 rejected calls read just before the end of the first
+    # batch, where one process checks the rules, then 200 answered ones in the same window.
+    # The ASR rule fires only if the rules are checked at the same documents in every process.
+    window = int(json.loads(docs[BATCH])["variables"]["end_epoch"]) // WINDOW * WINDOW
     blip = [raw(_id=f"blip{i}", end_epoch=str(window + 1 + i % 300), ccnq_profile="blip",
                 ccnq_direction="egress", billsec="0" if i < 30 else "20",
                 sip_term_status="487" if i < 30 else "200") for i in range(230)]
-    docs[970:970] = blip[:30]
-    docs[1000:1000] = blip[30:]
+    docs[BATCH - 30:BATCH - 30] = blip[:30]
+    docs[BATCH:BATCH] = blip[30:]
     path = tmp_path_factory.mktemp("parallel") / "cdrs.jsonl"
     path.write_bytes(b"\n".join(docs) + b"\n")
     return path
