@@ -224,6 +224,22 @@ def test_the_compiled_peek_reads_what_the_regular_expression_does(parts):
     assert parallel._prescan.end_epoch(raw) == parallel._peek_slowly(raw)
 
 
+@pytest.mark.parametrize("before", range(0, 40))
+def test_the_key_is_found_wherever_it_falls_in_the_compiled_search(before):
+    """The compiled search looks 16 places at a time for the key's 'd' and 'h': the key is
+    found at every place of a block and near the end, and places with only its 'd' and 'h'
+    where they fall are no key."""
+    decoys = b'"ind_epocha" "and_xpoch" "end_epoc" dddddhhhhh '
+    for after in range(0, 20):
+        for key in (b'"end_epoch":1700000460', b'"end_epoch" : "1700000460"'):
+            raw = b"x" * before + decoys[:before] + key + b" " * after
+            assert parallel._prescan.end_epoch(raw) == parallel._peek_slowly(raw) == 1700000460
+            twice = raw + key
+            assert parallel._prescan.end_epoch(twice) == parallel._peek_slowly(twice) == -1
+        cut = (b"x" * before + b'"end_epoch":1700000460')[:before + 10]  # the key cut short
+        assert parallel._prescan.end_epoch(cut) == -1
+
+
 ODD_ENDS = [b'"00001700000460"', b'" 1700000460"', b'"+1700000460"', b"1700000460.0e0",
             b'"1700000460 "', b"17000004600000", b'"1700000460"']
 
