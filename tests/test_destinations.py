@@ -11,7 +11,7 @@ from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneNumberType
 
 from helpers import END, raw
 from sixminutes.config import Config
-from sixminutes.destinations import UNKNOWN, country_of, country_uncached
+from sixminutes.destinations import UNKNOWN, _region, _shared_region, country_of, country_uncached
 from sixminutes.engine import Engine
 
 SHARED = sorted(str(code) for code, regions in COUNTRY_CODE_TO_REGION_CODE.items() if len(regions) > 1)
@@ -25,6 +25,14 @@ def test_the_cache_says_what_phonenumbers_says(code, rest, plus):
     number = ("+" if plus else "") + code + rest
     assert country_of(number) == country_uncached(number)
     assert country_of(number) == country_uncached(number)  # (from the cache, the second time)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(code=st.sampled_from(SHARED), prefix=st.sampled_from(["", "0", "00", "1", "8", "1831"]),
+       national=st.text("0123456789", min_size=5, max_size=11))
+def test_a_number_built_without_parsing_is_in_the_region_parse_says(code, prefix, national):
+    national = (prefix + national)[:15 - len(code)]  # (national prefixes, Italy's zeros)
+    assert _shared_region(code, national) == _region(code + national)
 
 
 def test_numbers_of_shared_country_codes_by_prefix():
