@@ -4,10 +4,10 @@ A :class:`Series` says what to count: a name, a value per CDR (a column or a fun
 the batch; 1 when absent, a count), when to count it (a mask) and the labels (columns).
 :func:`count` evaluates it over a whole :class:`~sixminutes.batch.Batch`: one group-by of
 (window, labels) shared by every series with the same labels, then a handful of numpy
-calls, then one Store update per (window, series) cell, not one per CDR.
+calls, then one pass of the compiled fold (``_fold.c``) over the rows of every window.
 
-Values are added in input order starting from each cell's current Stat (``np.add.at`` is
-sequential), so the sums are bit for bit those of adding the CDRs one at a time.
+Values are added in input order starting from each cell's current Stat, so the sums are
+bit for bit those of adding the CDRs one at a time.
 """
 from __future__ import annotations
 
@@ -19,8 +19,13 @@ import numpy as np
 from .batch import LABELS, SMALL, Batch, Groups
 from .stats import key_maker
 
+try:
+    from ._fold import fold as _fold
+except ImportError:  # built without a C compiler: the numpy form below
+    _fold = None
+
 if TYPE_CHECKING:
-    from .store import Cells, Store
+    from .store import Store
 
 __all__ = ["Series", "count", "Column"]
 
@@ -104,18 +109,44 @@ def count(series: Series, batch: Batch, store: Store) -> None:
         return
     keys = _keys(series, groups, used.tolist())
     if groups.one_window:
-        _fold(store.window(groups.window_list[0]), keys, used, counts, index, values, groups.size,
-              store.track_changes)
-        return
-    # the groups come sorted by window: one run of groups, and of keys, per window
-    windows = groups.windows[used]
-    edges = [0, *(np.flatnonzero(windows[1:] != windows[:-1]) + 1).tolist(), len(used)]
-    row_windows = groups.windows[index]
+        edges = [0, len(used)]
+    else:  # the groups come sorted by window: one run of groups, and of keys, per window
+        windows = groups.windows[used]
+        edges = [0, *(np.flatnonzero(windows[1:] != windows[:-1]) + 1).tolist(), len(used)]
+    group_table = np.zeros(groups.size, np.int64)
+    group_row = np.zeros(groups.size, np.int64)
+    tables = []
     for start, end in zip(edges, edges[1:]):
-        window = int(windows[start])
-        mine = row_windows == window
-        _fold(store.window(window), keys[start:end], used[start:end], counts, index[mine],
-              None if values is None else values[mine], groups.size, store.track_changes)
+        cells = store.window(groups.window_list[used[start]])
+        group_row[used[start:end]] = cells.rows(keys[start:end])
+        if store.track_changes:
+            cells.changed.update(keys[start:end])
+        group_table[used[start:end]] = len(tables)
+        tables.append(cells)
+    # (each window's table is taken only now: rows() may have grown it)
+    fold([cells.table for cells in tables], group_table, group_row,
+         np.ascontiguousarray(index, np.int64),
+         None if values is None else np.ascontiguousarray(values, np.float64))
+
+
+def _fold_numpy(tables: list[np.ndarray], group_table: np.ndarray, group_row: np.ndarray,
+                index: np.ndarray, values: np.ndarray | None) -> None:
+    """What ``_fold.fold`` does, for a build without a C compiler: ``np.add.at`` adds in the
+    order of ``index``, starting from each cell's current Stat, one window at a time."""
+    row_table, target = group_table[index], group_row[index]
+    values = np.ones(len(index)) if values is None else values
+    for t, table in enumerate(tables):
+        mine = row_table == t
+        rows, value = target[mine], values[mine]
+        np.add.at(table[:, 0], rows, value)
+        np.add.at(table[:, 1], rows, 1.0)
+        np.add.at(table[:, 2], rows, value * value)
+        np.minimum.at(table[:, 3], rows, value)
+        np.maximum.at(table[:, 4], rows, value)
+
+
+fold: Callable[..., None] = _fold if _fold is not None else _fold_numpy
+"""Add each row's value to its group's cell, in row order (see ``_fold.c``)."""
 
 
 def _keys(series: Series, groups: Groups, used: list[int]) -> list[str]:
@@ -124,35 +155,6 @@ def _keys(series: Series, groups: Groups, used: list[int]) -> list[str]:
     if None in keys:
         keys = [k if k is not None else series.key(groups, g) for g, k in zip(used, keys)]
     return keys
-
-
-def _fold(cells: Cells, keys: list[str], used: np.ndarray, counts: np.ndarray,
-          index: np.ndarray, values: np.ndarray | None, size: int, track: bool) -> None:
-    """Add one window's rows of a batch to their cells' table rows (and mark them changed
-    when the store's changes are ``track``ed: a replay's are not).
-
-    ``np.add.at`` adds in the order of ``index``, starting from each cell's current Stat,
-    so the sums are bit for bit those of adding the CDRs one at a time."""
-    rows = np.array(cells.rows(keys), np.intp)
-    if track:
-        cells.changed.update(keys)
-    table = cells.table
-    if values is None:  # a count: every value is 1, each group's rows added at once
-        added = counts[used]
-        table[rows, 0] += added
-        table[rows, 1] += added
-        table[rows, 2] += added
-        table[rows, 3] = np.minimum(table[rows, 3], 1.0)
-        table[rows, 4] = np.maximum(table[rows, 4], 1.0)
-        return
-    row_of = np.empty(size, np.intp)
-    row_of[used] = rows
-    target = row_of[index]
-    np.add.at(table[:, 0], target, values)
-    np.add.at(table[:, 1], target, 1.0)
-    np.add.at(table[:, 2], target, values * values)
-    np.minimum.at(table[:, 3], target, values)
-    np.maximum.at(table[:, 4], target, values)
 
 
 def _count_rows(series: Series, groups: Groups, store: Store, mask: np.ndarray | None,
