@@ -116,7 +116,7 @@ def run_replay(path: Path, jobs: int) -> Engine:
     else:
         engine = Engine(config)
         engine.hold_resolution = True
-        engine.feed_many(read_documents([str(path)]))
+        engine.feed_many(read_documents([str(path)], chunks=True))
     engine.flush()
     engine.settle()
     return engine

@@ -249,15 +249,17 @@ static PyObject *prescan_end_epoch(PyObject *module, PyObject *arg) {
 /* The complete lines of a buffer of JSON Lines, for one of the processes of a parallel
  * replay: a line holding one plain document (as files.py's _line_docs tells them: it starts
  * with {" and ends with }, and is no {"last_seq"... or {"pending"...) becomes the document
- * (bytes, without its newline) when its window falls to process `index` of `jobs`, None when
- * it falls to another (never copied); any other line (a plain document whose end time only
- * the decoder can read, a blank line, an array...) a 1-tuple of the line with its newline.
- * Returns (items, bytes used): a line the buffer cuts short is left for the next call. */
+ * (bytes, without its newline) when its window falls to process `index` of `jobs`, `passed`
+ * (None unless given) when it falls to another (never copied); any other line (a plain
+ * document whose end time only the decoder can read, a blank line, an array...) a 1-tuple of
+ * the line with its newline. Returns (items, bytes used, how many 1-tuples, the bytes of the
+ * documents copied): a line the buffer cuts short is left for the next call. */
 static PyObject *prescan_split_lines(PyObject *module, PyObject *args) {
     Py_buffer view;
     int jobs, index;
     long long window;
-    if (!PyArg_ParseTuple(args, "y*iiL", &view, &jobs, &index, &window))
+    PyObject *passed = Py_None;
+    if (!PyArg_ParseTuple(args, "y*iiL|O", &view, &jobs, &index, &window, &passed))
         return NULL;
     if (jobs < 1 || window < 1) {
         PyBuffer_Release(&view);
@@ -265,26 +267,26 @@ static PyObject *prescan_split_lines(PyObject *module, PyObject *args) {
         return NULL;
     }
     const char *data = view.buf, *end = data + view.len, *p = data, *nl;
+    Py_ssize_t odd = 0, copied = 0;
     PyObject *items = PyList_New(0);
     while (items != NULL && p < end && (nl = memchr(p, '\n', end - p)) != NULL) {
         PyObject *item;
-        if (nl - p >= 3 && p[0] == '{' && p[1] == '"' && nl[-1] == '}' && p[2] != 'l'
-                && p[2] != 'p') {
-            long long epoch = plain_end_epoch(p, nl);
-            if (epoch < 0) {
-                PyObject *line = PyBytes_FromStringAndSize(p, nl - p + 1);
-                item = line ? PyTuple_Pack(1, line) : NULL;
-                Py_XDECREF(line);
-            } else if ((epoch / window) % jobs != index) {
-                item = Py_None;
-                Py_INCREF(item);
-            } else {
-                item = PyBytes_FromStringAndSize(p, nl - p);
-            }
-        } else {
+        long long epoch = -1;
+        int plain = nl - p >= 3 && p[0] == '{' && p[1] == '"' && nl[-1] == '}' && p[2] != 'l'
+                    && p[2] != 'p';
+        if (plain)
+            epoch = plain_end_epoch(p, nl);
+        if (epoch < 0) {
             PyObject *line = PyBytes_FromStringAndSize(p, nl - p + 1);
             item = line ? PyTuple_Pack(1, line) : NULL;
             Py_XDECREF(line);
+            odd++;
+        } else if ((epoch / window) % jobs != index) {
+            item = passed;
+            Py_INCREF(item);
+        } else {
+            item = PyBytes_FromStringAndSize(p, nl - p);
+            copied += nl - p;
         }
         if (item == NULL || PyList_Append(items, item) < 0)
             Py_CLEAR(items);
@@ -295,7 +297,7 @@ static PyObject *prescan_split_lines(PyObject *module, PyObject *args) {
     PyBuffer_Release(&view);
     if (items == NULL)
         return NULL;
-    return Py_BuildValue("(Nn)", items, used);
+    return Py_BuildValue("(Nnnn)", items, used, odd, copied);
 }
 
 /* How many c bytes from p to end, counting no further than past stop (memchr: fast). */
@@ -482,9 +484,10 @@ static PyMethodDef methods[] = {
      "end_epoch(raw: bytes) -> int\n\n"
      "The plain value of the one \"end_epoch\" key, without decoding; -1 when it is not plain."},
     {"split_lines", prescan_split_lines, METH_VARARGS,
-     "split_lines(data: buffer, jobs: int, index: int, window: int) -> (list, int)\n\n"
+     "split_lines(data: buffer, jobs: int, index: int, window: int, passed=None) -> (list, int, int, int)\n\n"
      "The complete lines of JSON Lines data for process index of jobs: a plain document of its\n"
-     "windows as bytes (no newline), of another's as None, any other line as (line,)."},
+     "windows as bytes (no newline), of another's as passed, any other line as (line,); then\n"
+     "the bytes used, the number of (line,) items and the bytes of the documents copied."},
     {"deeper_than", prescan_deeper_than, METH_VARARGS,
      "deeper_than(raw: bytes, limit: int) -> bool\n\n"
      "Whether brackets outside strings nest deeper than limit (the bytes need not be JSON)."},

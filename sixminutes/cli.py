@@ -225,7 +225,7 @@ def _replay(args: argparse.Namespace) -> int:
             with _environment(options.to_env()):
                 engine = parallel.replay(args.paths, config, jobs, progress=reading)
         else:
-            engine.feed_many(read_documents(args.paths, progress=reading))
+            engine.feed_many(read_documents(args.paths, progress=reading, chunks=True))
     for reason, count in reading.counts().items():  # what the reader could not use counts too
         engine.outcomes[("replay", reason)] += count
     engine.flush()

@@ -25,7 +25,7 @@ from .batch import Batch
 from .call import Call, Decoded, Rejected, decode
 from .direction import normal_direction
 
-__all__ = ["Columns", "LazyDecoded", "Rows", "SKIP", "batch_of", "decode_columns", "decoded", "INTS",
+__all__ = ["Chunk", "Columns", "LazyDecoded", "Rows", "SKIP", "batch_of", "decode_columns", "decoded", "INTS",
            "FLOATS", "TEXTS"]
 
 INTS = ("end_epoch", "start_epoch", "billsec", "duration", "answered")
@@ -78,6 +78,19 @@ class Columns:
 
 SKIP: Any = type("Skip", (), {"__repr__": lambda self: "SKIP", "__slots__": ()})()
 """An item not to read (another process counts it); None is a document, of no object type."""
+
+
+class Chunk(list):
+    """Items read one after another, handed over at once (a source may give these among its
+    items: :meth:`~sixminutes.engine.Engine.feed_many` takes them in as it would one by one),
+    so that a reader that splits a buffer of lines in C costs no Python step per document."""
+
+    __slots__ = ("nbytes",)
+
+    def __init__(self, items: list[Any], nbytes: int) -> None:
+        super().__init__(items)
+        self.nbytes = nbytes
+        """The bytes of the raw documents among them (what a batch's memory bound counts)."""
 
 
 def decode_columns(items: list[Any]) -> Columns:

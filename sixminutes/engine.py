@@ -17,7 +17,7 @@ from .baselines import Traffic
 from .batch import Batch
 from .lifecycle import Condition, Lifecycle
 from .call import Decoded, Rejected
-from .columns import SKIP, Columns, batch_of, decode_columns
+from .columns import SKIP, Chunk, Columns, batch_of, decode_columns
 from .config import Config
 from .dedup import SeenIds, id_hash
 from .plugin_state import export_state, forget_data, import_state
@@ -40,20 +40,45 @@ LATE = 60
 """Seconds after its end before a window is judged against its baseline (CDRs arrive late)."""
 
 
-def _batch(items: Iterator[Any]) -> tuple[list[Any], Exception | None]:
-    """The next documents to decode together, and the error that cut them short, if any."""
+def _batch(items: Iterator[Any], held: list[Chunk] | None = None
+           ) -> tuple[list[Any], Exception | None]:
+    """The next documents to decode together, and the error that cut them short, if any.
+
+    A :class:`~sixminutes.columns.Chunk` among the items is taken in whole or, when it does
+    not fit, up to ``BATCH``: the rest waits in ``held`` for the next batch (so batches end
+    at the same documents as when each comes alone)."""
+    held = [] if held is None else held
     batch: list[Any] = []
     size = 0
     try:
+        while held and len(batch) < BATCH and size < BATCH_BYTES:
+            size += _take(held.pop(), batch, held)
+        if len(batch) == BATCH or size >= BATCH_BYTES:
+            return batch, None
         for item in items:
-            batch.append(item)
-            if type(item) is bytes:
-                size += len(item)
+            if type(item) is Chunk:
+                size += _take(item, batch, held)
+            else:
+                batch.append(item)
+                if type(item) is bytes:
+                    size += len(item)
             if len(batch) == BATCH or size >= BATCH_BYTES:
                 break
     except Exception as error:  # the source failed: what it gave before is still counted
         return batch, error
     return batch, None
+
+
+def _take(chunk: Chunk, batch: list[Any], held: list[Chunk]) -> int:
+    """Move what fits of a chunk into the batch, the rest into ``held``; return its bytes."""
+    room = BATCH - len(batch)
+    if len(chunk) <= room:
+        batch += chunk
+        return chunk.nbytes
+    batch += chunk[:room]
+    rest = Chunk(chunk[room:], chunk.nbytes * (len(chunk) - room) // len(chunk))
+    held.append(rest)
+    return chunk.nbytes - rest.nbytes
 
 
 def _data_time(alert: Alert) -> float:
@@ -161,8 +186,9 @@ class Engine:
         documents it gave before are counted, then the error goes on.
         """
         it = iter(items)
+        held: list[Chunk] = []
         while True:
-            batch, failed = _batch(it)
+            batch, failed = _batch(it, held)
             if batch:
                 self._count_batch(batch if keep is None else
                                   [item if keep(item) else SKIP for item in batch], source)

@@ -44,8 +44,8 @@ def _count(engine: Engine, paths: list[str], index: int, jobs: int,
     engine.hold_resolution = True  # conditions span the windows of other shares: see settle()
     engine.keep_rejections = True  # (for the report: where each was read)
     engine.store.freezes = False  # (a replay's windows are joined and written once: see Store)
-    engine.feed_many(read_documents(paths, progress=progress, shard=Shard(index, jobs)),
-                     keep=lambda item: item is not PASSED)
+    engine.feed_many(read_documents(paths, progress=progress, shard=Shard(index, jobs),
+                                    chunks=True))  # (another process's documents: SKIP)
     engine.flush()
     engine.store.compact()
     return engine

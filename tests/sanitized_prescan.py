@@ -39,8 +39,9 @@ def main(so_file: str, examples: int) -> None:
             assert prescan.bad_percent(piece) < len(piece)
             strict = prescan.unquote_strict(piece)
             assert strict < len(piece) if isinstance(strict, int) else len(strict) <= len(piece)
-            items, used = prescan.split_lines(piece + b"\n" + piece, 2, 1, 360)
+            items, used, odd, copied = prescan.split_lines(piece + b"\n" + piece, 2, 1, 360)
             assert used <= 2 * len(piece) + 1 and len(items) >= 1
+            assert odd <= len(items) and copied <= used
             assert kept is None or len(kept) <= len(piece) + 16
 
     @settings(max_examples=examples, database=None, deadline=None,

@@ -677,3 +677,30 @@ def test_a_restore_freezes_each_window_once_its_rows_are_read_and_reads_them_exa
     assert all(type(again.store.peek(t)) is FrozenCells for t in again.store.windows())
     assert sorted(again.store.items(), key=lambda item: item[:2]) == \
         sorted(first.store.items(), key=lambda item: item[:2])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(1, 12)), max_size=12), st.integers(1, 9))
+def test_chunks_are_batched_where_their_documents_one_by_one_would_be(runs, batch):
+    """A source may hand over Chunks (a buffer's lines at once): the batches hold the same
+    documents, and end at the same ones, as when each document comes alone."""
+    documents, items, n = [], [], 0
+    for chunked, size in runs:
+        docs = [b'{"n":%d}' % (n + i) for i in range(size)]
+        n += size
+        documents += docs
+        items += [columns_module.Chunk(docs, sum(map(len, docs)))] if chunked else docs
+
+    def batches(source):
+        it, held, out = iter(source), [], []
+        while chunk := engine_module._batch(it, held)[0]:
+            out.append(list(chunk))
+        return out
+
+    kept = engine_module.BATCH
+    engine_module.BATCH = batch
+    try:
+        assert batches(items) == batches(documents)
+        assert [d for b in batches(items) for d in b] == documents
+    finally:
+        engine_module.BATCH = kept

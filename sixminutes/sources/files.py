@@ -32,6 +32,7 @@ from . import csv_cdr, xml_cdr
 from .lines import _FAIL, _clean, _fix_nan, _is_record, _lenient, _line_docs, _loads, _row_docs, _rows
 from .reading import Meter, Reading, ReadOptions
 from .salvage import Salvage
+from ..columns import Chunk
 from .shards import PASSED, Shard, split_lines
 
 try:  # ISA-L's inflate, about twice as fast as zlib's on CDRs (bench/engine.py)
@@ -76,7 +77,8 @@ def _size(path: str) -> int:
 
 
 def read_documents(
-    paths: list[str], progress: Callable[[int], None] | None = None, shard: Shard | None = None
+    paths: list[str], progress: Callable[[int], None] | None = None, shard: Shard | None = None,
+    chunks: bool = False,
 ) -> Iterator[bytes | dict]:
     """Yield every document of every path, in order, as raw bytes or as an already parsed value.
 
@@ -86,6 +88,8 @@ def read_documents(
     that is only skipped: the processes of a --jobs replay read it again, the first reports).
     All paths are checked before the first document, so a typo fails fast. With a ``shard``
     (a process of a parallel replay), another process's documents come out as ``PASSED``.
+    With ``chunks`` (the engine's ``feed_many`` takes them), the lines of a plain JSON Lines
+    file come a buffer at a time, as :class:`~sixminutes.columns.Chunk` items, split in C.
     """
     reading = progress if isinstance(progress, Reading) else Reading(progress, ReadOptions.from_env())
     layout = None
@@ -93,7 +97,14 @@ def read_documents(
         if layout is None:
             layout = csv_cdr.layout(reading.options.csv_template, reading.options.csv_columns,
                                     reading.options.timezone)
-        yield from _read_file(path, reading, layout, shard)
+        if chunks:
+            yield from _read_file(path, reading, layout, shard, True)
+            continue
+        for item in _read_file(path, reading, layout, shard, False):
+            if type(item) is Chunk:
+                yield from item
+            else:
+                yield item
 
 
 def _expand(paths: list[str], reading: Reading | None = None) -> list[str]:
@@ -132,7 +143,7 @@ def _walk(top: str, reading: Reading | None) -> list[str]:
 
 
 def _read_file(path: str, reading: Reading, layout: csv_cdr.CsvLayout,
-               shard: Shard | None) -> Iterator[Any]:
+               shard: Shard | None, chunks: bool) -> Iterator[Any]:
     try:
         raw = open(path, "rb", buffering=READ_CHUNK)  # CDR lines outgrow the 8 KB default
     except OSError as e:
@@ -141,7 +152,7 @@ def _read_file(path: str, reading: Reading, layout: csv_cdr.CsvLayout,
     with raw:
         size = os.fstat(raw.fileno()).st_size
         meter = Meter(raw, reading, PROGRESS_STEP)
-        reader = _Reader(path, reading, layout, meter, shard)
+        reader = _Reader(path, reading, layout, meter, shard, chunks)
         gzipped = False
         try:
             # By content, not by suffix: FreeSWITCH setups rename and compress files in many ways.
@@ -157,16 +168,19 @@ def _read_file(path: str, reading: Reading, layout: csv_cdr.CsvLayout,
 
 
 _DAMAGE = (OSError, EOFError, zlib.error, _InflateError)
+_WHOLE = Shard(0, 1)  # (one process reads it all)
 
 
 class _Reader:
     """The documents of one file, with where each was, whatever its layout."""
 
     def __init__(self, path: str, reading: Reading, layout: csv_cdr.CsvLayout, meter: Meter,
-                 shard: Shard | None = None) -> None:
+                 shard: Shard | None = None, chunks: bool = False) -> None:
         self.path, self.reading, self.layout, self.meter = path, reading, layout, meter
         self.streamed = self.rows = self.split = False
         self.shard = shard
+        self.chunks = chunks
+        """Whether the compiled splitter reads a plain JSON Lines file for one process too."""
 
     def decided(self, docs: Iterator[Any]) -> Iterator[Any]:
         """With a shard, another process's documents as PASSED (the splitter decides its own)."""
@@ -203,9 +217,11 @@ class _Reader:
             self.rows = True
             yield from _row_docs(f, self.meter, self.reading, self.path)
         elif first and _is_record(_lenient(first)):
-            if self.shard is not None and _prescan is not None and isinstance(f, io.BufferedReader):
+            if ((self.shard is not None or self.chunks) and _prescan is not None
+                    and isinstance(f, io.BufferedReader)):
                 self.split = True  # (an uncompressed file: the compiled splitter reads it)
-                yield from split_lines(f, self.meter, self.reading, self.path, self.shard,
+                yield from split_lines(f, self.meter, self.reading, self.path,
+                                       self.shard or _WHOLE,
                                        lambda line, n: _line_docs([line], None, self.reading,
                                                                   self.path, n))
             else:

@@ -17,13 +17,14 @@ from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 from ..call import _prescan, decode
+from ..columns import SKIP, Chunk
 from ..windows import WINDOW
 from .reading import Meter, Reading
 
 __all__ = ["PASSED", "Shard", "shard_of", "end_epoch_of", "split_lines"]
 
-PASSED: Any = type("Passed", (), {"__repr__": lambda self: "PASSED", "__slots__": ()})()
-"""A document another process counts (read, not decoded)."""
+PASSED: Any = SKIP
+"""A document another process counts (read, not decoded): the engine's ``SKIP``."""
 
 BUFFER = 1 << 20
 _KEY = re.compile(rb'"end_epoch"[ \t\n\r]*:[ \t\n\r]*')
@@ -80,6 +81,8 @@ class Shard:
 
     def keeps(self, item: Any) -> bool:
         """Whether this process counts a document (PASSED: another does)."""
+        if self.jobs == 1:
+            return item is not PASSED
         return item is not PASSED and shard_of(item, self.jobs) == self.index
 
 
@@ -105,9 +108,18 @@ def split_lines(f: BinaryIO, meter: Meter, reading: Reading, path: str, shard: S
             meter.add(got)
             have += got
             with memoryview(buf) as view:
-                items, used = _prescan.split_lines(view[:have], shard.jobs, shard.index, WINDOW)
+                items, used, odd, copied = _prescan.split_lines(view[:have], shard.jobs,
+                                                                shard.index, WINDOW, PASSED)
             buf[:have - used] = buf[used:have]
             have -= used
+            if items and not odd:  # (the usual buffer: its documents at once)
+                if number + 1 != expected:
+                    reading.run(path, number + 1, at=n)
+                number += len(items)
+                n += len(items)
+                expected = number + 1
+                yield Chunk(items, copied)
+                continue
         else:
             items = [(bytes(buf[:have]),)] if have else []
         for item in items:
@@ -122,7 +134,7 @@ def split_lines(f: BinaryIO, meter: Meter, reading: Reading, path: str, shard: S
                 reading.run(path, number, at=n)
             expected = number + 1
             n += 1
-            yield PASSED if item is None else item
+            yield item
         if not got:
             reading.documents = n
             return

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sixminutes import _prescan
+from sixminutes.columns import Chunk
 from sixminutes.sources import files, shards
 from sixminutes.sources.files import read_documents
 from sixminutes.sources.reading import Reading
@@ -73,12 +74,32 @@ def test_a_process_reads_its_documents_at_their_positions(lines, jobs, last_newl
     assert got == want
 
 
+@pytest.mark.parametrize("jobs", [None, 1, 2])
+def test_documents_in_chunks_are_those_read_one_by_one_at_the_same_places(tmp_path, monkeypatch, jobs):
+    monkeypatch.setattr(files, "SMALL_LIMIT", 0)
+    monkeypatch.setattr(shards, "BUFFER", 256)  # (several chunks, lines cut by the buffer)
+    path = tmp_path / "cdrs.jsonl"
+    path.write_bytes(b"".join(doc(END + i * 97, _id=str(i)) + b"\n" for i in range(60)) +
+                     b"".join(ODD_LINES) + doc(END, _id="last") + b"\n")
+    shard = None if jobs is None else Shard(jobs - 1, jobs)
+    one_by_one, in_chunks = Reading(), Reading()
+    want = list(read_documents([str(path)], one_by_one, shard=shard))
+    got = list(read_documents([str(path)], in_chunks, shard=shard, chunks=True))
+    assert any(type(item) is Chunk for item in got)
+    flat = [d for item in got for d in (item if type(item) is Chunk else [item])]
+    assert flat == want
+    assert [in_chunks.where(i) for i in range(len(flat))] == [one_by_one.where(i) for i in range(len(want))]
+
+
 def test_the_splitter_copies_only_this_process_lines():
     own, other = doc(END - END % WINDOW), doc(END - END % WINDOW + WINDOW)
     data = own + b"\n" + other + b"\n" + b"\n" + other[:10]
-    items, used = _prescan.split_lines(data, 2, shard_of(own, 2), WINDOW)
+    items, used, odd, copied = _prescan.split_lines(data, 2, shard_of(own, 2), WINDOW)
     assert items == [own, None, (b"\n",)]
     assert used == len(data) - 10  # the line cut short waits for the next buffer
+    assert (odd, copied) == (1, len(own))
+    marker = object()
+    assert _prescan.split_lines(data, 2, shard_of(own, 2), WINDOW, marker)[0][1] is marker
 
 
 def test_every_process_together_reads_each_document_once(tmp_path, monkeypatch):
