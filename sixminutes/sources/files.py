@@ -157,7 +157,8 @@ def _read_file(path: str, reading: Reading, layout: csv_cdr.CsvLayout,
         try:
             # By content, not by suffix: FreeSWITCH setups rename and compress files in many ways.
             gzipped = raw.peek(2)[:2] == _GZIP_MAGIC
-            yield from reader.decided(reader.documents(_GzipFile(fileobj=raw) if gzipped else raw))
+            yield from reader.decided(reader.documents(_GzipFile(fileobj=raw)) if gzipped
+                                      else reader.documents(raw, size))
         except _DAMAGE as e:
             if not gzipped or (isinstance(e, OSError) and e.errno is not None):
                 reading.problem(path, "unreadable", e.strerror or str(e) if isinstance(e, OSError)
@@ -191,18 +192,21 @@ class _Reader:
         for doc in docs:
             yield doc if self.split or keeps(doc) else PASSED
 
-    def documents(self, f: Any) -> Iterator[Any]:
+    def documents(self, f: Any, content_size: int | None = None) -> Iterator[Any]:
+        """The documents of an open file (``content_size``: its content's length when known,
+        that is when not compressed: a big one is not read ahead to learn that it is big)."""
         head = bytearray()
         try:
             # read1: when the data breaks, what the calls before gave is kept
-            while len(head) <= SMALL_LIMIT and (chunk := f.read1(READ_CHUNK)):
+            while (len(head) <= SMALL_LIMIT and (content_size is None or content_size <= SMALL_LIMIT)
+                   and (chunk := f.read1(READ_CHUNK))):
                 head += chunk
         except _DAMAGE as e:
             if not isinstance(f, gzip.GzipFile) or (isinstance(e, OSError) and e.errno is not None):
                 raise
             yield from self.salvage(f.fileobj)
             return
-        if len(head) <= SMALL_LIMIT:
+        if len(head) <= SMALL_LIMIT and (content_size is None or content_size <= SMALL_LIMIT):
             yield from self.content(bytes(head))
             return
         # Too big to parse at once: stream it when its first line says how, else read it all.
