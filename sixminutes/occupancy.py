@@ -49,6 +49,20 @@ class Occupancy:
         self.frozen: set[int] = set()
         """Windows restored without their occupancy: their Stats stay as restored."""
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled as one table of seconds (a replay's share holds thousands of occupancies:
+        one array each cost as much to pickle as the rest of the store)."""
+        pairs = [(t, key) for t, keys in self.windows.items() for key in keys]
+        seconds = (np.stack([self.windows[t][key] for t, key in pairs]) if pairs
+                   else np.zeros((0, WINDOW), np.int32))
+        return {"pairs": pairs, "seconds": seconds, "floor": self.floor, "frozen": self.frozen}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.windows = {}
+        for (t, key), seconds in zip(state["pairs"], state["seconds"]):
+            self.windows.setdefault(t, {})[key] = seconds
+        self.floor, self.frozen = state["floor"], state["frozen"]
+
     def add(self, keys: list[str], group: np.ndarray, starts: np.ndarray, ends: np.ndarray,
             store: Store) -> None:
         """Count calls [start, end) of the series ``keys[group]`` into the windows they span,

@@ -1,6 +1,7 @@
 """peak_concurrent: the calls in progress per second of a window, against a sweep line."""
 from __future__ import annotations
 
+import pickle
 import random
 
 import pytest
@@ -74,14 +75,22 @@ def test_peak_concurrent_equals_a_sweep_line_in_every_window(calls, seed, size):
 @settings(max_examples=40, deadline=None)
 @given(calls=calls_strategy, seed=st.integers(0, 2**32))
 def test_occupancies_of_two_stores_join_into_the_whole(calls, seed):
-    """Two engines counting any split of the calls (a parallel replay's shares) join into
-    the Stats of one engine counting them all."""
+    """Two engines counting any split of the calls (a parallel replay's shares, pickled from
+    one process to the other) join into the Stats of one engine counting them all; calls
+    counted after the join add to the seconds joined."""
     calls = [(BASE + s, BASE + s + d, p) for s, d, p in calls]
     rng = random.Random(seed)
     left, right = Engine(Config(retention_hours=None)), Engine(Config(retention_hours=None))
+    after = []
     for i, (s, e, p) in enumerate(calls):
-        (left if rng.random() < 0.5 else right).feed(doc(i, s, e, p))
-    left.absorb(right.share())
+        side = rng.random()
+        if side < 0.2:
+            after.append(doc(i, s, e, p))
+        else:
+            (left if side < 0.6 else right).feed(doc(i, s, e, p))
+    left.absorb(pickle.loads(pickle.dumps(right.share())))
+    for item in after:
+        left.feed(item)
     windows = range(BASE, BASE + 12 * WINDOW, WINDOW)
     assert peaks(left.store, windows, "ab") == expected(calls, windows, "ab")
 
