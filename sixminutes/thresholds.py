@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Callable
+from itertools import repeat
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .call import Call as _Call
 from .evidence import mean_interval, wilson_interval, z_of
@@ -185,7 +186,10 @@ class Thresholds:
         self._groups = list(groups.items())
         self._by_labels = groups
         self._by_name = {rule.name: rule for rule in rules}
-        self._touched: list[dict[tuple, Decoded]] = [{} for _ in self._groups]
+        self._touched: list[dict[tuple, tuple[Sequence[Decoded], int] | None]] = [
+            {} for _ in self._groups]
+        """Per label names: (window, label values) → where its sample CDR is (a batch's rows
+        and a row: the CDR is built only for a window that fires), None when it has none."""
         self._plans: dict[tuple, list[_Plan]] = {}
         self._makers: dict[tuple[str, tuple[str, ...]], Callable[[tuple], str]] = {}
         self._fired: dict[int, set[tuple]] = {}
@@ -193,11 +197,11 @@ class Thresholds:
     def touch_batch(self, batch: Batch) -> None:
         """Remember that each (window, labels) of a batch needs checking; a group's first CDR
         is its sample."""
-        decoded = batch.decoded
+        rows = repeat(batch.decoded)
         for (names, _), touched in zip(self._groups, self._touched):
             groups = batch.groups(names)
             touched.update(zip(zip(groups.window_list, groups.label_list),
-                               map(decoded.__getitem__, groups.first.tolist())))
+                               zip(rows, groups.first.tolist())))
 
     def touch_keys(self, timestamp: int, keys: list[str]) -> None:
         """Mark the label sets of changed series keys of a window for checking, with no
@@ -219,7 +223,7 @@ class Thresholds:
         plans = self._plans
         for (names, rules), touched in zip(self._groups, self._touched):
             window = cells = fired = None
-            for (timestamp, values), decoded in touched.items():
+            for (timestamp, values), sample in touched.items():
                 if timestamp != window:  # (CDRs come mostly in order: one look per window)
                     window, cells = timestamp, store.peek(timestamp)
                     if cells is not None:  # (else the window was deleted meanwhile)
@@ -239,6 +243,7 @@ class Thresholds:
                     if run is None:
                         continue
                     labels = dict(zip(names, values))
+                    decoded = None if sample is None else sample[0][sample[1]]
                     for t, (value, samples, *_) in run:
                         self._fired.setdefault(t, set()).add(once)
                         crossed.append((rule, labels, value, samples, t, decoded))
