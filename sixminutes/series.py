@@ -132,7 +132,8 @@ def count(series: Series, batch: Batch, store: Store) -> None:
 def _fold_numpy(tables: list[np.ndarray], group_table: np.ndarray, group_row: np.ndarray,
                 index: np.ndarray, values: np.ndarray | None) -> None:
     """What ``_fold.fold`` does, for a build without a C compiler: ``np.add.at`` adds in the
-    order of ``index``, starting from each cell's current Stat, one window at a time."""
+    order of ``index``, starting from each cell's current Stat, one window at a time (equal
+    values; only a zero's sign in min or max may differ: numpy keeps the later of 0.0 and -0.0)."""
     row_table, target = group_table[index], group_row[index]
     values = np.ones(len(index)) if values is None else values
     for t, table in enumerate(tables):

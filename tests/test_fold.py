@@ -61,7 +61,7 @@ def test_the_fold_adds_each_row_as_one_value_at_a_time_bit_for_bit(case):
     series._fold_numpy(numpy_form, group_table, group_row, index, values)
     for want, got, other in zip(expected, compiled, numpy_form):
         assert got.tobytes() == want.tobytes()
-        assert other.tobytes() == want.tobytes()
+        assert (other == want).all()  # (numpy's minimum and maximum may keep the other zero: ±0)
 
 
 def test_a_cell_outside_its_table_is_refused_before_anything_is_written():

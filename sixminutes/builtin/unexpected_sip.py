@@ -44,14 +44,18 @@ def setup(options):
 
 
 def batch(batch, ctx):
-    rows = {}  # (window, profile, direction, code) → its rows in this batch
-    windows = batch.window.tolist()
-    for row in np.flatnonzero(~batch.isin("sip_code", expected)).tolist():
-        call = batch.decoded[row].call
-        rows.setdefault((windows[row], call.profile, call.direction, call.sip_code), []).append(row)
-    for (window, profile, direction, code), found in rows.items():
+    rows = np.flatnonzero(~batch.isin("sip_code", expected))
+    if not len(rows):
+        return
+    groups = batch.groups(("profile", "direction", "sip_code"))
+    inverse = groups.inverse[rows]
+    order = np.argsort(inverse, kind="stable")  # each group's rows, in input order
+    found, starts = np.unique(inverse[order], return_index=True)
+    runs = np.split(rows[order], starts[1:])
+    for g, mine in sorted(zip(found.tolist(), runs), key=lambda run: run[1][0]):
+        window, (profile, direction, code) = groups.window_list[g], groups.label_list[g]
         if evident(ctx, window, profile, direction, code):
-            for row in found:
+            for row in mine.tolist():
                 ctx.alert(row, f"{profile} ({direction}): unexpected SIP {code}",
                           key=[profile, direction, code], code=code, profile=profile,
                           direction=direction)
