@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-import types
 from pathlib import Path
 
 import pytest
@@ -41,13 +40,6 @@ def sharded(path: str, shard: Shard) -> tuple[list, list[str | None]]:
     return out, [reading.where(i) for i in range(len(out))]
 
 
-def _no_map(*args, **kwargs):
-    raise OSError("not mappable")
-
-
-unmappable = types.SimpleNamespace(mmap=_no_map, ACCESS_READ=1)
-
-
 ODD_LINES = [
     b"\n",  # blank
     b'{"last_seq":"12-abc","pending":0}\n',  # a _changes feed's end
@@ -65,8 +57,8 @@ ODD_LINES = [
 @given(st.lists(st.one_of(
     st.builds(lambda w, q: doc(END + w * WINDOW + 7, q) + b"\n", st.integers(0, 9), st.booleans()),
     st.sampled_from(ODD_LINES)), min_size=1, max_size=40),
-    st.integers(1, 3), st.booleans(), st.booleans(), st.data())
-def test_a_process_reads_its_documents_at_their_positions(lines, jobs, last_newline, mapped, data):
+    st.integers(1, 3), st.booleans(), st.data())
+def test_a_process_reads_its_documents_at_their_positions(lines, jobs, last_newline, data):
     index = data.draw(st.integers(0, jobs - 1))
     content = b"".join(lines)
     if not last_newline:
@@ -77,20 +69,14 @@ def test_a_process_reads_its_documents_at_their_positions(lines, jobs, last_newl
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(files, "SMALL_LIMIT", 0)  # (streamed, as a big file is)
             mp.setattr(shards, "BUFFER", 64)  # lines cut by the buffer, lines longer than it
-            if not mapped:  # (a file that cannot be mapped is read into a buffer)
-                mp.setattr(shards, "mmap", unmappable)
             got = sharded(path, Shard(index, jobs))
             want = reference(path, Shard(index, jobs))
     assert got == want
 
 
-@pytest.mark.parametrize("mapped", [True, False])
 @pytest.mark.parametrize("jobs", [None, 1, 2])
-def test_documents_in_chunks_are_those_read_one_by_one_at_the_same_places(tmp_path, monkeypatch, jobs,
-                                                                         mapped):
+def test_documents_in_chunks_are_those_read_one_by_one_at_the_same_places(tmp_path, monkeypatch, jobs):
     monkeypatch.setattr(files, "SMALL_LIMIT", 0)
-    if not mapped:
-        monkeypatch.setattr(shards, "mmap", unmappable)
     monkeypatch.setattr(shards, "BUFFER", 256)  # (several chunks, lines cut by the buffer)
     path = tmp_path / "cdrs.jsonl"
     path.write_bytes(b"".join(doc(END + i * 97, _id=str(i)) + b"\n" for i in range(60)) +
