@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers import run_sanitized
 from sixminutes import series
 from sixminutes._fold import fold
 
@@ -92,3 +93,10 @@ def test_columns_of_another_type_or_length_are_refused():
     frozen.flags.writeable = False
     with pytest.raises(ValueError):
         fold([frozen], one, one, one, None)
+
+
+def test_folds_in_and_out_of_range_under_address_sanitizer(tmp_path):
+    """No write or read past a table, an index or the values, whatever targets it is given."""
+    proc = run_sanitized("_fold", "sanitized_fold.py", tmp_path, 400)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "no sanitizer report" in proc.stdout
