@@ -91,6 +91,28 @@ def test_documents_in_chunks_are_those_read_one_by_one_at_the_same_places(tmp_pa
     assert [in_chunks.where(i) for i in range(len(flat))] == [one_by_one.where(i) for i in range(len(want))]
 
 
+@pytest.mark.parametrize("buffer", [64, 300, 1 << 20])
+@pytest.mark.parametrize("jobs", [1, 2, 3])
+def test_positions_hold_where_odd_lines_fall_among_the_documents(tmp_path, monkeypatch, jobs, buffer):
+    """Odd lines (blank, arrays, a repeated key, not JSON...) between runs of plain documents,
+    in buffers of every size: each process's documents are where the whole file has them."""
+    monkeypatch.setattr(files, "SMALL_LIMIT", 0)
+    monkeypatch.setattr(shards, "BUFFER", buffer)
+    lines = []
+    for i, odd in enumerate(ODD_LINES * 2):
+        lines += [doc(END + (i * 5 + k) * WINDOW // 2, _id=f"{i}-{k}") + b"\n" for k in range(i % 4)]
+        lines.append(odd)
+    path = tmp_path / "cdrs.jsonl"
+    path.write_bytes(b"".join(lines))
+    for index in range(jobs):
+        for chunks in (False, True):
+            reading = Reading()
+            got = list(read_documents([str(path)], reading, shard=Shard(index, jobs), chunks=chunks))
+            flat = [d for item in got for d in (item if type(item) is Chunk else [item])]
+            want = reference(str(path), Shard(index, jobs))
+            assert (flat, [reading.where(i) for i in range(len(flat))]) == want
+
+
 def test_the_splitter_copies_only_this_process_lines():
     own, other = doc(END - END % WINDOW), doc(END - END % WINDOW + WINDOW)
     data = own + b"\n" + other + b"\n" + b"\n" + other[:10]
