@@ -22,12 +22,12 @@ file written without them keeps its ``peak_concurrent`` as it was (:meth:`Occupa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from .batch import LABELS, SMALL, Batch
-from .stats import cached_key, series_key
+from .stats import key_maker
 from .windows import WINDOW
 
 if TYPE_CHECKING:
@@ -211,6 +211,8 @@ class Spans:
     when: Any = None
     pairs: tuple[tuple[str, str], ...] = field(init=False, repr=False)
     columns: tuple[str, ...] = field(init=False, repr=False)
+    _keys: dict[tuple, str] = field(init=False, repr=False, default_factory=dict)
+    _make: Callable[[tuple], str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         labels = self.labels
@@ -219,9 +221,19 @@ class Spans:
             if column not in LABELS:
                 raise ValueError(f"spans {self.name}: label column {column!r} is not one of "
                                  f"{', '.join(LABELS)}")
-        series_key(self.name, {label: "x" for label, _ in pairs})  # names valid, or SeriesKeyError
+        # (names valid, or SeriesKeyError)
+        object.__setattr__(self, "_make", key_maker(self.name, tuple(label for label, _ in pairs)))
         object.__setattr__(self, "pairs", pairs)
         object.__setattr__(self, "columns", tuple(column for _, column in pairs))
+
+    def key(self, values: tuple) -> str:
+        """The series key of label values, in ``pairs``' order (kept: the same few come back)."""
+        key = self._keys.get(values)
+        if key is None:
+            if len(self._keys) > 200_000:  # (label values come and go)
+                self._keys.clear()
+            key = self._keys[values] = self._make(values)
+        return key
 
     def count(self, batch: Batch, store: Store) -> None:
         """Count a batch's calls into the store's occupancy, and their windows' Stats."""
@@ -245,12 +257,11 @@ class Spans:
         _, first, group = np.unique(codes, return_index=True, return_inverse=True)
         if mask is not None:
             first = np.flatnonzero(mask)[first]  # (rows of the batch, not of the masked)
-        keys = []
-        for row in first.tolist():
-            labels = [values[int(column_codes[row])] for column_codes, values in encoded]
-            keys.append(cached_key(self.name, {label: "none" if value is None else value
-                                               for (label, _), value in zip(self.pairs, labels)}))
-        occupancy.add(keys, group.reshape(-1), starts, ends, store)
+        rows = first.tolist()
+        labels = zip(*[[values[code] for code in column_codes[rows].tolist()]
+                       for column_codes, values in encoded]) if encoded else [()] * len(rows)
+        occupancy.add([self.key(values) for values in labels], group.reshape(-1), starts, ends,
+                      store)
 
     def _count_rows(self, batch: Batch, store: Store) -> None:
         """:meth:`count` for a small batch (a live POST or a few): row by row, each call a
@@ -259,13 +270,12 @@ class Spans:
         if self.when is not None:
             mask = np.asarray(batch.column(self.when) if isinstance(self.when, str)
                               else self.when(batch), dtype=np.bool_).tolist()
-        columns = [batch.column(column).tolist() for column in self.columns]
+        labels = (list(zip(*[batch.column(column).tolist() for column in self.columns]))
+                  if self.columns else [()] * batch.n)
         starts, ends = batch.start_epoch.tolist(), batch.end_epoch.tolist()
         touched: dict[tuple[int, str], None] = {}
         for row in range(batch.n):
             if mask is not None and not mask[row]:
                 continue
-            key = cached_key(self.name, {label: "none" if values[row] is None else values[row]
-                                         for (label, _), values in zip(self.pairs, columns)})
-            store.occupancy.add_one(key, starts[row], ends[row], touched)
+            store.occupancy.add_one(self.key(labels[row]), starts[row], ends[row], touched)
         store.occupancy.rewrite(touched, store)
