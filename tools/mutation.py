@@ -51,7 +51,7 @@ MODULES: dict[str, list[str]] = {
     "alerts": ["tests/test_alerts.py", "tests/test_incidents.py"],
     "store": ["tests/test_store.py", "tests/test_series.py", "tests/test_frozen.py"],  # (the batch path fills the cells)
     "frozen": ["tests/test_frozen.py", "tests/test_store.py"],
-    "series": ["tests/test_series.py"],
+    "series": ["tests/test_series.py", "tests/test_fold.py"],  # (the fold without a compiler)
     "batch": ["tests/test_series.py"],
     "rawjson": ["tests/test_rawjson.py", "tests/test_call.py"],
     "state": ["tests/test_state.py", "tests/test_snapshots.py"],
