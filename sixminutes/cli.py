@@ -360,6 +360,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as error:  # a bad rule in the config
         raise ConfigError(str(error)) from None
     service.state = state
+    service.freeze_heap = True  # (a process of its own: see Service._freeze)
     try:
         app = create_app(service)
     except ValueError as error:  # e.g. an allowed origin that is not one

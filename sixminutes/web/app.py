@@ -172,7 +172,7 @@ def create_app(service: Service) -> Starlette:
 
     async def restart(request: Request) -> JSONResponse:
         require_token(request)
-        plugins = service.engine.reload()
+        plugins = service.reload_plugins()
         return JSONResponse({"ok": not plugins.errors, "plugins": plugins.names(),
                              "errors": [{"file": e.file, "line": e.line, "error": e.error}
                                         for e in plugins.errors]})
