@@ -14,6 +14,7 @@ import asyncio
 import gc
 import itertools
 import logging
+import os
 import tempfile
 import time
 from collections import deque
@@ -403,7 +404,10 @@ class Service:
         upto = self.journal_position
         positions = {**self.feeds.positions(), JOURNAL: str(upto)}
         if await self.writer.write(self.state, positions, upto) and self.journal is not None:
-            await self._journal(lambda: self.journal.release(upto))  # what the state now holds
+            # what the state now holds: unlinked on the state's thread, not the journal's
+            covered = await self._journal(lambda: self.journal.detach(upto))
+            if covered:
+                await self._run(lambda: _unlink(covered))
 
     # -- status -----------------------------------------------------------------------
 
@@ -414,3 +418,11 @@ class Service:
     def status(self) -> dict[str, Any]:
         """GET /6minutes/status (status.py)."""
         return service_status(self)
+
+
+def _unlink(paths: list[str]) -> None:
+    for path in paths:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
