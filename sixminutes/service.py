@@ -250,15 +250,21 @@ class Service:
     async def ingest(self, body: bytes, source: str = "http") -> str | None:
         """Count one CDR once it is durable in the journal (in a group: once JetStream has
         stored it, else GroupUnavailable); the engine's outcome."""
-        future = asyncio.get_running_loop().create_future()
         if self.group is not None:
             reason = await self.group.ingest(self.engine, body, source)
             if reason not in (None, "duplicate"):
                 self._rejected(source, reason)
             return reason
+        return await self.journaled(body, source)
+
+    def journaled(self, body: bytes, source: str = "http") -> asyncio.Future[str | None]:
+        """Alone (not in a group): the outcome of one CDR, once the group commit that takes
+        it has made it durable and counted it. (POST /6minutes/cdr awaits it directly: one
+        coroutine fewer to suspend and resume per POST.)"""
+        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         self._queue.append((source, body, future))
         self._queued.set()
-        return await future
+        return future
 
     async def _journal_writer(self) -> None:
         """Group commit: every body waiting is written in one transaction, then counted in order.

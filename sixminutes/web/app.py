@@ -22,7 +22,7 @@ from ..windows import WINDOW
 from .body import check_token
 from .events import events_endpoint
 from .guard import CHALLENGES, Guard, origins_of
-from .hotpath import HotRoute
+from .hotpath import HotApp
 from .ingest import NEEDS_TOKEN, Ingest
 from .metrics import ServiceCollector
 from .page import PAGE
@@ -228,12 +228,11 @@ def create_app(service: Service) -> Starlette:
                    allowed_hosts=config.allowed_hosts, allowed_origins=config.allowed_origins,
                    auth_reads=config.auth_reads)
     origins_of(config.allowed_origins)  # a bad one is an error now, not at the first request
-    # The guard first, before anything else sees the request; then the POSTs of CDRs straight
-    # to their endpoint (hotpath.py); then gzip (24 hours of series are megabytes of JSON; it
-    # skips the event stream by itself).
-    return Starlette(routes=routes, lifespan=lifespan,
-                     middleware=[Middleware(Guard, **guarded),
-                                 Middleware(HotRoute, method="POST", path="/6minutes/cdr",
-                                            endpoint=ingest),
-                                 Middleware(GZipMiddleware, minimum_size=1024)],
-                     exception_handlers={HTTPException: http_error})
+    # The POSTs of CDRs straight to their endpoint after the guard's checks (hotpath.py); every
+    # other request: the guard first, before anything else sees it; then gzip (24 hours of
+    # series are megabytes of JSON; it skips the event stream by itself).
+    return HotApp(hot=("POST", "/6minutes/cdr", ingest), guard=guarded,
+                  routes=routes, lifespan=lifespan,
+                  middleware=[Middleware(Guard, **guarded),
+                              Middleware(GZipMiddleware, minimum_size=1024)],
+                  exception_handlers={HTTPException: http_error})

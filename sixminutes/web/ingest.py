@@ -90,7 +90,8 @@ class Ingest:
             await service.keep_bad_body("http", content_type, str(error), body)
             return await _error(send, 400, error.reason, str(error))
         try:
-            reason = await service.ingest(cdr, "http")
+            reason = await (service.ingest(cdr, "http") if service.group is not None
+                            else service.journaled(cdr, "http"))
         except GroupUnavailable as error:  # not stored: FreeSWITCH keeps the file and retries
             return await _error(send, 503, "unavailable", str(error), (b"retry-after", b"1"))
         answer = _OUTCOMES.get(reason or "accepted")
