@@ -360,6 +360,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as error:  # a bad rule in the config
         raise ConfigError(str(error)) from None
     service.state = state
+    service.freeze_heap = True  # (a process of its own: see Service._freeze)
     try:
         app = create_app(service)
     except ValueError as error:  # e.g. an allowed origin that is not one
@@ -373,7 +374,12 @@ def _serve(args: argparse.Namespace) -> int:
             service.hub.close()  # end live-event streams now, or shutdown waits for them
             super().handle_exit(sig, frame)
 
-    server = Server(uvicorn.Config(app, host=config.host, port=config.port,
+    try:  # (a response of known length in one write: web/server.py)
+        from .web.server import OneWriteProtocol
+        http: Any = OneWriteProtocol
+    except ImportError:  # without httptools: uvicorn's own choice
+        http = "auto"
+    server = Server(uvicorn.Config(app, host=config.host, port=config.port, http=http,
                                    log_level=args.log_level, access_log=False,
                                    timeout_graceful_shutdown=5))
     server.run()

@@ -67,6 +67,24 @@ def test_release_unlinks_whole_covered_segments_only_never_the_current_one(tmp_p
     assert Journal(str(tmp_path / "j")).append([("http", b"y")]) == [8]
 
 
+
+def test_detached_segments_are_no_longer_the_journal_s_and_if_left_on_disk_are_covered(tmp_path):
+    """detach() hands the covered segments over for another thread to unlink; a crash before
+    it did leaves them on disk, covered by the position saved with the snapshot."""
+    journal = Journal(str(tmp_path / "j"), segment_bytes=100)
+    for n in range(1, 5):
+        journal.append([("http", b"x" * 100)])
+    paths = journal.detach(2)
+    assert [os.path.basename(p) for p in paths] == [f"{1:020d}.log", f"{2:020d}.log"]
+    assert all(os.path.exists(p) for p in paths) and journal.segments == 2
+    assert [i for i, _, _ in records(journal)] == [3, 4]
+    assert journal.append([("http", b"y" * 100)]) == [5]
+    journal.close()
+    again = Journal(str(tmp_path / "j"), segment_bytes=100)  # (not unlinked: a crash)
+    assert [i for i, _, _ in records(again, 2)] == [3, 4, 5]
+    assert again.release(2) == 2 and not any(os.path.exists(p) for p in paths)
+
+
 @settings(max_examples=60, deadline=None)
 @given(batches=st.lists(st.lists(st.binary(max_size=300), min_size=1, max_size=4),
                         min_size=1, max_size=8),
@@ -91,3 +109,25 @@ def test_after_a_crash_at_any_byte_the_journal_holds_a_prefix_and_numbers_on(
     assert read == written[: len(read)]
     assert [i for i, _ in read] == list(range(1, len(read) + 1))
     assert again.append([("http", b"z")]) == [len(read) + 1]
+
+
+def test_every_append_is_on_disk_when_it_returns_the_segment_is_written_with_o_dsync(tmp_path):
+    """No fdatasync after the write: the segment's descriptor makes each write durable."""
+    import fcntl
+
+    journal = Journal(str(tmp_path / "j"), segment_bytes=100)
+    journal.append([("http", b"x" * 200)])
+    journal.append([("http", b"y" * 200)])  # (a new segment: over 100 bytes)
+    assert fcntl.fcntl(journal._fd, fcntl.F_GETFL) & os.O_DSYNC == os.O_DSYNC
+    journal.close()
+    again = Journal(str(tmp_path / "j"))  # reopened after a restart, the same
+    assert fcntl.fcntl(again._fd, fcntl.F_GETFL) & os.O_DSYNC == os.O_DSYNC
+
+
+@given(st.binary(min_size=0, max_size=20_000), st.integers(0, 2**32 - 1))
+def test_the_crc_in_slices_is_the_crc(data, start):
+    import zlib
+
+    from sixminutes.journal import _crc
+
+    assert _crc(data, start) == zlib.crc32(data, start)

@@ -15,15 +15,15 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from ..group import GroupUnavailable
 from ..incidents import carriers
 from ..movers import baselines, destinations, last_complete
 from ..service import Service
 from ..windows import WINDOW
-from .body import BodyError, cdr_from_body, check_token
+from .body import check_token
 from .events import events_endpoint
 from .guard import CHALLENGES, Guard, origins_of
-from .hotpath import HotRoute
+from .hotpath import HotApp
+from .ingest import NEEDS_TOKEN, Ingest
 from .metrics import ServiceCollector
 from .page import PAGE
 from .static import static_routes
@@ -94,9 +94,10 @@ def create_app(service: Service) -> Starlette:
 
     def require_token(request: Request) -> None:
         if not check_token(request.headers, token):
-            raise HTTPException(401, "this needs the token: Authorization: Bearer <token> "
-                                     "(or HTTP Basic with the token as password)",
+            raise HTTPException(401, NEEDS_TOKEN,
                                 headers={"WWW-Authenticate": CHALLENGES[0].decode()})
+
+    ingest = Ingest(service, token)
 
     async def page(request: Request) -> HTMLResponse:
         # no framing: the page's Clear button must not be clickable from another site
@@ -172,53 +173,10 @@ def create_app(service: Service) -> Starlette:
 
     async def restart(request: Request) -> JSONResponse:
         require_token(request)
-        plugins = service.engine.reload()
+        plugins = service.reload_plugins()
         return JSONResponse({"ok": not plugins.errors, "plugins": plugins.names(),
                              "errors": [{"file": e.file, "line": e.line, "error": e.error}
                                         for e in plugins.errors]})
-
-    async def ingest(request: Request) -> JSONResponse:
-        require_token(request)
-        limit = service.config.max_body_bytes
-        content_type = request.headers.get("content-type")
-        declared = request.headers.get("content-length")
-        body = bytearray()
-        over = bool(declared and declared.isdigit() and int(declared) > limit)
-        if not over:  # (no Content-Length, e.g. chunked: the limit holds while reading)
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > limit:
-                    over = True
-                    break
-        if over:
-            return await too_large(content_type, declared, body)
-        try:
-            cdr = cdr_from_body(content_type, bytes(body))
-        except BodyError as error:
-            await service.keep_bad_body("http", content_type, str(error), bytes(body))
-            return _error(400, error.reason, str(error))
-        try:
-            reason = await service.ingest(cdr, "http")
-        except GroupUnavailable as error:  # not stored: FreeSWITCH keeps the file and retries
-            response = _error(503, "unavailable", str(error))
-            response.headers["Retry-After"] = "1"
-            return response
-        if reason is None or reason == "duplicate":
-            return JSONResponse({"ok": True, "outcome": reason or "accepted"})
-        await service.keep_bad_body("http", content_type, reason, bytes(body), count=False)
-        detail = service.engine.last_rejection.get(reason, "")
-        return _error(422, reason, f"CDR not counted: {reason}" + (f" ({detail})" if detail else ""))
-
-    async def too_large(content_type: str | None, declared: str | None,
-                        body: bytearray) -> JSONResponse:
-        """413 without reading the rest; counted, and its head kept for /6minutes/rejected."""
-        limit = service.config.max_body_bytes
-        service.engine.outcomes[("http", "too_large")] += 1
-        message = f"body over the {limit}-byte limit"
-        head = f" (Content-Length {declared})" if declared else ""
-        await service.keep_bad_body("http", content_type, f"too_large: {message}{head}",
-                                    bytes(body[:1024]), count=False)
-        return _error(413, "too_large", message)
 
     async def status(request: Request) -> JSONResponse:
         # auth_reads tells the page to give its event stream the token (?token=)
@@ -259,7 +217,7 @@ def create_app(service: Service) -> Starlette:
         Route("/6minutes/baselines", baselines_route, methods=["GET"]),
         Route("/6minutes/destinations", destinations_route, methods=["GET"]),
         Route("/6minutes/restart", restart, methods=["POST"]),
-        Route("/6minutes/cdr", ingest, methods=["POST"]),
+        Route("/6minutes/cdr", ingest, methods=["POST"]),  # (other methods: 405)
         Route("/6minutes/status", status),
         Route("/6minutes/rejected", rejected),
         Route("/6minutes/events", events_endpoint(service.hub)),
@@ -270,12 +228,11 @@ def create_app(service: Service) -> Starlette:
                    allowed_hosts=config.allowed_hosts, allowed_origins=config.allowed_origins,
                    auth_reads=config.auth_reads)
     origins_of(config.allowed_origins)  # a bad one is an error now, not at the first request
-    # The guard first, before anything else sees the request; then the POSTs of CDRs straight
-    # to their endpoint (hotpath.py); then gzip (24 hours of series are megabytes of JSON; it
-    # skips the event stream by itself).
-    return Starlette(routes=routes, lifespan=lifespan,
-                     middleware=[Middleware(Guard, **guarded),
-                                 Middleware(HotRoute, method="POST", path="/6minutes/cdr",
-                                            endpoint=ingest, on_error=http_error),
-                                 Middleware(GZipMiddleware, minimum_size=1024)],
-                     exception_handlers={HTTPException: http_error})
+    # The POSTs of CDRs straight to their endpoint after the guard's checks (hotpath.py); every
+    # other request: the guard first, before anything else sees it; then gzip (24 hours of
+    # series are megabytes of JSON; it skips the event stream by itself).
+    return HotApp(hot=("POST", "/6minutes/cdr", ingest), guard=guarded,
+                  routes=routes, lifespan=lifespan,
+                  middleware=[Middleware(Guard, **guarded),
+                              Middleware(GZipMiddleware, minimum_size=1024)],
+                  exception_handlers={HTTPException: http_error})

@@ -117,19 +117,21 @@ class Guard:
             self.hosts.add(public[1])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":  # lifespan (and websockets, which there are none of)
-            await self.app(scope, receive, send)
-            return
+        if scope["type"] != "http" or not await self.refused(scope, send):
+            await self.app(scope, receive, send)  # (lifespan, and websockets: there are none)
+
+    async def refused(self, scope: Scope, send: Send) -> bool:
+        """Answer and True for an HTTP request to refuse; False for one to serve."""
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         refusal = self.refusal(scope, headers)
         if refusal is None:
-            await self.app(scope, receive, send)
-            return
+            return False
         status, error, message = refusal
         extra: list[tuple[bytes, bytes]] = []
         if status == 401:
             extra = [(b"www-authenticate", c) for c in self._challenges(headers)]
         await _answer(send, status, error, message, extra)
+        return True
 
     def refusal(self, scope: Scope, headers: Mapping[str, str]) -> tuple[int, str, str] | None:
         """(status, error, message) for a request to refuse, None for one to serve."""

@@ -1,43 +1,43 @@
-"""The hot route of the live path, past the middleware it does not need.
+"""The hot route of the live path, past the whole stack it does not need.
 
-Every CDR FreeSWITCH POSTs goes through Starlette's whole stack: the error middleware, the
-guard, gzip, the exception middleware, the router matching some twenty routes. For POST
-/6minutes/cdr, after the guard (which must see every request), only the endpoint matters:
-its answer is a few bytes (gzip never applies) and an HTTPException it raises (no token)
-gets the app's own error answer here. py-spy put the layers skipped at about a fifth of a
-POST's time on the event loop; every other request goes on through the stack.
+Every CDR FreeSWITCH POSTs would go through Starlette's whole stack: the error middleware,
+the guard, gzip, the exception middleware, the router matching some twenty routes, each a
+coroutine that its request is suspended in and resumed through when the group commit has
+made its CDR durable. For POST /6minutes/cdr only the guard (which must see every request)
+and the endpoint matter: its answer is a few bytes (gzip never applies) and it answers its
+own errors (web/ingest.py; an unexpected one gets uvicorn's 500). So the application itself
+sends it there, after its own guard's checks; every other request goes through the stack.
 """
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from typing import Any
 
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["HotRoute"]
+from .guard import Guard
+
+__all__ = ["HotApp"]
 
 
-class HotRoute:
-    """ASGI middleware: ``method path`` straight to ``endpoint``; the rest to ``app``."""
+class HotApp(Starlette):
+    """A Starlette application that sends ``method path``, once ``guard`` lets it through,
+    straight to the ASGI ``endpoint``. (The guard in the stack, for every other request,
+    is another instance made with the same options.)"""
 
-    def __init__(self, app: ASGIApp, method: str, path: str,
-                 endpoint: Callable[[Request], Awaitable[Response]],
-                 on_error: Callable[[Request, Any], Awaitable[Response]]) -> None:
-        self.app, self.method, self.path = app, method, path
-        self.endpoint, self.on_error = endpoint, on_error
+    def __init__(self, *, hot: tuple[str, str, ASGIApp], guard: dict[str, Any],
+                 **options: Any) -> None:
+        super().__init__(**options)
+        self.hot_method, self.hot_path, self.hot_endpoint = hot
+        self.hot_guard = Guard(self.hot_endpoint, **guard)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == self.method and _path(scope) == self.path:
-            request = Request(scope, receive)
-            try:
-                response = await self.endpoint(request)
-            except HTTPException as error:
-                response = await self.on_error(request, error)
-            await response(scope, receive, send)
+        if (scope["type"] == "http" and scope["method"] == self.hot_method
+                and _path(scope) == self.hot_path):
+            if not await self.hot_guard.refused(scope, send):
+                await self.hot_endpoint(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        await super().__call__(scope, receive, send)
 
 
 def _path(scope: Scope) -> str:

@@ -1,16 +1,21 @@
-"""The hot route: POST /6minutes/cdr straight to its endpoint; everything else through the app."""
+"""The hot route: POST /6minutes/cdr straight to its endpoint once the guard lets it through;
+everything else through the application's stack."""
 from __future__ import annotations
 
 import asyncio
 
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route
 
-from sixminutes.web.hotpath import HotRoute
+from sixminutes.web.hotpath import HotApp
+
+TOKEN = "tok-hot-2b71"
+BEARER = [(b"authorization", f"Bearer {TOKEN}".encode())]
+HOST = [(b"host", b"127.0.0.1:8360")]
 
 
-def call(middleware: HotRoute, method: str, path: str, root_path: str = "") -> tuple[int, bytes]:
+def call(app: HotApp, method: str, path: str, root_path: str = "",
+         headers: list[tuple[bytes, bytes]] = HOST + BEARER) -> tuple[int, bytes]:
     sent: list[dict] = []
 
     async def receive() -> dict:
@@ -20,42 +25,44 @@ def call(middleware: HotRoute, method: str, path: str, root_path: str = "") -> t
         sent.append(message)
 
     scope = {"type": "http", "method": method, "path": path, "root_path": root_path,
-             "headers": [], "query_string": b""}
-    asyncio.run(middleware(scope, receive, send))
+             "headers": headers, "query_string": b"", "scheme": "http"}
+    asyncio.run(app(scope, receive, send))
     return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
 
 
-async def app(scope, receive, send) -> None:
-    await PlainTextResponse("the app", status_code=299)(scope, receive, send)
+async def through_the_app(request) -> PlainTextResponse:
+    return PlainTextResponse("the app", status_code=299)
 
 
-async def endpoint(request: Request) -> JSONResponse:
-    return JSONResponse({"ok": True})
+async def endpoint(scope, receive, send) -> None:
+    await JSONResponse({"ok": True})(scope, receive, send)
 
 
-async def on_error(request: Request, error: HTTPException) -> JSONResponse:
-    return JSONResponse({"error": error.detail}, status_code=error.status_code)
-
-
-HOT = HotRoute(app, "POST", "/6minutes/cdr", endpoint, on_error)
+def app() -> HotApp:
+    routes = [Route(p, through_the_app, methods=["GET", "POST"])
+              for p in ("/6minutes/cdr", "/6minutes/cdr/", "/6minutes/data")]
+    return HotApp(hot=("POST", "/6minutes/cdr", endpoint), guard={"token": TOKEN}, routes=routes)
 
 
 def test_the_hot_route_goes_straight_to_its_endpoint() -> None:
-    assert call(HOT, "POST", "/6minutes/cdr") == (200, b'{"ok":true}')
+    assert call(app(), "POST", "/6minutes/cdr") == (200, b'{"ok":true}')
+
+
+def test_the_guard_comes_first_on_the_hot_route_too() -> None:
+    status, body = call(app(), "POST", "/6minutes/cdr", headers=HOST)
+    assert status == 401 and b"needs the token" in body
+    status, body = call(app(), "POST", "/6minutes/cdr", headers=[(b"host", b"evil.example")] + BEARER)
+    assert status == 421
+    status, body = call(app(), "POST", "/6minutes/cdr",
+                        headers=HOST + BEARER + [(b"origin", b"http://evil.example")])
+    assert status == 403
 
 
 def test_other_methods_and_paths_go_through_the_app() -> None:
-    assert call(HOT, "GET", "/6minutes/cdr") == (299, b"the app")
-    assert call(HOT, "POST", "/6minutes/cdr/") == (299, b"the app")
-    assert call(HOT, "POST", "/6minutes/data") == (299, b"the app")
-
-
-def test_an_http_error_of_the_endpoint_gets_the_app_s_error_answer() -> None:
-    async def failing(request: Request) -> JSONResponse:
-        raise HTTPException(401, "no token")
-    hot = HotRoute(app, "POST", "/6minutes/cdr", failing, on_error)
-    assert call(hot, "POST", "/6minutes/cdr") == (401, b'{"error":"no token"}')
+    assert call(app(), "GET", "/6minutes/cdr") == (299, b"the app")
+    assert call(app(), "POST", "/6minutes/cdr/") == (299, b"the app")
+    assert call(app(), "POST", "/6minutes/data") == (299, b"the app")
 
 
 def test_the_path_is_matched_below_the_root_path_a_proxy_mounts_the_app_at() -> None:
-    assert call(HOT, "POST", "/monitor/6minutes/cdr", root_path="/monitor") == (200, b'{"ok":true}')
+    assert call(app(), "POST", "/monitor/6minutes/cdr", root_path="/monitor") == (200, b'{"ok":true}')
