@@ -89,6 +89,17 @@ def test_hand_overs_never_send_a_record_back_and_the_view_ends_exact(nats_cluste
     assert store.to_json() == whole.store.to_json()
 
 
+async def _alone(config: Config) -> Group:
+    """A member joined alone whose owners and tasks are stopped: the test plays them."""
+    group = Group(config, "solo")
+    await group.start()
+    await _wait(lambda: group.joined, 30, "joining")
+    for task in [*group._owning.values(), *group._tasks]:
+        task.cancel()
+    await asyncio.gather(*group._owning.values(), *group._tasks, return_exceptions=True)
+    return group
+
+
 def test_an_owner_behind_the_bucket_writes_nothing_and_a_stale_revision_is_refused(nats_cluster) -> None:
     import nats.js.errors
 
@@ -99,12 +110,7 @@ def test_an_owner_behind_the_bucket_writes_nothing_and_a_stale_revision_is_refus
     config = Config(nats=nats_cluster.urls, group=f"unit{next(_groups)}", retention_hours=None)
 
     async def scenario() -> None:
-        group = Group(config, "solo")
-        await group.start()
-        await _wait(lambda: group.joined, 30, "joining")
-        for task in [*group._owning.values(), *group._tasks]:  # (what the view sees and
-            task.cancel()                                       # who owns: the test's own)
-        await asyncio.gather(*group._owning.values(), *group._tasks, return_exceptions=True)
+        group = await _alone(config)  # (what the view sees and who owns: the test's own)
         window = (now - 10) - (now - 10) % 360  # the window of the CDR below
         ahead = encode_window(50, ["calls"], [[9.0, 9, 9, 1, 1]])
         group.revisions[f"c.3.{window}"] = await group.cells.put(f"c.3.{window}", ahead)
@@ -159,12 +165,7 @@ def test_a_round_written_while_the_reader_moved_on_never_replaces_a_newer_record
     config = Config(nats=nats_cluster.urls, group=f"unit{next(_groups)}", retention_hours=None)
 
     async def scenario() -> None:
-        group = Group(config, "solo")
-        await group.start()
-        await _wait(lambda: group.joined, 30, "joining")
-        for task in [*group._owning.values(), *group._tasks]:  # (the test plays the others)
-            task.cancel()
-        await asyncio.gather(*group._owning.values(), *group._tasks, return_exceptions=True)
+        group = await _alone(config)  # (the test plays the others)
         cells = _Paused(group.cells)
         owner = Owner(group.js, cells, group.names, 3, config, group.view, group.revisions,
                       group.take)
