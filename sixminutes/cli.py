@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 import orjson
 
 from . import __version__, parallel
+from .collector import fewer_collections
 from .config import Config, ConfigError, check_hours
 from .engine import Engine
 from .incidents import carriers
@@ -184,7 +185,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args)
-        return _synth(args) if args.command == "synth" else _replay(args)
+        if args.command == "synth":
+            return _synth(args)
+        with fewer_collections():
+            return _replay(args)
     except (InputError, ConfigError, StateError) as error:
         print(f"sixminutes: {error}", file=sys.stderr)
         return 2

@@ -31,6 +31,7 @@ import threading
 from typing import Any, Callable
 
 from .call import _prescan  # noqa: F401 (the tests compare the peeks)
+from .collector import fewer_collections
 from .config import Config
 from .engine import Engine
 from .sources.files import InputError, read_documents
@@ -57,8 +58,9 @@ def _count_share(paths: list[str], config: Config, index: int, jobs: int, result
     The share is pickled here, not by the queue's feeder thread, so that what cannot be
     sent (an alert field pickle cannot write) is reported instead of silently lost."""
     try:
-        share = pickle.dumps(_count(Engine(config), paths, index, jobs).share(),
-                             protocol=pickle.HIGHEST_PROTOCOL)
+        with fewer_collections():  # (inherited when forked, not when spawned)
+            share = pickle.dumps(_count(Engine(config), paths, index, jobs).share(),
+                                 protocol=pickle.HIGHEST_PROTOCOL)
     except BaseException as error:  # the parent reports it; a worker must never hang it
         results.put((index, f"process {index}: {type(error).__name__}: {error}"))
     else:
