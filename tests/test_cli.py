@@ -25,6 +25,8 @@ import sixminutes.cli as cli
 from sixminutes.cli import main
 
 SCRIPT = Path(sys.executable).parent / "sixminutes"
+BUFFERED = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+"""The environment of a console script whose output is buffered, as it usually is."""
 STAT_FIELDS = {"sum", "count", "squares", "min", "max"}
 ALERT_FIELDS = {"id", "timestamp", "time", "msg", "plugin", "key", "count", "profile",
                 "direction", "account", "duration", "doc"}
@@ -327,6 +329,30 @@ def test_missing_path_exits_2_with_one_line_on_stderr(tmp_path):
     assert proc.stdout == ""  # checked before the first document: no half report
     assert proc.stderr.count("\n") == 1
     assert proc.stderr == f"sixminutes: cannot read {missing}: No such file or directory\n"
+
+
+def test_the_console_script_writes_all_of_a_large_report_before_it_ends(tmp_path):
+    # (run() ends a replay with os._exit: what is still buffered must have been written)
+    docs = [cdr(f"c{i}", T0 + 360 * i, account=f"acct{i}") for i in range(600)]
+    p = tmp_path / "cdrs.jsonl"
+    p.write_bytes(jsonl(docs))
+    proc = subprocess.run([str(SCRIPT), "replay", "--json", "--jobs", "2", str(p)],
+                          capture_output=True, timeout=60, env=BUFFERED)
+    assert proc.returncode == 0, proc.stderr
+    assert len(proc.stdout) > 1 << 18  # (more than any buffer along the way)
+    data = json.loads(proc.stdout)["data"]
+    assert total_calls(data) == 600 and len(data) == 600
+
+
+def test_the_console_script_exit_status_after_a_problem_is_1(tmp_path):
+    good = tmp_path / "good.jsonl"
+    good.write_bytes(jsonl(FOUR))
+    (tmp_path / "bad.json.gz").write_bytes(b"not gzip")
+    proc = subprocess.run([str(SCRIPT), "replay", "--json", str(good), str(tmp_path / "bad.json.gz")],
+                          capture_output=True, timeout=60, env=BUFFERED)
+    assert proc.returncode == 1
+    assert calls(json.loads(proc.stdout)["data"]) == 4
+    assert b"bad.json.gz" in proc.stderr
 
 
 def test_missing_path_in_process(tmp_path, capsys):
