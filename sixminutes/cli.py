@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterator, NoReturn, Sequence
 import orjson
 
 from . import __version__, parallel
-from .collector import fewer_collections
+from .heap import fewer_collections, keep_freed_memory
 from .config import Config, ConfigError, check_hours
 from .engine import Engine
 from .incidents import carriers
@@ -199,15 +199,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run() -> NoReturn:
     """The console script: :func:`main`, then the exit status.
 
-    After a replay or a synth the process ends at once (``os._exit``): Python would free
-    the store's objects one by one first, ~0.05 s after a day of CDRs, to give the memory
-    back that the system takes back anyway. Nothing is left undone by then: the outputs
-    are flushed here, the worker processes joined, and no other thread runs. ``serve`` ends
-    the usual way (its libraries' exit handlers run)."""
+    A replay's (or synth's) process is the command's alone: it keeps the memory it frees
+    for its next batches (:func:`~sixminutes.heap.keep_freed_memory`), and it ends at once
+    (``os._exit``) where Python would first free the store's objects one by one, ~0.05 s
+    after a day of CDRs, to give back memory the system takes back anyway. Nothing is left
+    undone by then: the outputs are flushed here, the worker processes joined, and no other
+    thread runs. ``serve`` ends the usual way (its libraries' exit handlers run)."""
     argv = sys.argv[1:]
+    if next((arg for arg in argv if not arg.startswith("-")), None) == "serve":
+        sys.exit(main(argv))
+    keep_freed_memory()
     code = main(argv)
-    if "serve" in argv:
-        sys.exit(code)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

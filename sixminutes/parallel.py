@@ -31,7 +31,7 @@ import threading
 from typing import Any, Callable
 
 from .call import _prescan  # noqa: F401 (the tests compare the peeks)
-from .collector import fewer_collections
+from .heap import fewer_collections, keep_freed_memory
 from .config import Config
 from .engine import Engine
 from .sources.files import InputError, read_documents
@@ -57,6 +57,7 @@ def _count_share(paths: list[str], config: Config, index: int, jobs: int, result
 
     The share is pickled here, not by the queue's feeder thread, so that what cannot be
     sent (an alert field pickle cannot write) is reported instead of silently lost."""
+    keep_freed_memory()
     try:
         with fewer_collections():  # (inherited when forked, not when spawned)
             share = pickle.dumps(_count(Engine(config), paths, index, jobs).share(),

@@ -1,13 +1,15 @@
-"""The garbage collector's settings while a replay counts (sixminutes/collector.py)."""
+"""The heap of a replay process (sixminutes/heap.py): the collector's settings, malloc's."""
 from __future__ import annotations
 
 import gc
 import json
+import subprocess
+import sys
 
 import pytest
 
 from sixminutes.cli import main
-from sixminutes.collector import THRESHOLD, fewer_collections
+from sixminutes.heap import THRESHOLD, fewer_collections
 
 
 def test_the_block_freezes_the_heap_and_raises_the_thresholds_then_puts_them_back():
@@ -50,3 +52,25 @@ def test_a_replay_counts_under_the_raised_thresholds_in_every_process(tmp_path, 
     seen = [series["gc_threshold"] for series in data.values()]
     assert [(s["count"], s["min"], s["max"]) for s in seen] == [(1, THRESHOLD[0], THRESHOLD[0])] * 4
     assert gc.get_threshold() == before
+
+
+_FREED = """
+import resource, sys
+from sixminutes.heap import keep_freed_memory
+if sys.argv[1] == "keep":
+    assert keep_freed_memory()
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize()
+blocks = [bytes(60_000) for _ in range(3_000)]  # (180 MB in blocks malloc takes from its heap)
+full = rss()
+del blocks
+print(full - rss())
+"""
+
+
+def test_freed_memory_is_kept_by_the_process_only_when_asked(tmp_path):
+    given_back = {how: int(subprocess.run([sys.executable, "-c", _FREED, how], check=True,
+                                          capture_output=True, text=True).stdout)
+                  for how in ("default", "keep")}
+    assert given_back["default"] > 64 << 20  # glibc trims the top of its heap
+    assert given_back["keep"] < 1 << 20  # kept for the next batch
