@@ -195,6 +195,27 @@ def test_the_end_of_another_process_is_reported(ending, said, corpus, tmp_path, 
     assert said in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("ending", ["", "raise KeyboardInterrupt('in the plugin')", "os._exit(3)"])
+def test_the_folder_the_shares_cross_is_removed_whatever_the_end(ending, corpus, tmp_path,
+                                                                   capsys, monkeypatch):
+    made, real = [], parallel._shares_folder
+
+    def folder():
+        made.append(real())
+        return made[-1]
+
+    monkeypatch.setattr(parallel, "_shares_folder", folder)
+    plugins = plugin_dir(tmp_path, "ending", "import multiprocessing, os\n"
+                                             "def plugin(ctx):\n"
+                                             "    if multiprocessing.parent_process() is not None:\n"
+                                             f"        {ending or 'pass'}\n")
+    status = main(["replay", "--json", "--no-progress", "--jobs", "2", "--plugins",
+                   str(plugins), str(corpus)])
+    assert status == (2 if ending else 0)
+    assert len(made) == 1 and made[0].name.startswith("/dev/shm/sixminutes-replay-")
+    assert not Path(made[0].name).exists()
+
+
 def test_a_negative_number_of_processes_is_refused(corpus, capsys):
     assert main(["replay", "--jobs", "-2", str(corpus)]) == 2
     assert "--jobs must be 0 (one per CPU) or more" in capsys.readouterr().err
