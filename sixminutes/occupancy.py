@@ -37,6 +37,8 @@ __all__ = ["Spans", "Occupancy", "HORIZON"]
 
 HORIZON = 2 * 3600
 """A call counts in the windows of its last two hours at most."""
+_SQUARES_EXACT = 1 << 26
+"""Below it a window's sum of squared counts fits an int64 (360 · 2^52 < 2^63)."""
 
 
 class Occupancy:
@@ -191,11 +193,18 @@ class Occupancy:
 
 def _stats(seconds: np.ndarray) -> list[tuple[float, float, float, float, float]]:
     """The Stats (sum, count, squares, min, max) of windows' per-second counts, one row of 360
-    per window."""
-    wide = seconds.astype(np.float64)
-    return list(zip(wide.sum(axis=1).tolist(), [float(WINDOW)] * len(wide),
-                    np.einsum("ij,ij->i", wide, wide).tolist(), wide.min(axis=1).tolist(),
-                    wide.max(axis=1).tolist()))
+    per window. Summed as integers (exact; no float copy of the whole table, which for the
+    thousands of windows of a parallel replay's join was mostly page faults), but for counts
+    whose squares an int64 cannot hold (no real carrier's: a test's)."""
+    def floats(column: np.ndarray) -> list[float]:
+        return column.astype(np.float64).tolist()
+    exact = not len(seconds) or int(seconds.max()) < _SQUARES_EXACT
+    if not exact:
+        seconds = seconds.astype(np.float64)
+    kind = np.int64 if exact else np.float64
+    return list(zip(floats(seconds.sum(axis=1, dtype=kind)), [float(WINDOW)] * len(seconds),
+                    floats(np.einsum("ij,ij->i", seconds, seconds, dtype=kind)),
+                    floats(seconds.min(axis=1)), floats(seconds.max(axis=1))))
 
 
 @dataclass(frozen=True, eq=False)

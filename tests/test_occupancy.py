@@ -372,3 +372,20 @@ def test_a_batch_by_direction_and_carrier_with_a_column_condition_and_missing_la
             assert stat.sum == sum(sweep(answered, BASE, "x"))
     everyone = [(s, e, "x") for s, e, *_ in rows]
     assert store.get(BASE, series_key("by_cause", {"q850": "none"})).sum == sum(sweep(everyone, BASE, "x"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(st.lists(st.integers(0, 2**31 - 1), min_size=WINDOW, max_size=WINDOW),
+                     min_size=1, max_size=4),
+       small=st.booleans())
+def test_a_windows_stat_of_its_seconds_is_what_floats_give_at_any_count(rows, small):
+    import numpy as np
+    from sixminutes.occupancy import _stats
+    seconds = np.array(rows, np.int32)
+    if small:  # (the counts of real carriers; else absurd ones, whose squares exceed an int64)
+        seconds %= 1000
+    wide = seconds.astype(np.float64)
+    squares = np.einsum("ij,ij->i", wide, wide)
+    assert _stats(seconds) == [(float(w.sum()), float(WINDOW), float(q), float(w.min()),
+                                float(w.max())) for w, q in zip(wide, squares)]
+    assert all(type(v) is float for stat in _stats(seconds) for v in stat)
