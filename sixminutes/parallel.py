@@ -64,19 +64,28 @@ def _count_share(paths: list[str], config: Config, index: int, jobs: int, result
     sent (an alert field pickle cannot write) is reported instead of silently lost. It goes
     through a file in ``folder`` (memory, where /dev/shm is), and only the file's name
     through the queue: the pipe took ~0.07 s for the 22 MB of a 60,000-CDR share, a
-    handful of context switches per 64 KB while the parent waited."""
+    context switch per 64 KB while the parent waited."""
     keep_freed_memory()
     try:
         with fewer_collections():  # (inherited when forked, not when spawned)
             share = pickle.dumps(_count(Engine(config), paths, index, jobs).share(),
                                  protocol=pickle.HIGHEST_PROTOCOL)
-        path = os.path.join(folder, f"share-{index}.pickle")
-        with open(path, "wb") as f:
-            f.write(share)
     except BaseException as error:  # the parent reports it; a worker must never hang it
         results.put((index, f"process {index}: {type(error).__name__}: {error}"))
     else:
-        results.put((index, Path(path)))
+        results.put((index, _hand_over(share, Path(folder) / f"share-{index}.pickle")))
+
+
+def _hand_over(share: bytes, path: Path) -> Path | bytes:
+    """The share written to ``path``, or itself when it cannot be (a container's /dev/shm is
+    64 MB, a day's share may be more): it then goes through the queue, as slowly as before."""
+    try:
+        with open(path, "wb") as f:
+            f.write(share)
+    except OSError:
+        path.unlink(missing_ok=True)
+        return share
+    return path
 
 
 def _load(path: Path) -> Any:
@@ -122,7 +131,7 @@ def replay(paths: list[str], config: Config, jobs: int,
         for worker in workers.values():
             worker.start()
         _count(engine, paths, 0, jobs, progress)
-        shares: dict[int, Path | str] = {}
+        shares: dict[int, Path | bytes | str] = {}
         while len(shares) < len(workers):
             try:
                 index, share = results.get(timeout=0.2)
@@ -142,7 +151,7 @@ def replay(paths: list[str], config: Config, jobs: int,
             share = shares[index]
             if isinstance(share, str):
                 raise InputError(share)
-            engine.absorb(_load(share))
+            engine.absorb(pickle.loads(share) if isinstance(share, bytes) else _load(share))
         for worker in workers.values():
             worker.join()
     finally:

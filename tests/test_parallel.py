@@ -216,6 +216,26 @@ def test_the_folder_the_shares_cross_is_removed_whatever_the_end(ending, corpus,
     assert not Path(made[0].name).exists()
 
 
+def test_shares_go_through_the_queue_when_no_file_can_hold_them(corpus, capsys, monkeypatch):
+    # (a container's /dev/shm is 64 MB: a day's share may not fit; here the folder is gone)
+    class Gone:
+        name = "/nonexistent/sixminutes-shares"
+
+        def cleanup(self) -> None:
+            pass
+
+    monkeypatch.setattr(parallel, "_shares_folder", Gone)
+    assert_same(capsys, str(corpus))
+
+
+def test_a_share_is_handed_over_as_a_file_or_else_as_itself(tmp_path):
+    share = b"\x80\x05pickled"
+    path = parallel._hand_over(share, tmp_path / "share-1.pickle")
+    assert path == tmp_path / "share-1.pickle" and path.read_bytes() == share
+    assert parallel._hand_over(share, tmp_path / "gone" / "share-1.pickle") == share
+    assert not (tmp_path / "gone").exists()
+
+
 def test_a_negative_number_of_processes_is_refused(corpus, capsys):
     assert main(["replay", "--jobs", "-2", str(corpus)]) == 2
     assert "--jobs must be 0 (one per CPU) or more" in capsys.readouterr().err
