@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any, Iterator, NoReturn, Sequence
 import orjson
 
 from . import __version__, parallel
-from .heap import fewer_collections, keep_freed_memory
 from .config import Config, ConfigError, check_hours
 from .engine import Engine
+from .heap import fewer_collections, keep_freed_memory
 from .incidents import carriers
 from .report import all_rejections, where_rejected, write_report
 from .sources import csv_cdr

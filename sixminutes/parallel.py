@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .call import _prescan  # noqa: F401 (the tests compare the peeks)
-from .heap import fewer_collections, keep_freed_memory
 from .config import Config
 from .engine import Engine
+from .heap import fewer_collections, keep_freed_memory
 from .sources.files import InputError, read_documents
 from .sources.shards import PASSED, Shard, _peek_slowly, end_epoch_of, shard_of  # noqa: F401
 
