@@ -47,6 +47,11 @@ REJECTIONS_KEPT = 100  # the newest rejections listed in the status, with where 
 GATHER_ROUNDS = 4
 """Rounds of the event loop a group commit lets go by before it takes the POSTs waiting."""
 PROMPT = 0.02  # seconds after CDRs are counted that open event streams hear of them (coalesced)
+WAIT_SECONDS = 0.02
+"""The longest the POSTs' accepted rows wait to be counted (with the next group commits'),
+unless something reads the counts before: see :meth:`Service.count_waiting`."""
+WAIT_ROWS = 384
+"""... or fewer, once this many wait (a batch this big costs the event loop ~4 ms)."""
 
 
 class Service:
@@ -71,6 +76,8 @@ class Service:
         self._queue: list[tuple[str, bytes, asyncio.Future]] = []
         self._queued = asyncio.Event()
         self._prompt: asyncio.TimerHandle | None = None
+        self._waiting: asyncio.TimerHandle | None = None  # counts the rows left waiting
+        self._admitted = 0  # the journal's last row admitted (its CDR counted or waiting)
         self._db = ThreadPoolExecutor(1, thread_name_prefix="sixminutes-state")
         self._journal_io = ThreadPoolExecutor(1, thread_name_prefix="sixminutes-journal")
         self.journal: Journal | None = None
@@ -213,6 +220,7 @@ class Service:
 
     def reload_plugins(self) -> Any:
         """POST /6minutes/restart: the engine's new plugin set; the old one is collected."""
+        self.count_waiting()
         plugins = self.engine.reload()
         if self.freeze_heap:  # (a module and its functions are a cycle: unfrozen, collected)
             gc.unfreeze()
@@ -292,14 +300,36 @@ class Service:
                 continue
             reasons: list[str | None] = []
             for source, run in itertools.groupby(batch, key=lambda item: item[0]):
-                reasons += self.engine.feed_batch([body for _, body, _ in run], source)
+                reasons += self.engine.admit_batch([body for _, body, _ in run], source)
+            self._admitted = ids[-1]
+            if len(self.engine.waiting) >= WAIT_ROWS:
+                self.count_waiting()
+            elif self._waiting is None:
+                self._waiting = asyncio.get_running_loop().call_later(WAIT_SECONDS,
+                                                                      self.count_waiting)
             self._counted()
-            self.journal_position = ids[-1]
             for row_id, reason, (source, _, future) in zip(ids, reasons, batch):
                 if reason is not None:
                     self._rejected(source, reason, journal=row_id)
                 if not future.done():
                     future.set_result(reason)
+
+    def count_waiting(self) -> None:
+        """Count the POSTs' accepted rows that wait (admitted, answered, not counted yet).
+
+        Each group commit's POSTs are admitted at once (decoded, deduplicated, answered once
+        durable); their counting waits up to :data:`WAIT_SECONDS` or :data:`WAIT_ROWS`, so
+        that several commits are counted as one batch (:mod:`sixminutes.deferred`). Whatever
+        reads the counts calls this first: every request but the POSTs themselves (the web
+        app's ``before``), the tick (rules, events), a snapshot, a reload, the stop; the
+        engine's own reads and sources do too (:meth:`Engine.count_waiting`). Once it
+        returns, every row the journal holds up to :attr:`journal_position` is counted:
+        what a snapshot saves with that position."""
+        if self._waiting is not None:
+            self._waiting.cancel()
+            self._waiting = None
+        self.engine.count_waiting()
+        self.journal_position = max(self.journal_position, self._admitted)
 
     async def keep_bad_body(self, source: str, content_type: str | None, error: str,
                             body: bytes, *, count: bool = True) -> None:
@@ -341,6 +371,7 @@ class Service:
     def _publish_stats(self) -> None:
         """Publish the Stats changed since the last time, and remember them for the snapshot."""
         self._prompt = None
+        self.count_waiting()
         if self.group is not None:
             self.group.show(self.engine)
         changes = self.engine.store.drain_changes()
@@ -355,6 +386,7 @@ class Service:
 
     def tick(self) -> None:
         """Check thresholds, publish what changed as live events, remember it for the snapshot."""
+        self.count_waiting()
         if self.group is not None:
             self.group.show(self.engine)
         self.engine.hold_resolution = self.feeds.behind()
@@ -393,12 +425,14 @@ class Service:
         """DELETE /6minutes/data: drop windows (all, or older than ``before``), the hourly
         history and plugins' memory of them (:meth:`Engine.clear`); the file follows at the
         next snapshot."""
+        self.count_waiting()
         dropped = self.engine.clear(before)
         self.writer.forget(before, ("cells",))
         self.hub.publish("resync", {"lost": 0})  # open pages refetch instead of showing stale data
         return len(dropped)
 
     def delete_alerts(self, before: int | None) -> int:
+        self.count_waiting()  # (the alerts those rows raise are older than this deletion)
         dropped = self.engine.alerts.purge(before)
         kept = self.engine.alerts.ids()
         self._alerts_live = {i: a for i, a in self._alerts_live.items() if i in kept}
@@ -417,7 +451,8 @@ class Service:
         if self.state is None:
             return
         await self.writer.idle()  # one write at a time, in order
-        self.tick()  # the saved cells must hold every CDR the saved positions cover
+        self.tick()  # the saved cells must hold every CDR the saved positions cover (the tick
+        # counts the rows waiting first, outside its guard: a failure there stops the snapshot)
         upto = self.journal_position
         positions = {**self.feeds.positions(), JOURNAL: str(upto)}
         if await self.writer.write(self.state, positions, upto) and self.journal is not None:
