@@ -72,10 +72,10 @@ def _join(parts: list[tuple[Columns, np.ndarray, np.ndarray, int]]) -> Columns:
         items += columns.items if whole else [columns.items[row] for row in rows]
         ints.append(columns.ints if whole else columns.ints[:, accepted])
         floats.append(columns.floats if whole else columns.floats[:, accepted])
-        some = not whole or np.count_nonzero(columns.ok) > len(accepted)
+        some = np.count_nonzero(columns.ok) > len(accepted)  # (rows decoded, left out)
         for i, values in enumerate(columns.values):
             part = columns.codes[i] if whole else columns.codes[i, accepted]
-            if some:  # (values of rows left out: the used ones only)
+            if some:  # (their values: only those used are kept, as batch_of does)
                 part, values = _recode(part, values)
             into = index[i]
             table = np.fromiter([into.setdefault(value, len(into)) for value in values],

@@ -51,7 +51,7 @@ WAIT_SECONDS = 0.02
 """The longest the POSTs' accepted rows wait to be counted (with the next group commits'),
 unless something reads the counts before: see :meth:`Service.count_waiting`."""
 WAIT_ROWS = 384
-"""... or fewer, once this many wait (a batch this big costs the event loop ~4 ms)."""
+"""... or less, once this many wait (counted in ~2 ms of the event loop: bench/live_batch.py)."""
 
 
 class Service:
@@ -275,14 +275,15 @@ class Service:
         return future
 
     async def _journal_writer(self) -> None:
-        """Group commit: every body waiting is written in one transaction, then counted in order.
+        """Group commit: every body waiting is written in one transaction, then admitted in
+        order and answered; the accepted rows are counted later (:meth:`count_waiting`).
 
         Before it takes the bodies waiting, it lets the event loop go round a few times
         (:data:`GATHER_ROUNDS`, microseconds when it has nothing else to do): the POSTs whose
         bytes have arrived meanwhile join this group instead of the next. Under wrk -c32
         the groups went from ~15 POSTs (half the connections, the two halves taking turns)
         to 26-31: the write, the wake of the journal's thread and the fixed part of counting
-        a batch (~150 us of the engine's) are paid once for twice as many."""
+        a batch are paid once for twice as many."""
         while True:
             await self._queued.wait()
             for _ in range(GATHER_ROUNDS):  # (one round: what arrived is read, or its handler runs)
@@ -302,17 +303,17 @@ class Service:
             for source, run in itertools.groupby(batch, key=lambda item: item[0]):
                 reasons += self.engine.admit_batch([body for _, body, _ in run], source)
             self._admitted = ids[-1]
-            if len(self.engine.waiting) >= WAIT_ROWS:
-                self.count_waiting()
-            elif self._waiting is None:
-                self._waiting = asyncio.get_running_loop().call_later(WAIT_SECONDS,
-                                                                      self.count_waiting)
             self._counted()
             for row_id, reason, (source, _, future) in zip(ids, reasons, batch):
                 if reason is not None:
                     self._rejected(source, reason, journal=row_id)
                 if not future.done():
                     future.set_result(reason)
+            if len(self.engine.waiting) >= WAIT_ROWS:  # (once the POSTs have their answers)
+                self.count_waiting()
+            elif self._waiting is None:
+                self._waiting = asyncio.get_running_loop().call_later(WAIT_SECONDS,
+                                                                      self.count_waiting)
 
     def count_waiting(self) -> None:
         """Count the POSTs' accepted rows that wait (admitted, answered, not counted yet).
