@@ -257,7 +257,7 @@ class Service:
 
     async def ingest(self, body: bytes, source: str = "http") -> str | None:
         """Count one CDR once it is durable in the journal (in a group: once JetStream has
-        stored it, else GroupUnavailable); the engine's outcome."""
+        stored it, else GroupUnavailable); the engine's outcome (:meth:`journaled`)."""
         if self.group is not None:
             reason = await self.group.ingest(self.engine, body, source)
             if reason not in (None, "duplicate"):
@@ -267,8 +267,9 @@ class Service:
 
     def journaled(self, body: bytes, source: str = "http") -> asyncio.Future[str | None]:
         """Alone (not in a group): the outcome of one CDR, once the group commit that takes
-        it has made it durable and counted it. (POST /6minutes/cdr awaits it directly: one
-        coroutine fewer to suspend and resume per POST.)"""
+        it has made it durable and admitted it (counted within :data:`WAIT_SECONDS`, and
+        before anything reads the counts: :meth:`count_waiting`). (POST /6minutes/cdr awaits
+        it directly: one coroutine fewer to suspend and resume per POST.)"""
         future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         self._queue.append((source, body, future))
         self._queued.set()

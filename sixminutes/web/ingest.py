@@ -1,4 +1,4 @@
-"""POST /6minutes/cdr: one CDR in, answered once it is durable and counted (or said why not).
+"""POST /6minutes/cdr: one CDR in, answered once durable and its outcome known (or said why not).
 
 A plain ASGI endpoint, not a Starlette one: the body of every FreeSWITCH POST passes here,
 thousands a second, and a Starlette Request (its Headers, looked through once per header
