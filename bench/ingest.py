@@ -1,6 +1,6 @@
 """Benchmark: HTTP ingest of mod_json_cdr POSTs, `sixminutes serve` against a bare route, with wrk.
 
-    python bench/ingest.py [--seconds 10] [--connections 1,32] [--threads 2]
+    python bench/ingest.py [--seconds 10] [--connections 1,32] [--threads 2] [--rounds 1]
 
 One realistic FreeSWITCH CDR (~9 KB, from bench/corpus.py) is POSTed over and over, each
 time with a new uuid and an end time of now, by `wrk` (Debian's package: a compiled client,
@@ -12,7 +12,10 @@ so the figures are the server's, not a Python load generator's), to:
   orjson (the floor of any Python service taking these POSTs).
 Each at every --connections count, for --seconds. Printed: requests/s, p50/p99 latency, the
 service's worst event-loop stall during the run (its own probe, /metrics), and the ratios
-of the same run: serve / bare (raw), and encode=true / raw (serve). After each
+of the same run: serve / bare (raw), and encode=true / raw (serve). With --rounds N, the
+three runs are taken in turns N times, both servers up throughout (the one not under load
+idles), and the ratios' medians are printed last: on a shared machine a load that comes
+and goes then weighs on every kind alike, not on one run of three. After each
 run the service's own count of accepted CDRs is compared with the 2xx answers wrk saw (a
 request cut at the end of a run may be counted without its answer being seen, so the
 count may exceed the 2xx by at most the connections).
@@ -24,6 +27,7 @@ import json
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -172,6 +176,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", default="1,32")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="runs of each kind, taken in turns (serve raw, encode=true, bare)")
     parser.add_argument("--corpus", type=Path, default=ROOT / "bench" / "out" / "corpus-1000.jsonl")
     args = parser.parse_args()
     prepare(args.corpus)
@@ -180,56 +186,76 @@ def main() -> None:
     stack = ", ".join(f"{name} {version(name)}" for name in ("uvicorn", "httptools", "uvloop")
                       if _installed(name))
     print(f"one CDR of {args.corpus.name} per POST, a new uuid each; wrk -t{args.threads} "
-          f"--latency, {args.seconds:g} s a run; {stack}; {machine()}")
-    results: dict[tuple[str, str, int], dict] = {}
+          f"--latency, {args.seconds:g} s a run, {args.rounds} round(s); {stack}; {machine()}")
+    ratios: dict[int, list[tuple[float, float]]] = {c: [] for c in connections}
     with tempfile.TemporaryDirectory(prefix="sixminutes-ingest-") as tmp:
         work = Path(tmp)
         script = work / "post.lua"
         script.write_text(LUA)
-        for target in ("serve", "bare"):
-            port = free_port()
-            if target == "serve":
-                service = ServiceProcess(work / "service", token=TOKEN, log_level="warning", port=port)
-                service.start()
-                stop = service.close
-            else:
-                bare = subprocess.Popen([sys.executable, "-c", BARE, str(port)])
-                wait_port(port)
-                stop = bare.terminate
-            try:
-                for form, (ctype, before, after) in bodies(doc, int(time.time())).items():
-                    if target == "bare" and form != "raw":
-                        continue
-                    (work / "before").write_bytes(before)
-                    (work / "after").write_bytes(after)
-                    for c in connections:
-                        if target == "serve":
-                            counted = service.status()["accepted"]
-                            worst_stall(service)  # (from here on)
-                        result = wrk(f"http://127.0.0.1:{port}", args.seconds, c, args.threads,
-                                     script, [str(work / "before"), str(work / "after"), ctype, TOKEN,
-                                               f"{form[:3]}{c}"])
-                        if target == "serve":
-                            time.sleep(1.0)  # (the last group commit)
-                            result["counted"] = service.status()["accepted"] - counted
-                            result["stall"] = worst_stall(service)
-                        results[(target, form, c)] = result
-                        extra = ""
-                        if "counted" in result:
-                            extra = (f"  worst loop stall {result['stall'] * 1000:.0f} ms;"
-                                     f"  counted {result['counted']:,} of {result['ok']:,} 2xx")
-                        if result["non2xx"] or result["socket_errors"]:
-                            extra += f"  non-2xx {result['non2xx']}, socket errors {result['socket_errors']}"
-                        print(f"  {target:5} {form:11} -c{c:<3} {result['rate']:9,.0f} req/s   "
-                              f"p50 {result['p50']:7.2f} ms  p99 {result['p99']:7.2f} ms{extra}",
-                              flush=True)
-            finally:
-                stop()
-    for c in connections:
-        serve, bare = results[("serve", "raw", c)], results[("bare", "raw", c)]
-        encoded = results[("serve", "encode=true", c)]
-        print(f"-c{c}: serve / bare route {serve['rate'] / bare['rate']:.3f}   "
-              f"encode=true / raw {encoded['rate'] / serve['rate']:.3f}")
+        forms = bodies(doc, int(time.time()))
+        for form, (_, before, after) in forms.items():
+            (work / f"before-{form}").write_bytes(before)
+            (work / f"after-{form}").write_bytes(after)
+        ports = {"serve": free_port(), "bare": free_port()}
+        service = ServiceProcess(work / "service", token=TOKEN, log_level="warning",
+                                 port=ports["serve"])
+        service.start()
+        bare = subprocess.Popen([sys.executable, "-c", BARE, str(ports["bare"])])
+        try:
+            wait_port(ports["bare"])
+            for target, form in (("serve", "raw"), ("bare", "raw")):  # warm up, not counted
+                wrk(f"http://127.0.0.1:{ports[target]}", 1, max(connections), args.threads, script,
+                    [str(work / f"before-{form}"), str(work / f"after-{form}"), forms[form][0],
+                     TOKEN, "warm"])
+            for n in range(args.rounds):  # (in turns: a load that comes and goes on a shared
+                for c in connections:     # machine then weighs on every kind alike)
+                    results = {}
+                    for target, form in (("serve", "raw"), ("serve", "encode=true"), ("bare", "raw")):
+                        results[(target, form)] = run(service if target == "serve" else None,
+                                                      ports[target], args, c, script, work, form,
+                                                      forms[form][0], f"{form[:3]}{c}r{n}")
+                        print(line(target, form, c, results[(target, form)]), flush=True)
+                    serve, bare_raw = results[("serve", "raw")], results[("bare", "raw")]
+                    encoded = results[("serve", "encode=true")]
+                    ratios[c].append((serve["rate"] / bare_raw["rate"], encoded["rate"] / serve["rate"]))
+                    print(f"-c{c}: serve / bare route {ratios[c][-1][0]:.3f}   "
+                          f"encode=true / raw {ratios[c][-1][1]:.3f}", flush=True)
+        finally:
+            service.close()
+            bare.terminate()
+            bare.wait()
+    if args.rounds > 1:
+        for c in connections:
+            ours, encode = (sorted(r[i] for r in ratios[c]) for i in (0, 1))
+            print(f"-c{c}, {args.rounds} rounds: serve / bare route median {statistics.median(ours):.3f} "
+                  f"(min {ours[0]:.3f}, max {ours[-1]:.3f})   encode=true / raw median "
+                  f"{statistics.median(encode):.3f} (min {encode[0]:.3f}, max {encode[-1]:.3f})")
+
+
+def run(service: ServiceProcess | None, port: int, args: argparse.Namespace, c: int,
+        script: Path, work: Path, form: str, ctype: str, label: str) -> dict:
+    """One wrk run; for the service, with its count of accepted CDRs and its worst stall."""
+    if service is not None:
+        counted = service.status()["accepted"]
+        worst_stall(service)  # (from here on)
+    result = wrk(f"http://127.0.0.1:{port}", args.seconds, c, args.threads, script,
+                 [str(work / f"before-{form}"), str(work / f"after-{form}"), ctype, TOKEN, label])
+    if service is not None:
+        time.sleep(1.0)  # (the last group commit)
+        result["counted"] = service.status()["accepted"] - counted
+        result["stall"] = worst_stall(service)
+    return result
+
+
+def line(target: str, form: str, c: int, result: dict) -> str:
+    extra = ""
+    if "counted" in result:
+        extra = (f"  worst loop stall {result['stall'] * 1000:.0f} ms;"
+                 f"  counted {result['counted']:,} of {result['ok']:,} 2xx")
+    if result["non2xx"] or result["socket_errors"]:
+        extra += f"  non-2xx {result['non2xx']}, socket errors {result['socket_errors']}"
+    return (f"  {target:5} {form:11} -c{c:<3} {result['rate']:9,.0f} req/s   "
+            f"p50 {result['p50']:7.2f} ms  p99 {result['p99']:7.2f} ms{extra}")
 
 
 if __name__ == "__main__":

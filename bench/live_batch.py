@@ -1,6 +1,6 @@
 """Benchmark: what counting one live batch costs the event loop, by the batch's size.
 
-    python bench/live_batch.py [--sizes 1,4,8,16,32,64] [--repeat 300]
+    python bench/live_batch.py [--sizes 1,4,8,16,32,64] [--repeat 300] [--waits 30,120,240,480]
 
 The live service counts each group commit of POSTs as one batch (`Engine.feed_batch`, on the
 event loop). The CDR of bench/ingest.py (the first of the corpus, a new uuid each time, its
@@ -31,6 +31,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1,4,8,16,32,64")
     parser.add_argument("--repeat", type=int, default=300)
+    parser.add_argument("--waits", default="30,120,240,480")
+    parser.add_argument("--commit", type=int, default=30, help="POSTs per group commit (--waits)")
     parser.add_argument("--corpus", type=Path, default=ROOT / "bench" / "out" / "corpus-1000.jsonl")
     args = parser.parse_args()
     prepare(args.corpus)
@@ -48,6 +50,25 @@ def main() -> None:
             assert reasons == [None] * size, reasons[:3]
         median = statistics.median(times[len(times) // 6:])  # (the first ones warm up)
         print(f"  batch of {size:3}: {median * 1e6:7.0f} us, {median / size * 1e6:6.1f} us a CDR")
+    print(f"admit_batch of group commits of {args.commit}, count_waiting once this many wait:")
+    for wait in (int(s) for s in args.waits.split(",") if s):
+        commits = max(1, wait // args.commit)
+        admit, count = [], []
+        for _ in range(max(3, args.repeat // commits)):
+            spent = 0.0
+            for _ in range(commits):
+                batch = [before + f"live-{(n := n + 1)}".encode() + after for _ in range(args.commit)]
+                start = time.perf_counter()
+                reasons = engine.admit_batch(batch, "http")
+                spent += time.perf_counter() - start
+                assert reasons == [None] * args.commit, reasons[:3]
+            start = time.perf_counter()
+            engine.count_waiting()
+            rows = commits * args.commit
+            admit.append(spent / rows)
+            count.append((time.perf_counter() - start) / rows)
+        a, c = (statistics.median(t[len(t) // 6:]) * 1e6 for t in (admit, count))
+        print(f"  {commits * args.commit:4} rows: admit {a:5.1f} + count {c:5.1f} = {a + c:5.1f} us a CDR")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from .call import Decoded, Rejected
 from .columns import SKIP, Chunk, Columns, batch_of, decode_columns
 from .config import Config
 from .dedup import SeenIds, id_hash
+from .deferred import Waiting
 from .plugin_state import export_state, forget_data, import_state
 from .plugins import PluginSet, load_plugins
 from .share import Share, absorb, share_of
@@ -129,6 +130,8 @@ class Engine:
         say where it was read: the first ``KEPT_REJECTIONS`` of each reason."""
         self.rejections: list[tuple[int, str, str]] = []
         self._kept: Counter[str] = Counter()
+        self.waiting = Waiting()
+        """Rows :meth:`admit_batch` accepted, not counted yet (:meth:`count_waiting`)."""
 
     def load_plugins(self) -> PluginSet:
         c = self.config
@@ -138,9 +141,27 @@ class Engine:
         """Load the whole plugin set again and swap it in at once; the old one runs until then.
         What the old plugins remember (``export_state``) the new ones are given."""
         plugins = self.load_plugins()
+        self.count_waiting()  # (the rows admitted before are the old plugins' to count)
         import_state(plugins, export_state(self.plugins))
         self.plugins = plugins
         return self.plugins
+
+    def admit_batch(self, items: list[Any], source: str = "http") -> list[str | None]:
+        """Admit documents that arrived together (a group commit of POSTs): return each
+        one's rejection reason (None: accepted), exactly as :meth:`feed_batch` would, but
+        leave the accepted rows to be counted later, with those of the next batches, by
+        :meth:`count_waiting`. Whoever reads the store, the alerts or the plugins' health
+        calls that first (the engine's own methods do): see :mod:`sixminutes.deferred`."""
+        return self._count_batch(list(items), source, wait=True)
+
+    def count_waiting(self) -> int:
+        """Count the rows :meth:`admit_batch` left waiting, as one batch; return how many."""
+        taken = self.waiting.take()
+        if taken is None:
+            return 0
+        batch, positions = taken
+        self._count_accepted(batch, positions)
+        return batch.n
 
     @property
     def accepted(self) -> int:
@@ -165,6 +186,7 @@ class Engine:
 
         The rules are checked every ``check_every`` documents (and by the live service's
         timer), not after each batch: live batches are small and frequent."""
+        self.count_waiting()  # (in the order they were admitted)
         reasons = self._count_batch(list(items), source)
         self.read += len(items)
         self._pending += len(items)
@@ -185,6 +207,7 @@ class Engine:
         is decoded, ``items`` must not reuse an object it gave. When ``items`` raises, the
         documents it gave before are counted, then the error goes on.
         """
+        self.count_waiting()
         it = iter(items)
         held: list[Chunk] = []
         while True:
@@ -199,9 +222,11 @@ class Engine:
             if not batch:
                 return
 
-    def _count_batch(self, items: list[Any], source: str) -> list[str | None]:
+    def _count_batch(self, items: list[Any], source: str, wait: bool = False
+                     ) -> list[str | None]:
         """Count a batch of documents (SKIP: one another process counts) from position ``read``
-        on, without moving it; return each one's rejection reason, None if accepted."""
+        on, without moving it; return each one's rejection reason, None if accepted. With
+        ``wait``, the accepted rows wait in :attr:`waiting` and ``read`` moves past them."""
         columns = decode_columns(items)
         rejected = [(row, found.reason, found.detail) for row, found in columns.outcome.items()
                     if isinstance(found, Rejected)]
@@ -212,7 +237,10 @@ class Engine:
             for row, reason, _ in rejected:
                 reasons[row] = reason
         self._tally(source, rejected, accepted)
-        if len(accepted):
+        if wait:
+            self.waiting.add(columns, accepted, windows, self.read)
+            self.read += len(items)
+        elif len(accepted):
             self._count_accepted(batch_of(columns, accepted, windows),
                                  (accepted + self.read).tolist())
         return reasons
@@ -305,6 +333,7 @@ class Engine:
         also calls it four times a second and a replay at its end, so that no crossing waits
         for more traffic.
         """
+        self.count_waiting()
         self._pending = 0
         for rule, labels, value, samples, timestamp, decoded in self.thresholds.check(self.store):
             fields = {"rule": rule.name, "labels": labels, "value": value, "bound": rule.bound,
@@ -349,6 +378,7 @@ class Engine:
 
     def purge(self) -> int | None:
         """Drop the windows (and their alerts and seen ids) past retention; return the cut-off."""
+        self.count_waiting()
         oldest = self.retention.oldest_window()
         if oldest is not None:
             self.traffic.keep(self.store, oldest, self._newest)  # (their hourly history)
@@ -364,6 +394,7 @@ class Engine:
         was learned from them: the baselines' hourly history, the traffic rules' memory of
         those windows, what plugins remember (``forget_data``). Return the windows dropped.
         (The dedup memory stays: a CDR of a deleted window is not counted again.)"""
+        self.count_waiting()
         dropped = self.store.purge(before)
         self.traffic.forget(before)
         forget_data(self.plugins, before)
@@ -406,6 +437,7 @@ class Engine:
 
     def share(self) -> Share:
         """What this engine counted, to be absorbed by another (see :mod:`sixminutes.parallel`)."""
+        self.count_waiting()
         return share_of(self)
 
     def absorb(self, share: Share) -> None:
@@ -415,6 +447,7 @@ class Engine:
 
     def status(self) -> dict[str, Any]:
         """Counts and plugin health, for reports and the status endpoint."""
+        self.count_waiting()
         return {
             "accepted": self.accepted,
             "rejected": dict(self.rejected),

@@ -47,6 +47,11 @@ REJECTIONS_KEPT = 100  # the newest rejections listed in the status, with where 
 GATHER_ROUNDS = 4
 """Rounds of the event loop a group commit lets go by before it takes the POSTs waiting."""
 PROMPT = 0.02  # seconds after CDRs are counted that open event streams hear of them (coalesced)
+WAIT_SECONDS = 0.02
+"""The longest the POSTs' accepted rows wait to be counted (with the next group commits'),
+unless something reads the counts before: see :meth:`Service.count_waiting`."""
+WAIT_ROWS = 384
+"""... or less, once this many wait (counted in ~2 ms of the event loop: bench/live_batch.py)."""
 
 
 class Service:
@@ -71,6 +76,8 @@ class Service:
         self._queue: list[tuple[str, bytes, asyncio.Future]] = []
         self._queued = asyncio.Event()
         self._prompt: asyncio.TimerHandle | None = None
+        self._waiting: asyncio.TimerHandle | None = None  # counts the rows left waiting
+        self._admitted = 0  # the journal's last row admitted (its CDR counted or waiting)
         self._db = ThreadPoolExecutor(1, thread_name_prefix="sixminutes-state")
         self._journal_io = ThreadPoolExecutor(1, thread_name_prefix="sixminutes-journal")
         self.journal: Journal | None = None
@@ -213,6 +220,7 @@ class Service:
 
     def reload_plugins(self) -> Any:
         """POST /6minutes/restart: the engine's new plugin set; the old one is collected."""
+        self.count_waiting()
         plugins = self.engine.reload()
         if self.freeze_heap:  # (a module and its functions are a cycle: unfrozen, collected)
             gc.unfreeze()
@@ -249,7 +257,7 @@ class Service:
 
     async def ingest(self, body: bytes, source: str = "http") -> str | None:
         """Count one CDR once it is durable in the journal (in a group: once JetStream has
-        stored it, else GroupUnavailable); the engine's outcome."""
+        stored it, else GroupUnavailable); the engine's outcome (:meth:`journaled`)."""
         if self.group is not None:
             reason = await self.group.ingest(self.engine, body, source)
             if reason not in (None, "duplicate"):
@@ -259,22 +267,24 @@ class Service:
 
     def journaled(self, body: bytes, source: str = "http") -> asyncio.Future[str | None]:
         """Alone (not in a group): the outcome of one CDR, once the group commit that takes
-        it has made it durable and counted it. (POST /6minutes/cdr awaits it directly: one
-        coroutine fewer to suspend and resume per POST.)"""
+        it has made it durable and admitted it (counted within :data:`WAIT_SECONDS`, and
+        before anything reads the counts: :meth:`count_waiting`). (POST /6minutes/cdr awaits
+        it directly: one coroutine fewer to suspend and resume per POST.)"""
         future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         self._queue.append((source, body, future))
         self._queued.set()
         return future
 
     async def _journal_writer(self) -> None:
-        """Group commit: every body waiting is written in one transaction, then counted in order.
+        """Group commit: every body waiting is written in one transaction, then admitted in
+        order and answered; the accepted rows are counted later (:meth:`count_waiting`).
 
         Before it takes the bodies waiting, it lets the event loop go round a few times
         (:data:`GATHER_ROUNDS`, microseconds when it has nothing else to do): the POSTs whose
         bytes have arrived meanwhile join this group instead of the next. Under wrk -c32
         the groups went from ~15 POSTs (half the connections, the two halves taking turns)
         to 26-31: the write, the wake of the journal's thread and the fixed part of counting
-        a batch (~150 us of the engine's) are paid once for twice as many."""
+        a batch are paid once for twice as many."""
         while True:
             await self._queued.wait()
             for _ in range(GATHER_ROUNDS):  # (one round: what arrived is read, or its handler runs)
@@ -292,14 +302,36 @@ class Service:
                 continue
             reasons: list[str | None] = []
             for source, run in itertools.groupby(batch, key=lambda item: item[0]):
-                reasons += self.engine.feed_batch([body for _, body, _ in run], source)
+                reasons += self.engine.admit_batch([body for _, body, _ in run], source)
+            self._admitted = ids[-1]
             self._counted()
-            self.journal_position = ids[-1]
             for row_id, reason, (source, _, future) in zip(ids, reasons, batch):
                 if reason is not None:
                     self._rejected(source, reason, journal=row_id)
                 if not future.done():
                     future.set_result(reason)
+            if len(self.engine.waiting) >= WAIT_ROWS:  # (once the POSTs have their answers)
+                self.count_waiting()
+            elif self._waiting is None:
+                self._waiting = asyncio.get_running_loop().call_later(WAIT_SECONDS,
+                                                                      self.count_waiting)
+
+    def count_waiting(self) -> None:
+        """Count the POSTs' accepted rows that wait (admitted, answered, not counted yet).
+
+        Each group commit's POSTs are admitted at once (decoded, deduplicated, answered once
+        durable); their counting waits up to :data:`WAIT_SECONDS` or :data:`WAIT_ROWS`, so
+        that several commits are counted as one batch (:mod:`sixminutes.deferred`). Whatever
+        reads the counts calls this first: every request but the POSTs themselves (the web
+        app's ``before``), the tick (rules, events), a snapshot, a reload, the stop; the
+        engine's own reads and sources do too (:meth:`Engine.count_waiting`). Once it
+        returns, every row the journal holds up to :attr:`journal_position` is counted:
+        what a snapshot saves with that position."""
+        if self._waiting is not None:
+            self._waiting.cancel()
+            self._waiting = None
+        self.engine.count_waiting()
+        self.journal_position = max(self.journal_position, self._admitted)
 
     async def keep_bad_body(self, source: str, content_type: str | None, error: str,
                             body: bytes, *, count: bool = True) -> None:
@@ -341,6 +373,7 @@ class Service:
     def _publish_stats(self) -> None:
         """Publish the Stats changed since the last time, and remember them for the snapshot."""
         self._prompt = None
+        self.count_waiting()
         if self.group is not None:
             self.group.show(self.engine)
         changes = self.engine.store.drain_changes()
@@ -355,6 +388,7 @@ class Service:
 
     def tick(self) -> None:
         """Check thresholds, publish what changed as live events, remember it for the snapshot."""
+        self.count_waiting()
         if self.group is not None:
             self.group.show(self.engine)
         self.engine.hold_resolution = self.feeds.behind()
@@ -393,12 +427,14 @@ class Service:
         """DELETE /6minutes/data: drop windows (all, or older than ``before``), the hourly
         history and plugins' memory of them (:meth:`Engine.clear`); the file follows at the
         next snapshot."""
+        self.count_waiting()
         dropped = self.engine.clear(before)
         self.writer.forget(before, ("cells",))
         self.hub.publish("resync", {"lost": 0})  # open pages refetch instead of showing stale data
         return len(dropped)
 
     def delete_alerts(self, before: int | None) -> int:
+        self.count_waiting()  # (the alerts those rows raise are older than this deletion)
         dropped = self.engine.alerts.purge(before)
         kept = self.engine.alerts.ids()
         self._alerts_live = {i: a for i, a in self._alerts_live.items() if i in kept}
@@ -417,7 +453,8 @@ class Service:
         if self.state is None:
             return
         await self.writer.idle()  # one write at a time, in order
-        self.tick()  # the saved cells must hold every CDR the saved positions cover
+        self.tick()  # the saved cells must hold every CDR the saved positions cover (the tick
+        # counts the rows waiting first, outside its guard: a failure there stops the snapshot)
         upto = self.journal_position
         positions = {**self.feeds.positions(), JOURNAL: str(upto)}
         if await self.writer.write(self.state, positions, upto) and self.journal is not None:

@@ -59,6 +59,7 @@ MODULES: dict[str, list[str]] = {
     "web/static": ["tests/browser/test_static_files.py"],
     "plugins": ["tests/test_plugins.py", "tests/test_plugin_health.py"],
     "engine": ["tests/test_engine.py"],
+    "deferred": ["tests/test_deferred.py"],
     "call": ["tests/test_call.py"],
     "parallel": ["tests/test_parallel.py"],
     "occupancy": ["tests/test_occupancy.py"],

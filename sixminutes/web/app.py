@@ -230,8 +230,10 @@ def create_app(service: Service) -> Starlette:
     origins_of(config.allowed_origins)  # a bad one is an error now, not at the first request
     # The POSTs of CDRs straight to their endpoint after the guard's checks (hotpath.py); every
     # other request: the guard first, before anything else sees it; then gzip (24 hours of
-    # series are megabytes of JSON; it skips the event stream by itself).
+    # series are megabytes of JSON; it skips the event stream by itself). Before every other
+    # request, the POSTs' rows still waiting are counted: it reads (or changes) them all.
     return HotApp(hot=("POST", "/6minutes/cdr", ingest), guard=guarded,
+                  before=service.count_waiting,
                   routes=routes, lifespan=lifespan,
                   middleware=[Middleware(Guard, **guarded),
                               Middleware(GZipMiddleware, minimum_size=1024)],

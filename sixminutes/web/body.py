@@ -84,7 +84,7 @@ def cdr_from_body(content_type: str | None, body: bytes) -> bytes:
     """The CDR's raw JSON bytes from what FreeSWITCH's mod_json_cdr or mod_xml_cdr (or another
     client) POSTed."""
     data = body.strip().removeprefix(codecs.BOM_UTF8).strip()
-    if not data.removeprefix(b"cdr=").strip():
+    if data in (b"", b"cdr="):  # (stripped: nothing else is blank after `cdr=`; no copy)
         raise BodyError("empty", "The request body is empty: POST one CDR document.")
     media = (content_type or "").split(";", 1)[0].strip().lower()
     doc = _extract(media, data)
@@ -103,7 +103,7 @@ def _extract(media: str, data: bytes) -> bytes:
     if media == URLENCODED:
         if _is_document(data):  # `curl -d @cdr.json`: the document, not encoded at all
             return _not_xml(data)
-        if data.startswith(b"cdr=") and _is_document(data[4:]):
+        if data.startswith((b"cdr={", b"cdr=[", b"cdr=<")):
             return _not_xml(data[4:])  # `cdr=` + a raw document: it may hold `&`, no splitting
         value = data if data[:3].upper() in (b"%7B", b"%5B") else _form_field(data)
         doc = _guess(value)  # also a base64 value sent with the wrong type

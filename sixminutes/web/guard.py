@@ -30,7 +30,7 @@ import orjson
 
 from .body import check_token
 
-__all__ = ["Guard", "parse_origin", "origins_of", "CHALLENGES"]
+__all__ = ["Guard", "parse_origin", "origins_of", "CHALLENGES", "TOKEN_CHECKED"]
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -38,6 +38,9 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 CHALLENGES = (b'Bearer realm="sixminutes"', b'Basic realm="sixminutes", charset="UTF-8"')
+TOKEN_CHECKED = "sixminutes.token_checked"
+"""Set in the scope of a request whose token the guard has checked: the endpoint behind it
+(web/ingest.py, thousands of POSTs a second) need not check it again."""
 """Bearer for people and scripts; Basic for FreeSWITCH's `cred` (curl may wait for a challenge)."""
 _LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "localhost.localdomain"})
 _WILDCARDS = frozenset({"", "0.0.0.0", "::"})
@@ -152,6 +155,7 @@ class Guard:
         elif not self.auth_reads or self._open(scope["path"]):
             return None
         if check_token(headers, self.token) or self._query_token(scope):
+            scope[TOKEN_CHECKED] = True
             return None
         what = "every change" if method not in _SAFE_METHODS else "reading (auth_reads is on)"
         return 401, "http_401", (

@@ -6,11 +6,13 @@ coroutine that its request is suspended in and resumed through when the group co
 made its CDR durable. For POST /6minutes/cdr only the guard (which must see every request)
 and the endpoint matter: its answer is a few bytes (gzip never applies) and it answers its
 own errors (web/ingest.py; an unexpected one gets uvicorn's 500). So the application itself
-sends it there, after its own guard's checks; every other request goes through the stack.
+sends it there, after its own guard's checks; every other request goes through the stack,
+after ``before`` (the service counts the POSTs' rows still waiting, so that every read, and
+every change, sees each CDR answered before it: service.py's ``count_waiting``).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -23,13 +25,15 @@ __all__ = ["HotApp"]
 class HotApp(Starlette):
     """A Starlette application that sends ``method path``, once ``guard`` lets it through,
     straight to the ASGI ``endpoint``. (The guard in the stack, for every other request,
-    is another instance made with the same options.)"""
+    is another instance made with the same options.) Every other HTTP or WebSocket request
+    calls ``before`` first."""
 
     def __init__(self, *, hot: tuple[str, str, ASGIApp], guard: dict[str, Any],
-                 **options: Any) -> None:
+                 before: Callable[[], None] = lambda: None, **options: Any) -> None:
         super().__init__(**options)
         self.hot_method, self.hot_path, self.hot_endpoint = hot
         self.hot_guard = Guard(self.hot_endpoint, **guard)
+        self.before = before
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (scope["type"] == "http" and scope["method"] == self.hot_method
@@ -37,6 +41,8 @@ class HotApp(Starlette):
             if not await self.hot_guard.refused(scope, send):
                 await self.hot_endpoint(scope, receive, send)
             return
+        if scope["type"] != "lifespan":
+            self.before()
         await super().__call__(scope, receive, send)
 
 

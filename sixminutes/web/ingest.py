@@ -1,4 +1,4 @@
-"""POST /6minutes/cdr: one CDR in, answered once it is durable and counted (or said why not).
+"""POST /6minutes/cdr: one CDR in, answered once durable and its outcome known (or said why not).
 
 A plain ASGI endpoint, not a Starlette one: the body of every FreeSWITCH POST passes here,
 thousands a second, and a Starlette Request (its Headers, looked through once per header
@@ -15,7 +15,7 @@ import orjson
 
 from ..group import GroupUnavailable
 from .body import BodyError, cdr_from_body, check_token
-from .guard import CHALLENGES
+from .guard import CHALLENGES, TOKEN_CHECKED
 
 __all__ = ["Ingest", "NEEDS_TOKEN"]
 
@@ -57,9 +57,10 @@ class Ingest:
                 declared = value.decode("latin-1") if declared is None else declared
             elif name == b"authorization":
                 authorization = value.decode("latin-1") if authorization is None else authorization
-        # (the guard refused a POST without the token already: this holds without it)
-        if not check_token({} if authorization is None else {"authorization": authorization},
-                           self.token):
+        # (the guard refused a POST without the token already, and says so: this holds
+        # without it)
+        if not scope.get(TOKEN_CHECKED) and not check_token(
+                {} if authorization is None else {"authorization": authorization}, self.token):
             return await _error(send, 401, "http_401", NEEDS_TOKEN,
                                 (b"www-authenticate", CHALLENGES[0]))
         limit = service.config.max_body_bytes

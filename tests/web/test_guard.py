@@ -178,3 +178,27 @@ def test_auth_reads_makes_reads_need_the_token_but_not_the_page_shell():
 def test_there_is_always_a_token():
     with pytest.raises(ValueError):
         Guard(lambda *a: None, token="")  # type: ignore[arg-type]
+
+
+def test_the_guard_marks_a_request_whose_token_it_checked_and_no_other():
+    """The hot endpoint behind it (web/ingest.py) then skips its own check: only a request
+    whose token the guard verified may carry the mark."""
+    from sixminutes.web.guard import TOKEN_CHECKED
+    guard = Guard(None, token=TOKEN)
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    def scope(method: str, authorization: bytes | None) -> dict:
+        headers = [(b"host", LOCAL.encode())]
+        if authorization is not None:
+            headers.append((b"authorization", authorization))
+        return {"type": "http", "method": method, "path": "/6minutes/cdr", "headers": headers}
+
+    checked = scope("POST", f"Bearer {TOKEN}".encode())
+    assert asyncio.run(guard.refused(checked, send)) is False and checked[TOKEN_CHECKED] is True
+    for method, authorization in (("POST", None), ("POST", b"Bearer wrong"), ("GET", None)):
+        unchecked = scope(method, authorization)
+        asyncio.run(guard.refused(unchecked, send))
+        assert TOKEN_CHECKED not in unchecked, (method, authorization)

@@ -66,3 +66,14 @@ def test_other_methods_and_paths_go_through_the_app() -> None:
 
 def test_the_path_is_matched_below_the_root_path_a_proxy_mounts_the_app_at() -> None:
     assert call(app(), "POST", "/monitor/6minutes/cdr", root_path="/monitor") == (200, b'{"ok":true}')
+
+
+def test_before_runs_ahead_of_every_other_request_never_of_the_hot_route() -> None:
+    seen: list[str] = []
+    routes = [Route("/6minutes/data", through_the_app, methods=["GET", "POST"])]
+    hot = HotApp(hot=("POST", "/6minutes/cdr", endpoint), guard={"token": TOKEN}, routes=routes,
+                 before=lambda: seen.append("before"))
+    assert call(hot, "POST", "/6minutes/cdr") == (200, b'{"ok":true}') and seen == []
+    assert call(hot, "GET", "/6minutes/data")[0] == 299 and seen == ["before"]
+    assert call(hot, "GET", "/6minutes/cdr")[0] == 404 and seen == ["before"] * 2  # (not the hot one)
+    assert call(hot, "GET", "/nowhere")[0] == 404 and seen == ["before"] * 3

@@ -17,7 +17,7 @@ JSON = (b"content-type", b"application/json")
 
 
 def run(messages: list[dict[str, Any]], headers: list[tuple[bytes, bytes]],
-        **options: Any) -> tuple[list[dict[str, Any]], Service]:
+        scope: dict[str, Any] | None = None, **options: Any) -> tuple[list[dict[str, Any]], Service]:
     """What the endpoint sent for one request whose body comes as ``messages``."""
     async def main() -> tuple[list[dict[str, Any]], Service]:
         svc = Service(Config(token=TOKEN, state=":memory:", **options), clock=lambda: END + 60.0)
@@ -31,8 +31,9 @@ def run(messages: list[dict[str, Any]], headers: list[tuple[bytes, bytes]],
         async def send(message: dict[str, Any]) -> None:
             sent.append(message)
         try:
-            scope = {"type": "http", "method": "POST", "path": "/6minutes/cdr", "headers": headers}
-            await Ingest(svc, TOKEN)(scope, receive, send)
+            request = {"type": "http", "method": "POST", "path": "/6minutes/cdr",
+                       "headers": headers, **(scope or {})}
+            await Ingest(svc, TOKEN)(request, receive, send)
         finally:
             await svc.stop()
         return sent, svc
@@ -88,6 +89,13 @@ def test_without_the_token_it_is_401_with_a_challenge_and_nothing_is_read_or_cou
         assert status == 401 and extra[b"www-authenticate"] == b'Bearer realm="sixminutes"'
         assert b'"error":"http_401"' in data
         assert svc.engine.accepted == 0
+
+
+def test_a_request_the_guard_checked_is_not_checked_again():
+    """(The guard marks what it verified: web/guard.py's TOKEN_CHECKED.) Without the mark,
+    the same request without a token is refused, as above."""
+    sent, svc = run(body(raw(uuid="u-3")), [JSON], scope={"sixminutes.token_checked": True})
+    assert answer(sent)[0] == 200 and svc.engine.accepted == 1
 
 
 def test_a_body_in_chunks_is_one_cdr():
