@@ -146,13 +146,16 @@ class Engine:
         self.plugins = plugins
         return self.plugins
 
-    def admit_batch(self, items: list[Any], source: str = "http") -> list[str | None]:
+    def admit_batch(self, items: list[Any], source: str = "http",
+                    columns: Columns | None = None) -> list[str | None]:
         """Admit documents that arrived together (a group commit of POSTs): return each
         one's rejection reason (None: accepted), exactly as :meth:`feed_batch` would, but
         leave the accepted rows to be counted later, with those of the next batches, by
         :meth:`count_waiting`. Whoever reads the store, the alerts or the plugins' health
-        calls that first (the engine's own methods do): see :mod:`sixminutes.deferred`."""
-        return self._count_batch(list(items), source, wait=True)
+        calls that first (the engine's own methods do): see :mod:`sixminutes.deferred`.
+        ``columns``: ``decode_columns(items)`` done already (the group commit decodes
+        before it writes: :mod:`sixminutes.unchecked`)."""
+        return self._count_batch(list(items), source, wait=True, columns=columns)
 
     def count_waiting(self) -> int:
         """Count the rows :meth:`admit_batch` left waiting, as one batch; return how many."""
@@ -222,12 +225,15 @@ class Engine:
             if not batch:
                 return
 
-    def _count_batch(self, items: list[Any], source: str, wait: bool = False
-                     ) -> list[str | None]:
+    def _count_batch(self, items: list[Any], source: str, wait: bool = False,
+                     columns: Columns | None = None) -> list[str | None]:
         """Count a batch of documents (SKIP: one another process counts) from position ``read``
         on, without moving it; return each one's rejection reason, None if accepted. With
         ``wait``, the accepted rows wait in :attr:`waiting` and ``read`` moves past them."""
-        columns = decode_columns(items)
+        if columns is None:
+            columns = decode_columns(items)
+        elif len(columns.items) != len(items):
+            raise ValueError("the columns are not those of these items")
         rejected = [(row, found.reason, found.detail) for row, found in columns.outcome.items()
                     if isinstance(found, Rejected)]
         accepted, windows = self._admit(columns, rejected)

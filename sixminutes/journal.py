@@ -10,8 +10,10 @@ unlinked, which costs nothing.
 
 The group commit runs on a thread of its own while the event loop holds the GIL most of the
 time, and each time the thread takes the GIL back it may wait for the loop: so it lets the
-GIL go once per commit, in that one ``write``. (zlib's CRC lets it go too, for every body
-over 5 KB: the CRCs are computed over slices shorter than that.) (In SQLite, deleting the counted bodies, ~10 KB each, made every snapshot
+GIL go once per commit, in that one ``write``. (The CRC lets it go too, for every body
+over 5 KB: the CRCs are computed over slices shorter than that.) The CRC is ISA-L's
+(python-isal): zlib's took ~7 us of a 9 KB CDR, with the GIL held, ISA-L's ~0.3 us.
+(In SQLite, deleting the counted bodies, ~10 KB each, made every snapshot
 rewrite megabytes of pages while POSTs waited behind it: bench/ingest.py's p99.)
 
 A record: a header (id, time received, the lengths of source and body), the source, the
@@ -24,9 +26,12 @@ from __future__ import annotations
 import os
 import struct
 import time
-import zlib
-from binascii import crc32
 from collections.abc import Iterator
+
+try:  # ISA-L's CRC-32 (PCLMULQDQ): the same checksum as zlib's, ~20 times as fast here
+    from isal.isal_zlib import crc32
+except ImportError:  # (isal is a dependency; without its wheel, zlib's, more slowly)
+    from zlib import crc32
 
 __all__ = ["Journal", "SEGMENT_BYTES"]
 
@@ -36,7 +41,7 @@ _HEADER = struct.Struct("<QdHI")  # id, received (epoch seconds), len(source), l
 _CRC = struct.Struct("<I")
 _SUFFIX = ".log"
 _CRC_SLICE = 4096
-"""Bytes per CRC call: over 5 KB, zlib's and binascii's crc32 let the GIL go, to get it back later."""
+"""Bytes per CRC call: over 5 KB, zlib's and ISA-L's crc32 let the GIL go, to get it back later."""
 _OPEN = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_DSYNC | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -205,7 +210,7 @@ def _parse(data: bytes, first: int) -> Iterator[tuple[int, str, bytes, int]]:
             return
         source = data[start:start + source_len]
         body = data[start + source_len:stop - _CRC.size]
-        crc = zlib.crc32(body, zlib.crc32(source, zlib.crc32(data[at:start])))
+        crc = crc32(body, crc32(source, crc32(data[at:start])))
         if _CRC.unpack_from(data, stop - _CRC.size)[0] != crc:
             return
         yield record_id, source.decode(), body, stop

@@ -25,6 +25,7 @@ import orjson
 
 from .alerts import Alert
 from .config import Config
+from .columns import Columns
 from .engine import BATCH, Engine
 from .followers import Followers
 from .journal import Journal
@@ -33,9 +34,11 @@ from .notify import Notifier
 from .plugin_health import PluginHealth
 from .plugin_state import import_state
 from .snapshots import SnapshotWriter
+from .unchecked import decode_checked
 from .sources import synthetic
 from .state import Delta, State
 from .status import rate, service_status
+from .web.body import repaired
 from .web.events import Hub, series_name
 
 __all__ = ["Service"]
@@ -52,6 +55,18 @@ WAIT_SECONDS = 0.02
 unless something reads the counts before: see :meth:`Service.count_waiting`."""
 WAIT_ROWS = 384
 """... or less, once this many wait (counted in ~2 ms of the event loop: bench/live_batch.py)."""
+
+
+def _decoded_runs(batch: list[tuple[str, bytes, Any, bool]]
+                  ) -> list[tuple[str, list[bytes], Columns]]:
+    """A group commit's (source, bodies, columns) for each run of one source, in order, the
+    unchecked bodies repaired where they need it (:mod:`sixminutes.unchecked`)."""
+    runs = []
+    for source, group in itertools.groupby(batch, key=lambda item: item[0]):
+        items = list(group)
+        runs.append((source, *decode_checked([item[1] for item in items],
+                                             [item[3] for item in items], repaired)))
+    return runs
 
 
 class Service:
@@ -73,7 +88,7 @@ class Service:
         self.state: State | None = None
         self.journal_position = 0
         self._alerts_live: dict[str, Alert] = {}
-        self._queue: list[tuple[str, bytes, asyncio.Future]] = []
+        self._queue: list[tuple[str, bytes, asyncio.Future, bool]] = []
         self._queued = asyncio.Event()
         self._prompt: asyncio.TimerHandle | None = None
         self._waiting: asyncio.TimerHandle | None = None  # counts the rows left waiting
@@ -265,13 +280,16 @@ class Service:
             return reason
         return await self.journaled(body, source)
 
-    def journaled(self, body: bytes, source: str = "http") -> asyncio.Future[str | None]:
+    def journaled(self, body: bytes, source: str = "http",
+                  unchecked: bool = False) -> asyncio.Future[str | None]:
         """Alone (not in a group): the outcome of one CDR, once the group commit that takes
         it has made it durable and admitted it (counted within :data:`WAIT_SECONDS`, and
         before anything reads the counts: :meth:`count_waiting`). (POST /6minutes/cdr awaits
-        it directly: one coroutine fewer to suspend and resume per POST.)"""
+        it directly: one coroutine fewer to suspend and resume per POST.) ``unchecked``: a
+        percent-decoded document that may need web/body.py's ``repaired`` (the group
+        commit repairs it before it is written: :mod:`sixminutes.unchecked`)."""
         future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-        self._queue.append((source, body, future))
+        self._queue.append((source, body, future, unchecked))
         self._queued.set()
         return future
 
@@ -284,7 +302,8 @@ class Service:
         bytes have arrived meanwhile join this group instead of the next. Under wrk -c32
         the groups went from ~15 POSTs (half the connections, the two halves taking turns)
         to 26-31: the write, the wake of the journal's thread and the fixed part of counting
-        a batch are paid once for twice as many."""
+        a batch are paid once for twice as many. The bodies are decoded before they are
+        written, so that an encode=true one is checked for repair once (unchecked.py)."""
         while True:
             await self._queued.wait()
             for _ in range(GATHER_ROUNDS):  # (one round: what arrived is read, or its handler runs)
@@ -294,18 +313,20 @@ class Service:
             if not batch:
                 continue
             try:
-                ids = await self._journal(lambda: self.journal.append([(s, b) for s, b, _ in batch]))
+                runs = _decoded_runs(batch)
+                ids = await self._journal(lambda: self.journal.append(
+                    [(source, body) for source, bodies, _ in runs for body in bodies]))
             except Exception as error:
-                for _, _, future in batch:
+                for _, _, future, _ in batch:
                     if not future.done():
                         future.set_exception(error)
                 continue
             reasons: list[str | None] = []
-            for source, run in itertools.groupby(batch, key=lambda item: item[0]):
-                reasons += self.engine.admit_batch([body for _, body, _ in run], source)
+            for source, bodies, columns in runs:
+                reasons += self.engine.admit_batch(bodies, source, columns)
             self._admitted = ids[-1]
             self._counted()
-            for row_id, reason, (source, _, future) in zip(ids, reasons, batch):
+            for row_id, reason, (source, _, future, _) in zip(ids, reasons, batch):
                 if reason is not None:
                     self._rejected(source, reason, journal=row_id)
                 if not future.done():

@@ -83,14 +83,30 @@ class BodyError(Exception):
 def cdr_from_body(content_type: str | None, body: bytes) -> bytes:
     """The CDR's raw JSON bytes from what FreeSWITCH's mod_json_cdr or mod_xml_cdr (or another
     client) POSTed."""
+    doc, unchecked = cdr_from_post(content_type, body)
+    return repaired(doc) if unchecked else doc
+
+
+def cdr_from_post(content_type: str | None, body: bytes) -> tuple[bytes, bool]:
+    """:func:`cdr_from_body`, but FreeSWITCH's default form (encode=true: ``cdr=`` + the
+    URL-encoded JSON) percent-decoded only: (the document, True). :func:`repaired` of it is
+    what cdr_from_body gives; a document that a strict JSON scan reads whole is its own
+    repair, so the group commit, which decodes each document strictly anyway
+    (``_columns.c``), repairs only those it could not read, instead of every POST scanning
+    its JSON twice (~5 us of a CDR). Any other body: (cdr_from_body's document, False)."""
     data = body.strip().removeprefix(codecs.BOM_UTF8).strip()
     if data in (b"", b"cdr="):  # (stripped: nothing else is blank after `cdr=`; no copy)
         raise BodyError("empty", "The request body is empty: POST one CDR document.")
     media = (content_type or "").split(";", 1)[0].strip().lower()
+    if (media == URLENCODED and data[:4] == b"cdr=" and data[4:7].upper() == b"%7B"
+            and b"&" not in data):  # (what _extract would read as this one field's JSON)
+        plain = unquote_strict(data[4:].replace(b"+", b" "))
+        if type(plain) is bytes:  # (else _extract says why it is no URL encoding)
+            return plain, True
     doc = _extract(media, data)
     if not doc.strip():
         raise BodyError("empty", "The cdr field is empty: it must hold one CDR document.")
-    return doc
+    return doc, False
 
 
 def _extract(media: str, data: bytes) -> bytes:
@@ -148,7 +164,12 @@ def url_decode(value: bytes, plain: bytes | None = None) -> bytes:
     (encode-values) as they were, so decoding the body decodes those too, and a quote or CR LF
     in a value breaks the JSON: then such bytes inside strings are put back as %XX, for the
     engine to decode with the rest of the value."""
-    plain = unquote(value) if plain is None else plain
+    return repaired(unquote(value) if plain is None else plain)
+
+
+def repaired(plain: bytes) -> bytes:
+    """A percent-decoded JSON document as it is when it is JSON, else its strings repaired
+    (:func:`url_decode`)."""
     if prescan is not None and prescan(plain) is not None:
         return plain  # JSON as it is: the pre-scan is a quarter of orjson's time on a CDR
     try:

@@ -14,7 +14,7 @@ from typing import Any, Awaitable, Callable
 import orjson
 
 from ..group import GroupUnavailable
-from .body import BodyError, cdr_from_body, check_token
+from .body import BodyError, cdr_from_post, check_token, repaired
 from .guard import CHALLENGES, TOKEN_CHECKED
 
 __all__ = ["Ingest", "NEEDS_TOKEN"]
@@ -86,13 +86,14 @@ class Ingest:
         if over:
             return await self._too_large(send, content_type, declared, body)
         try:
-            cdr = cdr_from_body(content_type, body)
+            cdr, unchecked = cdr_from_post(content_type, body)
         except BodyError as error:
             await service.keep_bad_body("http", content_type, str(error), body)
             return await _error(send, 400, error.reason, str(error))
-        try:
-            reason = await (service.ingest(cdr, "http") if service.group is not None
-                            else service.journaled(cdr, "http"))
+        try:  # (an encode=true document is checked by the group commit's decode, not here)
+            reason = await (service.ingest(repaired(cdr) if unchecked else cdr, "http")
+                            if service.group is not None
+                            else service.journaled(cdr, "http", unchecked))
         except GroupUnavailable as error:  # not stored: FreeSWITCH keeps the file and retries
             return await _error(send, 503, "unavailable", str(error), (b"retry-after", b"1"))
         answer = _OUTCOMES.get(reason or "accepted")

@@ -134,3 +134,47 @@ def test_a_client_gone_before_its_body_came_gets_no_answer_and_nothing_is_counte
     sent, svc = run(messages, [BEARER, JSON])
     assert sent == [] and svc.engine.accepted == 0
     assert not any(n for (source, _), n in svc.engine.outcomes.items() if source == "http")
+
+
+def test_encode_true_posts_are_journaled_as_checking_each_one_gave_the_broken_one_repaired():
+    """FreeSWITCH's default form is checked for repair by the group commit's decode, not by
+    each POST: what the journal holds (what a restart after kill -9 counts again) is the
+    document cdr_from_body gives, repaired where old FreeSWITCH broke it, and both count."""
+    from urllib.parse import quote_from_bytes
+
+    from sixminutes.web.body import cdr_from_body
+
+    good = raw(uuid="u-1", sip_full_from='"+8551" <sip:+8551@x>')
+    broken = raw(uuid="u-2", sip_full_from='"+8551" <sip:+8551@x>').replace(b'\\"', b"%22")
+    # (before #3152 a value's own %22 went out as it was: decoded, a raw quote)
+    posts = [b"cdr=" + quote_from_bytes(doc, safe="").encode().replace(b"%2522", b"%22")
+             for doc in (good, broken)]
+    form = (b"content-type", b"application/x-www-form-urlencoded")
+
+    async def main() -> tuple[list[int], list[bytes], int]:
+        svc = Service(Config(token=TOKEN, state=":memory:"), clock=lambda: END + 60.0)
+        await svc.start()
+        statuses: list[int] = []
+
+        async def post(data: bytes) -> None:
+            messages, sent = body(data), []
+
+            async def receive() -> dict[str, Any]:
+                return messages.pop(0)
+
+            async def send(message: dict[str, Any]) -> None:
+                sent.append(message)
+            await Ingest(svc, TOKEN)({"type": "http", "method": "POST",
+                                      "headers": [BEARER, form]}, receive, send)
+            statuses.append(answer(sent)[0])
+        try:
+            await asyncio.gather(*(post(data) for data in posts))  # (one group commit)
+            journaled = [doc for _, _, doc in svc.journal.after(0)]
+            svc.count_waiting()
+            return statuses, journaled, svc.engine.accepted
+        finally:
+            await svc.stop()
+    statuses, journaled, accepted = asyncio.run(main())
+    assert statuses == [200, 200] and accepted == 2
+    expected = [cdr_from_body("application/x-www-form-urlencoded", data) for data in posts]
+    assert journaled == expected and expected == [good, broken]  # (raw quotes: %22 again)
