@@ -253,29 +253,46 @@ static PyObject *prescan_end_epoch(PyObject *module, PyObject *arg) {
  * (None unless given) when it falls to another (never copied); any other line (a plain
  * document whose end time only the decoder can read, a blank line, an array...) a 1-tuple of
  * the line with its newline. Returns (items, bytes used, how many 1-tuples, the bytes of the
- * documents copied): a line the buffer cuts short is left for the next call. */
+ * documents copied): a line the buffer cuts short is left for the next call.
+ *
+ * With `record` (a bytearray), each line taken also appends three int64 to it: where it
+ * starts and ends (past its newline) in data, and its plain end time (-1: a (line,) item), the
+ * index another process reads the lines of a segment by (sources/segments.py). With `stop`
+ * >= 0, no line starting at or after that offset is taken. */
 static PyObject *prescan_split_lines(PyObject *module, PyObject *args) {
     Py_buffer view;
     int jobs, index;
     long long window;
-    PyObject *passed = Py_None;
-    if (!PyArg_ParseTuple(args, "y*iiL|O", &view, &jobs, &index, &window, &passed))
+    PyObject *passed = Py_None, *record = Py_None;
+    Py_ssize_t stop = -1;
+    if (!PyArg_ParseTuple(args, "y*iiL|OOn", &view, &jobs, &index, &window, &passed, &record,
+                          &stop))
         return NULL;
-    if (jobs < 1 || window < 1) {
+    if (jobs < 1 || window < 1 || (record != Py_None && !PyByteArray_Check(record))) {
         PyBuffer_Release(&view);
-        PyErr_SetString(PyExc_ValueError, "jobs and window must be positive");
+        PyErr_SetString(PyExc_ValueError, "jobs and window must be positive, record a bytearray");
         return NULL;
     }
     const char *data = view.buf, *end = data + view.len, *p = data, *nl;
+    const char *last = stop >= 0 && stop < view.len ? data + stop : end;
     Py_ssize_t odd = 0, copied = 0;
     PyObject *items = PyList_New(0);
-    while (items != NULL && p < end && (nl = memchr(p, '\n', end - p)) != NULL) {
+    while (items != NULL && p < last && (nl = memchr(p, '\n', end - p)) != NULL) {
         PyObject *item;
         long long epoch = -1;
         int plain = nl - p >= 3 && p[0] == '{' && p[1] == '"' && nl[-1] == '}' && p[2] != 'l'
                     && p[2] != 'p';
         if (plain)
             epoch = plain_end_epoch(p, nl);
+        if (record != Py_None) {
+            int64_t entry[3] = {p - data, nl + 1 - data, epoch};
+            Py_ssize_t size = PyByteArray_GET_SIZE(record);
+            if (PyByteArray_Resize(record, size + (Py_ssize_t)sizeof entry) < 0) {
+                Py_CLEAR(items);
+                break;
+            }
+            memcpy(PyByteArray_AS_STRING(record) + size, entry, sizeof entry);
+        }
         if (epoch < 0) {
             PyObject *line = PyBytes_FromStringAndSize(p, nl - p + 1);
             item = line ? PyTuple_Pack(1, line) : NULL;
@@ -484,10 +501,13 @@ static PyMethodDef methods[] = {
      "end_epoch(raw: bytes) -> int\n\n"
      "The plain value of the one \"end_epoch\" key, without decoding; -1 when it is not plain."},
     {"split_lines", prescan_split_lines, METH_VARARGS,
-     "split_lines(data: buffer, jobs: int, index: int, window: int, passed=None) -> (list, int, int, int)\n\n"
+     "split_lines(data: buffer, jobs: int, index: int, window: int, passed=None, record=None,\n"
+     "            stop=-1) -> (list, int, int, int)\n\n"
      "The complete lines of JSON Lines data for process index of jobs: a plain document of its\n"
      "windows as bytes (no newline), of another's as passed, any other line as (line,); then\n"
-     "the bytes used, the number of (line,) items and the bytes of the documents copied."},
+     "the bytes used, the number of (line,) items and the bytes of the documents copied.\n"
+     "record: a bytearray each line appends (start, end, plain end time or -1) to, as int64;\n"
+     "stop: no line starting at or after this offset is taken."},
     {"deeper_than", prescan_deeper_than, METH_VARARGS,
      "deeper_than(raw: bytes, limit: int) -> bool\n\n"
      "Whether brackets outside strings nest deeper than limit (the bytes need not be JSON)."},

@@ -157,6 +157,13 @@ class Meter:
                 self.progress(position - self.reported)
                 self.reported = position
 
+    def reach(self, position: int) -> None:
+        """Progress up to a position of the file read another way (a parallel replay's
+        segments: :mod:`sixminutes.sources.segments`)."""
+        if position > self.reported:
+            self.progress(position - self.reported)
+            self.reported = position
+
     def finish(self, size: int) -> None:
         self.progress(max(size - self.reported, 0))
         self.reported = max(size, self.reported)

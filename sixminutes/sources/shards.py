@@ -7,8 +7,10 @@ same documents in every process) without being decoded.
 
 In a plain JSON Lines file, the usual replay input, most lines are another process's: the
 compiled splitter (``_prescan.split_lines``) reads the file a buffer at a time, finds each
-line's end time in C and copies only this process's lines into ``bytes``. A document whose
-end time is not plain, and every other layout, is decided by :func:`shard_of`.
+line's end time in C and copies only this process's lines into ``bytes``; in a parallel
+replay each process splits only its segments of the file and reads the others' indexes
+(:mod:`sixminutes.sources.segments`). A document whose end time is not plain, and every
+other layout, is decided by :func:`shard_of`.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from ..call import _prescan, decode
 from ..columns import SKIP, Chunk
 from ..windows import WINDOW
 from .reading import Meter, Reading
+from .segments import Exchange, segments
 
 __all__ = ["PASSED", "Shard", "shard_of", "end_epoch_of", "split_lines"]
 
@@ -74,10 +77,12 @@ def shard_of(item: bytes | dict | Any, jobs: int) -> int:
 
 
 class Shard:
-    """One process's share of a parallel replay: process ``index`` of ``jobs``."""
+    """One process's share of a parallel replay: process ``index`` of ``jobs``; with an
+    ``exchange``, the processes read a big JSON Lines file a segment each
+    (:mod:`sixminutes.sources.segments`), else each reads all of it."""
 
-    def __init__(self, index: int, jobs: int) -> None:
-        self.index, self.jobs = index, jobs
+    def __init__(self, index: int, jobs: int, exchange: Exchange | None = None) -> None:
+        self.index, self.jobs, self.exchange = index, jobs, exchange
 
     def keeps(self, item: Any) -> bool:
         """Whether this process counts a document (PASSED: another does)."""
@@ -97,7 +102,9 @@ def split_lines(f: BinaryIO, meter: Meter, reading: Reading, path: str, shard: S
     n = reading.documents  # the number of the next document
     expected = -1  # the line the next document is on while they follow one a line
     number = 0
-    for items, odd, copied in _splits(f, meter, shard):
+    parts = (segments(f, meter, reading, path, shard) if shard.exchange is not None
+             and shard.jobs > 1 else _splits(f, meter, shard))
+    for items, odd, copied in parts:
         if not odd:  # (the usual buffer: its documents at once)
             if number + 1 != expected:
                 reading.run(path, number + 1, at=n)

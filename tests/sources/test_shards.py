@@ -40,6 +40,16 @@ def sharded(path: str, shard: Shard) -> tuple[list, list[str | None]]:
     return out, [reading.where(i) for i in range(len(out))]
 
 
+def written(folder: str, lines: list[bytes], last_newline: bool) -> str:
+    """A JSON Lines file of these lines in ``folder`` (its last newline left out if asked)."""
+    content = b"".join(lines)
+    if not last_newline:
+        content = content.rstrip(b"\n")
+    path = str(Path(folder) / "cdrs.jsonl")
+    Path(path).write_bytes(content)
+    return path
+
+
 ODD_LINES = [
     b"\n",  # blank
     b'{"last_seq":"12-abc","pending":0}\n',  # a _changes feed's end
@@ -60,12 +70,8 @@ ODD_LINES = [
     st.integers(1, 3), st.booleans(), st.data())
 def test_a_process_reads_its_documents_at_their_positions(lines, jobs, last_newline, data):
     index = data.draw(st.integers(0, jobs - 1))
-    content = b"".join(lines)
-    if not last_newline:
-        content = content.rstrip(b"\n")
     with tempfile.TemporaryDirectory() as tmp:
-        path = str(Path(tmp) / "cdrs.jsonl")
-        Path(path).write_bytes(content)
+        path = written(tmp, lines, last_newline)
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(files, "SMALL_LIMIT", 0)  # (streamed, as a big file is)
             mp.setattr(shards, "BUFFER", 64)  # lines cut by the buffer, lines longer than it
