@@ -21,6 +21,7 @@ from sixminutes.engine import BATCH, Engine
 from sixminutes import parallel
 from sixminutes.call import Rejected, decode
 from sixminutes.parallel import shard_of
+from sixminutes.sources import files, segments
 from sixminutes.sources.synthetic import Generator
 from sixminutes.windows import WINDOW
 
@@ -54,7 +55,7 @@ def replay_json(capsys, *args: str) -> dict:
 
 
 def assert_same(capsys, *args: str, jobs: int = 3) -> dict:
-    one = replay_json(capsys, *args)
+    one = replay_json(capsys, "--jobs", "1", *args)  # (by default, one process per core)
     many = replay_json(capsys, "--jobs", str(jobs), *args)
     assert many["data"] == one["data"]
     assert list(many["rejected"].items()) == list(one["rejected"].items())  # order too
@@ -184,7 +185,11 @@ def test_an_alert_field_only_json_knows_how_to_write_crosses_processes(corpus, t
     ("raise KeyboardInterrupt('in the plugin')", "process 1: KeyboardInterrupt: in the plugin"),
     ("os._exit(3)", "replay process 1 ended with exit code 3"),  # dies: not waited for
 ])
-def test_the_end_of_another_process_is_reported(ending, said, corpus, tmp_path, capsys):
+@pytest.mark.parametrize("segments", [False, True], ids=["every-byte", "segments"])
+def test_the_end_of_another_process_is_reported(ending, said, segments, corpus, tmp_path, capsys,
+                                                request):
+    # (in segments, this process waits for the other's segments when it ends)
+    read = request.getfixturevalue("in_segments") if segments else None
     plugins = plugin_dir(tmp_path, "ending",  # only in the other process: this one is pytest
                          "import multiprocessing, os\n"
                          "def plugin(ctx):\n"
@@ -193,6 +198,7 @@ def test_the_end_of_another_process_is_reported(ending, said, corpus, tmp_path, 
     assert main(["replay", "--json", "--no-progress", "--jobs", "2", "--plugins",
                  str(plugins), str(corpus)]) == 2
     assert said in capsys.readouterr().err
+    assert read is None or read  # (this process read segments)
 
 
 @pytest.mark.parametrize("ending", ["", "raise KeyboardInterrupt('in the plugin')", "os._exit(3)"])
@@ -214,6 +220,42 @@ def test_the_folder_the_shares_cross_is_removed_whatever_the_end(ending, corpus,
     assert status == (2 if ending else 0)
     assert len(made) == 1 and made[0].name.startswith("/dev/shm/sixminutes-replay-")
     assert not Path(made[0].name).exists()
+
+
+@pytest.fixture
+def in_segments(monkeypatch):
+    """The corpus read as a big file is: streamed, in segments of 64 KB, a process each.
+    (Forked: a spawned process would import the limits afresh and read the file whole. A
+    thread another test left behind would otherwise make the replay spawn.)"""
+    monkeypatch.setattr(parallel, "start_method", lambda: "fork")
+    monkeypatch.setattr(parallel, "SEGMENTS_FROM", 2)
+    monkeypatch.setattr(files, "SMALL_LIMIT", 0)
+    monkeypatch.setattr(segments, "SEGMENT", 64 << 10)
+    read = []
+    real = segments._read
+
+    def spy(fd, file, k, shard, scratch):
+        read.append(k)
+        return real(fd, file, k, shard, scratch)
+
+    monkeypatch.setattr(segments, "_read", spy)
+    return read
+
+
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_processes_reading_a_segment_each_count_what_one_does(corpus, capsys, in_segments, jobs):
+    assert_same(capsys, str(corpus), jobs=jobs)
+    assert in_segments and all(k % jobs == 0 for k in in_segments)  # (this process's: the others' are theirs)
+
+
+@pytest.mark.parametrize("jobs, segments", [(2, False), (3, True), (8, True)])
+def test_a_big_file_is_read_a_segment_each_from_three_processes(tmp_path, jobs, segments):
+    folder = tmp_path / "shares"
+    folder.mkdir()
+    exchange = parallel._exchange(str(folder), jobs, parallel.multiprocessing.get_context(), 4096)
+    assert (exchange is not None) == segments
+    if segments:
+        assert exchange.segment == 4096 and (folder / "segments").is_dir()
 
 
 def test_shares_go_through_the_queue_when_no_file_can_hold_them(corpus, capsys, monkeypatch):
