@@ -58,6 +58,13 @@ class Cells:
         self.size = 0
         self.changed: set[str] = set()
 
+    def __getstate__(self) -> tuple:
+        """Pickled (a replay's share) without the table's spare rows."""
+        return self.live, self.offsets, self.table[:self.size], self.size, self.changed
+
+    def __setstate__(self, state: tuple) -> None:
+        self.live, self.offsets, self.table, self.size, self.changed = state
+
     def rows(self, keys: list[str]) -> list[int]:
         """The table row of each key: a live list is folded in, a new key gets an empty row."""
         offsets = self.offsets

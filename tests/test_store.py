@@ -429,3 +429,23 @@ def test_cells_json_refuses_a_table_of_the_wrong_shape():
     from sixminutes._cellsjson import cells_json
     with pytest.raises(ValueError, match="five doubles per key"):
         cells_json(["a", "b"], np.zeros((1, 5)))
+
+
+def test_cells_pickle_without_their_spare_rows_and_grow_again():
+    import pickle
+
+    from sixminutes.store import Cells
+
+    cells = Cells()
+    rows = cells.rows([f"calls{{profile=\"p{i}\"}}" for i in range(10)])
+    rows += cells.rows([f"calls{{profile=\"p{i}\"}}" for i in range(10, 20)])
+    cells.table[rows, 0] = range(20)
+    cells.add("calls{profile=\"live\"}", 4.0)  # (a live list, folded later)
+    assert len(cells.table) > cells.size  # (room kept for the next rows)
+    again = pickle.loads(pickle.dumps(cells, protocol=pickle.HIGHEST_PROTOCOL))
+    assert len(again.table) == again.size == 20  # only the rows in use cross
+    assert again.rows_table()[0] == cells.rows_table()[0]
+    assert (again.rows_table()[1] == cells.rows_table()[1]).all()
+    new = again.rows(["calls{profile=\"new\"}", "calls{profile=\"live\"}"])
+    assert new == [20, 21] and again.get("calls{profile=\"live\"}").sum == 4.0
+    assert again.get("calls{profile=\"p7\"}").sum == 7.0
