@@ -59,6 +59,7 @@ bench: setup /usr/bin/wrk
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python bench/replay.py
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/reading.py
 	$(BIN)/python bench/catchup.py
 	$(BIN)/python bench/groupby.py
 	$(BIN)/python bench/engine.py
