@@ -33,6 +33,7 @@ import multiprocessing
 import os
 import pickle
 import queue
+import shutil
 import tempfile
 import threading
 from pathlib import Path
@@ -118,11 +119,40 @@ def _load(path: Path) -> Any:
     return share
 
 
+_PREFIX = "sixminutes-replay-"
+
+
 def _shares_folder() -> tempfile.TemporaryDirectory:
-    """Where the workers leave their shares: in memory when the system has /dev/shm."""
+    """Where the workers leave their shares and segment indexes: in memory when the system
+    has /dev/shm. Its name holds this process's id; the folders of replays that were killed
+    (SIGKILL leaves them, holding memory) are removed first."""
     shm = "/dev/shm"
     fast = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
-    return tempfile.TemporaryDirectory(prefix="sixminutes-replay-", dir=fast)
+    _sweep(fast or tempfile.gettempdir())
+    return tempfile.TemporaryDirectory(prefix=f"{_PREFIX}{os.getpid()}-", dir=fast)
+
+
+def _sweep(parent: str) -> list[str]:
+    """Remove the replay folders in ``parent`` that this user's replays left when killed
+    (their process is gone); return their names."""
+    removed = []
+    try:
+        names = [name for name in os.listdir(parent) if name.startswith(_PREFIX)]
+    except OSError:
+        return removed
+    for name in names:
+        pid = name[len(_PREFIX):].split("-", 1)[0]
+        path = os.path.join(parent, name)
+        try:
+            if not pid.isdigit() or os.stat(path).st_uid != os.getuid():
+                continue  # (an older replay's name, or another user's: not ours to judge)
+            os.kill(int(pid), 0)
+        except ProcessLookupError:  # its replay is gone
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(name)
+        except OSError:  # (it went meanwhile, or a process we may not signal: alive)
+            continue
+    return removed
 
 
 def start_method() -> str:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import random
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -218,7 +220,7 @@ def test_the_folder_the_shares_cross_is_removed_whatever_the_end(ending, corpus,
     status = main(["replay", "--json", "--no-progress", "--jobs", "2", "--plugins",
                    str(plugins), str(corpus)])
     assert status == (2 if ending else 0)
-    assert len(made) == 1 and made[0].name.startswith("/dev/shm/sixminutes-replay-")
+    assert len(made) == 1 and made[0].name.startswith(f"/dev/shm/sixminutes-replay-{os.getpid()}-")
     assert not Path(made[0].name).exists()
 
 
@@ -256,6 +258,19 @@ def test_a_big_file_is_read_a_segment_each_from_three_processes(tmp_path, jobs, 
     assert (exchange is not None) == segments
     if segments:
         assert exchange.segment == 4096 and (folder / "segments").is_dir()
+
+
+def test_the_folders_of_replays_killed_are_removed_and_no_others(tmp_path):
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # (a process id no process has now)
+    for name in (f"sixminutes-replay-{gone.pid}-abc", f"sixminutes-replay-{os.getpid()}-def",
+                 "sixminutes-replay-oldstyle", "other-folder"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "share-1.pickle").write_bytes(b"x" * 1000)
+    assert parallel._sweep(str(tmp_path)) == [f"sixminutes-replay-{gone.pid}-abc"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([
+        f"sixminutes-replay-{os.getpid()}-def", "sixminutes-replay-oldstyle", "other-folder"])
+    assert parallel._sweep(str(tmp_path / "missing")) == []
 
 
 def test_shares_go_through_the_queue_when_no_file_can_hold_them(corpus, capsys, monkeypatch):
