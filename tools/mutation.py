@@ -64,6 +64,7 @@ MODULES: dict[str, list[str]] = {
     "parallel": ["tests/test_parallel.py"],
     "occupancy": ["tests/test_occupancy.py"],
     "sources/shards": ["tests/sources/test_shards.py", "tests/test_parallel.py"],
+    "sources/segments": ["tests/sources/test_segments.py"],  # (the readers in threads: mutants seen)
     "group/view": ["tests/group/test_view.py"],
 }
 

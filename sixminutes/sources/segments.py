@@ -13,8 +13,10 @@ read about twice instead of ``jobs`` times.
 A segment's lines are those that start in it: its reader starts after the first newline
 before the segment (or at the start of the file) and reads on to the end of its last line.
 The segment where the file ends says so; the others stop there too, so all agree on the
-lines even when the file grows while it is read. Each process reads its next segment before
-it waits for another's, so no process waits for one that waits for it.
+lines even when the file grows while it is read. A process reads a segment of its own at
+the latest when it comes to it, and waits only for earlier ones, so none waits for one that
+waits for it; it reads its next ``AHEAD`` segments before it waits, so that the processes
+drift apart instead of moving in lockstep.
 """
 from __future__ import annotations
 
@@ -155,7 +157,7 @@ def segments(f: Any, meter: Meter, reading: Reading, path: str, shard: Shard
                 ahead[k] = _read(fd, file, k, shard, scratch)
                 unread = k + jobs
             chunks, reached, end = ahead.pop(k)
-        else:  # this process's next segments are read first: their readers may be waiting
+        else:  # this process's next segments first (their readers need not wait for them)
             while len(ahead) < AHEAD and not any(found[2] for found in ahead.values()):
                 ahead[unread] = _read(fd, file, unread, shard, scratch)
                 unread += jobs

@@ -27,10 +27,11 @@ def doc(epoch, quoted=True, **extra) -> bytes:
     return f'{{"variables":{{"end_epoch":{value}}}{body}}}'.encode()
 
 
-def reference(path: str, shard: Shard) -> tuple[list, list[str | None]]:
+def reference(path: str | list[str], shard: Shard) -> tuple[list, list[str | None]]:
     """What the process reads, told from the whole file read as one process reads it."""
     reading = Reading()
-    out = [d if shard.keeps(d) else PASSED for d in read_documents([path], reading)]
+    paths = [path] if isinstance(path, str) else path
+    out = [d if shard.keeps(d) else PASSED for d in read_documents(paths, reading)]
     return out, [reading.where(i) for i in range(len(out))]
 
 
