@@ -32,7 +32,7 @@ def read_together(path: str | list[str], jobs: int, segment: int, chunks: bool =
                   problems: bool = False, progress: bool = False
                   ) -> list[tuple[list, list[str | None], Reading]]:
     """What each of ``jobs`` readers sharing one exchange reads (threads: the waits are real);
-    none of them had a problem reading, unless ``problems``."""
+    each had the problems reading the whole file has, unless ``problems`` (others expected)."""
     paths = [path] if isinstance(path, str) else path
     with tempfile.TemporaryDirectory() as folder:
         exchange = exchange_for(folder, jobs, segment)
@@ -63,8 +63,10 @@ def read_together(path: str | list[str], jobs: int, segment: int, chunks: bool =
                 raise result
         left = [p.name for p in Path(folder).iterdir()]  # (file-segment-reader.index)
         assert len(left) <= len(paths) * jobs * segments.AHEAD, left  # (read ahead past an end)
-    if not problems:
-        assert [reading.problems for _, _, reading in got] == [[]] * jobs
+    if not problems:  # (those of reading the whole file, as one process does)
+        whole = Reading()
+        list(read_documents(paths, whole))
+        assert [reading.problems for _, _, reading in got] == [whole.problems] * jobs
     return got
 
 
