@@ -104,7 +104,7 @@ class Exchange:
                 if self._failed.value:
                     raise Stopped()
                 if self._done[owner]:
-                    from .files import InputError
+                    from .files import InputError  # (files imports this module)
                     raise InputError(f"replay process {owner} ended without reading segment "
                                      f"{segment} of the inputs (did a file change while it "
                                      f"was read?)")
@@ -130,7 +130,6 @@ class Exchange:
         with self._ready:
             self._failed.value = 1
             self._ready.notify_all()
-
 
 
 Chunks = list[tuple[list[Any], int, int]]
