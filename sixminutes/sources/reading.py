@@ -152,14 +152,11 @@ class Meter:
         if self.pending >= self.step:  # tell() is a system call: not once per line
             self.consumed += self.pending
             self.pending = 0
-            position = self.raw.tell()
-            if position > self.reported:
-                self.progress(position - self.reported)
-                self.reported = position
+            self.reach(self.raw.tell())
 
     def reach(self, position: int) -> None:
-        """Progress up to a position of the file read another way (a parallel replay's
-        segments: :mod:`sixminutes.sources.segments`)."""
+        """Progress up to a position of the file (also for one read another way: a parallel
+        replay's segments, :mod:`sixminutes.sources.segments`)."""
         if position > self.reported:
             self.progress(position - self.reported)
             self.reported = position
